@@ -1,0 +1,13 @@
+//! captchaify: a shield against bots and layer-7 floods, as an nginx dynamic module.
+//!
+//! The pure logic (`policy`, `pages`, `conf`) knows nothing of nginx and is covered by
+//! `cargo test`; `nginx` is the glue that the module build adds on top.
+
+pub mod conf;
+pub mod pages;
+pub mod policy;
+
+// The glue references nginx symbols that only exist inside an nginx process, so the unit
+// test binary (an executable) leaves it out.
+#[cfg(not(test))]
+mod nginx;

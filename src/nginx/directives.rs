@@ -1,0 +1,219 @@
+//! The directive table and the configuration structs it fills.
+//!
+//! Every value goes through the pure parsers in `policy` and `conf`; an error is logged with
+//! nginx's file-and-line context and fails `nginx -t`.
+
+use core::ffi::{c_char, c_void};
+use core::fmt::Display;
+use core::ptr;
+
+use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::ffi::{
+    ngx_command_t, ngx_conf_t, ngx_shm_zone_t, ngx_str_t, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
+    NGX_LOG_EMERG,
+};
+use ngx::http::{HttpModuleMainConf, Merge, MergeConfigError};
+use ngx::{ngx_conf_log_error, ngx_string};
+
+use super::{zone, Module};
+use crate::conf::{parse_flag, ZoneSpec};
+use crate::policy::{self, Action, Hardness};
+
+/// Configuration of the whole `http` block.
+#[derive(Debug)]
+pub(crate) struct MainConf {
+    /// Set by any captchaify directive: an unused module creates no zone and changes nothing.
+    pub used: bool,
+    pub zone: *mut ngx_shm_zone_t,
+}
+
+impl Default for MainConf {
+    fn default() -> Self {
+        MainConf { used: false, zone: ptr::null_mut() }
+    }
+}
+
+/// Configuration of one `http`, `server` or `location` level. `None` means "not set here":
+/// the value is inherited, and a location where nothing at all is set is left alone.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LocConf {
+    pub action: Option<Action>,
+    pub hardness: Option<Hardness>,
+    pub dry_run: Option<bool>,
+    pub block_crawler: Option<bool>,
+}
+
+impl LocConf {
+    /// Whether the module acts in this location at all.
+    pub fn enabled(&self) -> bool {
+        self.action.is_some()
+            || self.hardness.is_some()
+            || self.dry_run.is_some()
+            || self.block_crawler.is_some()
+    }
+
+    pub fn policy(&self) -> policy::LocationPolicy {
+        policy::LocationPolicy {
+            action: self.action.unwrap_or_default(),
+            block_crawler: self.block_crawler.unwrap_or(true),
+        }
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run.unwrap_or(false)
+    }
+}
+
+impl Merge for LocConf {
+    fn merge(&mut self, prev: &LocConf) -> Result<(), MergeConfigError> {
+        self.action = self.action.or(prev.action);
+        self.hardness = self.hardness.or(prev.hardness);
+        self.dry_run = self.dry_run.or(prev.dry_run);
+        self.block_crawler = self.block_crawler.or(prev.block_crawler);
+        Ok(())
+    }
+}
+
+/// Runs after the `http` block is parsed: an enabled module without `captchaify_zone` gets
+/// the default zone, and the crawler patterns are compiled once, before the workers fork.
+pub(crate) unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: nginx passes this module's main configuration, created by create_main_conf.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    if !mcf.used {
+        return NGX_CONF_OK;
+    }
+    if mcf.zone.is_null() {
+        match zone::add(cf, &ZoneSpec::default_zone()) {
+            Some(shm_zone) => mcf.zone = shm_zone,
+            None => return NGX_CONF_ERROR,
+        }
+    }
+    policy::crawler::warm_up();
+    NGX_CONF_OK
+}
+
+/// The arguments of the directive being parsed, after its name.
+///
+/// # Safety
+/// `cf` must be the configuration context nginx passes to a directive handler.
+unsafe fn arguments<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
+    // SAFETY: for a directive handler, `cf.args` holds the directive name and its arguments.
+    let args: &[ngx_str_t] = unsafe { (*(*cf).args).as_slice() };
+    &args[1..]
+}
+
+/// Logs a configuration error the way nginx's own modules do: directive name, problem, and
+/// (added by nginx) the file and line.
+pub(super) fn reject(cf: *mut ngx_conf_t, directive: &str, problem: impl Display) -> *mut c_char {
+    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "\"{directive}\" directive: {problem}");
+    NGX_CONF_ERROR
+}
+
+/// Sets one `Option` field of a location configuration from the directive's only argument.
+fn set_location_value<T, E: Display>(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+    directive: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+    field: impl FnOnce(&mut LocConf) -> &mut Option<T>,
+) -> *mut c_char {
+    // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+    let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+    // SAFETY: called from a directive handler.
+    let arg = unsafe { arguments(cf) }[0];
+    let Ok(value) = arg.to_str() else {
+        return reject(cf, directive, "argument is not valid UTF-8");
+    };
+    let slot = field(lcf);
+    if slot.is_some() {
+        return reject(cf, directive, "is duplicate");
+    }
+    match parse(value) {
+        Ok(parsed) => *slot = Some(parsed),
+        Err(error) => return reject(cf, directive, error),
+    }
+    mark_used(cf);
+    NGX_CONF_OK
+}
+
+fn mark_used(cf: *mut ngx_conf_t) {
+    // SAFETY: directive handlers run inside the http block, where the main conf exists.
+    if let Some(mcf) = Module::main_conf_mut(unsafe { &*cf }) {
+        mcf.used = true;
+    }
+}
+
+macro_rules! location_directive {
+    ($handler:ident, $name:literal, $parse:expr, $field:ident) => {
+        unsafe extern "C" fn $handler(
+            cf: *mut ngx_conf_t,
+            _cmd: *mut ngx_command_t,
+            conf: *mut c_void,
+        ) -> *mut c_char {
+            set_location_value(cf, conf, $name, $parse, |c| &mut c.$field)
+        }
+    };
+}
+
+location_directive!(set_action, "captchaify_action", str::parse::<Action>, action);
+location_directive!(set_hardness, "captchaify_hardness", str::parse::<Hardness>, hardness);
+location_directive!(set_dry_run, "captchaify_dry_run", parse_flag, dry_run);
+location_directive!(set_block_crawler, "captchaify_block_crawler", parse_flag, block_crawler);
+
+unsafe extern "C" fn set_zone(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    if !mcf.zone.is_null() {
+        return reject(cf, "captchaify_zone", "is duplicate");
+    }
+    // SAFETY: called from a directive handler.
+    let arg = unsafe { arguments(cf) }[0];
+    let spec = match arg.to_str().map(ZoneSpec::parse) {
+        Ok(Ok(spec)) => spec,
+        Ok(Err(error)) => return reject(cf, "captchaify_zone", error),
+        Err(_) => return reject(cf, "captchaify_zone", "argument is not valid UTF-8"),
+    };
+    match zone::add(cf, &spec) {
+        Some(shm_zone) => mcf.zone = shm_zone,
+        None => return NGX_CONF_ERROR,
+    }
+    mcf.used = true;
+    NGX_CONF_OK
+}
+
+const ANY_LEVEL: usize = (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF) as usize;
+
+const fn location_command(
+    name: ngx_str_t,
+    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
+) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: (ANY_LEVEL | NGX_CONF_TAKE1 as usize) as _,
+        set: Some(set),
+        conf: NGX_HTTP_LOC_CONF_OFFSET as _,
+        offset: 0,
+        post: ptr::null_mut(),
+    }
+}
+
+pub(crate) static mut COMMANDS: [ngx_command_t; 6] = [
+    location_command(ngx_string!("captchaify_action"), set_action),
+    location_command(ngx_string!("captchaify_hardness"), set_hardness),
+    location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
+    location_command(ngx_string!("captchaify_block_crawler"), set_block_crawler),
+    ngx_command_t {
+        name: ngx_string!("captchaify_zone"),
+        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1) as _,
+        set: Some(set_zone),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET as _,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    ngx_command_t::empty(),
+];

@@ -1,0 +1,95 @@
+//! The nginx glue: module definition, directives, handlers, responses, zone and variables.
+//!
+//! Everything here converts nginx structures into plain values, calls the core
+//! (`policy`, `pages`, `conf`), and turns the answer back into nginx actions.
+
+mod directives;
+mod handler;
+mod request_state;
+mod response;
+mod variables;
+mod zone;
+
+use core::ffi::c_void;
+use core::ptr::{addr_of, addr_of_mut};
+
+use ngx::core::Status;
+use ngx::ffi::{
+    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_module_t,
+    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_phases_NGX_HTTP_PREACCESS_PHASE, ngx_int_t,
+    ngx_module_t, NGX_HTTP_MODULE,
+};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+
+pub(crate) use directives::{LocConf, MainConf};
+
+pub(crate) struct Module;
+
+impl HttpModule for Module {
+    fn module() -> &'static ngx_module_t {
+        // SAFETY: the module table is a static that nginx only writes while loading the
+        // configuration (ctx_index and index), before any request is handled.
+        unsafe { &*addr_of!(ngx_http_captchaify_module) }
+    }
+
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        variables::register(cf).into()
+    }
+
+    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        // SAFETY: nginx calls postconfiguration with a valid configuration context.
+        let cf = unsafe { &mut *cf };
+        let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
+            return Status::NGX_ERROR.into();
+        };
+        // Main requests are decided in the access phase, after `realip` has rewritten the
+        // client address. nginx skips the access phase for subrequests, so they are checked
+        // in preaccess instead; the handler there ignores main requests.
+        let phases = [
+            (ngx_http_phases_NGX_HTTP_ACCESS_PHASE, handler::access_handler as _),
+            (ngx_http_phases_NGX_HTTP_PREACCESS_PHASE, handler::subrequest_handler as _),
+        ];
+        for (phase, handler) in phases {
+            // SAFETY: the phase array holds `ngx_http_handler_pt` elements; push returns room
+            // for one or null.
+            let slot = unsafe { ngx_array_push(&mut cmcf.phases[phase as usize].handlers) }
+                as *mut ngx_http_handler_pt;
+            if slot.is_null() {
+                return Status::NGX_ERROR.into();
+            }
+            // SAFETY: `slot` points at a fresh element of the handlers array.
+            unsafe { *slot = Some(handler) };
+        }
+        Status::NGX_OK.into()
+    }
+}
+
+unsafe impl HttpModuleMainConf for Module {
+    type MainConf = MainConf;
+}
+
+unsafe impl HttpModuleLocationConf for Module {
+    type LocationConf = LocConf;
+}
+
+static NGX_HTTP_CAPTCHAIFY_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
+    preconfiguration: Some(Module::preconfiguration),
+    postconfiguration: Some(Module::postconfiguration),
+    create_main_conf: Some(Module::create_main_conf),
+    init_main_conf: Some(directives::init_main_conf),
+    create_srv_conf: None,
+    merge_srv_conf: None,
+    create_loc_conf: Some(Module::create_loc_conf),
+    merge_loc_conf: Some(Module::merge_loc_conf),
+};
+
+ngx::ngx_modules!(ngx_http_captchaify_module);
+
+#[used]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_http_captchaify_module: ngx_module_t = ngx_module_t {
+    ctx: addr_of!(NGX_HTTP_CAPTCHAIFY_MODULE_CTX) as *mut c_void,
+    commands: addr_of_mut!(directives::COMMANDS) as *mut _,
+    type_: NGX_HTTP_MODULE as _,
+    ..ngx_module_t::default()
+};

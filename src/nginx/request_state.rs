@@ -1,0 +1,94 @@
+//! What the module remembers about one request across its passes through the phases.
+//!
+//! nginx wipes module contexts on every internal redirect (`index`, `try_files`,
+//! `error_page`) but runs the access phase again. Like `realip`, the state therefore lives in
+//! a pool cleanup of the request pool, where a later pass finds it again; the module context
+//! only caches the pointer. Subrequests share the pool, so they see the main request's facts.
+
+use core::mem::size_of;
+use core::ptr;
+
+use ngx::ffi::{ngx_http_request_t, ngx_pool_cleanup_add, ngx_pool_t};
+use ngx::http::{HttpModule, Request};
+
+use super::Module;
+use crate::policy::{crawler, Action, ClientFacts, Outcome};
+
+const MAGIC: u64 = u64::from_be_bytes(*b"cfyreqst");
+
+pub(crate) struct RequestState {
+    magic: u64,
+    facts: Option<ClientFacts>,
+    /// The action of the location that decided last.
+    pub action: Option<Action>,
+    /// The last decision, for `$captchaify_status` and to log a redirect's decision once.
+    pub outcome: Option<Outcome>,
+}
+
+impl RequestState {
+    /// The client facts, gathered on first use and kept for later passes.
+    pub fn facts(&mut self, r: &Request) -> ClientFacts {
+        *self.facts.get_or_insert_with(|| gather_facts(r))
+    }
+}
+
+fn gather_facts(r: &Request) -> ClientFacts {
+    let user_agent = r.user_agent().map(|ua| ua.as_bytes());
+    ClientFacts { crawler: crawler::is_crawler(user_agent), verified: false }
+}
+
+type CleanupFn = unsafe extern "C" fn(*mut core::ffi::c_void);
+
+/// Identifies our cleanup entry; it has nothing to free (the state is plain data).
+#[inline(never)]
+unsafe extern "C" fn state_marker(_data: *mut core::ffi::c_void) {}
+
+/// Finds the state of this request (or of its main request), if a pass created one.
+pub(crate) fn find(r: &Request) -> Option<&mut RequestState> {
+    let raw: *const ngx_http_request_t = r.into();
+    // SAFETY: `ctx` has a slot per HTTP module; ours only ever holds null or a pointer to a
+    // RequestState in the request pool, which lives as long as the request.
+    let cached = unsafe { *(*raw).ctx.add(Module::module().ctx_index) }.cast::<RequestState>();
+    if let Some(state) = unsafe { cached.as_mut() } {
+        return Some(state);
+    }
+    // SAFETY: the request pool is valid for the request's lifetime; we walk its cleanup list
+    // read-only and accept only entries that carry both our handler and our magic.
+    unsafe {
+        let mut cleanup = (*r.pool().as_ptr()).cleanup;
+        while let Some(entry) = cleanup.as_ref() {
+            // Both sides of the comparison take the address in this file; the magic check
+            // below guards against a merged look-alike function all the same.
+            if entry.handler.is_some_and(|h| ptr::fn_addr_eq(h, state_marker as CleanupFn)) {
+                let state = entry.data.cast::<RequestState>();
+                if !state.is_null() && (*state).magic == MAGIC {
+                    r.set_module_ctx(state.cast(), Module::module());
+                    return Some(&mut *state);
+                }
+            }
+            cleanup = entry.next;
+        }
+    }
+    None
+}
+
+/// Finds the request's state or creates it. `None` only when the pool is out of memory.
+pub(crate) fn find_or_create(r: &Request) -> Option<&mut RequestState> {
+    if let Some(state) = find(r) {
+        return Some(state);
+    }
+    let pool: *mut ngx_pool_t = r.pool().as_ptr();
+    // SAFETY: ngx_pool_cleanup_add returns null or an entry whose `data` has room for
+    // `size` bytes, aligned for any plain type, in the request pool.
+    unsafe {
+        let cleanup = ngx_pool_cleanup_add(pool, size_of::<RequestState>());
+        if cleanup.is_null() {
+            return None;
+        }
+        let state = (*cleanup).data.cast::<RequestState>();
+        state.write(RequestState { magic: MAGIC, facts: None, action: None, outcome: None });
+        (*cleanup).handler = Some(state_marker);
+        r.set_module_ctx(state.cast(), Module::module());
+        Some(&mut *state)
+    }
+}

@@ -1,0 +1,81 @@
+//! Crawlers, bots and HTTP libraries recognised by their user agent.
+//!
+//! The patterns are those of the `isbot` crate (a few hundred regular expressions drawn from
+//! the maintained omrilotan/isbot list, matched as one compiled regex). On top of them, a
+//! request without a user agent, or with one no browser would send, counts as a crawler too.
+
+use std::sync::LazyLock;
+
+static KNOWN_BOTS: LazyLock<isbot::Bots> = LazyLock::new(isbot::Bots::default);
+
+/// Longer user agents are not from browsers (theirs stay well under 512 bytes); they are
+/// treated as bots without running the patterns over them.
+pub const MAX_BROWSER_USER_AGENT: usize = 2048;
+
+/// Compiles the pattern list now, so that the first request of each worker does not pay
+/// for it (call this at configuration time, before nginx forks its workers).
+pub fn warm_up() {
+    LazyLock::force(&KNOWN_BOTS);
+}
+
+/// Whether a request with this `User-Agent` header (absent: `None`) comes from a crawler.
+pub fn is_crawler(user_agent: Option<&[u8]>) -> bool {
+    let Some(user_agent) = user_agent else {
+        return true;
+    };
+    let trimmed = user_agent.trim_ascii();
+    if trimmed.is_empty() || trimmed.len() > MAX_BROWSER_USER_AGENT {
+        return true;
+    }
+    KNOWN_BOTS.is_bot(&String::from_utf8_lossy(trimmed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIREFOX: &str =
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+        (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    const SAFARI_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) \
+        AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+    #[test]
+    fn browsers_are_not_crawlers() {
+        for ua in [FIREFOX, CHROME, SAFARI_IOS, "Lynx/2.9.0dev.12 libwww-FM/2.14", "w3m/0.5.3"] {
+            assert!(!is_crawler(Some(ua.as_bytes())), "{ua}");
+        }
+    }
+
+    #[test]
+    fn crawlers_and_libraries_are() {
+        for ua in [
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+            "curl/8.5.0",
+            "python-requests/2.31.0",
+            "Go-http-client/1.1",
+            "Wget/1.21.3",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             HeadlessChrome/120.0.0.0 Safari/537.36",
+        ] {
+            assert!(is_crawler(Some(ua.as_bytes())), "{ua}");
+        }
+    }
+
+    #[test]
+    fn missing_empty_or_absurd_user_agents_are_crawlers() {
+        assert!(is_crawler(None));
+        assert!(is_crawler(Some(b"")));
+        assert!(is_crawler(Some(b"   ")));
+        let huge = FIREFOX.repeat(100);
+        assert!(is_crawler(Some(huge.as_bytes())));
+    }
+
+    #[test]
+    fn invalid_utf8_is_handled() {
+        assert!(!is_crawler(Some(b"Mozilla/5.0 \xff\xfe (X11) Firefox/128.0")));
+        assert!(is_crawler(Some(b"curl/8.0 \xff\xfe")));
+    }
+}

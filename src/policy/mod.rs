@@ -1,0 +1,280 @@
+//! Who gets through: the per-request decision, free of nginx types.
+//!
+//! The nginx glue gathers [`ClientFacts`] once per request, then asks [`decide`] with the
+//! location's [`Action`]. The answer is a [`Verdict`]; dry run turns it into an [`Outcome`]
+//! that is logged and exposed but not enforced.
+
+pub mod crawler;
+
+use core::fmt;
+use core::str::FromStr;
+
+use thiserror::Error;
+
+/// What a location does with its clients (`captchaify_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    /// Everything passes, even clients that look suspicious.
+    Let,
+    /// Suspicious clients get the block page; nobody is offered a captcha.
+    Block,
+    /// Every client that has not solved a captcha gets one.
+    Fight,
+    /// Only suspicious clients that have not solved a captcha get one.
+    #[default]
+    Captcha,
+}
+
+impl Action {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Action::Let => "let",
+            Action::Block => "block",
+            Action::Fight => "fight",
+            Action::Captcha => "captcha",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid action \"{0}\", expected let, block, fight or captcha")]
+pub struct InvalidAction(pub String);
+
+impl FromStr for Action {
+    type Err = InvalidAction;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "let" => Ok(Action::Let),
+            "block" => Ok(Action::Block),
+            "fight" => Ok(Action::Fight),
+            "captcha" => Ok(Action::Captcha),
+            other => Err(InvalidAction(other.to_string())),
+        }
+    }
+}
+
+/// How hard the captcha of a location is (`captchaify_hardness`, 1 to 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Hardness(u8);
+
+impl Hardness {
+    pub const EASY: Hardness = Hardness(1);
+    pub const NORMAL: Hardness = Hardness(2);
+    pub const HARD: Hardness = Hardness(3);
+
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for Hardness {
+    fn default() -> Self {
+        Hardness::NORMAL
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid hardness \"{0}\", expected 1, 2 or 3")]
+pub struct InvalidHardness(pub String);
+
+impl FromStr for Hardness {
+    type Err = InvalidHardness;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "1" => Ok(Hardness::EASY),
+            "2" => Ok(Hardness::NORMAL),
+            "3" => Ok(Hardness::HARD),
+            other => Err(InvalidHardness(other.to_string())),
+        }
+    }
+}
+
+/// Why a client looks like a bot. The first source that says so wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suspicion {
+    /// The user agent is a known crawler, bot or HTTP library, or is missing.
+    CrawlerUserAgent,
+}
+
+impl Suspicion {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Suspicion::CrawlerUserAgent => "crawler user agent",
+        }
+    }
+}
+
+/// What a location asks of its clients: its action and which sources of suspicion count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocationPolicy {
+    pub action: Action,
+    /// Crawler user agents count as suspicious (`captchaify_block_crawler`).
+    pub block_crawler: bool,
+}
+
+impl LocationPolicy {
+    /// Whether the verdict depends on the client at all (`let` passes everyone unseen).
+    pub fn needs_facts(&self) -> bool {
+        self.action != Action::Let
+    }
+}
+
+/// What the module knows about the client of one request, independent of the location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientFacts {
+    /// The user agent is a known crawler, bot or HTTP library, or is missing.
+    pub crawler: bool,
+    /// The client holds a valid pass token for the location's hardness.
+    pub verified: bool,
+}
+
+impl ClientFacts {
+    /// Why the client looks like a bot under this policy, if it does.
+    pub fn suspicion(&self, policy: &LocationPolicy) -> Option<Suspicion> {
+        (policy.block_crawler && self.crawler).then_some(Suspicion::CrawlerUserAgent)
+    }
+}
+
+/// The decision for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Block,
+    Challenge,
+}
+
+/// Decides what happens to a client at a location.
+///
+/// `block` does not look at verification: a suspicious client stays suspicious after solving
+/// a captcha somewhere else, and a `block` location promises no captcha.
+pub fn decide(policy: &LocationPolicy, facts: &ClientFacts) -> Verdict {
+    let suspicious = facts.suspicion(policy).is_some();
+    match policy.action {
+        Action::Let => Verdict::Pass,
+        Action::Block if suspicious => Verdict::Block,
+        Action::Block => Verdict::Pass,
+        Action::Fight | Action::Captcha if facts.verified => Verdict::Pass,
+        Action::Fight => Verdict::Challenge,
+        Action::Captcha if suspicious => Verdict::Challenge,
+        Action::Captcha => Verdict::Pass,
+    }
+}
+
+/// A verdict that keeps the client from the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Block,
+    Challenge,
+}
+
+/// A verdict as it is carried out: dry run logs and exposes it without enforcing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub dry_run: bool,
+}
+
+impl Outcome {
+    /// What the module answers instead of the content, if it answers at all.
+    pub fn enforced(self) -> Option<Refusal> {
+        match self.verdict {
+            _ if self.dry_run => None,
+            Verdict::Pass => None,
+            Verdict::Block => Some(Refusal::Block),
+            Verdict::Challenge => Some(Refusal::Challenge),
+        }
+    }
+
+    /// The value of `$captchaify_status`.
+    pub const fn status(self) -> &'static str {
+        match (self.verdict, self.dry_run) {
+            (Verdict::Pass, _) => "PASS",
+            (Verdict::Block, false) => "BLOCK",
+            (Verdict::Block, true) => "BLOCK_DRY_RUN",
+            (Verdict::Challenge, false) => "CHALLENGE",
+            (Verdict::Challenge, true) => "CHALLENGE_DRY_RUN",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HUMAN: ClientFacts = ClientFacts { crawler: false, verified: false };
+    const BOT: ClientFacts = ClientFacts { crawler: true, verified: false };
+    const VERIFIED_HUMAN: ClientFacts = ClientFacts { crawler: false, verified: true };
+    const VERIFIED_BOT: ClientFacts = ClientFacts { crawler: true, verified: true };
+
+    fn policy(action: Action, block_crawler: bool) -> LocationPolicy {
+        LocationPolicy { action, block_crawler }
+    }
+
+    #[test]
+    fn every_action_against_every_kind_of_client() {
+        use Verdict::*;
+        let table = [
+            (Action::Let, [Pass, Pass, Pass, Pass]),
+            (Action::Block, [Pass, Block, Pass, Block]),
+            (Action::Fight, [Challenge, Challenge, Pass, Pass]),
+            (Action::Captcha, [Pass, Challenge, Pass, Pass]),
+        ];
+        for (action, expected) in table {
+            let p = policy(action, true);
+            let got = [HUMAN, BOT, VERIFIED_HUMAN, VERIFIED_BOT].map(|f| decide(&p, &f));
+            assert_eq!(got, expected, "action {action}");
+        }
+    }
+
+    #[test]
+    fn crawlers_are_not_suspicious_without_block_crawler() {
+        assert_eq!(BOT.suspicion(&policy(Action::Captcha, true)), Some(Suspicion::CrawlerUserAgent));
+        assert_eq!(BOT.suspicion(&policy(Action::Captcha, false)), None);
+        assert_eq!(decide(&policy(Action::Block, false), &BOT), Verdict::Pass);
+        assert_eq!(decide(&policy(Action::Captcha, false), &BOT), Verdict::Pass);
+        assert_eq!(decide(&policy(Action::Fight, false), &BOT), Verdict::Challenge);
+        assert!(!policy(Action::Let, true).needs_facts());
+        assert!(policy(Action::Captcha, true).needs_facts());
+    }
+
+    #[test]
+    fn actions_parse_exactly() {
+        for action in [Action::Let, Action::Block, Action::Fight, Action::Captcha] {
+            assert_eq!(action.as_str().parse::<Action>(), Ok(action));
+        }
+        assert_eq!("Fight".parse::<Action>(), Err(InvalidAction("Fight".into())));
+        assert!("".parse::<Action>().is_err());
+        assert_eq!(Action::default(), Action::Captcha);
+    }
+
+    #[test]
+    fn hardness_is_one_to_three() {
+        assert_eq!("1".parse::<Hardness>().map(Hardness::get), Ok(1));
+        assert_eq!("3".parse::<Hardness>().map(Hardness::get), Ok(3));
+        for bad in ["0", "4", "02", "two", "", "-1"] {
+            assert!(bad.parse::<Hardness>().is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(Hardness::default(), Hardness::NORMAL);
+        assert!(Hardness::EASY < Hardness::HARD);
+    }
+
+    #[test]
+    fn dry_run_never_enforces_but_reports() {
+        let block = Outcome { verdict: Verdict::Block, dry_run: true };
+        assert_eq!(block.enforced(), None);
+        assert_eq!(block.status(), "BLOCK_DRY_RUN");
+        let challenge = Outcome { verdict: Verdict::Challenge, dry_run: false };
+        assert_eq!(challenge.enforced(), Some(Refusal::Challenge));
+        assert_eq!(challenge.status(), "CHALLENGE");
+        let pass = Outcome { verdict: Verdict::Pass, dry_run: true };
+        assert_eq!((pass.enforced(), pass.status()), (None, "PASS"));
+    }
+}
