@@ -14,6 +14,10 @@ package Test::Nginx::Socket;
 use strict;
 use warnings;
 
+# Upstream adds these to @INC for the test files, so do we.
+use lib 'lib';
+use lib 'inc';
+
 # "-base" (not "-Base") gives the same inheritance and exports as upstream's
 # "use Test::Base -Base" without Spiffy's source filter.
 use Test::Base -base;

@@ -1,0 +1,153 @@
+# Every bad directive fails `nginx -t` (and start-up) with a message naming file and line.
+use Test::Nginx::Socket 'no_plan';
+
+repeat_each(1);
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: unknown action
+--- config
+location /p/ { captchaify_action maybe; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*"captchaify_action" directive: invalid action "maybe", expected let, block, fight or captcha in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 2: action is case-sensitive, as nginx's own keywords are
+--- config
+location /p/ { captchaify_action Fight; }
+--- must_die
+--- error_log eval
+qr/invalid action "Fight".* in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 3: hardness out of range
+--- config
+location /p/ { captchaify_hardness 4; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*"captchaify_hardness" directive: invalid hardness "4", expected 1, 2 or 3 in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 4: hardness not a number
+--- config
+captchaify_hardness hard;
+--- must_die
+--- error_log eval
+qr/invalid hardness "hard"/
+
+
+
+=== TEST 5: dry_run takes on or off
+--- config
+location /p/ { captchaify_dry_run yes; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*"captchaify_dry_run" directive: invalid value "yes", expected on or off in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 6: block_crawler takes on or off
+--- config
+location /p/ { captchaify_block_crawler 1; }
+--- must_die
+--- error_log eval
+qr/"captchaify_block_crawler" directive: invalid value "1", expected on or off in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 7: a directive twice at one level
+--- config
+location /p/ { captchaify_action let; captchaify_action block; }
+--- must_die
+--- error_log eval
+qr/"captchaify_action" directive: is duplicate in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 8: missing argument
+--- config
+location /p/ { captchaify_action; }
+--- must_die
+--- error_log eval
+qr/invalid number of arguments in "captchaify_action" directive in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 9: too many arguments
+--- config
+location /p/ { captchaify_action fight block; }
+--- must_die
+--- error_log eval
+qr/invalid number of arguments in "captchaify_action" directive/
+
+
+
+=== TEST 10: zone syntax
+--- http_config
+captchaify_zone shield:10m;
+--- config
+location /p/ { captchaify_action fight; }
+--- must_die
+--- error_log eval
+qr/"captchaify_zone" directive: invalid parameter "shield:10m", expected zone=NAME:SIZE in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 11: zone size
+--- http_config
+captchaify_zone zone=shield:lots;
+--- config
+location /p/ { captchaify_action fight; }
+--- must_die
+--- error_log eval
+qr/invalid zone size "lots", expected e.g. 512k or 10m/
+
+
+
+=== TEST 12: zone too small
+--- http_config
+captchaify_zone zone=shield:8k;
+--- config
+location /p/ { captchaify_action fight; }
+--- must_die
+--- error_log eval
+qr/zone "shield" is too small: 8192 bytes, at least 65536 are needed in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 13: zone only at http level
+--- config
+captchaify_zone zone=shield:1m;
+--- must_die
+--- error_log eval
+qr/"captchaify_zone" directive is not allowed here in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 14: two zones
+--- http_config
+captchaify_zone zone=one:1m;
+captchaify_zone zone=two:1m;
+--- config
+location /p/ { captchaify_action fight; }
+--- must_die
+--- error_log eval
+qr/"captchaify_zone" directive: is duplicate in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 15: a zone name taken by another module
+--- http_config
+limit_req_zone $binary_remote_addr zone=shared:1m rate=1r/s;
+captchaify_zone zone=shared:1m;
+--- config
+location /p/ { captchaify_action fight; }
+--- must_die
+--- error_log eval
+qr/the shared memory zone "shared" is already declared for a different use/
