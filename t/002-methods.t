@@ -1,6 +1,15 @@
 # Every method is covered, HEAD gets headers only, request bodies are drained.
 use Test::Nginx::Socket 'no_plan';
 
+# Every block also asserts that nginx logged nothing alarming: a fail-open response path
+# shows up as "[alert] header already sent", a crash as "[alert] ... exited on signal".
+add_block_preprocessor(sub {
+    my $block = shift;
+    my $seen = $block->no_error_log;
+    $block->set_value("no_error_log", join "\n", grep { defined && length }
+        ($seen ? ($seen =~ s/\n+\z//r) : undef), "[alert]", "[crit]", "[emerg]");
+});
+
 repeat_each(1);
 no_shuffle();
 run_tests();
@@ -36,7 +45,7 @@ name=value&other=1
 User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0
 Content-Type: application/x-www-form-urlencoded
 --- error_code: 403
---- response_body_like: Verification required
+--- response_body_like: (?s)\A<!DOCTYPE html>.*<h1>Verification required</h1>.*</html>\n\z
 
 
 
@@ -70,7 +79,7 @@ User-Agent: curl/8.5.0
 --- error_code eval
 [403, 200]
 --- response_body_like eval
-["Access denied", "^next\$"]
+[qr{(?s)\A<!DOCTYPE html>.*<h1 class="danger">Access denied</h1>.*</html>\n\z}, "^next\$"]
 
 
 
@@ -93,4 +102,4 @@ location /p/ { captchaify_action block; }
 --- raw_request eval
 "GET /p/a HTTP/1.0\r\nUser-Agent: curl/8\r\n\r\n"
 --- error_code: 403
---- response_body_like: Access denied
+--- response_body_like: (?s)\A<!DOCTYPE html>.*<h1 class="danger">Access denied</h1>.*</html>\n\z

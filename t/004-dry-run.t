@@ -1,6 +1,15 @@
 # Dry run decides, logs and exposes, but never refuses; the variables tell what happened.
 use Test::Nginx::Socket 'no_plan';
 
+# Every block also asserts that nginx logged nothing alarming: a fail-open response path
+# shows up as "[alert] header already sent", a crash as "[alert] ... exited on signal".
+add_block_preprocessor(sub {
+    my $block = shift;
+    my $seen = $block->no_error_log;
+    $block->set_value("no_error_log", join "\n", grep { defined && length }
+        ($seen ? ($seen =~ s/\n+\z//r) : undef), "[alert]", "[crit]", "[emerg]");
+});
+
 repeat_each(1);
 no_shuffle();
 run_tests();
@@ -106,4 +115,4 @@ User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128
 --- error_code eval
 [403, 200]
 --- response_body_like eval
-["Verification required", "^cfy-status=CHALLENGE cfy-action=fight\$"]
+[qr{(?s)\A<!DOCTYPE html>.*<h1>Verification required</h1>.*</html>\n\z}, "^cfy-status=CHALLENGE cfy-action=fight\$"]

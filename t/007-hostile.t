@@ -1,6 +1,15 @@
 # Hostile and malformed requests get a clean answer and never crash a worker.
 use Test::Nginx::Socket 'no_plan';
 
+# Every block also asserts that nginx logged nothing alarming: a fail-open response path
+# shows up as "[alert] header already sent", a crash as "[alert] ... exited on signal".
+add_block_preprocessor(sub {
+    my $block = shift;
+    my $seen = $block->no_error_log;
+    $block->set_value("no_error_log", join "\n", grep { defined && length }
+        ($seen ? ($seen =~ s/\n+\z//r) : undef), "[alert]", "[crit]", "[emerg]");
+});
+
 repeat_each(1);
 no_shuffle();
 run_tests();
@@ -15,7 +24,7 @@ GET /p/a.txt
 --- more_headers eval
 "User-Agent: Mozilla/5.0 " . ("A" x 7000)
 --- error_code: 403
---- response_body_like: Verification required
+--- response_body_like: (?s)\A<!DOCTYPE html>.*<h1>Verification required</h1>.*</html>\n\z
 --- no_error_log
 [alert]
 [crit]
@@ -77,7 +86,7 @@ location /p/ { captchaify_action block; }
 --- raw_request eval
 "GET /p/a.txt HTTP/1.1\r\nHost: localhost\r\nUser-Agent: \r\nConnection: close\r\n\r\n"
 --- error_code: 403
---- response_body_like: Access denied
+--- response_body_like: (?s)\A<!DOCTYPE html>.*<h1 class="danger">Access denied</h1>.*</html>\n\z
 
 
 

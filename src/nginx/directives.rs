@@ -18,6 +18,7 @@ use ngx::{ngx_conf_log_error, ngx_string};
 
 use super::{zone, Module};
 use crate::conf::{parse_flag, ZoneSpec};
+use crate::pages::PageSet;
 use crate::policy::{self, Action, Hardness};
 
 /// Configuration of the whole `http` block.
@@ -76,7 +77,8 @@ impl Merge for LocConf {
 }
 
 /// Runs after the `http` block is parsed: an enabled module without `captchaify_zone` gets
-/// the default zone, and the crawler patterns are compiled once, before the workers fork.
+/// the default zone, and the crawler patterns and built-in pages are prepared once, in the
+/// master before the workers fork, instead of on each worker's first request.
 pub(crate) unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
     // SAFETY: nginx passes this module's main configuration, created by create_main_conf.
     let mcf = unsafe { &mut *conf.cast::<MainConf>() };
@@ -90,17 +92,22 @@ pub(crate) unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c
         }
     }
     policy::crawler::warm_up();
+    PageSet::builtin();
     NGX_CONF_OK
 }
 
-/// The arguments of the directive being parsed, after its name.
+/// The only argument of the directive being parsed (all ours take exactly one, which nginx
+/// checks before calling the handler; `None` cannot happen but costs nothing to handle).
 ///
 /// # Safety
 /// `cf` must be the configuration context nginx passes to a directive handler.
-unsafe fn arguments<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
+unsafe fn single_argument(cf: *mut ngx_conf_t) -> Option<ngx_str_t> {
     // SAFETY: for a directive handler, `cf.args` holds the directive name and its arguments.
     let args: &[ngx_str_t] = unsafe { (*(*cf).args).as_slice() };
-    &args[1..]
+    match args {
+        [_name, arg] => Some(*arg),
+        _ => None,
+    }
 }
 
 /// Logs a configuration error the way nginx's own modules do: directive name, problem, and
@@ -121,7 +128,9 @@ fn set_location_value<T, E: Display>(
     // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
     let lcf = unsafe { &mut *conf.cast::<LocConf>() };
     // SAFETY: called from a directive handler.
-    let arg = unsafe { arguments(cf) }[0];
+    let Some(arg) = (unsafe { single_argument(cf) }) else {
+        return reject(cf, directive, "takes one argument");
+    };
     let Ok(value) = arg.to_str() else {
         return reject(cf, directive, "argument is not valid UTF-8");
     };
@@ -172,7 +181,9 @@ unsafe extern "C" fn set_zone(
         return reject(cf, "captchaify_zone", "is duplicate");
     }
     // SAFETY: called from a directive handler.
-    let arg = unsafe { arguments(cf) }[0];
+    let Some(arg) = (unsafe { single_argument(cf) }) else {
+        return reject(cf, "captchaify_zone", "takes one argument");
+    };
     let spec = match arg.to_str().map(ZoneSpec::parse) {
         Ok(Ok(spec)) => spec,
         Ok(Err(error)) => return reject(cf, "captchaify_zone", error),

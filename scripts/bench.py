@@ -1,0 +1,202 @@
+"""The measuring half of scripts/bench: starts the nginx instances, runs wrk, reports."""
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import time
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+# Locations served by each instance. The lean profile (no sendfile, cached open files)
+# halves nginx's own cost per request, so the module's share shows.
+LOCATIONS = """
+        location /static/ { }
+        location /lean/ { sendfile off; open_file_cache max=100; alias html/static/; }
+{extra}
+"""
+MODULE_LOCATIONS = """
+        location /let/ { captchaify_action let; alias html/static/; }
+        location /captcha/ { captchaify_action captcha; alias html/static/; }
+        location /lean-let/ { captchaify_action let; sendfile off; open_file_cache max=100; alias html/static/; }
+        location /lean-captcha/ { captchaify_action captcha; sendfile off; open_file_cache max=100; alias html/static/; }
+"""
+
+CONFIG = """{load}
+worker_processes 1;
+worker_cpu_affinity 10;
+error_log logs/error.log warn;
+pid logs/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port};
+        root html;
+{locations}
+    }}
+}}
+"""
+
+# (label, instance, path): the bare instance has no load_module line at all.
+CASES = [
+    ("bare nginx, static", "bare", "/static/a.html"),
+    ("module loaded, location unused", "module", "/static/a.html"),
+    ("captchaify_action let", "module", "/let/a.html"),
+    ("captchaify_action captcha (person)", "module", "/captcha/a.html"),
+    ("bare nginx, lean static", "bare", "/lean/a.html"),
+    ("let, lean static", "module", "/lean-let/a.html"),
+    ("captcha (person), lean static", "module", "/lean-captcha/a.html"),
+]
+BASELINE = {"static": "bare nginx, static", "lean": "bare nginx, lean static"}
+
+
+def start_instance(nginx, workdir, name, port, module):
+    prefix = os.path.join(workdir, name)
+    shutil.rmtree(prefix, ignore_errors=True)
+    for sub in ("conf", "logs", "html/static"):
+        os.makedirs(os.path.join(prefix, sub))
+    with open(os.path.join(prefix, "html/static/a.html"), "w") as f:
+        f.write("<!DOCTYPE html><title>bench</title>" + "x" * (600 - 35))
+    load = f"load_module {module};" if module else ""
+    extra = MODULE_LOCATIONS if module else ""
+    with open(os.path.join(prefix, "conf/nginx.conf"), "w") as f:
+        f.write(CONFIG.format(load=load, port=port, locations=LOCATIONS.replace("{extra}", extra)))
+    subprocess.run([nginx, "-p", prefix, "-c", "conf/nginx.conf"], check=True)
+    time.sleep(0.5)
+    master = int(open(os.path.join(prefix, "logs/nginx.pid")).read())
+    worker = int(subprocess.check_output(["pgrep", "-P", str(master)]).split()[0])
+    return {"prefix": prefix, "port": port, "master": master, "worker": worker}
+
+
+def cpu_ticks(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+# wrk's done() hook prints exact figures, so nothing depends on its human-readable output.
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  io.write(string.format("REPORT requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d errors=%d\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status, summary.errors.connect + summary.errors.read +
+    summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(url, duration, script):
+    out = subprocess.check_output(
+        ["taskset", "-c", "0", "wrk", "-t1", "-c50", f"-d{duration}s", "-s", script,
+         "-H", f"User-Agent: {BROWSER}", url], text=True)
+    report = dict(kv.split("=") for kv in re.search(r"REPORT (.*)", out).group(1).split())
+    report = {k: int(v) for k, v in report.items()}
+    if report["non2xx"] or report["errors"]:
+        raise SystemExit(f"{url}: {report}: responses were not all 200: the bench is wrong")
+    rps = report["requests"] / (report["duration_us"] / 1e6)
+    return rps, report["p99_us"] / 1000.0, report["requests"]
+
+
+def count_instructions(nginx, prefix, path, requests):
+    """Instructions nginx executes to start, serve `requests` keepalive GETs, and stop."""
+    out = os.path.join(prefix, "logs", f"callgrind.{requests}.out")
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", nginx, "-p", prefix,
+         "-c", "conf/nginx.conf", "-g", "daemon off; master_process off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = int(re.search(r"listen 127.0.0.1:(\d+)", open(os.path.join(prefix, "conf/nginx.conf")).read()).group(1))
+    import http.client
+    for _ in range(600):  # valgrind starts slowly
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.connect()
+            break
+        except OSError:
+            time.sleep(0.1)
+    for _ in range(requests):
+        conn.request("GET", path, headers={"User-Agent": BROWSER})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"{path}: status {response.status}: the bench is wrong")
+    conn.close()
+    proc.send_signal(3)  # SIGQUIT: graceful exit, callgrind writes its totals
+    proc.wait()
+    for line in open(out):
+        if line.startswith("summary:") or line.startswith("totals:"):
+            return int(line.split()[1])
+    raise SystemExit(f"no totals in {out}")
+
+
+def instructions_per_request(nginx, prefix, path):
+    # The difference between two runs cancels start-up and shutdown.
+    few, many = 500, 2500
+    return (count_instructions(nginx, prefix, path, many)
+            - count_instructions(nginx, prefix, path, few)) / (many - few)
+
+
+def fmt(values, unit=""):
+    return f"{statistics.median(values):,.1f}{unit} ({min(values):,.1f}-{max(values):,.1f})"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nginx", required=True)
+    ap.add_argument("--module", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10)
+    args = ap.parse_args()
+
+    instances = {
+        "bare": start_instance(args.nginx, args.workdir, "bare", 8101, None),
+        "module": start_instance(args.nginx, args.workdir, "module", 8102, args.module),
+    }
+    script = os.path.join(args.workdir, "report.lua")
+    with open(script, "w") as f:
+        f.write(WRK_REPORT)
+    results = {label: {"rps": [], "p99": [], "us": []} for label, _, _ in CASES}
+    try:
+        for rnd in range(1, args.rounds + 1):
+            for label, inst, path in CASES:
+                i = instances[inst]
+                url = f"http://127.0.0.1:{i['port']}{path}"
+                before = cpu_ticks(i["worker"])
+                rps, p99, total = run_wrk(url, args.duration, script)
+                ticks = cpu_ticks(i["worker"]) - before
+                us = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / total
+                r = results[label]
+                r["rps"].append(rps); r["p99"].append(p99); r["us"].append(us)
+                print(f"round {rnd}: {label:38s} {rps:>10,.0f} req/s  p99 {p99:.2f} ms  "
+                      f"{us:.1f} us CPU/req", flush=True)
+    finally:
+        for i in instances.values():
+            subprocess.run(["kill", "-QUIT", str(i["master"])])
+        time.sleep(1)
+
+    print("\ninstructions per request (callgrind; deterministic, unlike the timings above):")
+    ir = {}
+    for label, inst, path in CASES:
+        ir[label] = instructions_per_request(args.nginx, instances[inst]["prefix"], path)
+    for label, _, _ in CASES:
+        base = ir[BASELINE["lean" if "lean" in label else "static"]]
+        print(f"  {label:38s} {ir[label]:>10,.0f}  ({ir[label] - base:+,.0f}, "
+              f"x{ir[label] / base:.3f} of bare)")
+
+    if not args.rounds:
+        return
+    print(f"\nmedians of {args.rounds} rounds (min-max); ratio = median req/s against the "
+          "bare baseline of the same profile\n")
+    print(f"{'configuration':38s} {'req/s':>30s} {'ratio':>6s} {'p99 ms':>20s} {'CPU us/req':>20s}")
+    for label, _, _ in CASES:
+        r = results[label]
+        base = results[BASELINE["lean" if "lean" in label else "static"]]
+        ratio = statistics.median(r["rps"]) / statistics.median(base["rps"])
+        print(f"{label:38s} {fmt(r['rps']):>30s} {ratio:>6.3f} {fmt(r['p99']):>20s} "
+              f"{fmt(r['us']):>20s}")
+
+
+if __name__ == "__main__":
+    main()
