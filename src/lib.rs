@@ -3,11 +3,13 @@
 //! The pure logic (`policy`, `pages`, `conf`) knows nothing of nginx and is covered by
 //! `cargo test`; `nginx` is the glue that the module build adds on top.
 
+pub mod challenge;
 pub mod conf;
 pub mod pages;
 pub mod policy;
+pub mod state;
 
 // The glue references nginx symbols that only exist inside an nginx process, so the unit
-// test binary (an executable) leaves it out.
-#[cfg(not(test))]
+// test binary (an executable) and the tools leave it out.
+#[cfg(all(feature = "module", not(test)))]
 mod nginx;
