@@ -5,11 +5,11 @@ MODULE_DIR="$ROOT/target/module"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# The nginx binary that matches a module flavour.
+# The nginx binary that matches a module flavour (vendored, debian, or either with -test).
+# For Debian it is a wrapper around /usr/sbin/nginx, see scripts/build.
 nginx_binary() {
     case "$1" in
-        vendored) echo "$MODULE_DIR/vendored/nginx" ;;
-        debian) echo "$MODULE_DIR/debian/nginx" ;;  # /usr/sbin/nginx, see scripts/build
+        vendored | vendored-test | debian | debian-test) echo "$MODULE_DIR/$1/nginx" ;;
         *) echo "unknown flavour: $1" >&2; return 1 ;;
     esac
 }

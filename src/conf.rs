@@ -15,6 +15,16 @@ pub enum ConfError {
     ZoneSizeSyntax(String),
     #[error("zone \"{name}\" is too small: {size} bytes, at least {min} are needed")]
     ZoneTooSmall { name: String, size: usize, min: usize },
+    #[error("invalid time \"{0}\", expected e.g. 90s, 30m, 1h or 7d")]
+    Duration(String),
+    #[error("time \"{value}\" is out of range ({min} to {max} seconds)")]
+    DurationRange { value: String, min: u64, max: u64 },
+    #[error("invalid number \"{0}\", expected 1 to {1}")]
+    Count(String, u32),
+    #[error("cannot read secret file \"{path}\": {error}")]
+    SecretRead { path: String, error: String },
+    #[error("secret file \"{path}\" holds {len} bytes, at least {min} random bytes are needed")]
+    SecretTooShort { path: String, len: usize, min: usize },
 }
 
 /// `on` or `off`, as nginx's own flag directives spell them.
@@ -73,6 +83,58 @@ pub fn parse_size(value: &str) -> Result<usize, ConfError> {
     digits.parse::<usize>().ok().and_then(|n| n.checked_mul(unit)).ok_or_else(error)
 }
 
+/// A time as nginx writes it: a number of seconds, or a number with `s`, `m`, `h` or `d`.
+pub fn parse_duration(value: &str) -> Result<u64, ConfError> {
+    let error = || ConfError::Duration(value.to_string());
+    let (digits, unit) = match value.as_bytes().last() {
+        Some(b's') => (&value[..value.len() - 1], 1),
+        Some(b'm') => (&value[..value.len() - 1], 60),
+        Some(b'h') => (&value[..value.len() - 1], 3600),
+        Some(b'd') => (&value[..value.len() - 1], 86400),
+        _ => (value, 1),
+    };
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(error());
+    }
+    digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)).ok_or_else(error)
+}
+
+/// [`parse_duration`], within `min..=max` seconds.
+pub fn parse_duration_in(value: &str, min: u64, max: u64) -> Result<u64, ConfError> {
+    let seconds = parse_duration(value)?;
+    if (min..=max).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(ConfError::DurationRange { value: value.to_string(), min, max })
+    }
+}
+
+/// A whole number from 1 to `max`.
+pub fn parse_count(value: &str, max: u32) -> Result<u32, ConfError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n) && !value.starts_with('+'))
+        .ok_or_else(|| ConfError::Count(value.to_string(), max))
+}
+
+/// The contents of a secret file: every byte is key material, except one trailing newline
+/// (so `openssl rand -hex 32 > file` and `head -c 32 /dev/urandom > file` both work).
+pub fn read_secret_file(path: &std::path::Path, min_len: usize) -> Result<Vec<u8>, ConfError> {
+    let shown = path.display().to_string();
+    let mut bytes = std::fs::read(path)
+        .map_err(|e| ConfError::SecretRead { path: shown.clone(), error: e.to_string() })?;
+    if bytes.ends_with(b"\r\n") {
+        bytes.truncate(bytes.len() - 2);
+    } else if bytes.ends_with(b"\n") {
+        bytes.truncate(bytes.len() - 1);
+    }
+    if bytes.len() < min_len {
+        return Err(ConfError::SecretTooShort { path: shown, len: bytes.len(), min: min_len });
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +161,42 @@ mod tests {
             ZoneSpec::parse("zone=a:1k"),
             Err(ConfError::ZoneTooSmall { name: "a".into(), size: 1024, min: ZoneSpec::MIN_SIZE })
         );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("1h"), Ok(3600));
+        assert_eq!(parse_duration("7d"), Ok(604800));
+        for bad in ["", "h", "1.5h", "-1h", "1w", "1 h", "9999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_duration_in("1h", 60, 86400), Ok(3600));
+        assert!(matches!(parse_duration_in("10s", 60, 86400), Err(ConfError::DurationRange { .. })));
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count("3", 100), Ok(3));
+        for bad in ["0", "101", "-1", "+3", "three", ""] {
+            assert!(parse_count(bad, 100).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secret_files() {
+        let dir = std::env::temp_dir().join(format!("captchaify-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let hex = dir.join("hex");
+        std::fs::write(&hex, format!("{}\n", "ab".repeat(32))).unwrap();
+        assert_eq!(read_secret_file(&hex, 32).unwrap().len(), 64);
+        let short = dir.join("short");
+        std::fs::write(&short, "too short\n").unwrap();
+        assert!(matches!(read_secret_file(&short, 32), Err(ConfError::SecretTooShort { len: 9, .. })));
+        assert!(matches!(read_secret_file(&dir.join("missing"), 32), Err(ConfError::SecretRead { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

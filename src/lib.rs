@@ -7,6 +7,7 @@ pub mod challenge;
 pub mod conf;
 pub mod pages;
 pub mod policy;
+pub mod request;
 pub mod state;
 
 // The glue references nginx symbols that only exist inside an nginx process, so the unit

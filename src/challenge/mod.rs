@@ -1,4 +1,6 @@
 //! Challenges a person can answer and a program cannot: the captcha image, and the signed
 //! tokens that carry a challenge and, once it is solved, the client's pass.
 
+pub mod flow;
 pub mod image;
+pub mod token;

@@ -6,20 +6,25 @@
 use core::ffi::{c_char, c_void};
 use core::fmt::Display;
 use core::ptr;
+use std::cell::OnceCell;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_shm_zone_t, ngx_str_t, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
-    NGX_LOG_EMERG,
+    ngx_command_t, ngx_conf_t, ngx_shm_zone_t, ngx_str_t, NGX_CONF_TAKE1, NGX_CONF_TAKE12,
+    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
+    NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::http::{HttpModuleMainConf, Merge, MergeConfigError};
 use ngx::{ngx_conf_log_error, ngx_string};
 
 use super::{zone, Module};
-use crate::conf::{parse_flag, ZoneSpec};
+use crate::challenge::token::Secrets;
+use crate::conf::{parse_count, parse_duration_in, parse_flag, read_secret_file, ZoneSpec};
 use crate::pages::PageSet;
 use crate::policy::{self, Action, Hardness};
+use crate::state::records::FailureLimit;
 
 /// Configuration of the whole `http` block.
 #[derive(Debug)]
@@ -27,11 +32,46 @@ pub(crate) struct MainConf {
     /// Set by any captchaify directive: an unused module creates no zone and changes nothing.
     pub used: bool,
     pub zone: *mut ngx_shm_zone_t,
+    /// From `captchaify_secret_file`; without it, the zone's own secret signs.
+    pub secret_files: Option<Secrets>,
+    pub failure_limit: FailureLimit,
+    failure_limit_set: bool,
+    /// The secrets in force, settled on first use in each worker (the zone's secret only
+    /// exists once the zone is initialised, after the configuration is read).
+    secrets: OnceCell<Option<Secrets>>,
 }
 
 impl Default for MainConf {
     fn default() -> Self {
-        MainConf { used: false, zone: ptr::null_mut() }
+        MainConf {
+            used: false,
+            zone: ptr::null_mut(),
+            secret_files: None,
+            failure_limit: FailureLimit::default(),
+            failure_limit_set: false,
+            secrets: OnceCell::new(),
+        }
+    }
+}
+
+impl MainConf {
+    /// The secrets that sign and check tokens.
+    pub fn secrets(&self) -> Option<&Secrets> {
+        self.secrets
+            .get_or_init(|| {
+                self.secret_files.clone().or_else(|| {
+                    // SAFETY: `zone` is null or the zone declared for this configuration.
+                    let secret = unsafe { zone::state(self.zone) }?.secret()?;
+                    Secrets::new(secret.to_vec(), None)
+                })
+            })
+            .as_ref()
+    }
+
+    /// The zone's state, once initialised.
+    pub fn zone_state(&self) -> Option<&zone::ZoneState> {
+        // SAFETY: `zone` is null or the zone declared for this configuration.
+        unsafe { zone::state(self.zone) }
     }
 }
 
@@ -43,26 +83,53 @@ pub(crate) struct LocConf {
     pub hardness: Option<Hardness>,
     pub dry_run: Option<bool>,
     pub block_crawler: Option<bool>,
+    /// Seconds a solved captcha stays valid (`captchaify_verification_age`).
+    pub verification_age: Option<u64>,
+    pub without_cookies: Option<bool>,
+    /// An operator's `captchaify_template_dir`, loaded and checked at configuration time.
+    pub pages: Option<Arc<PageSet>>,
 }
 
 impl LocConf {
+    pub const DEFAULT_VERIFICATION_AGE: u64 = 3600;
+
     /// Whether the module acts in this location at all.
     pub fn enabled(&self) -> bool {
         self.action.is_some()
             || self.hardness.is_some()
             || self.dry_run.is_some()
             || self.block_crawler.is_some()
+            || self.verification_age.is_some()
+            || self.without_cookies.is_some()
+            || self.pages.is_some()
     }
 
     pub fn policy(&self) -> policy::LocationPolicy {
         policy::LocationPolicy {
             action: self.action.unwrap_or_default(),
             block_crawler: self.block_crawler.unwrap_or(true),
+            hardness: self.hardness.unwrap_or_default(),
+            accept_url_pass: self.without_cookies(),
         }
     }
 
     pub fn dry_run(&self) -> bool {
         self.dry_run.unwrap_or(false)
+    }
+
+    pub fn without_cookies(&self) -> bool {
+        self.without_cookies.unwrap_or(false)
+    }
+
+    pub fn verification_age(&self) -> u64 {
+        self.verification_age.unwrap_or(Self::DEFAULT_VERIFICATION_AGE)
+    }
+
+    pub fn pages(&self) -> &PageSet {
+        match &self.pages {
+            Some(pages) => pages,
+            None => PageSet::builtin(),
+        }
     }
 }
 
@@ -72,6 +139,11 @@ impl Merge for LocConf {
         self.hardness = self.hardness.or(prev.hardness);
         self.dry_run = self.dry_run.or(prev.dry_run);
         self.block_crawler = self.block_crawler.or(prev.block_crawler);
+        self.verification_age = self.verification_age.or(prev.verification_age);
+        self.without_cookies = self.without_cookies.or(prev.without_cookies);
+        if self.pages.is_none() {
+            self.pages.clone_from(&prev.pages);
+        }
         Ok(())
     }
 }
@@ -92,7 +164,10 @@ pub(crate) unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c
         }
     }
     policy::crawler::warm_up();
-    PageSet::builtin();
+    if !PageSet::builtin().is_complete() {
+        ngx_conf_log_error!(NGX_LOG_EMERG, cf, "captchaify: the built-in templates do not parse");
+        return NGX_CONF_ERROR;
+    }
     NGX_CONF_OK
 }
 
@@ -165,10 +240,111 @@ macro_rules! location_directive {
     };
 }
 
+/// A path as written in the configuration, relative paths taken from nginx's prefix (`-p`),
+/// as `root` does.
+fn full_path(cf: *mut ngx_conf_t, value: &str) -> PathBuf {
+    if value.starts_with('/') {
+        return PathBuf::from(value);
+    }
+    // SAFETY: a configuration being parsed always has its cycle, whose prefix is a valid
+    // nginx string.
+    let prefix = unsafe { (*(*cf).cycle).prefix };
+    let prefix = String::from_utf8_lossy(prefix.as_bytes()).into_owned();
+    PathBuf::from(prefix).join(value)
+}
+
 location_directive!(set_action, "captchaify_action", str::parse::<Action>, action);
 location_directive!(set_hardness, "captchaify_hardness", str::parse::<Hardness>, hardness);
 location_directive!(set_dry_run, "captchaify_dry_run", parse_flag, dry_run);
 location_directive!(set_block_crawler, "captchaify_block_crawler", parse_flag, block_crawler);
+location_directive!(set_without_cookies, "captchaify_without_cookies", parse_flag, without_cookies);
+location_directive!(
+    set_verification_age,
+    "captchaify_verification_age",
+    |v: &str| parse_duration_in(v, 60, 365 * 86400),
+    verification_age
+);
+
+unsafe extern "C" fn set_template_dir(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let load = |value: &str| PageSet::load_dir(&full_path(cf, value)).map(Arc::new);
+    set_location_value(cf, conf, "captchaify_template_dir", load, |c| &mut c.pages)
+}
+
+/// The arguments after the directive name, as UTF-8.
+fn utf8_arguments<'a>(cf: *mut ngx_conf_t, directive: &str) -> Result<Vec<&'a str>, *mut c_char> {
+    // SAFETY: for a directive handler, `cf.args` holds the directive name and its arguments.
+    let args: &[ngx_str_t] = unsafe { (*(*cf).args).as_slice() };
+    args.iter()
+        .skip(1)
+        .map(|arg| arg.to_str().map_err(|_| reject(cf, directive, "argument is not valid UTF-8")))
+        .collect()
+}
+
+unsafe extern "C" fn set_secret_file(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    const NAME: &str = "captchaify_secret_file";
+    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    if mcf.secret_files.is_some() {
+        return reject(cf, NAME, "is duplicate");
+    }
+    let args = match utf8_arguments(cf, NAME) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    let mut secrets = Vec::new();
+    for arg in args {
+        match read_secret_file(&full_path(cf, arg), Secrets::MIN_LEN) {
+            Ok(secret) => secrets.push(secret),
+            Err(error) => return reject(cf, NAME, error),
+        }
+    }
+    let mut secrets = secrets.into_iter();
+    let (Some(current), previous) = (secrets.next(), secrets.next()) else {
+        return reject(cf, NAME, "needs a file");
+    };
+    mcf.secret_files = Secrets::new(current, previous);
+    mcf.used = true;
+    NGX_CONF_OK
+}
+
+unsafe extern "C" fn set_max_failures(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    const NAME: &str = "captchaify_max_failures";
+    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    if mcf.failure_limit_set {
+        return reject(cf, NAME, "is duplicate");
+    }
+    let args = match utf8_arguments(cf, NAME) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    let max = match args.first().map(|a| parse_count(a, 1000)) {
+        Some(Ok(max)) => max,
+        Some(Err(error)) => return reject(cf, NAME, error),
+        None => return reject(cf, NAME, "needs a number"),
+    };
+    let window_secs = match args.get(1).map(|a| parse_duration_in(a, 1, 7 * 86400)) {
+        None => FailureLimit::default().window_ms / 1000,
+        Some(Ok(secs)) => secs,
+        Some(Err(error)) => return reject(cf, NAME, error),
+    };
+    mcf.failure_limit = FailureLimit { max, window_ms: window_secs * 1000 };
+    mcf.failure_limit_set = true;
+    mcf.used = true;
+    NGX_CONF_OK
+}
 
 unsafe extern "C" fn set_zone(
     cf: *mut ngx_conf_t,
@@ -213,18 +389,31 @@ const fn location_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 6] = [
+const fn main_command(
+    name: ngx_str_t,
+    arguments: u32,
+    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
+) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: (NGX_HTTP_MAIN_CONF | arguments) as _,
+        set: Some(set),
+        conf: NGX_HTTP_MAIN_CONF_OFFSET as _,
+        offset: 0,
+        post: ptr::null_mut(),
+    }
+}
+
+pub(crate) static mut COMMANDS: [ngx_command_t; 11] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
     location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
     location_command(ngx_string!("captchaify_block_crawler"), set_block_crawler),
-    ngx_command_t {
-        name: ngx_string!("captchaify_zone"),
-        type_: (NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1) as _,
-        set: Some(set_zone),
-        conf: NGX_HTTP_MAIN_CONF_OFFSET as _,
-        offset: 0,
-        post: ptr::null_mut(),
-    },
+    location_command(ngx_string!("captchaify_verification_age"), set_verification_age),
+    location_command(ngx_string!("captchaify_without_cookies"), set_without_cookies),
+    location_command(ngx_string!("captchaify_template_dir"), set_template_dir),
+    main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),
+    main_command(ngx_string!("captchaify_secret_file"), NGX_CONF_TAKE12, set_secret_file),
+    main_command(ngx_string!("captchaify_max_failures"), NGX_CONF_TAKE12, set_max_failures),
     ngx_command_t::empty(),
 ];

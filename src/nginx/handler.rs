@@ -3,12 +3,13 @@
 use ngx::core::Status;
 use ngx::ffi::{ngx_http_request_t, ngx_int_t, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR};
 use ngx::ffi::{NGX_LOG_INFO, NGX_LOG_WARN};
-use ngx::http::{HttpModuleLocationConf, Request};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
 use ngx::ngx_log_error;
 
-use super::{request_state, response, Module};
-use crate::pages::{PageContext, PageKind, PageSet};
-use crate::policy::{decide, LocationPolicy, Outcome, Refusal, Verdict};
+use super::{request_state, response, verify, MainConf, Module};
+use crate::challenge::token::return_path_for;
+use crate::pages::{PageContext, PageKind};
+use crate::policy::{decide, LocationPolicy, Outcome, Refusal, Suspicion, Verdict};
 
 /// Access phase, main requests only (nginx skips this phase for subrequests). Runs again
 /// after each internal redirect, with the facts of the first pass and the new location's
@@ -16,9 +17,12 @@ use crate::policy::{decide, LocationPolicy, Outcome, Refusal, Verdict};
 pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls phase handlers with a live request.
     let r = unsafe { Request::from_ngx_http_request(r) };
-    let Some(lcf) = Module::location_conf(r) else {
+    let (Some(mcf), Some(lcf)) = (Module::main_conf(r), Module::location_conf(r)) else {
         return Status::NGX_DECLINED.into();
     };
+    if mcf.used && r.path().as_bytes() == response::VERIFY_PATH.as_bytes() {
+        return verify::start(r);
+    }
     if !lcf.enabled() {
         return Status::NGX_DECLINED.into();
     }
@@ -28,7 +32,7 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
         // Out of memory: refuse rather than let an unchecked request through.
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
-    let verdict = verdict_for(r, state, &policy);
+    let (verdict, suspicion) = verdict_for(r, mcf, state, &policy);
     let outcome = Outcome { verdict, dry_run };
     let already_logged = state.outcome == Some(outcome) && state.action == Some(policy.action);
     state.outcome = Some(outcome);
@@ -37,14 +41,33 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
         log_outcome(r, &policy, outcome);
     }
 
-    let page = match outcome.enforced() {
-        None => return Status::NGX_DECLINED.into(),
-        Some(Refusal::Block) => PageKind::Block,
-        Some(Refusal::Challenge) => PageKind::Captcha,
+    let Some(refusal) = outcome.enforced() else {
+        return Status::NGX_DECLINED.into();
     };
-    let path = String::from_utf8_lossy(r.unparsed_uri().as_bytes()).into_owned();
-    let page = PageSet::builtin().render(page, &PageContext { path: &path });
-    response::send_page(r, &page)
+    let requested = r.unparsed_uri().as_bytes();
+    let shown_path = String::from_utf8_lossy(requested).into_owned();
+    let rc = match refusal {
+        Refusal::Block => {
+            let message = block_message(suspicion);
+            let page = lcf.pages().render(PageKind::Block, &PageContext { path: &shown_path, message, captcha: None });
+            response::write_page(r, page, &[])
+        }
+        Refusal::Challenge => {
+            let terms = response::challenge_terms(lcf, return_path_for(requested));
+            response::write_challenge(r, mcf, lcf, &terms, &shown_path, "")
+        }
+    };
+    response::finish(r, rc)
+}
+
+/// What the block page tells the client about why.
+pub(crate) fn block_message(suspicion: Option<Suspicion>) -> &'static str {
+    match suspicion {
+        Some(Suspicion::FailedChallenges) => {
+            "Too many wrong answers to the check. Please try again in a couple of hours."
+        }
+        _ => "",
+    }
 }
 
 /// Preaccess phase, subrequests only: an SSI include, `auth_request` or mirror into a
@@ -56,7 +79,7 @@ pub(crate) unsafe extern "C" fn subrequest_handler(r: *mut ngx_http_request_t) -
     if r.is_main() {
         return Status::NGX_DECLINED.into();
     }
-    let Some(lcf) = Module::location_conf(r).filter(|lcf| lcf.enabled()) else {
+    let (Some(mcf), Some(lcf)) = (Module::main_conf(r), Module::location_conf(r).filter(|l| l.enabled())) else {
         return Status::NGX_DECLINED.into();
     };
     let policy = lcf.policy();
@@ -66,7 +89,7 @@ pub(crate) unsafe extern "C" fn subrequest_handler(r: *mut ngx_http_request_t) -
     let Some(state) = request_state::find_or_create(r) else {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
-    match verdict_for(r, state, &policy) {
+    match verdict_for(r, mcf, state, &policy).0 {
         Verdict::Pass => Status::NGX_DECLINED.into(),
         verdict => {
             ngx_log_error!(
@@ -81,12 +104,17 @@ pub(crate) unsafe extern "C" fn subrequest_handler(r: *mut ngx_http_request_t) -
     }
 }
 
-fn verdict_for(r: &Request, state: &mut request_state::RequestState, policy: &LocationPolicy) -> Verdict {
+fn verdict_for(
+    r: &Request,
+    mcf: &MainConf,
+    state: &mut request_state::RequestState,
+    policy: &LocationPolicy,
+) -> (Verdict, Option<Suspicion>) {
     if !policy.needs_facts() {
-        return Verdict::Pass;
+        return (Verdict::Pass, None);
     }
-    let facts = state.facts(r);
-    decide(policy, &facts)
+    let facts = state.facts(r, mcf);
+    (decide(policy, &facts), facts.suspicion(policy))
 }
 
 fn log_outcome(r: &Request, policy: &LocationPolicy, outcome: Outcome) {

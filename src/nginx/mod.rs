@@ -3,11 +3,13 @@
 //! Everything here converts nginx structures into plain values, calls the core
 //! (`policy`, `pages`, `conf`), and turns the answer back into nginx actions.
 
+mod client;
 mod directives;
 mod handler;
 mod request_state;
 mod response;
 mod variables;
+mod verify;
 mod zone;
 
 use core::ffi::c_void;

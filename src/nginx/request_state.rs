@@ -11,8 +11,9 @@ use core::ptr;
 use ngx::ffi::{ngx_http_request_t, ngx_pool_cleanup_add, ngx_pool_t};
 use ngx::http::{HttpModule, Request};
 
-use super::Module;
-use crate::policy::{crawler, Action, ClientFacts, Outcome};
+use super::{client, MainConf, Module};
+use crate::challenge::token::{check_pass, client_prefix, ClientBinding, PASS_NAME};
+use crate::policy::{crawler, Action, ClientFacts, Hardness, Outcome};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cfyreqst");
 
@@ -27,14 +28,44 @@ pub(crate) struct RequestState {
 
 impl RequestState {
     /// The client facts, gathered on first use and kept for later passes.
-    pub fn facts(&mut self, r: &Request) -> ClientFacts {
-        *self.facts.get_or_insert_with(|| gather_facts(r))
+    pub fn facts(&mut self, r: &Request, mcf: &MainConf) -> ClientFacts {
+        *self.facts.get_or_insert_with(|| gather_facts(r, mcf))
     }
 }
 
-fn gather_facts(r: &Request) -> ClientFacts {
-    let user_agent = r.user_agent().map(|ua| ua.as_bytes());
-    ClientFacts { crawler: crawler::is_crawler(user_agent), verified: false }
+/// Everything the policy may ask about the client, read once per request.
+fn gather_facts(r: &Request, mcf: &MainConf) -> ClientFacts {
+    let user_agent = client::user_agent(r);
+    let crawler = crawler::is_crawler(r.user_agent().map(|ua| ua.as_bytes()));
+    let Some(secrets) = mcf.secrets() else {
+        return ClientFacts { crawler, ..ClientFacts::default() };
+    };
+    let address = client::address(r);
+    let binding = ClientBinding::new(address, user_agent);
+    let now = client::now();
+    // Garbage, forged, expired or foreign tokens simply do not count.
+    let best_pass = |tokens: &mut dyn Iterator<Item = &[u8]>| -> Option<Hardness> {
+        tokens
+            .filter_map(|t| check_pass(secrets, t, binding, Hardness::EASY, now.secs).ok())
+            .map(|pass| pass.hardness)
+            .max()
+    };
+    let failed_too_often = mcf.zone_state().and_then(|zone| zone.failures.as_ref()).is_some_and(|table| {
+        let key = failure_key(mcf, address);
+        table.with(client::pid(), |t| mcf.failure_limit.is_blocked(t, &key, now.millis))
+    });
+    ClientFacts {
+        crawler,
+        cookie_pass: best_pass(&mut client::cookies(r, PASS_NAME.as_bytes())),
+        url_pass: best_pass(&mut client::arguments(r, PASS_NAME.as_bytes())),
+        failed_too_often,
+    }
+}
+
+/// The failure table's key for a client: its address (IPv6 by /64), keyed with the secret.
+pub(crate) fn failure_key(mcf: &MainConf, address: std::net::IpAddr) -> [u8; 16] {
+    let prefix = client_prefix(address);
+    mcf.secrets().map_or([0; 16], |s| s.table_key("failures", prefix.as_bytes()))
 }
 
 type CleanupFn = unsafe extern "C" fn(*mut core::ffi::c_void);

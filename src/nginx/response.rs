@@ -1,33 +1,72 @@
-//! Sending one of our pages from a phase handler, without ever falling open.
+//! Sending the module's own responses — pages, redirects — without ever falling open.
 
 use core::ptr;
 
 use ngx::core::Status;
 use ngx::ffi::{
     ngx_chain_t, ngx_create_temp_buf, ngx_http_discard_request_body, ngx_http_finalize_request,
-    ngx_http_output_filter, ngx_http_send_header, ngx_int_t, ngx_str_t, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_str_t,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_FOUND,
 };
 use ngx::http::Request;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 
-use crate::pages::Page;
+use super::{client, LocConf, MainConf};
+use crate::challenge::image;
+use crate::challenge::token::{issue_challenge, ChallengeTerms, ClientBinding};
+use crate::pages::{CaptchaView, Page, PageContext, PageKind};
 
-/// Answers the request with `page` and finalizes it. The phase handler must return the
-/// result, which is always `NGX_DONE`: returning `NGX_OK` from the access phase would mean
-/// "allowed", and nginx would serve the protected content after our page.
-pub(crate) fn send_page(r: &mut Request, page: &Page) -> ngx_int_t {
-    let rc = write_page(r, page);
-    let raw: *mut ngx::ffi::ngx_http_request_t = r.into();
+/// The module-owned path the captcha form posts to.
+pub(crate) const VERIFY_PATH: &str = "/.captchaify/verify";
+
+/// How long a challenge may be answered.
+pub(crate) const CHALLENGE_TTL_SECS: u64 = 120;
+
+/// Finishes a phase handler that answered the request itself. Always `NGX_DONE`: returning
+/// `NGX_OK` from the access phase would mean "allowed", and nginx would serve the protected
+/// content after our response.
+pub(crate) fn finish(r: &mut Request, rc: ngx_int_t) -> ngx_int_t {
+    let raw: *mut ngx_http_request_t = r.into();
     // SAFETY: `raw` is the live request; finalizing with the send result is what content
-    // handlers do, and NGX_DONE below tells the phase engine the request is taken care of.
+    // handlers do, and NGX_DONE tells the phase engine the request is taken care of.
     unsafe { ngx_http_finalize_request(raw, rc) };
     Status::NGX_DONE.into()
 }
 
-fn write_page(r: &mut Request, page: &Page) -> ngx_int_t {
-    let raw: *mut ngx::ffi::ngx_http_request_t = r.into();
+/// Sends a rendered page; a page the location's templates lack is a 404.
+pub(crate) fn write_page(r: &mut Request, page: Option<Page>, extra: &[(&str, &str)]) -> ngx_int_t {
+    let Some(page) = page else {
+        return NGX_HTTP_NOT_FOUND as _;
+    };
+    let headers: Vec<(&str, &str)> = Page::FIXED_HEADERS
+        .iter()
+        .copied()
+        .chain([("Content-Security-Policy", page.content_security_policy.as_str())])
+        .chain(extra.iter().copied())
+        .collect();
+    write_response(r, page.status, &headers, page.body.as_bytes())
+}
+
+/// Sends `303 See Other` to a same-site relative `location` (never made absolute, never
+/// anywhere else), with optional extra headers such as `Set-Cookie`.
+pub(crate) fn write_redirect(r: &mut Request, location: &str, extra: &[(&str, &str)]) -> ngx_int_t {
+    let mut body = String::from("<!DOCTYPE html><title>See Other</title><a href=\"");
+    crate::pages::template::escape_into(&mut body, location);
+    body.push_str("\">Continue</a>\n");
+    let headers: Vec<(&str, &str)> = [("Location", location), ("Cache-Control", "no-store")]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    write_response(r, 303, &headers, body.as_bytes())
+}
+
+fn write_response(r: &mut Request, status: u16, headers: &[(&str, &str)], body: &[u8]) -> ngx_int_t {
+    let raw: *mut ngx_http_request_t = r.into();
     // SAFETY: all pointers below come from the live request and its pool.
     unsafe {
-        // A POST's body must be read and dropped, or keepalive breaks on the next request.
+        // A request body must be read and dropped, or keepalive breaks on the next request
+        // (a no-op once the verify handler has read it).
         let rc = ngx_http_discard_request_body(raw);
         if rc != Status::NGX_OK.into() {
             return rc;
@@ -35,16 +74,12 @@ fn write_page(r: &mut Request, page: &Page) -> ngx_int_t {
 
         let pool = (*raw).pool;
         let out = &mut (*raw).headers_out;
-        out.status = page.status as _;
-        out.content_length_n = page.body.len() as _;
+        out.status = status as _;
+        out.content_length_n = body.len() as _;
         out.content_type = ngx_str_t::from_str(pool, "text/html");
         out.content_type_len = out.content_type.len;
         out.charset = ngx_str_t::from_str(pool, "utf-8");
         out.content_type_lowcase = ptr::null_mut();
-        let headers = Page::FIXED_HEADERS
-            .iter()
-            .copied()
-            .chain([("Content-Security-Policy", page.content_security_policy.as_str())]);
         for (name, value) in headers {
             if r.add_header_out(name, value).is_none() {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
@@ -56,7 +91,6 @@ fn write_page(r: &mut Request, page: &Page) -> ngx_int_t {
             return rc;
         }
 
-        let body = page.body.as_bytes();
         let buf = ngx_create_temp_buf(pool, body.len().max(1));
         if buf.is_null() {
             return Status::NGX_ERROR.into();
@@ -67,5 +101,71 @@ fn write_page(r: &mut Request, page: &Page) -> ngx_int_t {
         (*buf).set_last_in_chain(1);
         let mut chain = ngx_chain_t { buf, next: ptr::null_mut() };
         ngx_http_output_filter(raw, &mut chain)
+    }
+}
+
+/// The terms a location sets for the captcha it shows.
+pub(crate) fn challenge_terms(lcf: &LocConf, return_path: String) -> ChallengeTerms {
+    use crate::challenge::token::Delivery;
+    ChallengeTerms {
+        hardness: lcf.hardness.unwrap_or_default(),
+        pass_age: lcf.verification_age(),
+        delivery: if lcf.without_cookies() { Delivery::UrlArgument } else { Delivery::Cookie },
+        return_path,
+    }
+}
+
+/// Makes a fresh captcha and sends its page. `shown_path` is what the page says was asked for.
+pub(crate) fn write_challenge(
+    r: &mut Request,
+    mcf: &MainConf,
+    lcf: &LocConf,
+    terms: &ChallengeTerms,
+    shown_path: &str,
+    message: &str,
+) -> ngx_int_t {
+    let Some(secrets) = mcf.secrets() else {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+    };
+    let mut seed = [0u8; 32];
+    if getrandom::getrandom(&mut seed).is_err() {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+    }
+    // Every random choice of this challenge comes from a ChaCha20 stream seeded by the OS.
+    let mut rng = ChaCha20Rng::from_seed(seed);
+    let captcha = image::generate(terms.hardness.get(), &mut rng);
+    let nonce: [u8; 16] = rng.gen();
+    let binding = ClientBinding::new(client::address(r), client::user_agent(r));
+    let expires = client::now().secs + CHALLENGE_TTL_SECS;
+    let token = issue_challenge(secrets, binding, terms, expires, nonce, &captcha.answer);
+    let answer_length = answer_length(terms.hardness.get());
+    let page = lcf.pages().render(
+        PageKind::Captcha,
+        &PageContext {
+            path: shown_path,
+            message,
+            captcha: Some(CaptchaView {
+                png: &captcha.png,
+                width: captcha.width,
+                height: captcha.height,
+                answer_length,
+                challenge: &token,
+                form_action: VERIFY_PATH,
+            }),
+        },
+    );
+    #[cfg(feature = "test-answers")]
+    let extra = [("X-Captchaify-Test-Answer", captcha.answer.as_str())];
+    #[cfg(not(feature = "test-answers"))]
+    let extra: [(&str, &str); 0] = [];
+    write_page(r, page, &extra)
+}
+
+/// How many characters a captcha of this hardness has, in words for the page.
+fn answer_length(hardness: u8) -> &'static str {
+    match hardness {
+        1 => "6 to 8",
+        3 => "10 to 12",
+        _ => "9 to 11",
     }
 }

@@ -1,7 +1,9 @@
 //! The shared-memory zone: declared at configuration time, laid out once, reused on reload.
 //!
-//! The zone starts with a [`ZoneHeader`]: plain data only (no process pointers), so that it
-//! means the same in every worker and in the next generation of workers after a reload.
+//! Layout: a [`ZoneHeader`] (plain data only: the fallback secret and where each table lives,
+//! as offsets from the zone's start), then one region per table from the zone's slab pool.
+//! Every configuration, in every worker, attaches the tables from those offsets, so nothing
+//! depends on addresses or on which process laid the zone out.
 
 use core::ffi::c_void;
 use core::mem::size_of;
@@ -9,34 +11,61 @@ use core::ptr::{self, addr_of_mut};
 
 use ngx::core::Status;
 use ngx::ffi::{
-    ngx_conf_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_alloc, ngx_slab_pool_t,
-    ngx_str_t, NGX_LOG_NOTICE,
+    ngx_conf_t, ngx_int_t, ngx_log_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_alloc,
+    ngx_slab_pool_t, ngx_str_t, NGX_LOG_EMERG, NGX_LOG_NOTICE,
 };
 use ngx::ngx_log_error;
 
 use super::directives::reject;
 use super::ngx_http_captchaify_module;
 use crate::conf::ZoneSpec;
+use crate::state::records::{Failures, SpentNonce};
+use crate::state::table::{Record, Table};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
-const LAYOUT_VERSION: u32 = 1;
+/// Bumped whenever the header or the set of tables changes. A reload that brings another
+/// layout into a zone of the same name and size is refused (old workers still use it).
+const LAYOUT_VERSION: u32 = 2;
 
-/// The first thing in the zone. Written once by the first configuration that creates the
-/// zone, read by every worker since.
+/// Where a table lives inside the zone.
 #[repr(C)]
-pub(crate) struct ZoneHeader {
+#[derive(Clone, Copy)]
+struct RegionRef {
+    offset: u64,
+    len: u64,
+}
+
+/// The first thing in the zone. Written once by the configuration that creates the zone.
+#[repr(C)]
+struct ZoneHeader {
     magic: u64,
     layout_version: u32,
     _reserved: u32,
     /// Signs tokens when no `captchaify_secret_file` is configured; created once per zone,
     /// so it survives reloads.
-    pub secret: [u8; 32],
+    secret: [u8; 32],
+    spent: RegionRef,
+    failures: RegionRef,
 }
 
-/// Per-configuration handle on the zone, kept in the configuration pool.
-struct ZoneCtx {
+/// This configuration's handles on the zone, kept in the configuration pool.
+pub(crate) struct ZoneState {
     header: *mut ZoneHeader,
+    pub spent: Option<Table<SpentNonce>>,
+    pub failures: Option<Table<Failures>>,
 }
+
+impl ZoneState {
+    pub fn secret(&self) -> Option<[u8; 32]> {
+        // SAFETY: the header was laid out by init_zone and lives as long as the zone.
+        unsafe { self.header.as_ref().map(|h| h.secret) }
+    }
+}
+
+/// Shares of the zone for each table, in percent. The rest is slab bookkeeping and room for
+/// the rate-limit table.
+const SPENT_SHARE: usize = 30;
+const FAILURES_SHARE: usize = 30;
 
 /// Declares the zone. Returns `None` after logging why it cannot be declared.
 pub(crate) fn add(cf: *mut ngx_conf_t, spec: &ZoneSpec) -> Option<*mut ngx_shm_zone_t> {
@@ -58,66 +87,154 @@ pub(crate) fn add(cf: *mut ngx_conf_t, spec: &ZoneSpec) -> Option<*mut ngx_shm_z
             reject(cf, "captchaify_zone", format_args!("zone \"{}\" is already declared", spec.name));
             return None;
         }
-        let ctx = ngx::core::Pool::from_ngx_pool(pool).allocate(ZoneCtx { header: ptr::null_mut() });
-        if ctx.is_null() {
+        let state = ngx::core::Pool::from_ngx_pool(pool).allocate(ZoneState {
+            header: ptr::null_mut(),
+            spent: None,
+            failures: None,
+        });
+        if state.is_null() {
             return None;
         }
         (*shm_zone).init = Some(init_zone);
-        (*shm_zone).data = ctx.cast();
+        (*shm_zone).data = state.cast();
         Some(shm_zone)
     }
 }
 
-/// Zone init callback: reuse the previous configuration's layout on reload, otherwise lay
-/// out a fresh header. Also runs for `nginx -t`.
+/// The zone's state for this configuration, once its init has run.
+///
+/// # Safety
+/// `shm_zone` must be null or a zone declared by [`add`] in the running configuration.
+pub(crate) unsafe fn state<'a>(shm_zone: *mut ngx_shm_zone_t) -> Option<&'a ZoneState> {
+    // SAFETY: the caller guarantees a zone of ours, whose data is our ZoneState.
+    unsafe { shm_zone.as_ref()?.data.cast::<ZoneState>().as_ref() }
+        .filter(|state| !state.header.is_null())
+}
+
+/// Zone init callback, also run for `nginx -t`: attach to the layout a previous configuration
+/// made, or lay out a fresh zone.
 unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_void) -> ngx_int_t {
-    // SAFETY: nginx calls this with the zone declared in `add`, whose data is our ZoneCtx,
-    // and `previous` is null or the ZoneCtx of the configuration being replaced.
+    // SAFETY: nginx calls this with the zone declared in `add`, whose data is our ZoneState;
+    // the zone's memory starts with its slab pool.
     unsafe {
         let zone = &mut *shm_zone;
-        let ctx = &mut *zone.data.cast::<ZoneCtx>();
+        let state = &mut *zone.data.cast::<ZoneState>();
         let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
-        if let Some(previous) = previous.cast::<ZoneCtx>().as_ref() {
-            ctx.header = previous.header;
-            return Status::NGX_OK.into();
-        }
-        if zone.shm.exists != 0 {
-            ctx.header = (*shpool).data.cast();
-            return Status::NGX_OK.into();
-        }
-        let header = ngx_slab_alloc(shpool, size_of::<ZoneHeader>()).cast::<ZoneHeader>();
-        if header.is_null() {
+        let log = zone.shm.log;
+        let name = String::from_utf8_lossy(zone.shm.name.as_bytes()).into_owned();
+        let reused = !previous.is_null() || zone.shm.exists != 0;
+        let header = if reused { (*shpool).data.cast::<ZoneHeader>() } else { lay_out(shpool, zone.shm.size) };
+        let Some(header_ref) = header.as_ref() else {
+            ngx_log_error!(NGX_LOG_EMERG, log, "captchaify: zone \"{}\" is too small to lay out", name);
+            return Status::NGX_ERROR.into();
+        };
+        if header_ref.magic != MAGIC || header_ref.layout_version != LAYOUT_VERSION {
+            ngx_log_error!(
+                NGX_LOG_EMERG,
+                log,
+                "captchaify: zone \"{}\" was laid out by another version of the module; \
+                 restart nginx, or give the zone another name or size",
+                name
+            );
             return Status::NGX_ERROR.into();
         }
-        let mut secret = [0u8; 32];
-        if getrandom::getrandom(&mut secret).is_err() {
+        state.header = header;
+        let base = zone.shm.addr;
+        state.spent = attach(base, header_ref.spent, log, &name, "spent challenges");
+        state.failures = attach(base, header_ref.failures, log, &name, "failures");
+        if state.spent.is_none() || state.failures.is_none() {
             return Status::NGX_ERROR.into();
         }
-        header.write(ZoneHeader { magic: MAGIC, layout_version: LAYOUT_VERSION, _reserved: 0, secret });
-        (*shpool).data = header.cast();
-        ctx.header = header;
-        ngx_log_error!(
-            NGX_LOG_NOTICE,
-            zone.shm.log,
-            "captchaify: zone \"{}\" of {} bytes initialised",
-            String::from_utf8_lossy(zone.shm.name.as_bytes()),
-            zone.shm.size
-        );
+        if !reused {
+            log_capacity(log, &name, zone.shm.size, state);
+        }
         Status::NGX_OK.into()
     }
 }
 
-/// The header of a zone whose init has run.
+/// Lays out a fresh zone: header, secret and empty tables. Null when something does not fit.
 ///
-/// Only the token code (the captcha issue) reads it so far.
 /// # Safety
-/// `shm_zone` must be a zone declared by [`add`] in the running configuration.
-#[allow(dead_code)]
-pub(crate) unsafe fn header<'a>(shm_zone: *mut ngx_shm_zone_t) -> Option<&'a ZoneHeader> {
-    // SAFETY: the caller guarantees a zone of ours; its header lives as long as the zone.
+/// `shpool` must be the slab pool of a zone of `size` bytes that nobody else uses yet.
+unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader {
+    // SAFETY: per the contract, the pool is ours alone; allocations stay inside the zone.
     unsafe {
-        let ctx = (*shm_zone).data.cast::<ZoneCtx>().as_ref()?;
-        let header = ctx.header.as_ref()?;
-        (header.magic == MAGIC && header.layout_version == LAYOUT_VERSION).then_some(header)
+        let header = ngx_slab_alloc(shpool, size_of::<ZoneHeader>()).cast::<ZoneHeader>();
+        if header.is_null() {
+            return ptr::null_mut();
+        }
+        let mut secret = [0u8; 32];
+        if getrandom::getrandom(&mut secret).is_err() {
+            return ptr::null_mut();
+        }
+        let base = shpool.cast::<u8>();
+        let (Some(spent), Some(failures)) = (
+            new_table::<SpentNonce>(shpool, base, size * SPENT_SHARE / 100),
+            new_table::<Failures>(shpool, base, size * FAILURES_SHARE / 100),
+        ) else {
+            return ptr::null_mut();
+        };
+        header.write(ZoneHeader {
+            magic: MAGIC,
+            layout_version: LAYOUT_VERSION,
+            _reserved: 0,
+            secret,
+            spent,
+            failures,
+        });
+        (*shpool).data = header.cast();
+        header
     }
+}
+
+/// Allocates a region of about `len` bytes from the slab and lays out an empty table in it.
+///
+/// # Safety
+/// As for [`lay_out`]; `base` is the start of the zone.
+unsafe fn new_table<V: Record>(shpool: *mut ngx_slab_pool_t, base: *mut u8, len: usize) -> Option<RegionRef> {
+    // Slab allocations of a page or more are page-aligned, which covers the table's alignment.
+    // SAFETY: per the contract; the region is fresh memory of `len` bytes inside the zone.
+    unsafe {
+        let region = ngx_slab_alloc(shpool, len).cast::<u8>();
+        if region.is_null() {
+            return None;
+        }
+        Table::<V>::init(region, len).ok()?;
+        Some(RegionRef { offset: region.offset_from(base) as u64, len: len as u64 })
+    }
+}
+
+/// Attaches a table laid out earlier, logging why not when it cannot.
+///
+/// # Safety
+/// `base` is the start of a zone whose header recorded `region`.
+unsafe fn attach<V: Record>(
+    base: *mut u8,
+    region: RegionRef,
+    log: *mut ngx_log_t,
+    zone: &str,
+    what: &str,
+) -> Option<Table<V>> {
+    // SAFETY: the offset and length were recorded by lay_out for this very zone.
+    match unsafe { Table::<V>::attach(base.add(region.offset as usize), region.len as usize) } {
+        Ok(table) => Some(table),
+        Err(error) => {
+            ngx_log_error!(NGX_LOG_EMERG, log, "captchaify: zone \"{}\": {} table: {}", zone, what, error);
+            None
+        }
+    }
+}
+
+fn log_capacity(log: *mut ngx_log_t, name: &str, size: usize, state: &ZoneState) {
+    let capacity = |stats: Option<usize>| stats.unwrap_or(0);
+    ngx_log_error!(
+        NGX_LOG_NOTICE,
+        log,
+        "captchaify: zone \"{}\" of {} bytes initialised: room for {} spent challenges and {} \
+         failure counters",
+        name,
+        size,
+        capacity(state.spent.as_ref().map(|t| t.capacity())),
+        capacity(state.failures.as_ref().map(|t| t.capacity()))
+    );
 }

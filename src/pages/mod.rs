@@ -1,14 +1,17 @@
 //! The pages the module answers with, and the headers every one of them carries.
 //!
-//! Built-in templates come from `templates/` and are compiled into the module. Rendering
-//! yields a [`Page`]: status, body and the security headers, ready for the glue to send.
+//! Built-in templates come from `templates/` and are compiled into the module; an operator's
+//! `captchaify_template_dir` replaces them per location, and a page missing there answers 404
+//! (as in flask_Captchaify). Rendering yields a [`Page`]: status, body and security headers.
 
 pub mod template;
 
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
+use thiserror::Error;
 
 pub use template::{Template, TemplateError};
 
@@ -38,6 +41,10 @@ impl PageKind {
         }
     }
 
+    const fn index(self) -> usize {
+        self as usize
+    }
+
     const fn builtin_source(self) -> &'static str {
         match self {
             PageKind::Captcha => include_str!("../../templates/captcha.html"),
@@ -46,52 +53,137 @@ impl PageKind {
     }
 }
 
-/// The placeholders a template may use, in the order [`PageContext::values`] fills them.
-pub const PLACEHOLDERS: &[&str] = &["csp_nonce", "builtin_style", "lang", "dir", "path"];
+/// The placeholders a template may use, in the order [`PageContext`] fills them.
+pub const PLACEHOLDERS: &[&str] = &[
+    "csp_nonce",
+    "builtin_style",
+    "lang",
+    "dir",
+    "path",
+    "message_block",
+    "image_src",
+    "image_width",
+    "image_height",
+    "answer_length",
+    "challenge",
+    "form_action",
+];
 
 /// The stylesheet of the built-in pages; custom templates may use it as `{{{builtin_style}}}`.
 pub const BUILTIN_STYLE: &str = include_str!("../../templates/style.css");
 
 /// What a page shows about the request it answers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct PageContext<'a> {
     /// The path (and query) the client asked for, shown escaped.
     pub path: &'a str,
+    /// A notice for the client (a wrong answer, an expired challenge); empty for none.
+    pub message: &'a str,
+    /// The puzzle, on captcha pages.
+    pub captcha: Option<CaptchaView<'a>>,
 }
 
-/// One set of page templates (the built-in one, or an operator's directory).
+/// The parts of a captcha page that come from the challenge.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptchaView<'a> {
+    pub png: &'a [u8],
+    pub width: u32,
+    pub height: u32,
+    /// How many characters the answer has, e.g. "9 to 11" — told to screen readers too.
+    pub answer_length: &'a str,
+    /// The signed challenge token for the form's hidden field.
+    pub challenge: &'a str,
+    /// Where the form posts to.
+    pub form_action: &'a str,
+}
+
+/// One set of page templates: the built-in one, or an operator's directory where some pages
+/// may be missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageSet {
-    captcha: Template,
-    block: Template,
+    pages: [Option<Template>; 2],
+}
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("template directory \"{0}\" is not a readable directory")]
+    NotADirectory(PathBuf),
+    #[error("cannot read template \"{path}\": {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("template \"{path}\": {error}")]
+    Template { path: PathBuf, error: TemplateError },
 }
 
 impl PageSet {
     /// The templates shipped in `templates/`, parsed once per process.
     pub fn builtin() -> &'static PageSet {
-        static BUILTIN: LazyLock<PageSet> = LazyLock::new(|| {
-            PageSet::parse(|kind| Ok::<_, TemplateError>(kind.builtin_source().to_string()))
-                .expect("the built-in templates are valid")
+        static BUILTIN: LazyLock<PageSet> = LazyLock::new(|| PageSet {
+            pages: PageKind::ALL.map(|kind| Template::parse(kind.builtin_source(), PLACEHOLDERS).ok()),
         });
         &BUILTIN
     }
 
-    /// Parses every page from the sources `load` returns.
-    pub fn parse<E: From<TemplateError>>(
-        mut load: impl FnMut(PageKind) -> Result<String, E>,
-    ) -> Result<PageSet, E> {
-        let mut parse = |kind| Template::parse(&load(kind)?, PLACEHOLDERS).map_err(E::from);
-        Ok(PageSet { captcha: parse(PageKind::Captcha)?, block: parse(PageKind::Block)? })
+    /// Whether every built-in template parsed (checked by a unit test and at start-up).
+    pub fn is_complete(&self) -> bool {
+        self.pages.iter().all(Option::is_some)
     }
 
-    pub fn render(&self, kind: PageKind, context: &PageContext<'_>) -> Page {
+    /// Loads an operator's template directory. Pages it lacks stay missing (they answer 404);
+    /// a page that exists but does not parse is an error, reported at `nginx -t`.
+    pub fn load_dir(dir: &Path) -> Result<PageSet, LoadError> {
+        if !dir.is_dir() {
+            return Err(LoadError::NotADirectory(dir.to_path_buf()));
+        }
+        let mut pages: [Option<Template>; 2] = [None, None];
+        for kind in PageKind::ALL {
+            let path = dir.join(kind.file_name());
+            let source = match std::fs::read_to_string(&path) {
+                Ok(source) => source,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(LoadError::Read { path, error }),
+            };
+            let template = Template::parse(&source, PLACEHOLDERS)
+                .map_err(|error| LoadError::Template { path: path.clone(), error })?;
+            pages[kind.index()] = Some(template);
+        }
+        Ok(PageSet { pages })
+    }
+
+    /// Renders a page, or `None` when this set has no such page (the caller answers 404).
+    pub fn render(&self, kind: PageKind, context: &PageContext<'_>) -> Option<Page> {
+        let template = self.pages[kind.index()].as_ref()?;
         let nonce = csp_nonce();
-        let template = match kind {
-            PageKind::Captcha => &self.captcha,
-            PageKind::Block => &self.block,
-        };
-        let body = template.render(&[&nonce, BUILTIN_STYLE, "en", "ltr", context.path]);
-        Page { status: kind.status(), content_security_policy: content_security_policy(&nonce), body }
+        let mut message_block = String::new();
+        if !context.message.is_empty() {
+            message_block.push_str("<p class=\"message\" role=\"alert\">");
+            template::escape_into(&mut message_block, context.message);
+            message_block.push_str("</p>");
+        }
+        let captcha = context.captcha;
+        let image_src = captcha
+            .map(|c| format!("data:image/png;base64,{}", STANDARD.encode(c.png)))
+            .unwrap_or_default();
+        let width = captcha.map(|c| c.width.to_string()).unwrap_or_default();
+        let height = captcha.map(|c| c.height.to_string()).unwrap_or_default();
+        let body = template.render(&[
+            &nonce,
+            BUILTIN_STYLE,
+            "en",
+            "ltr",
+            context.path,
+            &message_block,
+            &image_src,
+            &width,
+            &height,
+            captcha.map_or("", |c| c.answer_length),
+            captcha.map_or("", |c| c.challenge),
+            captcha.map_or("", |c| c.form_action),
+        ]);
+        Some(Page {
+            status: kind.status(),
+            content_security_policy: content_security_policy(&nonce),
+            body,
+        })
     }
 }
 
@@ -104,8 +196,6 @@ pub struct Page {
 }
 
 impl Page {
-    pub const CONTENT_TYPE: &'static str = "text/html; charset=utf-8";
-
     /// Headers sent with every page besides `Content-Type` and the CSP.
     pub const FIXED_HEADERS: [(&'static str, &'static str); 4] = [
         ("Cache-Control", "no-store"),
@@ -118,12 +208,12 @@ impl Page {
 /// A fresh nonce per response, from the operating system's cryptographic RNG.
 fn csp_nonce() -> String {
     let mut bytes = [0u8; 16];
-    // The kernel RNG does not fail once the system is up; a zero nonce would still be
-    // unguessable to nobody, so do not hand out a predictable one: fall back to no inline style.
+    // The kernel RNG does not fail once the system is up; should it, a predictable nonce must
+    // not be handed out: the page then renders without its inline style.
     if getrandom::getrandom(&mut bytes).is_err() {
         return String::from("unavailable");
     }
-    BASE64.encode(bytes)
+    STANDARD_NO_PAD.encode(bytes)
 }
 
 /// Nothing may load but our inline style and `data:` images and audio; forms post only to us.
@@ -138,13 +228,30 @@ fn content_security_policy(nonce: &str) -> String {
 mod tests {
     use super::*;
 
+    fn captcha_context<'a>(png: &'a [u8]) -> PageContext<'a> {
+        PageContext {
+            path: "/a?b=<script>\"",
+            message: "Wrong <answer>",
+            captcha: Some(CaptchaView {
+                png,
+                width: 320,
+                height: 120,
+                answer_length: "9 to 11",
+                challenge: "c1.x\"y",
+                form_action: "/.captchaify/verify",
+            }),
+        }
+    }
+
     #[test]
-    fn builtin_pages_render_with_escaped_path_and_nonce() {
+    fn builtin_pages_render_with_escaped_values_and_nonce() {
         let pages = PageSet::builtin();
+        assert!(pages.is_complete());
         for kind in PageKind::ALL {
-            let page = pages.render(kind, &PageContext { path: "/a?b=<script>\"" });
+            let page = pages.render(kind, &captcha_context(b"\x89PNG")).unwrap();
             assert_eq!(page.status, 403);
             assert!(page.body.contains("/a?b=&lt;script&gt;&quot;"), "{kind:?}: {}", page.body);
+            assert!(page.body.contains("Wrong &lt;answer&gt;"), "{kind:?}");
             assert!(!page.body.contains("<script>"));
             let nonce = page
                 .content_security_policy
@@ -158,20 +265,41 @@ mod tests {
     }
 
     #[test]
+    fn the_captcha_page_carries_the_puzzle_and_the_form() {
+        let page = PageSet::builtin().render(PageKind::Captcha, &captcha_context(b"\x89PNG")).unwrap();
+        assert!(page.body.contains("src=\"data:image/png;base64,iVBORw==\""), "{}", page.body);
+        assert!(page.body.contains("value=\"c1.x&quot;y\""));
+        assert!(page.body.contains("action=\"/.captchaify/verify\""));
+        assert!(page.body.contains("method=\"post\""));
+        assert!(page.body.contains("<label for=\"captchaify-answer\""));
+        assert!(page.body.contains("9 to 11"));
+    }
+
+    #[test]
     fn nonces_differ_per_response() {
         let pages = PageSet::builtin();
-        let ctx = PageContext { path: "/" };
-        let a = pages.render(PageKind::Block, &ctx).content_security_policy;
-        let b = pages.render(PageKind::Block, &ctx).content_security_policy;
+        let ctx = PageContext { path: "/", ..PageContext::default() };
+        let a = pages.render(PageKind::Block, &ctx).unwrap().content_security_policy;
+        let b = pages.render(PageKind::Block, &ctx).unwrap().content_security_policy;
         assert_ne!(a, b);
     }
 
     #[test]
-    fn custom_sets_are_validated() {
-        let bad = PageSet::parse(|kind| match kind {
-            PageKind::Block => Ok::<_, TemplateError>("{{secret}}".to_string()),
-            _ => Ok(String::new()),
-        });
-        assert_eq!(bad, Err(TemplateError::Unknown("secret".into())));
+    fn template_dirs_may_lack_pages_but_not_hold_bad_ones() {
+        let dir = std::env::temp_dir().join(format!("captchaify-pages-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("block.html"), "<p>{{path}} is blocked</p>").unwrap();
+        let _ = std::fs::remove_file(dir.join("captcha.html"));
+        let set = PageSet::load_dir(&dir).unwrap();
+        let ctx = PageContext { path: "/x<", ..PageContext::default() };
+        assert_eq!(set.render(PageKind::Block, &ctx).unwrap().body, "<p>/x&lt; is blocked</p>");
+        assert!(set.render(PageKind::Captcha, &ctx).is_none());
+
+        std::fs::write(dir.join("captcha.html"), "{{secret}}").unwrap();
+        let error = PageSet::load_dir(&dir).unwrap_err().to_string();
+        assert!(error.contains("captcha.html") && error.contains("unknown placeholder \"secret\""), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert!(matches!(PageSet::load_dir(&dir), Err(LoadError::NotADirectory(_))));
     }
 }

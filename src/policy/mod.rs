@@ -100,6 +100,8 @@ impl FromStr for Hardness {
 /// Why a client looks like a bot. The first source that says so wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Suspicion {
+    /// Too many wrong captcha answers within the failure window.
+    FailedChallenges,
     /// The user agent is a known crawler, bot or HTTP library, or is missing.
     CrawlerUserAgent,
 }
@@ -107,6 +109,7 @@ pub enum Suspicion {
 impl Suspicion {
     pub const fn as_str(self) -> &'static str {
         match self {
+            Suspicion::FailedChallenges => "too many wrong answers",
             Suspicion::CrawlerUserAgent => "crawler user agent",
         }
     }
@@ -118,6 +121,10 @@ pub struct LocationPolicy {
     pub action: Action,
     /// Crawler user agents count as suspicious (`captchaify_block_crawler`).
     pub block_crawler: bool,
+    /// The hardness a pass must have been earned at to open this location.
+    pub hardness: Hardness,
+    /// A pass in the `captchaify=` URL argument counts (`captchaify_without_cookies on`).
+    pub accept_url_pass: bool,
 }
 
 impl LocationPolicy {
@@ -132,14 +139,30 @@ impl LocationPolicy {
 pub struct ClientFacts {
     /// The user agent is a known crawler, bot or HTTP library, or is missing.
     pub crawler: bool,
-    /// The client holds a valid pass token for the location's hardness.
-    pub verified: bool,
+    /// The hardness of the valid pass in the cookie, if there is one.
+    pub cookie_pass: Option<Hardness>,
+    /// The hardness of the valid pass in the URL argument, if there is one.
+    pub url_pass: Option<Hardness>,
+    /// The client gave too many wrong answers within the failure window.
+    pub failed_too_often: bool,
 }
 
 impl ClientFacts {
+    /// Whether the client holds a pass that opens this location.
+    pub fn verified(&self, policy: &LocationPolicy) -> bool {
+        let opens = |pass: Option<Hardness>| pass.is_some_and(|h| h >= policy.hardness);
+        opens(self.cookie_pass) || (policy.accept_url_pass && opens(self.url_pass))
+    }
+
     /// Why the client looks like a bot under this policy, if it does.
     pub fn suspicion(&self, policy: &LocationPolicy) -> Option<Suspicion> {
-        (policy.block_crawler && self.crawler).then_some(Suspicion::CrawlerUserAgent)
+        if self.failed_too_often {
+            Some(Suspicion::FailedChallenges)
+        } else if policy.block_crawler && self.crawler {
+            Some(Suspicion::CrawlerUserAgent)
+        } else {
+            None
+        }
     }
 }
 
@@ -154,16 +177,19 @@ pub enum Verdict {
 /// Decides what happens to a client at a location.
 ///
 /// `block` does not look at verification: a suspicious client stays suspicious after solving
-/// a captcha somewhere else, and a `block` location promises no captcha.
+/// a captcha somewhere else, and a `block` location promises no captcha. A client that gave
+/// too many wrong answers is blocked everywhere but on `let` locations until its failure
+/// window ends: it had its chances.
 pub fn decide(policy: &LocationPolicy, facts: &ClientFacts) -> Verdict {
-    let suspicious = facts.suspicion(policy).is_some();
+    let suspicion = facts.suspicion(policy);
     match policy.action {
         Action::Let => Verdict::Pass,
-        Action::Block if suspicious => Verdict::Block,
+        _ if suspicion == Some(Suspicion::FailedChallenges) => Verdict::Block,
+        Action::Block if suspicion.is_some() => Verdict::Block,
         Action::Block => Verdict::Pass,
-        Action::Fight | Action::Captcha if facts.verified => Verdict::Pass,
+        Action::Fight | Action::Captcha if facts.verified(policy) => Verdict::Pass,
         Action::Fight => Verdict::Challenge,
-        Action::Captcha if suspicious => Verdict::Challenge,
+        Action::Captcha if suspicion.is_some() => Verdict::Challenge,
         Action::Captcha => Verdict::Pass,
     }
 }
@@ -209,13 +235,14 @@ impl Outcome {
 mod tests {
     use super::*;
 
-    const HUMAN: ClientFacts = ClientFacts { crawler: false, verified: false };
-    const BOT: ClientFacts = ClientFacts { crawler: true, verified: false };
-    const VERIFIED_HUMAN: ClientFacts = ClientFacts { crawler: false, verified: true };
-    const VERIFIED_BOT: ClientFacts = ClientFacts { crawler: true, verified: true };
+    const HUMAN: ClientFacts =
+        ClientFacts { crawler: false, cookie_pass: None, url_pass: None, failed_too_often: false };
+    const BOT: ClientFacts = ClientFacts { crawler: true, ..HUMAN };
+    const VERIFIED_HUMAN: ClientFacts = ClientFacts { cookie_pass: Some(Hardness::NORMAL), ..HUMAN };
+    const VERIFIED_BOT: ClientFacts = ClientFacts { cookie_pass: Some(Hardness::NORMAL), ..BOT };
 
     fn policy(action: Action, block_crawler: bool) -> LocationPolicy {
-        LocationPolicy { action, block_crawler }
+        LocationPolicy { action, block_crawler, hardness: Hardness::NORMAL, accept_url_pass: false }
     }
 
     #[test]
@@ -243,6 +270,35 @@ mod tests {
         assert_eq!(decide(&policy(Action::Fight, false), &BOT), Verdict::Challenge);
         assert!(!policy(Action::Let, true).needs_facts());
         assert!(policy(Action::Captcha, true).needs_facts());
+    }
+
+    #[test]
+    fn a_pass_opens_locations_up_to_its_hardness() {
+        let easy = ClientFacts { cookie_pass: Some(Hardness::EASY), ..HUMAN };
+        let hard = ClientFacts { cookie_pass: Some(Hardness::HARD), ..HUMAN };
+        let mut p = policy(Action::Fight, true);
+        assert_eq!(decide(&p, &easy), Verdict::Challenge);
+        assert_eq!(decide(&p, &hard), Verdict::Pass);
+        p.hardness = Hardness::EASY;
+        assert_eq!(decide(&p, &easy), Verdict::Pass);
+    }
+
+    #[test]
+    fn url_passes_count_only_where_accepted() {
+        let facts = ClientFacts { url_pass: Some(Hardness::HARD), ..HUMAN };
+        let mut p = policy(Action::Fight, true);
+        assert_eq!(decide(&p, &facts), Verdict::Challenge);
+        p.accept_url_pass = true;
+        assert_eq!(decide(&p, &facts), Verdict::Pass);
+    }
+
+    #[test]
+    fn too_many_failures_block_everywhere_but_let() {
+        let failed = ClientFacts { failed_too_often: true, ..VERIFIED_HUMAN };
+        for action in [Action::Block, Action::Fight, Action::Captcha] {
+            assert_eq!(decide(&policy(action, false), &failed), Verdict::Block, "{action}");
+        }
+        assert_eq!(decide(&policy(Action::Let, true), &failed), Verdict::Pass);
     }
 
     #[test]

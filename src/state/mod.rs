@@ -1,4 +1,5 @@
 //! State shared by all workers, written over a plain memory region so the same code runs in
 //! nginx's shared memory and in unit tests.
 
+pub mod records;
 pub mod table;

@@ -1,0 +1,193 @@
+//! Judging an answered captcha form: what the client gets next. Pure logic; the glue reads
+//! the request body, keeps the shared tables and sends the result.
+
+use super::image::normalize_answer;
+use super::token::{check_challenge, issue_pass, ChallengeTerms, ClientBinding, Delivery, Secrets};
+
+/// The longest form body accepted (a challenge token with the longest return path fits in
+/// about 4 kB).
+pub const MAX_FORM_BYTES: usize = 8192;
+
+/// The fields of the captcha form.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Form {
+    pub challenge: Vec<u8>,
+    pub answer: Vec<u8>,
+}
+
+impl Form {
+    /// Parses an `application/x-www-form-urlencoded` body; unknown fields are ignored, the
+    /// first occurrence of a field wins.
+    pub fn parse(body: &[u8]) -> Form {
+        let mut form = Form::default();
+        let (mut seen_challenge, mut seen_answer) = (false, false);
+        for pair in body.split(|&b| b == b'&') {
+            let mut parts = pair.splitn(2, |&b| b == b'=');
+            let name = parts.next().unwrap_or_default();
+            let value = parts.next().unwrap_or_default();
+            match name {
+                b"challenge" if !seen_challenge => {
+                    form.challenge = percent_decode(value);
+                    seen_challenge = true;
+                }
+                b"answer" if !seen_answer => {
+                    form.answer = percent_decode(value);
+                    seen_answer = true;
+                }
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+fn percent_decode(value: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        match value[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (value.get(i + 1).copied().and_then(hex), value.get(i + 2).copied().and_then(hex)) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// What a submitted form earns.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// Right answer: the pass to hand out and where to send the client.
+    Solved { pass: String, delivery: Delivery, pass_age: u64, return_path: String },
+    /// Wrong answer to a genuine, fresh challenge: counts as a failure.
+    Wrong { terms: ChallengeTerms },
+    /// Expired, already used, someone else's, or not a challenge of ours: no failure is
+    /// counted (a double click must not cost an attempt), a fresh captcha is shown.
+    Stale { terms: Option<ChallengeTerms> },
+}
+
+/// Judges a form. `spend` records the challenge's nonce until the given expiry and says
+/// whether it was still unspent; it is called only for genuine, unexpired challenges, before
+/// the answer is looked at, so every challenge is single-use whatever the answer.
+pub fn judge(
+    secrets: &Secrets,
+    form: &Form,
+    client: ClientBinding,
+    now: u64,
+    spend: impl FnOnce(&[u8; 16], u64) -> bool,
+    new_pass_id: [u8; 16],
+) -> Judgement {
+    let Ok(challenge) = check_challenge(secrets, &form.challenge, client) else {
+        return Judgement::Stale { terms: None };
+    };
+    if challenge.expired(now) || !spend(&challenge.nonce, challenge.expires) {
+        return Judgement::Stale { terms: Some(challenge.terms) };
+    }
+    let answer = std::str::from_utf8(&form.answer).ok().and_then(normalize_answer);
+    match answer {
+        Some(answer) if challenge.is_answer(secrets, &answer) => {
+            let terms = challenge.terms;
+            let expires = now.saturating_add(terms.pass_age);
+            Judgement::Solved {
+                pass: issue_pass(secrets, client, terms.hardness, expires, new_pass_id),
+                delivery: terms.delivery,
+                pass_age: terms.pass_age,
+                return_path: terms.return_path,
+            }
+        }
+        _ => Judgement::Wrong { terms: challenge.terms },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::challenge::token::{check_pass, issue_challenge};
+    use crate::policy::Hardness;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn secrets() -> Secrets {
+        Secrets::new(vec![42; 32], None).unwrap()
+    }
+
+    fn client() -> ClientBinding {
+        ClientBinding::new("192.0.2.10".parse().unwrap(), b"Mozilla/5.0")
+    }
+
+    fn terms() -> ChallengeTerms {
+        ChallengeTerms {
+            hardness: Hardness::NORMAL,
+            pass_age: 3600,
+            delivery: Delivery::Cookie,
+            return_path: "/account".into(),
+        }
+    }
+
+    fn form(token: &str, answer: &str) -> Form {
+        Form { challenge: token.as_bytes().to_vec(), answer: answer.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn forms_are_url_decoded() {
+        let f = Form::parse(b"answer=k7m+p%58w&challenge=c1.a%2Eb&answer=ignored&x=%zz");
+        assert_eq!(f, Form { challenge: b"c1.a.b".to_vec(), answer: b"k7m pXw".to_vec() });
+        assert_eq!(Form::parse(b""), Form::default());
+        assert_eq!(Form::parse(b"answer=%"), Form { challenge: vec![], answer: b"%".to_vec() });
+        assert_eq!(Form::parse(b"answer=%4"), Form { challenge: vec![], answer: b"%4".to_vec() });
+    }
+
+    #[test]
+    fn the_right_answer_earns_a_pass_for_the_challenges_terms() {
+        let s = secrets();
+        let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "KXMP4W");
+        let mut spent = Vec::new();
+        let judgement = judge(&s, &form(&token, " kxmp 4w "), client(), NOW, |n, exp| {
+            spent.push((*n, exp));
+            true
+        }, [2; 16]);
+        let Judgement::Solved { pass, delivery, pass_age, return_path } = judgement else {
+            panic!("not solved: {judgement:?}");
+        };
+        assert_eq!((delivery, pass_age, return_path.as_str()), (Delivery::Cookie, 3600, "/account"));
+        assert_eq!(spent, vec![([1; 16], NOW + 120)]);
+        let checked = check_pass(&s, pass.as_bytes(), client(), Hardness::NORMAL, NOW).unwrap();
+        assert_eq!((checked.expires, checked.id), (NOW + 3600, [2; 16]));
+    }
+
+    #[test]
+    fn a_wrong_answer_spends_the_challenge_and_counts() {
+        let s = secrets();
+        let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "KXMP4W");
+        let mut spent = 0;
+        for answer in ["KXMP4", "KXMP4WW", "", "KXMP4W\u{0}", "ÄÖÜ"] {
+            let j = judge(&s, &form(&token, answer), client(), NOW, |_, _| { spent += 1; true }, [0; 16]);
+            assert_eq!(j, Judgement::Wrong { terms: terms() }, "{answer:?}");
+        }
+        assert_eq!(spent, 5);
+    }
+
+    #[test]
+    fn replayed_expired_foreign_and_forged_challenges_are_stale() {
+        let s = secrets();
+        let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "KXMP4W");
+        let stale = Judgement::Stale { terms: Some(terms()) };
+        assert_eq!(judge(&s, &form(&token, "KXMP4W"), client(), NOW, |_, _| false, [0; 16]), stale);
+        let never = |_: &[u8; 16], _: u64| -> bool { panic!("an expired challenge must not be spent") };
+        assert_eq!(judge(&s, &form(&token, "KXMP4W"), client(), NOW + 120, never, [0; 16]), stale);
+        let other = ClientBinding::new("192.0.2.11".parse().unwrap(), b"Mozilla/5.0");
+        let none = Judgement::Stale { terms: None };
+        assert_eq!(judge(&s, &form(&token, "KXMP4W"), other, NOW, |_, _| true, [0; 16]), none);
+        let forged = issue_challenge(&Secrets::new(vec![7; 32], None).unwrap(), client(), &terms(), NOW + 120, [1; 16], "A");
+        assert_eq!(judge(&s, &form(&forged, "A"), client(), NOW, |_, _| true, [0; 16]), none);
+        assert_eq!(judge(&s, &Form::default(), client(), NOW, |_, _| true, [0; 16]), none);
+    }
+}

@@ -1,0 +1,573 @@
+//! The two signed tokens: the challenge a captcha page hands out, and the pass a solved
+//! captcha earns. Both are short ASCII strings (`[A-Za-z0-9_.-]`), safe in a cookie, a URL
+//! argument or a form field, signed with HMAC-SHA256 and checked in constant time.
+//!
+//! ```text
+//! pass:      v1.<expires>.<hardness>.<id>.<client>.<mac>
+//! challenge: c1.<expires>.<hardness>.<age>.<delivery>.<nonce>.<client>.<answer>.<return>.<mac>
+//! ```
+//!
+//! - `expires`: Unix time in seconds, decimal; `hardness`: `1`–`3`; `age`: how long the pass
+//!   earned by solving the challenge lasts, in seconds; `delivery`: `c` (cookie) or `u` (URL
+//!   argument) — both decided by the location that showed the captcha;
+//! - `id`, `nonce`: 16 random bytes; `answer`: the first 16 bytes of
+//!   `HMAC(secret, "captchaify-answer|" + nonce + "|" + normalized answer)` — a commitment, so
+//!   the token never reveals the answer and cannot be checked offline without the secret;
+//! - `client`: the first 12 bytes of `SHA-256("captchaify-client|" + address + "|" + user agent)`,
+//!   where the address is the IPv4 address or the IPv6 /64 prefix (see [`ClientBinding`]);
+//! - `return`: the relative return path;
+//! - byte fields are unpadded base64url; `mac` is
+//!   `HMAC-SHA256(secret, "captchaify-pass|" + everything before ".<mac>")` for a pass
+//!   (`"captchaify-challenge|"` for a challenge), base64url.
+
+use std::net::IpAddr;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::policy::Hardness;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Tokens longer than this are garbage and are not even parsed.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// The secrets that sign tokens: the current one, and during a rotation the previous one,
+/// which is still accepted but never used to sign.
+#[derive(Clone)]
+pub struct Secrets {
+    current: Vec<u8>,
+    previous: Option<Vec<u8>>,
+}
+
+impl Secrets {
+    pub const MIN_LEN: usize = 32;
+
+    /// `None` if a secret is shorter than [`Secrets::MIN_LEN`] bytes.
+    pub fn new(current: Vec<u8>, previous: Option<Vec<u8>>) -> Option<Secrets> {
+        let long_enough = |s: &Vec<u8>| s.len() >= Self::MIN_LEN;
+        (long_enough(&current) && previous.as_ref().is_none_or(long_enough))
+            .then_some(Secrets { current, previous })
+    }
+
+    fn mac(secret: &[u8], domain: &str, message: &[u8]) -> [u8; 32] {
+        // HMAC accepts keys of any length: new_from_slice cannot fail for it.
+        let mut mac = match HmacSha256::new_from_slice(secret) {
+            Ok(mac) => mac,
+            Err(_) => return [0; 32],
+        };
+        mac.update(domain.as_bytes());
+        mac.update(message);
+        mac.finalize().into_bytes().into()
+    }
+
+    fn sign(&self, domain: &str, message: &[u8]) -> [u8; 32] {
+        Self::mac(&self.current, domain, message)
+    }
+
+    /// Checks a tag against the current and the previous secret, in constant time.
+    fn verify(&self, domain: &str, message: &[u8], tag: &[u8]) -> bool {
+        let check = |secret: &[u8]| {
+            let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
+                return false;
+            };
+            mac.update(domain.as_bytes());
+            mac.update(message);
+            mac.verify_slice(tag).is_ok()
+        };
+        check(&self.current) | self.previous.as_deref().is_some_and(check)
+    }
+
+    /// A key for the shared tables, so that nobody can predict or steer where a client lands.
+    pub fn table_key(&self, purpose: &str, data: &[u8]) -> [u8; 16] {
+        let full = self.sign("captchaify-table|", &[purpose.as_bytes(), b"|", data].concat());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&full[..16]);
+        key
+    }
+}
+
+impl core::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Secrets(..)")
+    }
+}
+
+/// Who a token belongs to: the client's address (IPv6 by its /64, so privacy addresses of one
+/// host stay one client) and its user agent, hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientBinding([u8; 12]);
+
+impl ClientBinding {
+    pub fn new(address: IpAddr, user_agent: &[u8]) -> ClientBinding {
+        let digest = Sha256::new()
+            .chain_update(b"captchaify-client|")
+            .chain_update(client_prefix(address).as_bytes())
+            .chain_update(b"|")
+            .chain_update(user_agent)
+            .finalize();
+        let mut binding = [0u8; 12];
+        binding.copy_from_slice(&digest[..12]);
+        ClientBinding(binding)
+    }
+}
+
+/// The address a client is known by: IPv4 as is, IPv6 by its /64 prefix (e.g.
+/// `2001:db8:1:2::/64`); IPv4-mapped IPv6 addresses count as IPv4.
+pub fn client_prefix(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(bits))
+            }
+        },
+    }
+}
+
+/// Why a token was not accepted. Callers treat every case as "no token".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Malformed,
+    BadSignature,
+    Expired,
+    OtherClient,
+    TooEasy,
+}
+
+/// A valid pass, as read back from a cookie or URL argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub expires: u64,
+    pub hardness: Hardness,
+    pub id: [u8; 16],
+}
+
+const PASS_DOMAIN: &str = "captchaify-pass|";
+const CHALLENGE_DOMAIN: &str = "captchaify-challenge|";
+const ANSWER_DOMAIN: &str = "captchaify-answer|";
+
+/// Issues a pass token.
+pub fn issue_pass(
+    secrets: &Secrets,
+    client: ClientBinding,
+    hardness: Hardness,
+    expires: u64,
+    id: [u8; 16],
+) -> String {
+    let body = format!(
+        "v1.{expires}.{}.{}.{}",
+        hardness.get(),
+        B64.encode(id),
+        B64.encode(client.0)
+    );
+    let mac = secrets.sign(PASS_DOMAIN, body.as_bytes());
+    format!("{body}.{}", B64.encode(mac))
+}
+
+/// Reads a pass token; accepts it only if it is genuine, unexpired, for this client, and at
+/// least as hard as `required`.
+pub fn check_pass(
+    secrets: &Secrets,
+    token: &[u8],
+    client: ClientBinding,
+    required: Hardness,
+    now: u64,
+) -> Result<Pass, Rejection> {
+    let (body, fields) = split_signed(token, 6)?;
+    let [version, expires, hardness, id, binding, mac] = fields[..] else {
+        return Err(Rejection::Malformed);
+    };
+    if version != b"v1" {
+        return Err(Rejection::Malformed);
+    }
+    if !secrets.verify(PASS_DOMAIN, body, &decode_exact::<32>(mac)?) {
+        return Err(Rejection::BadSignature);
+    }
+    let pass = Pass {
+        expires: parse_u64(expires)?,
+        hardness: parse_hardness(hardness)?,
+        id: decode_exact::<16>(id)?,
+    };
+    if pass.expires <= now {
+        return Err(Rejection::Expired);
+    }
+    if decode_exact::<12>(binding)? != client.0 {
+        return Err(Rejection::OtherClient);
+    }
+    if pass.hardness < required {
+        return Err(Rejection::TooEasy);
+    }
+    Ok(pass)
+}
+
+/// How a pass reaches the client after a solved captcha.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The `captchaify` cookie.
+    Cookie,
+    /// The `captchaify=` argument on the return path (`captchaify_without_cookies on`).
+    UrlArgument,
+}
+
+impl Delivery {
+    const fn code(self) -> &'static str {
+        match self {
+            Delivery::Cookie => "c",
+            Delivery::UrlArgument => "u",
+        }
+    }
+
+    fn parse(field: &[u8]) -> Result<Delivery, Rejection> {
+        match field {
+            b"c" => Ok(Delivery::Cookie),
+            b"u" => Ok(Delivery::UrlArgument),
+            _ => Err(Rejection::Malformed),
+        }
+    }
+}
+
+/// What a challenge is for, besides its answer: set by the location that shows the captcha.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeTerms {
+    pub hardness: Hardness,
+    /// Lifetime of the pass a solution earns, in seconds.
+    pub pass_age: u64,
+    pub delivery: Delivery,
+    /// Where to send the client once solved: a same-site relative path.
+    pub return_path: String,
+}
+
+/// A challenge as handed out with a captcha page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub expires: u64,
+    pub terms: ChallengeTerms,
+    pub nonce: [u8; 16],
+    answer: [u8; 16],
+}
+
+impl Challenge {
+    pub fn expired(&self, now: u64) -> bool {
+        self.expires <= now
+    }
+
+    /// Whether `answer` (already normalized) is the one this challenge was made for.
+    pub fn is_answer(&self, secrets: &Secrets, normalized_answer: &str) -> bool {
+        // Both secrets: a challenge made just before a rotation stays solvable.
+        let expected = |secret: &[u8]| answer_commitment(secret, &self.nonce, normalized_answer);
+        let matches = |secret: &[u8]| constant_time_eq(&expected(secret), &self.answer);
+        matches(&secrets.current) | secrets.previous.as_deref().is_some_and(matches)
+    }
+}
+
+fn answer_commitment(secret: &[u8], nonce: &[u8; 16], normalized_answer: &str) -> [u8; 16] {
+    let message = [B64.encode(nonce).as_bytes(), b"|", normalized_answer.as_bytes()].concat();
+    let full = Secrets::mac(secret, ANSWER_DOMAIN, &message);
+    let mut commitment = [0u8; 16];
+    commitment.copy_from_slice(&full[..16]);
+    commitment
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Issues a challenge token for a captcha whose normalized answer is `answer`.
+pub fn issue_challenge(
+    secrets: &Secrets,
+    client: ClientBinding,
+    terms: &ChallengeTerms,
+    expires: u64,
+    nonce: [u8; 16],
+    answer: &str,
+) -> String {
+    let commitment = answer_commitment(&secrets.current, &nonce, answer);
+    let body = format!(
+        "c1.{expires}.{}.{}.{}.{}.{}.{}.{}",
+        terms.hardness.get(),
+        terms.pass_age,
+        terms.delivery.code(),
+        B64.encode(nonce),
+        B64.encode(client.0),
+        B64.encode(commitment),
+        B64.encode(terms.return_path.as_bytes()),
+    );
+    let mac = secrets.sign(CHALLENGE_DOMAIN, body.as_bytes());
+    format!("{body}.{}", B64.encode(mac))
+}
+
+/// Reads a challenge token back from the form; it must be genuine and this client's. Expiry
+/// ([`Challenge::expired`]) is left to the caller, so that an expired challenge can still send
+/// its client on to where it was going; whether its nonce was spent is the caller's business
+/// too (the shared table).
+pub fn check_challenge(
+    secrets: &Secrets,
+    token: &[u8],
+    client: ClientBinding,
+) -> Result<Challenge, Rejection> {
+    let (body, fields) = split_signed(token, 10)?;
+    let [version, expires, hardness, age, delivery, nonce, binding, answer, return_path, mac] =
+        fields[..]
+    else {
+        return Err(Rejection::Malformed);
+    };
+    if version != b"c1" {
+        return Err(Rejection::Malformed);
+    }
+    if !secrets.verify(CHALLENGE_DOMAIN, body, &decode_exact::<32>(mac)?) {
+        return Err(Rejection::BadSignature);
+    }
+    let return_path = B64.decode(return_path).map_err(|_| Rejection::Malformed)?;
+    let challenge = Challenge {
+        expires: parse_u64(expires)?,
+        terms: ChallengeTerms {
+            hardness: parse_hardness(hardness)?,
+            pass_age: parse_u64(age)?,
+            delivery: Delivery::parse(delivery)?,
+            // Signed by us, but checked again: the rules may have tightened since.
+            return_path: String::from_utf8(return_path)
+                .ok()
+                .filter(|p| is_safe_return_path(p.as_bytes()))
+                .ok_or(Rejection::Malformed)?,
+        },
+        nonce: decode_exact::<16>(nonce)?,
+        answer: decode_exact::<16>(answer)?,
+    };
+    if decode_exact::<12>(binding)? != client.0 {
+        return Err(Rejection::OtherClient);
+    }
+    Ok(challenge)
+}
+
+/// Splits `a.b.c.mac` into the signed body (`a.b.c`) and its `n` fields.
+fn split_signed(token: &[u8], n: usize) -> Result<(&[u8], Vec<&[u8]>), Rejection> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(Rejection::Malformed);
+    }
+    let fields: Vec<&[u8]> = token.split(|&b| b == b'.').collect();
+    if fields.len() != n {
+        return Err(Rejection::Malformed);
+    }
+    let mac_len = fields.last().map_or(0, |m| m.len());
+    let body = token.get(..token.len() - mac_len - 1).ok_or(Rejection::Malformed)?;
+    Ok((body, fields))
+}
+
+fn decode_exact<const N: usize>(field: &[u8]) -> Result<[u8; N], Rejection> {
+    let bytes = B64.decode(field).map_err(|_| Rejection::Malformed)?;
+    bytes.try_into().map_err(|_| Rejection::Malformed)
+}
+
+fn parse_u64(field: &[u8]) -> Result<u64, Rejection> {
+    if field.is_empty() || field.len() > 20 || !field.iter().all(u8::is_ascii_digit) {
+        return Err(Rejection::Malformed);
+    }
+    std::str::from_utf8(field).ok().and_then(|s| s.parse().ok()).ok_or(Rejection::Malformed)
+}
+
+fn parse_hardness(field: &[u8]) -> Result<Hardness, Rejection> {
+    std::str::from_utf8(field).ok().and_then(|s| s.parse().ok()).ok_or(Rejection::Malformed)
+}
+
+/// The longest return path kept; longer ones send the client to `/`.
+pub const MAX_RETURN_PATH: usize = 2048;
+
+/// Whether `path` may follow a solved captcha: same-site and relative only. It must start
+/// with one `/` (not `//`, which browsers read as another host), contain no backslash (which
+/// browsers read as `/`), no control characters (header injection), no spaces and nothing
+/// beyond ASCII.
+pub fn is_safe_return_path(path: &[u8]) -> bool {
+    path.len() <= MAX_RETURN_PATH
+        && path.first() == Some(&b'/')
+        && !matches!(path.get(1), Some(b'/' | b'\\'))
+        && path.iter().all(|&b| b.is_ascii_graphic() && b != b'\\')
+}
+
+/// The return path for a request URI as nginx saw it: non-ASCII bytes percent-encoded, our own
+/// `captchaify=` argument removed, and `/` whenever the result would not be safe.
+pub fn return_path_for(unparsed_uri: &[u8]) -> String {
+    let mut path = String::with_capacity(unparsed_uri.len());
+    for &b in unparsed_uri {
+        if b.is_ascii_graphic() {
+            path.push(b as char);
+        } else {
+            path.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let path = strip_pass_argument(&path);
+    if is_safe_return_path(path.as_bytes()) {
+        path
+    } else {
+        "/".to_string()
+    }
+}
+
+/// The name of the cookie, and of the URL argument in cookie-less mode.
+pub const PASS_NAME: &str = "captchaify";
+
+/// Removes every `captchaify=` argument from a path's query string.
+pub fn strip_pass_argument(path: &str) -> String {
+    let Some((base, query)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|arg| !arg.is_empty() && arg.split('=').next() != Some(PASS_NAME))
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
+/// Appends the pass token as a URL argument (cookie-less mode).
+pub fn with_pass_argument(path: &str, token: &str) -> String {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    format!("{path}{separator}{PASS_NAME}={token}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets() -> Secrets {
+        Secrets::new(b"0123456789abcdef0123456789abcdef".to_vec(), None).unwrap()
+    }
+
+    fn client() -> ClientBinding {
+        ClientBinding::new("203.0.113.7".parse().unwrap(), b"Mozilla/5.0 Firefox/128.0")
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn a_pass_round_trips_and_is_bound() {
+        let s = secrets();
+        let token = issue_pass(&s, client(), Hardness::NORMAL, NOW + 3600, [7; 16]);
+        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        let pass = check_pass(&s, token.as_bytes(), client(), Hardness::NORMAL, NOW).unwrap();
+        assert_eq!(pass, Pass { expires: NOW + 3600, hardness: Hardness::NORMAL, id: [7; 16] });
+        assert_eq!(check_pass(&s, token.as_bytes(), client(), Hardness::HARD, NOW), Err(Rejection::TooEasy));
+        assert!(check_pass(&s, token.as_bytes(), client(), Hardness::EASY, NOW).is_ok());
+        assert_eq!(check_pass(&s, token.as_bytes(), client(), Hardness::EASY, NOW + 3600), Err(Rejection::Expired));
+        let other_ua = ClientBinding::new("203.0.113.7".parse().unwrap(), b"curl/8");
+        assert_eq!(check_pass(&s, token.as_bytes(), other_ua, Hardness::EASY, NOW), Err(Rejection::OtherClient));
+        let other_ip = ClientBinding::new("203.0.113.8".parse().unwrap(), b"Mozilla/5.0 Firefox/128.0");
+        assert_eq!(check_pass(&s, token.as_bytes(), other_ip, Hardness::EASY, NOW), Err(Rejection::OtherClient));
+    }
+
+    #[test]
+    fn any_flipped_byte_is_rejected() {
+        let s = secrets();
+        let token = issue_pass(&s, client(), Hardness::NORMAL, NOW + 3600, [7; 16]).into_bytes();
+        for i in 0..token.len() {
+            for flip in [1u8, 0x20, 0x80] {
+                let mut bad = token.clone();
+                bad[i] ^= flip;
+                assert!(check_pass(&s, &bad, client(), Hardness::EASY, NOW).is_err(), "byte {i} ^ {flip}");
+            }
+        }
+    }
+
+    #[test]
+    fn another_secret_does_not_verify_but_a_rotation_does() {
+        let old = secrets();
+        let token = issue_pass(&old, client(), Hardness::EASY, NOW + 60, [1; 16]);
+        let new_secret = b"fedcba9876543210fedcba9876543210".to_vec();
+        let new_only = Secrets::new(new_secret.clone(), None).unwrap();
+        assert_eq!(check_pass(&new_only, token.as_bytes(), client(), Hardness::EASY, NOW), Err(Rejection::BadSignature));
+        let rotating = Secrets::new(new_secret, Some(old.current.clone())).unwrap();
+        assert!(check_pass(&rotating, token.as_bytes(), client(), Hardness::EASY, NOW).is_ok());
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        let s = secrets();
+        let long = vec![b'a'; MAX_TOKEN_LEN + 1];
+        for junk in [&b""[..], b".", b".....", b"v1.1.1.1.1.1", b"v1....." , b"\xff\xfe", &long[..],
+                     b"v1.99999999999999999999999.2.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA.x"] {
+            assert!(check_pass(&s, junk, client(), Hardness::EASY, NOW).is_err());
+            assert!(check_challenge(&s, junk, client()).is_err());
+        }
+        assert!(Secrets::new(vec![1; 31], None).is_none());
+        assert!(Secrets::new(vec![1; 32], Some(vec![2; 8])).is_none());
+    }
+
+    #[test]
+    fn a_challenge_carries_a_commitment_not_the_answer() {
+        let s = secrets();
+        let terms = ChallengeTerms {
+            hardness: Hardness::HARD,
+            pass_age: 3600,
+            delivery: Delivery::UrlArgument,
+            return_path: "/login?next=1".into(),
+        };
+        let token = issue_challenge(&s, client(), &terms, NOW + 120, [9; 16], "K7MPXW");
+        assert!(!token.contains("K7MPXW"));
+        let challenge = check_challenge(&s, token.as_bytes(), client()).unwrap();
+        assert_eq!((&challenge.terms, challenge.nonce), (&terms, [9; 16]));
+        assert!(challenge.is_answer(&s, "K7MPXW"));
+        assert!(!challenge.is_answer(&s, "K7MPXY"));
+        assert!(!challenge.is_answer(&s, ""));
+        assert!(!challenge.expired(NOW + 119));
+        assert!(challenge.expired(NOW + 120));
+        let other = ClientBinding::new("203.0.113.9".parse().unwrap(), b"Mozilla/5.0 Firefox/128.0");
+        assert_eq!(check_challenge(&s, token.as_bytes(), other), Err(Rejection::OtherClient));
+        let mut tampered = token.clone().into_bytes();
+        tampered[3] ^= 1;
+        assert!(check_challenge(&s, &tampered, client()).is_err());
+        // A pass is not a challenge, nor the reverse: the domains differ.
+        assert!(check_pass(&s, token.as_bytes(), client(), Hardness::EASY, NOW).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_bound_by_their_64_prefix() {
+        let a = ClientBinding::new("2001:db8:1:2:aaaa::1".parse().unwrap(), b"UA");
+        let b = ClientBinding::new("2001:db8:1:2:bbbb:cccc:dddd:eeee".parse().unwrap(), b"UA");
+        let c = ClientBinding::new("2001:db8:1:3::1".parse().unwrap(), b"UA");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(client_prefix("2001:db8:1:2:aaaa::1".parse().unwrap()), "2001:db8:1:2::/64");
+        assert_eq!(client_prefix("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
+    }
+
+    #[test]
+    fn return_paths_are_same_site_and_relative() {
+        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "\\/evil.example",
+                    "evil.example", "", "/a\r\nSet-Cookie: x=1", "/a b", "/\t/evil.example"] {
+            assert!(!is_safe_return_path(bad.as_bytes()), "{bad:?}");
+        }
+        for good in ["/", "/login", "/a/b?c=d&e=%2F%2Fx", "/%2F%2Fevil.example", "/%5Cevil"] {
+            assert!(is_safe_return_path(good.as_bytes()), "{good:?}");
+        }
+        assert_eq!(return_path_for(b"//evil.example/x"), "/");
+        assert_eq!(return_path_for(b"/caf\xc3\xa9?q=a b"), "/caf%C3%A9?q=a%20b");
+        assert_eq!(return_path_for(b"/a\r\nLocation: x"), "/a%0D%0ALocation:%20x");
+        assert_eq!(return_path_for(&[b'/'; 3000]), "/");
+        assert_eq!(return_path_for(b"/p?captchaify=abc&x=1"), "/p?x=1");
+        assert_eq!(return_path_for(b"/p?captchaify=abc"), "/p");
+    }
+
+    #[test]
+    fn pass_arguments_are_appended_and_stripped() {
+        assert_eq!(with_pass_argument("/p", "T"), "/p?captchaify=T");
+        assert_eq!(with_pass_argument("/p?x=1", "T"), "/p?x=1&captchaify=T");
+        assert_eq!(strip_pass_argument("/p?x=1&captchaify=T&y"), "/p?x=1&y");
+        assert_eq!(strip_pass_argument("/p?captchaify_x=1"), "/p?captchaify_x=1");
+    }
+
+    #[test]
+    fn table_keys_depend_on_the_secret_and_purpose() {
+        let s = secrets();
+        let other = Secrets::new(vec![3; 32], None).unwrap();
+        assert_ne!(s.table_key("fail", b"1.2.3.4"), s.table_key("rate", b"1.2.3.4"));
+        assert_ne!(s.table_key("fail", b"1.2.3.4"), other.table_key("fail", b"1.2.3.4"));
+        assert_eq!(s.table_key("fail", b"1.2.3.4"), s.table_key("fail", b"1.2.3.4"));
+    }
+}

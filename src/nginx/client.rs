@@ -1,0 +1,84 @@
+//! The one place that reads who the client is, and the one time source.
+//!
+//! The address is the connection's, as nginx has it after `realip` — never a header parsed
+//! here.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ngx::ffi::{ngx_cached_time, ngx_pid, sockaddr_in, sockaddr_in6, AF_INET, AF_INET6};
+use ngx::http::Request;
+
+use crate::request;
+
+/// The client's address. Connections that are not IP (a Unix socket) count as `0.0.0.0`.
+pub(crate) fn address(r: &Request) -> IpAddr {
+    // SAFETY: a request's connection and its sockaddr stay valid for the request's lifetime;
+    // the family field tells which sockaddr variant it is.
+    unsafe {
+        let connection = &*r.connection();
+        let sockaddr = connection.sockaddr;
+        if sockaddr.is_null() {
+            return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        }
+        match u32::from((*sockaddr).sa_family) {
+            AF_INET => {
+                let sin = &*sockaddr.cast::<sockaddr_in>();
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+            }
+            AF_INET6 => {
+                let sin6 = &*sockaddr.cast::<sockaddr_in6>();
+                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.__in6_u.__u6_addr8))
+            }
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        }
+    }
+}
+
+/// The `User-Agent` header, empty when absent.
+pub(crate) fn user_agent(r: &Request) -> &[u8] {
+    r.user_agent().map_or(&[][..], |ua| ua.as_bytes())
+}
+
+/// Every value of cookie `name`, across all `Cookie` headers.
+pub(crate) fn cookies<'a>(r: &'a Request, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    r.headers_in_iterator()
+        .filter(|(key, _)| key.as_bytes().eq_ignore_ascii_case(b"cookie"))
+        .flat_map(move |(_, value)| request::cookie_values(value.as_bytes(), name))
+}
+
+/// Every value of URL argument `name`.
+pub(crate) fn arguments<'a>(r: &'a Request, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let args = r.as_ref().args;
+    // SAFETY: `args` is an nginx string of the live request (possibly empty).
+    let args = if args.len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(args.data, args.len) } };
+    request::argument_values(args, name)
+}
+
+/// Whether the client reached us over TLS (cookies then get `Secure`).
+pub(crate) fn is_https(r: &Request) -> bool {
+    // SAFETY: the connection of a live request is valid.
+    unsafe { !(*r.connection()).ssl.is_null() }
+}
+
+/// nginx's cached clock, the module's only time source.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Now {
+    /// Unix time in seconds (tokens).
+    pub secs: u64,
+    /// Unix time in milliseconds (shared tables).
+    pub millis: u64,
+}
+
+pub(crate) fn now() -> Now {
+    // SAFETY: nginx keeps ngx_cached_time pointing at a valid, current time slot in every
+    // process; it is updated by the event loop of this same thread.
+    let (secs, msec) = unsafe { ((*ngx_cached_time).sec, (*ngx_cached_time).msec) };
+    let secs = u64::try_from(secs).unwrap_or(0);
+    Now { secs, millis: secs.saturating_mul(1000).saturating_add(msec as u64) }
+}
+
+/// This process's pid, recorded as the holder of a shared table's lock.
+pub(crate) fn pid() -> u32 {
+    // SAFETY: nginx sets ngx_pid once per process, before any request is handled.
+    u32::try_from(unsafe { ngx_pid }).unwrap_or(0)
+}

@@ -1,0 +1,158 @@
+//! The module-owned path the captcha form posts to. The answer travels in a POST body, so it
+//! never shows up in access logs; the body is read asynchronously, then judged by
+//! `challenge::flow`.
+
+use ngx::core::Status;
+use ngx::ffi::{
+    ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_POST,
+    NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_INFO,
+};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
+use ngx::ngx_log_error;
+
+use super::handler::block_message;
+use super::{client, request_state, response, LocConf, Module};
+use crate::challenge::flow::{judge, Form, Judgement, MAX_FORM_BYTES};
+use crate::challenge::token::{with_pass_argument, ClientBinding, Delivery, PASS_NAME};
+use crate::pages::{PageContext, PageKind};
+use crate::policy::Suspicion;
+use crate::state::records::SpentNonce;
+
+/// Access-phase entry for the verify path: start reading the form.
+pub(crate) fn start(r: &mut Request) -> ngx_int_t {
+    let raw: *mut ngx_http_request_t = r.into();
+    // SAFETY: `raw` is the live request in its access phase.
+    unsafe {
+        if (*raw).method != NGX_HTTP_POST as usize {
+            return NGX_HTTP_NOT_ALLOWED as _;
+        }
+        if (*raw).headers_in.content_length_n > MAX_FORM_BYTES as i64 {
+            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE as _;
+        }
+        (*raw).set_request_body_in_single_buf(1);
+        let rc = ngx_http_read_client_request_body(raw, Some(form_read));
+        if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
+            return rc;
+        }
+        // Reading took a reference on the request; drop ours, as nginx's mirror module does.
+        // form_read finalizes the request once the body is in (perhaps already, above).
+        ngx_http_finalize_request(raw, Status::NGX_DONE.into());
+    }
+    Status::NGX_DONE.into()
+}
+
+/// Called by nginx once the whole body has been read.
+unsafe extern "C" fn form_read(raw: *mut ngx_http_request_t) {
+    // SAFETY: nginx calls the body handler with the live request.
+    let r = unsafe { Request::from_ngx_http_request(raw) };
+    let rc = answer(r);
+    // SAFETY: as above; this completes the request with our response's send result.
+    unsafe { ngx_http_finalize_request(raw, rc) };
+}
+
+/// The form body, or `None` when it is too large or went to a temporary file.
+fn form_body(r: &Request) -> Option<Vec<u8>> {
+    let raw: *const ngx_http_request_t = r.into();
+    // SAFETY: after the body handler fired, `request_body` and its buffer chain belong to the
+    // live request; in-memory buffers span pos..last.
+    unsafe {
+        let Some(body) = (*raw).request_body.as_ref() else {
+            return Some(Vec::new());
+        };
+        if !body.temp_file.is_null() {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        let mut chain = body.bufs;
+        while let Some(link) = chain.as_ref() {
+            let Some(buf) = link.buf.as_ref() else { break };
+            if buf.in_file() != 0 {
+                return None;
+            }
+            let len = usize::try_from(buf.last.offset_from(buf.pos)).unwrap_or(0);
+            if bytes.len() + len > MAX_FORM_BYTES {
+                return None;
+            }
+            if len > 0 {
+                bytes.extend_from_slice(core::slice::from_raw_parts(buf.pos, len));
+            }
+            chain = link.next;
+        }
+        Some(bytes)
+    }
+}
+
+fn answer(r: &mut Request) -> ngx_int_t {
+    let (Some(mcf), Some(lcf)) = (Module::main_conf(r), Module::location_conf(r)) else {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+    };
+    let Some(body) = form_body(r) else {
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE as _;
+    };
+    let (Some(secrets), Some(zone)) = (mcf.secrets(), mcf.zone_state()) else {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+    };
+    let (Some(spent), Some(failures)) = (zone.spent.as_ref(), zone.failures.as_ref()) else {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+    };
+    let address = client::address(r);
+    let binding = ClientBinding::new(address, client::user_agent(r));
+    let failure_key = request_state::failure_key(mcf, address);
+    let now = client::now();
+
+    if failures.with(client::pid(), |t| mcf.failure_limit.is_blocked(t, &failure_key, now.millis)) {
+        return blocked(r, lcf, "/");
+    }
+
+    let mut pass_id = [0u8; 16];
+    if getrandom::getrandom(&mut pass_id).is_err() {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+    }
+    let spend = |nonce: &[u8; 16], expires: u64| {
+        let expires_ms = expires.saturating_mul(1000);
+        spent.with(client::pid(), |t| t.insert_if_absent(nonce, now.millis, expires_ms, SpentNonce::default()))
+    };
+    match judge(secrets, &Form::parse(&body), binding, now.secs, spend, pass_id) {
+        Judgement::Solved { pass, delivery, pass_age, return_path } => {
+            ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: captcha solved");
+            match delivery {
+                Delivery::Cookie => {
+                    let secure = if client::is_https(r) { "; Secure" } else { "" };
+                    let cookie = format!(
+                        "{PASS_NAME}={pass}; Path=/; Max-Age={pass_age}; HttpOnly; SameSite=Lax{secure}"
+                    );
+                    response::write_redirect(r, &return_path, &[("Set-Cookie", &cookie)])
+                }
+                Delivery::UrlArgument => {
+                    response::write_redirect(r, &with_pass_argument(&return_path, &pass), &[])
+                }
+            }
+        }
+        Judgement::Wrong { terms } => {
+            let now_blocked = failures.with(client::pid(), |t| mcf.failure_limit.record(t, &failure_key, now.millis));
+            ngx_log_error!(
+                NGX_LOG_INFO,
+                r.log(),
+                "captchaify: wrong answer{}",
+                if now_blocked { ", client blocked" } else { "" }
+            );
+            if now_blocked {
+                return blocked(r, lcf, &terms.return_path);
+            }
+            let message = "That was not right. Please try this new one.";
+            response::write_challenge(r, mcf, lcf, &terms, &terms.return_path, message)
+        }
+        Judgement::Stale { terms } => {
+            let terms = terms.unwrap_or_else(|| response::challenge_terms(lcf, "/".into()));
+            let message = "That check had expired or was already used. Please try this new one.";
+            response::write_challenge(r, mcf, lcf, &terms, &terms.return_path, message)
+        }
+    }
+}
+
+fn blocked(r: &mut Request, lcf: &LocConf, path: &str) -> ngx_int_t {
+    let message = block_message(Some(Suspicion::FailedChallenges));
+    let page = lcf.pages().render(PageKind::Block, &PageContext { path, message, captcha: None });
+    response::write_page(r, page, &[])
+}

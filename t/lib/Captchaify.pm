@@ -1,0 +1,62 @@
+package Captchaify;
+# Mints captchaify tokens in Perl, from the format documented in the README ("Tokens"), so
+# that the suites test the module against an independent implementation of it.
+use strict;
+use warnings;
+use Digest::SHA qw(hmac_sha256 sha256);
+use MIME::Base64 qw(encode_base64url);
+use Exporter 'import';
+
+our @EXPORT = qw(pass_token challenge_token b64 flip_byte $SECRET $FIREFOX $CHROME
+                 secret_setup);
+
+# The secret every suite writes to html/secret.key (one trailing newline is not part of it).
+our $SECRET = "captchaify-test-secret-0123456789abcdef-0123";
+our $FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+our $CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+sub b64 { my $s = encode_base64url($_[0]); $s =~ s/=+$//; $s }
+
+sub client_binding {
+    my ($address, $user_agent) = @_;
+    return substr(sha256("captchaify-client|$address|$user_agent"), 0, 12);
+}
+
+# pass_token(address => ..., ua => ..., hardness => 2, expires => time + 3600, id => 16 bytes)
+sub pass_token {
+    my %a = (hardness => 2, expires => time + 3600, id => "\x07" x 16, secret => $SECRET, @_);
+    my $body = join '.', 'v1', $a{expires}, $a{hardness}, b64($a{id}),
+        b64(client_binding($a{address}, $a{ua}));
+    return "$body." . b64(hmac_sha256("captchaify-pass|$body", $a{secret}));
+}
+
+# challenge_token(address => ..., ua => ..., answer => 'KXMPW4', return => '/p', ...)
+sub challenge_token {
+    my %a = (hardness => 2, age => 3600, delivery => 'c', expires => time + 120,
+             nonce => join('', map { chr int rand 256 } 1 .. 16), secret => $SECRET,
+             return => '/', @_);
+    my $nonce = b64($a{nonce});
+    my $commitment = substr(hmac_sha256("captchaify-answer|$nonce|$a{answer}", $a{secret}), 0, 16);
+    my $body = join '.', 'c1', $a{expires}, $a{hardness}, $a{age}, $a{delivery}, $nonce,
+        b64(client_binding($a{address}, $a{ua})), b64($commitment), b64($a{return});
+    return "$body." . b64(hmac_sha256("captchaify-challenge|$body", $a{secret}));
+}
+
+# The token with the byte at $index changed to another token character.
+sub flip_byte {
+    my ($token, $index) = @_;
+    my $c = substr($token, $index, 1);
+    substr($token, $index, 1) = $c eq 'A' ? 'B' : 'A';
+    return $token;
+}
+
+# An add_block_preprocessor hook: every block gets the secret file and the directive using it.
+sub secret_setup {
+    my $block = shift;
+    my $files = $block->user_files // '';
+    $block->set_value("user_files", ">>> secret.key\n$SECRET\n$files");
+    my $http = $block->http_config // '';
+    $block->set_value("http_config", "captchaify_secret_file html/secret.key;\n$http");
+}
+
+1;
