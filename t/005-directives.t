@@ -151,3 +151,102 @@ location /p/ { captchaify_action fight; }
 --- must_die
 --- error_log eval
 qr/the shared memory zone "shared" is already declared for a different use/
+
+
+
+=== TEST 16: a secret file that does not exist
+--- http_config
+captchaify_secret_file /nonexistent/secret.key;
+--- config
+location /p/ { captchaify_action fight; }
+--- must_die
+--- error_log eval
+qr/"captchaify_secret_file" directive: cannot read secret file "\/nonexistent\/secret\.key": .* in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 17: a secret file that is too short
+--- http_config
+captchaify_secret_file html/short.key;
+--- config
+location /p/ { captchaify_action fight; }
+--- user_files
+>>> short.key
+tooshort
+--- must_die
+--- error_log eval
+qr/secret file "\S+short\.key" holds 8 bytes, at least 32 random bytes are needed in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 18: the previous secret of a rotation is checked too
+--- http_config
+captchaify_secret_file html/new.key html/old.key;
+--- config
+location /p/ { captchaify_action fight; }
+--- user_files
+>>> new.key
+0123456789abcdef0123456789abcdef
+>>> old.key
+short
+--- must_die
+--- error_log eval
+qr/secret file "\S+old\.key" holds 5 bytes/
+
+
+
+=== TEST 19: secret files only at http level
+--- config
+captchaify_secret_file html/new.key;
+--- must_die
+--- error_log eval
+qr/"captchaify_secret_file" directive is not allowed here in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 20: verification age: a time, within bounds
+--- config
+location /p/ { captchaify_verification_age 1week; }
+--- must_die
+--- error_log eval
+qr/"captchaify_verification_age" directive: invalid time "1week", expected e\.g\. 90s, 30m, 1h or 7d in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 21: verification age too short
+--- config
+location /p/ { captchaify_verification_age 5s; }
+--- must_die
+--- error_log eval
+qr/time "5s" is out of range \(60 to 31536000 seconds\)/
+
+
+
+=== TEST 22: without_cookies takes on or off
+--- config
+location /p/ { captchaify_without_cookies maybe; }
+--- must_die
+--- error_log eval
+qr/"captchaify_without_cookies" directive: invalid value "maybe", expected on or off/
+
+
+
+=== TEST 23: max_failures: a number, and an optional window
+--- http_config
+captchaify_max_failures 0 2h;
+--- config
+location /p/ { captchaify_action fight; }
+--- must_die
+--- error_log eval
+qr/"captchaify_max_failures" directive: invalid number "0", expected 1 to 1000 in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 24: max_failures window
+--- http_config
+captchaify_max_failures 3 forever;
+--- config
+location /p/ { captchaify_action fight; }
+--- must_die
+--- error_log eval
+qr/"captchaify_max_failures" directive: invalid time "forever"/

@@ -1,0 +1,64 @@
+# With a master and two workers: spent challenges and failures are shared by all workers.
+use lib 't/lib';
+use Captchaify;
+use Test::Nginx::Socket 'no_plan';
+
+master_on();
+workers(2);
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    # Blocks about the zone's own secret run without a secret file.
+    Captchaify::secret_setup($block) unless $block->name =~ /without a secret file/;
+    $block->set_value("no_error_log", "[alert]\n[crit]\n[emerg]");
+});
+
+our $FORM = "Content-Type: application/x-www-form-urlencoded\nUser-Agent: $FIREFOX";
+sub answer_form { my ($token, $answer) = @_; "POST /.captchaify/verify\nchallenge=$token&answer=$answer" }
+
+repeat_each(1);
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: a challenge is single-use across workers: one 303, then only refusals
+--- config
+location /p/ { captchaify_action fight; }
+--- request eval
+my $t = Captchaify::challenge_token(address => "127.0.0.1", ua => $::FIREFOX, answer => "KXMPW4", return => "/p/");
+[(::answer_form($t, "KXMPW4")) x 10]
+--- more_headers eval
+$::FORM
+--- error_code eval
+[303, (403) x 9]
+
+
+
+=== TEST 2: failures add up across workers
+--- http_config
+captchaify_max_failures 4;
+--- config
+location /p/ { captchaify_action fight; }
+--- request eval
+[(map { ::answer_form(Captchaify::challenge_token(address => "127.0.0.1", ua => $::FIREFOX, answer => "KXMPW4"), "NO") } 1 .. 4), "GET /p/"]
+--- more_headers eval
+$::FORM
+--- error_code eval
+[403, 403, 403, 403, 403]
+--- response_body_like eval
+[qr/That was not right/, qr/That was not right/, qr/That was not right/, qr/Too many wrong answers/, qr/Too many wrong answers/]
+
+
+
+=== TEST 3: without a secret file, the zone's own secret signs: a pass of another secret fails
+--- config
+location /p/ { captchaify_action fight; }
+--- request eval
+[("GET /p/") x 6]
+--- more_headers eval
+"User-Agent: $::FIREFOX\nCookie: captchaify=" . Captchaify::pass_token(address => "127.0.0.1", ua => $::FIREFOX)
+--- error_code eval
+[(403) x 6]
+--- response_body_like eval
+[(qr/name="challenge" value="c1\./) x 6]

@@ -1,0 +1,72 @@
+// A person's path through captchaify in a real browser with JavaScript disabled:
+// protected page -> captcha -> wrong answer -> fresh captcha -> right answer -> the page.
+// The answers come from the test-only build (X-Captchaify-Test-Answer); release modules lack it.
+// Usage: node browser-flow.mjs BASE_URL SCREENSHOT_DIR
+const { chromium } = require('playwright-core');
+
+async function main() {
+const [base, shots] = process.argv.slice(2);
+let failures = 0, count = 0;
+function check(ok, what) {
+  count += 1;
+  console.log(`${ok ? 'ok' : 'not ok'} ${count} - ${what}`);
+  if (!ok) failures += 1;
+}
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  for (const [scheme, width, height] of [['light', 1024, 900], ['dark', 360, 780]]) {
+    const context = await browser.newContext({
+      javaScriptEnabled: false, colorScheme: scheme, viewport: { width, height },
+    });
+    const page = await context.newPage();
+    const tag = `${scheme} ${width}px`;
+
+    let response = await page.goto(`${base}/protected/welcome.html?from=browser`);
+    check(response.status() === 403, `${tag}: the protected page answers with the captcha (403)`);
+    check(await page.locator('h1').innerText() === 'Verification required', `${tag}: captcha page shown`);
+    check(await page.locator('img.captcha').count() === 1, `${tag}: the captcha image is there`);
+    const alt = await page.locator('img.captcha').getAttribute('alt');
+    check(/letters and digits/.test(alt), `${tag}: the image has real alt text`);
+    const naturalWidth = await page.locator('img.captcha').evaluate(img => img.naturalWidth);
+    check(naturalWidth > 0, `${tag}: the image decodes (${naturalWidth} px wide)`);
+    await page.screenshot({ path: `${shots}/captcha-page-${scheme}.png`, fullPage: true });
+
+    // A wrong answer: a fresh captcha with a message.
+    const first = response.headers()['x-captchaify-test-answer'];
+    check(/^[A-Z0-9]{6,12}$/.test(first || ''), `${tag}: the test build reveals the answer`);
+    await page.fill('#captchaify-answer', 'WRONG');
+    [response] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+    check(response.status() === 403, `${tag}: a wrong answer gets a fresh captcha`);
+    check(/not right/.test(await page.locator('.message').innerText()), `${tag}: with a message`);
+    const second = response.headers()['x-captchaify-test-answer'];
+    check(second && second !== first, `${tag}: the fresh captcha has a new answer`);
+
+    // The right answer, typed in small letters: back to the page asked for, with a cookie.
+    await page.fill('#captchaify-answer', second.toLowerCase());
+    [response] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+    check(response.status() === 200, `${tag}: the right answer leads to the page (200)`);
+    check(new URL(page.url()).pathname + new URL(page.url()).search === '/protected/welcome.html?from=browser',
+      `${tag}: at the URL first asked for (${page.url()})`);
+    check(/Welcome, human/.test(await page.content()), `${tag}: the protected content is served`);
+    const cookie = (await context.cookies()).find(c => c.name === 'captchaify');
+    check(cookie && cookie.httpOnly && cookie.sameSite === 'Lax' && cookie.path === '/',
+      `${tag}: the pass cookie is HttpOnly, SameSite=Lax, Path=/`);
+    await page.screenshot({ path: `${shots}/after-captcha-${scheme}.png` });
+
+    response = await page.goto(`${base}/protected/welcome.html`);
+    check(response.status() === 200, `${tag}: the pass keeps the page open`);
+    await context.close();
+  }
+} finally {
+  await browser.close();
+}
+console.log(`${count - failures} passed, ${failures} failed`);
+process.exit(failures ? 1 : 0);
+}
+
+main().catch((error) => { console.log(`not ok - ${error.stack}`); process.exit(1); });
