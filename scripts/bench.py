@@ -1,5 +1,8 @@
 """The measuring half of scripts/bench: starts the nginx instances, runs wrk, reports."""
 import argparse
+import base64
+import hashlib
+import hmac
 import os
 import re
 import shutil
@@ -17,11 +20,15 @@ LOCATIONS = """
 {extra}
 """
 MODULE_LOCATIONS = """
+        location /verified/ { captchaify_action fight; alias html/static/; }
+        location /challenge/ { captchaify_action fight; }
         location /let/ { captchaify_action let; alias html/static/; }
         location /captcha/ { captchaify_action captcha; alias html/static/; }
         location /lean-let/ { captchaify_action let; sendfile off; open_file_cache max=100; alias html/static/; }
         location /lean-captcha/ { captchaify_action captcha; sendfile off; open_file_cache max=100; alias html/static/; }
 """
+
+SECRET = b"captchaify-bench-secret-0123456789abcdef"
 
 CONFIG = """{load}
 worker_processes 1;
@@ -31,6 +38,7 @@ pid logs/nginx.pid;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
+    {secret}
     keepalive_requests 1000000;
     server {{
         listen 127.0.0.1:{port};
@@ -40,17 +48,31 @@ http {{
 }}
 """
 
-# (label, instance, path): the bare instance has no load_module line at all.
+# (label, instance, path, status): the bare instance has no load_module line at all.
 CASES = [
-    ("bare nginx, static", "bare", "/static/a.html"),
-    ("module loaded, location unused", "module", "/static/a.html"),
-    ("captchaify_action let", "module", "/let/a.html"),
-    ("captchaify_action captcha (person)", "module", "/captcha/a.html"),
-    ("bare nginx, lean static", "bare", "/lean/a.html"),
-    ("let, lean static", "module", "/lean-let/a.html"),
-    ("captcha (person), lean static", "module", "/lean-captcha/a.html"),
+    ("bare nginx, static", "bare", "/static/a.html", 200),
+    ("module loaded, location unused", "module", "/static/a.html", 200),
+    ("captchaify_action let", "module", "/let/a.html", 200),
+    ("captchaify_action captcha (person)", "module", "/captcha/a.html", 200),
+    ("fight, verified (valid pass cookie)", "module", "/verified/a.html", 200),  # cookie sent
+    ("fight, unverified: captcha pages", "module", "/challenge/", 403),
+    ("bare nginx, lean static", "bare", "/lean/a.html", 200),
+    ("let, lean static", "module", "/lean-let/a.html", 200),
+    ("captcha (person), lean static", "module", "/lean-captcha/a.html", 200),
 ]
 BASELINE = {"static": "bare nginx, static", "lean": "bare nginx, lean static"}
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def pass_token(address, user_agent, hardness=2, lifetime=86400):
+    """A pass in the documented format (README, "Tokens"), minted independently of the module."""
+    client = hashlib.sha256(f"captchaify-client|{address}|{user_agent}".encode()).digest()[:12]
+    body = f"v1.{int(time.time()) + lifetime}.{hardness}.{b64(os.urandom(16))}.{b64(client)}"
+    mac = hmac.new(SECRET, b"captchaify-pass|" + body.encode(), hashlib.sha256).digest()
+    return f"{body}.{b64(mac)}"
 
 
 def start_instance(nginx, workdir, name, port, module):
@@ -62,8 +84,14 @@ def start_instance(nginx, workdir, name, port, module):
         f.write("<!DOCTYPE html><title>bench</title>" + "x" * (600 - 35))
     load = f"load_module {module};" if module else ""
     extra = MODULE_LOCATIONS if module else ""
+    secret = ""
+    if module:
+        with open(os.path.join(prefix, "conf/secret.key"), "wb") as f:
+            f.write(SECRET)
+        secret = "captchaify_secret_file conf/secret.key;"
     with open(os.path.join(prefix, "conf/nginx.conf"), "w") as f:
-        f.write(CONFIG.format(load=load, port=port, locations=LOCATIONS.replace("{extra}", extra)))
+        f.write(CONFIG.format(load=load, port=port, secret=secret,
+                              locations=LOCATIONS.replace("{extra}", extra)))
     subprocess.run([nginx, "-p", prefix, "-c", "conf/nginx.conf"], check=True)
     time.sleep(0.5)
     master = int(open(os.path.join(prefix, "logs/nginx.pid")).read())
@@ -87,19 +115,41 @@ end
 """
 
 
-def run_wrk(url, duration, script):
-    out = subprocess.check_output(
-        ["taskset", "-c", "0", "wrk", "-t1", "-c50", f"-d{duration}s", "-s", script,
-         "-H", f"User-Agent: {BROWSER}", url], text=True)
+def headers_for(label, cookie):
+    """A browser's headers; the pass cookie only for the case that measures verified clients."""
+    headers = {"User-Agent": BROWSER}
+    if "verified (valid pass cookie)" in label:
+        headers["Cookie"] = f"captchaify={cookie}"
+    return headers
+
+
+def probe(url, headers, status):
+    """One request first: wrk's summary cannot tell a 403 from a 404."""
+    import urllib.request, urllib.error
+    try:
+        got = urllib.request.urlopen(urllib.request.Request(url, headers=headers)).status
+    except urllib.error.HTTPError as error:
+        got = error.code
+    if got != status:
+        raise SystemExit(f"{url}: status {got}, expected {status}: the bench is wrong")
+
+
+def run_wrk(url, duration, script, status, headers):
+    probe(url, headers, status)
+    args = ["taskset", "-c", "0", "wrk", "-t1", "-c50", f"-d{duration}s", "-s", script]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.check_output(args + [url], text=True)
     report = dict(kv.split("=") for kv in re.search(r"REPORT (.*)", out).group(1).split())
     report = {k: int(v) for k, v in report.items()}
-    if report["non2xx"] or report["errors"]:
-        raise SystemExit(f"{url}: {report}: responses were not all 200: the bench is wrong")
+    expected_non2xx = report["requests"] if status >= 400 else 0
+    if report["non2xx"] != expected_non2xx or report["errors"]:
+        raise SystemExit(f"{url}: {report}: responses were not all {status}: the bench is wrong")
     rps = report["requests"] / (report["duration_us"] / 1e6)
     return rps, report["p99_us"] / 1000.0, report["requests"]
 
 
-def count_instructions(nginx, prefix, path, requests):
+def count_instructions(nginx, prefix, path, requests, status, headers):
     """Instructions nginx executes to start, serve `requests` keepalive GETs, and stop."""
     out = os.path.join(prefix, "logs", f"callgrind.{requests}.out")
     proc = subprocess.Popen(
@@ -108,33 +158,35 @@ def count_instructions(nginx, prefix, path, requests):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     port = int(re.search(r"listen 127.0.0.1:(\d+)", open(os.path.join(prefix, "conf/nginx.conf")).read()).group(1))
     import http.client
-    for _ in range(600):  # valgrind starts slowly
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            conn.connect()
-            break
-        except OSError:
-            time.sleep(0.1)
-    for _ in range(requests):
-        conn.request("GET", path, headers={"User-Agent": BROWSER})
-        response = conn.getresponse()
-        response.read()
-        if response.status != 200:
-            raise SystemExit(f"{path}: status {response.status}: the bench is wrong")
-    conn.close()
-    proc.send_signal(3)  # SIGQUIT: graceful exit, callgrind writes its totals
-    proc.wait()
+    try:
+        for _ in range(600):  # valgrind starts slowly
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.connect()
+                break
+            except OSError:
+                time.sleep(0.1)
+        for _ in range(requests):
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != status:
+                raise SystemExit(f"{path}: status {response.status}: the bench is wrong")
+        conn.close()
+    finally:
+        proc.send_signal(3)  # SIGQUIT: graceful exit, callgrind writes its totals
+        proc.wait()
     for line in open(out):
         if line.startswith("summary:") or line.startswith("totals:"):
             return int(line.split()[1])
     raise SystemExit(f"no totals in {out}")
 
 
-def instructions_per_request(nginx, prefix, path):
+def instructions_per_request(nginx, prefix, path, status, headers):
     # The difference between two runs cancels start-up and shutdown.
-    few, many = 500, 2500
-    return (count_instructions(nginx, prefix, path, many)
-            - count_instructions(nginx, prefix, path, few)) / (many - few)
+    few, many = (50, 250) if status >= 400 else (500, 2500)
+    return (count_instructions(nginx, prefix, path, many, status, headers)
+            - count_instructions(nginx, prefix, path, few, status, headers)) / (many - few)
 
 
 def fmt(values, unit=""):
@@ -157,14 +209,15 @@ def main():
     script = os.path.join(args.workdir, "report.lua")
     with open(script, "w") as f:
         f.write(WRK_REPORT)
-    results = {label: {"rps": [], "p99": [], "us": []} for label, _, _ in CASES}
+    cookie = pass_token("127.0.0.1", BROWSER)
+    results = {label: {"rps": [], "p99": [], "us": []} for label, _, _, _ in CASES}
     try:
         for rnd in range(1, args.rounds + 1):
-            for label, inst, path in CASES:
+            for label, inst, path, status in CASES:
                 i = instances[inst]
                 url = f"http://127.0.0.1:{i['port']}{path}"
                 before = cpu_ticks(i["worker"])
-                rps, p99, total = run_wrk(url, args.duration, script)
+                rps, p99, total = run_wrk(url, args.duration, script, status, headers_for(label, cookie))
                 ticks = cpu_ticks(i["worker"]) - before
                 us = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / total
                 r = results[label]
@@ -178,9 +231,10 @@ def main():
 
     print("\ninstructions per request (callgrind; deterministic, unlike the timings above):")
     ir = {}
-    for label, inst, path in CASES:
-        ir[label] = instructions_per_request(args.nginx, instances[inst]["prefix"], path)
-    for label, _, _ in CASES:
+    for label, inst, path, status in CASES:
+        ir[label] = instructions_per_request(args.nginx, instances[inst]["prefix"], path, status,
+                                             headers_for(label, cookie))
+    for label, _, _, _ in CASES:
         base = ir[BASELINE["lean" if "lean" in label else "static"]]
         print(f"  {label:38s} {ir[label]:>10,.0f}  ({ir[label] - base:+,.0f}, "
               f"x{ir[label] / base:.3f} of bare)")
@@ -190,7 +244,7 @@ def main():
     print(f"\nmedians of {args.rounds} rounds (min-max); ratio = median req/s against the "
           "bare baseline of the same profile\n")
     print(f"{'configuration':38s} {'req/s':>30s} {'ratio':>6s} {'p99 ms':>20s} {'CPU us/req':>20s}")
-    for label, _, _ in CASES:
+    for label, _, _, _ in CASES:
         r = results[label]
         base = results[BASELINE["lean" if "lean" in label else "static"]]
         ratio = statistics.median(r["rps"]) / statistics.median(base["rps"])
