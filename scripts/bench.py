@@ -193,6 +193,38 @@ def fmt(values, unit=""):
     return f"{statistics.median(values):,.1f}{unit} ({min(values):,.1f}-{max(values):,.1f})"
 
 
+PYTHON_CAPTCHA = """
+import random, string, sys, time
+from captcha.image import ImageCaptcha
+gen = ImageCaptcha(width=320, height=120)
+alphabet = string.ascii_uppercase + string.digits
+n = int(sys.argv[1])
+texts = ["".join(random.choice(alphabet) for _ in range(random.randint(6, 8))) for _ in range(n)]
+sizes = []
+start = time.perf_counter()
+for t in texts:
+    sizes.append(len(gen.generate(t, format="png").getvalue()))
+elapsed = time.perf_counter() - start
+print(f"{n / elapsed:.0f} images/s, {elapsed / n * 1000:.2f} ms per image, "
+      f"PNG {min(sizes)}-{max(sizes)} bytes (mean {sum(sizes) / n:.0f})")
+"""
+
+
+def image_generation(workdir, tool):
+    """Our generator against the Python `captcha` package, same core, same run."""
+    print("\ncaptcha image generation on one core (CPU 1):")
+    print("  captchaify:", flush=True)
+    subprocess.run(["taskset", "-c", "1", tool, "speed", "2000"], check=True)
+    venv = os.path.join(workdir, "py-captcha")
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run(["python3", "-m", "venv", venv], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", "captcha"], check=True)
+    print("  Python captcha package (ImageCaptcha 320x120, 6-8 characters, PNG):", flush=True)
+    out = subprocess.check_output(["taskset", "-c", "1", python, "-c", PYTHON_CAPTCHA, "300"], text=True)
+    print("   ", out.strip())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nginx", required=True)
@@ -200,6 +232,7 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--images-tool", help="the captcha-images binary, for the generation figures")
     args = ap.parse_args()
 
     instances = {
@@ -238,6 +271,9 @@ def main():
         base = ir[BASELINE["lean" if "lean" in label else "static"]]
         print(f"  {label:38s} {ir[label]:>10,.0f}  ({ir[label] - base:+,.0f}, "
               f"x{ir[label] / base:.3f} of bare)")
+
+    if args.images_tool:
+        image_generation(args.workdir, args.images_tool)
 
     if not args.rounds:
         return

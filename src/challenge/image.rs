@@ -1,12 +1,286 @@
-//! Temporary stand-in with the agreed API; replaced by the real generator.
-pub struct CaptchaImage { pub answer: String, pub png: Vec<u8>, pub width: u32, pub height: u32 }
-pub const ALPHABET: &str = "ACDEFGHJKMNPRTUVWXY34679";
-pub fn generate<R: rand::RngCore + rand::CryptoRng>(hardness: u8, rng: &mut R) -> CaptchaImage {
-    let len = match hardness { 1 => 6, 3 => 10, _ => 9 };
-    let answer = (0..len).map(|_| ALPHABET.as_bytes()[(rng.next_u32() as usize) % ALPHABET.len()] as char).collect();
-    CaptchaImage { answer, png: b"\x89PNG".to_vec(), width: 320, height: 120 }
+//! The text captcha: a PNG of distorted, crowded characters that a person reads without
+//! JavaScript, and that is hard for a program to read.
+//!
+//! [`generate`] draws a fresh answer and its image from the caller's RNG (every random choice
+//! comes from it, so a seeded RNG gives the same image again). [`normalize_answer`] turns what
+//! a user typed into the form compared with [`CaptchaImage::answer`].
+//!
+//! Each image differs in *structure*, not only in noise. Per image, from the RNG: the font
+//! (one of seven bundled, or a different one per letter), the spacing model, the baseline
+//! model (tilt, arc, wave, S-curve, random walk, bounce), the letters' size, width, rotation,
+//! shear, weight and vertical offset, the warp (one to three of: vertical wave, horizontal
+//! sway, uneven stretch, smooth random field, bulge, swirl), two strokes through the letters
+//! (a wave and a long curve, one of them heavy), a soft background (faint hollow decoy
+//! letters, blobs or grain), polarity, tones and a background ramp. On top of that a *budget*
+//! of one or two extra features (fewer for long answers) from: lighter letters, hollow
+//! letters, an inverted region, thin arcs, cuts, speckles, hair lines, hatching, and text and
+//! background tones ramping past each other. See `render::Style`.
+//!
+//! Everything is grey: colour would give a program an easy way to separate the letters from
+//! the strokes that a person does not need. The PNG is 8-bit greyscale quantised to 16 levels
+//! (about 9–11 KB on average).
+//!
+//! This runs inside nginx workers: nothing here panics, whatever the hardness or the RNG
+//! output (no unwrap/expect; pixels and tables are reached through `get` or through
+//! fixed-size arrays indexed by constant ranges; float-to-index casts saturate). The fonts
+//! are parsed and turned into distance fields once per process, on first use (about 30 ms);
+//! after that an image costs about 0.4–0.5 ms on one core.
+
+mod glyphs;
+mod render;
+
+use rand::{CryptoRng, RngCore};
+
+/// A generated captcha.
+#[derive(Clone, Debug)]
+pub struct CaptchaImage {
+    /// The characters shown, in order, all from [`ALPHABET`] (already in normalised form).
+    pub answer: String,
+    /// The image, an 8-bit greyscale PNG.
+    pub png: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
 }
+
+/// The characters answers are made of: upper-case letters and digits with no look-alikes.
+///
+/// Left out, because under rotation, warp, crowding and a stroke across them they are
+/// confused with another character (the partner in brackets): `0 O Q D` (each other),
+/// `1 I L J` (each other), `2 Z`, `5 S`, `8 B`, `G` (6, C), `A` (4 — a rotated serif 4 was
+/// seen to read as A), `V` (U, Y), `F` (E with a stroke under it). Lower case is never shown,
+/// so `l`/`I` and `g`/`9` cannot happen; users may type either case.
+pub const ALPHABET: &str = "34679CEHKMNPRTUWXY";
+
+/// Longest accepted answer (after removing spaces).
+const MAX_ANSWER: usize = 32;
+/// Longest raw input looked at at all (bytes); anything longer is rejected unread.
+const MAX_INPUT: usize = 256;
+
+/// What a user typed → the form compared with the answer: ASCII case folded to upper case,
+/// whitespace removed. `None` if the result contains a character outside [`ALPHABET`] or is
+/// longer than 32 characters (or the raw input is longer than 256 bytes). An empty or
+/// all-space input gives `Some("")`, which never equals an answer.
 pub fn normalize_answer(input: &str) -> Option<String> {
-    let s: String = input.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
-    (s.len() <= 32 && s.chars().all(|c| ALPHABET.contains(c))).then_some(s)
+    if input.len() > MAX_INPUT {
+        return None;
+    }
+    let mut out = String::with_capacity(input.len().min(MAX_ANSWER));
+    for c in input.chars() {
+        if c.is_whitespace() {
+            continue;
+        }
+        let c = c.to_ascii_uppercase();
+        if !ALPHABET.contains(c) || out.len() >= MAX_ANSWER {
+            return None;
+        }
+        out.push(c);
+    }
+    Some(out)
+}
+
+/// Answer length range per hardness (anything outside 1..=3 counts as 2).
+fn lengths(hardness: u8) -> (usize, usize, f32) {
+    match hardness {
+        1 => (6, 8, 1.0),
+        3 => (10, 12, 0.85),
+        _ => (9, 11, 0.9),
+    }
+}
+
+/// Draws a new answer and its image.
+///
+/// hardness 1: 6–8 characters; 2: 9–11; 3: 10–12 (lengths chosen by the RNG); any other
+/// value is treated as 2. Images are 100 pixels high and 320 (up to 7 characters) to 472
+/// (12 characters) wide: 36 pixels per character.
+pub fn generate<R: RngCore + CryptoRng>(hardness: u8, rng: &mut R) -> CaptchaImage {
+    generate_dyn(hardness, rng)
+}
+
+fn generate_dyn(hardness: u8, rng: &mut dyn RngCore) -> CaptchaImage {
+    let (lo, hi, strength) = lengths(hardness);
+    let len = lo + render::below(rng, hi - lo + 1);
+    let alphabet = ALPHABET.as_bytes();
+    let indices: Vec<usize> = (0..len)
+        .map(|_| render::below(rng, alphabet.len()))
+        .collect();
+    let answer: String = indices
+        .iter()
+        .filter_map(|&i| alphabet.get(i))
+        .map(|&b| b as char)
+        .collect();
+    let (grey, w, h) = render::render(&indices, strength, rng);
+    let png = encode_png(&grey, w as u32, h as u32);
+    CaptchaImage {
+        answer,
+        png,
+        width: w as u32,
+        height: h as u32,
+    }
+}
+
+/// 8-bit greyscale PNG; empty on the (impossible) encoder error rather than a panic.
+fn encode_png(grey: &[u8], w: u32, h: u32) -> Vec<u8> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::{ExtendedColorType, ImageEncoder};
+    if grey.len() as u64 != u64::from(w) * u64::from(h) {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(grey.len() / 2);
+    let enc = PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Paeth);
+    if enc.write_image(grey, w, h, ExtendedColorType::L8).is_err() {
+        out.clear();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn rng(seed: u64) -> ChaCha20Rng {
+        ChaCha20Rng::seed_from_u64(seed)
+    }
+
+    #[test]
+    fn alphabet_has_no_look_alikes_and_is_upper_case_ascii() {
+        for c in "0OQD1ILJ2Z5S8BGAVF".chars() {
+            assert!(!ALPHABET.contains(c), "{c} is a look-alike");
+        }
+        assert!(ALPHABET
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        let mut seen = std::collections::HashSet::new();
+        assert!(ALPHABET.chars().all(|c| seen.insert(c)), "duplicates");
+    }
+
+    #[test]
+    fn all_fonts_load_with_the_whole_alphabet() {
+        let fonts = glyphs::fonts();
+        assert_eq!(fonts.len(), 7);
+        for f in fonts {
+            assert_eq!(f.glyphs.len(), ALPHABET.len());
+        }
+    }
+
+    #[test]
+    fn lengths_per_hardness() {
+        for (hardness, lo, hi) in [(1u8, 6usize, 8usize), (2, 9, 11), (3, 10, 12)] {
+            let mut r = rng(u64::from(hardness));
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..60 {
+                let c = generate(hardness, &mut r);
+                let n = c.answer.chars().count();
+                assert!((lo..=hi).contains(&n), "hardness {hardness}: length {n}");
+                seen.insert(n);
+            }
+            assert_eq!(
+                seen.len(),
+                hi - lo + 1,
+                "hardness {hardness}: lengths {seen:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn answers_only_from_alphabet() {
+        let mut r = rng(7);
+        for h in 1..=3 {
+            for _ in 0..40 {
+                let c = generate(h, &mut r);
+                assert!(
+                    c.answer.chars().all(|ch| ALPHABET.contains(ch)),
+                    "{}",
+                    c.answer
+                );
+                assert_eq!(
+                    normalize_answer(&c.answer).as_deref(),
+                    Some(c.answer.as_str())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn normalize_answer_cases() {
+        assert_eq!(normalize_answer("k3 m9x").as_deref(), Some("K3M9X"));
+        assert_eq!(normalize_answer("  4 c e \t").as_deref(), Some("4CE"));
+        assert_eq!(normalize_answer(" kxmp 4w ").as_deref(), Some("KXMP4W"));
+        assert_eq!(normalize_answer("").as_deref(), Some(""));
+        assert_eq!(normalize_answer("   ").as_deref(), Some(""));
+        assert_eq!(normalize_answer("KC0E"), None); // zero is not in the alphabet
+        assert_eq!(normalize_answer("KCOE"), None); // nor is O
+        assert_eq!(normalize_answer("KA"), None); // nor A (see ALPHABET)
+        assert_eq!(normalize_answer("K-C"), None);
+        assert_eq!(normalize_answer("ÄCE"), None);
+        assert_eq!(normalize_answer("ｷCE"), None);
+        assert_eq!(normalize_answer("KXMP4W\u{0}"), None);
+        let max = "K".repeat(32);
+        assert_eq!(normalize_answer(&max).as_deref(), Some(max.as_str()));
+        assert_eq!(normalize_answer(&"K".repeat(33)), None);
+        // Spaces do not count towards the 32.
+        let spaced: String = "K ".repeat(32);
+        assert_eq!(normalize_answer(&spaced).as_deref(), Some(max.as_str()));
+        assert_eq!(normalize_answer(&" ".repeat(300)), None);
+    }
+
+    #[test]
+    fn deterministic_for_a_seed() {
+        for h in 1..=3 {
+            let a = generate(h, &mut rng(42));
+            let b = generate(h, &mut rng(42));
+            assert_eq!(a.answer, b.answer);
+            assert_eq!(a.png, b.png);
+            let c = generate(h, &mut rng(43));
+            assert_ne!(a.png, c.png);
+        }
+        // Successive images from one RNG differ.
+        let mut r = rng(1);
+        let a = generate(2, &mut r);
+        let b = generate(2, &mut r);
+        assert_ne!(a.png, b.png);
+        assert_ne!(a.answer, b.answer);
+    }
+
+    #[test]
+    fn png_decodes_with_the_stated_size() {
+        let mut r = rng(9);
+        for h in 1..=3 {
+            for _ in 0..10 {
+                let c = generate(h, &mut r);
+                let img = image::load_from_memory_with_format(&c.png, image::ImageFormat::Png)
+                    .expect("decodes");
+                assert_eq!((img.width(), img.height()), (c.width, c.height));
+                assert!((320..=472).contains(&c.width), "width {}", c.width);
+                assert_eq!(c.height, 100);
+                // Not blank: a real spread of tones.
+                let grey = img.to_luma8();
+                let (min, max) = grey
+                    .pixels()
+                    .fold((255u8, 0u8), |(lo, hi), p| (lo.min(p.0[0]), hi.max(p.0[0])));
+                assert!(max - min > 120, "contrast {min}..{max}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_panic_for_odd_hardness() {
+        let mut r = rng(3);
+        for h in [0u8, 4, 255] {
+            let c = generate(h, &mut r);
+            let n = c.answer.len();
+            assert!((9..=11).contains(&n), "hardness {h} acts as 2: {n}");
+            assert!(!c.png.is_empty());
+        }
+    }
+
+    #[test]
+    fn many_images_without_panic() {
+        let mut r = rng(11);
+        for i in 0..300u32 {
+            let c = generate((i % 4) as u8, &mut r);
+            assert!(!c.png.is_empty());
+        }
+    }
 }
