@@ -164,6 +164,7 @@ pub(crate) unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c
         }
     }
     policy::crawler::warm_up();
+    crate::challenge::image::warm_up();
     if !PageSet::builtin().is_complete() {
         ngx_conf_log_error!(NGX_LOG_EMERG, cf, "captchaify: the built-in templates do not parse");
         return NGX_CONF_ERROR;

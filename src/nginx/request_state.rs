@@ -33,33 +33,36 @@ impl RequestState {
     }
 }
 
-/// Everything the policy may ask about the client, read once per request.
+/// Everything the policy may ask about the client, read once per request. The costly parts
+/// are skipped when they cannot matter: no token, no binding to compute; no failure on record
+/// anywhere, no key to derive.
 fn gather_facts(r: &Request, mcf: &MainConf) -> ClientFacts {
-    let user_agent = client::user_agent(r);
     let crawler = crawler::is_crawler(r.user_agent().map(|ua| ua.as_bytes()));
     let Some(secrets) = mcf.secrets() else {
         return ClientFacts { crawler, ..ClientFacts::default() };
     };
     let address = client::address(r);
-    let binding = ClientBinding::new(address, user_agent);
     let now = client::now();
+    let mut binding = None;
     // Garbage, forged, expired or foreign tokens simply do not count.
-    let best_pass = |tokens: &mut dyn Iterator<Item = &[u8]>| -> Option<Hardness> {
+    let mut best_pass = |tokens: &mut dyn Iterator<Item = &[u8]>| -> Option<Hardness> {
         tokens
-            .filter_map(|t| check_pass(secrets, t, binding, Hardness::EASY, now.secs).ok())
+            .filter_map(|token| {
+                let binding = *binding.get_or_insert_with(|| ClientBinding::new(address, client::user_agent(r)));
+                check_pass(secrets, token, binding, Hardness::EASY, now.secs).ok()
+            })
             .map(|pass| pass.hardness)
             .max()
     };
-    let failed_too_often = mcf.zone_state().and_then(|zone| zone.failures.as_ref()).is_some_and(|table| {
+    let cookie_pass = best_pass(&mut client::cookies(r, PASS_NAME.as_bytes()));
+    let url_pass = best_pass(&mut client::arguments(r, PASS_NAME.as_bytes()));
+    let failures = mcf.zone_state().and_then(|zone| zone.failures.as_ref());
+    // The table's length is an atomic read: an empty table needs neither a key nor the lock.
+    let failed_too_often = failures.filter(|table| table.stats().len > 0).is_some_and(|table| {
         let key = failure_key(mcf, address);
         table.with(client::pid(), |t| mcf.failure_limit.is_blocked(t, &key, now.millis))
     });
-    ClientFacts {
-        crawler,
-        cookie_pass: best_pass(&mut client::cookies(r, PASS_NAME.as_bytes())),
-        url_pass: best_pass(&mut client::arguments(r, PASS_NAME.as_bytes())),
-        failed_too_often,
-    }
+    ClientFacts { crawler, cookie_pass, url_pass, failed_too_often }
 }
 
 /// The failure table's key for a client: its address (IPv6 by /64), keyed with the secret.
