@@ -159,13 +159,15 @@ def count_instructions(nginx, prefix, path, requests, status, headers):
     port = int(re.search(r"listen 127.0.0.1:(\d+)", open(os.path.join(prefix, "conf/nginx.conf")).read()).group(1))
     import http.client
     try:
-        for _ in range(600):  # valgrind starts slowly
+        for _ in range(3000):  # valgrind starts slowly (it also builds the glyph cache)
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                 conn.connect()
                 break
             except OSError:
                 time.sleep(0.1)
+        else:
+            raise SystemExit(f"nginx under valgrind did not listen on port {port} within 5 minutes")
         for _ in range(requests):
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()

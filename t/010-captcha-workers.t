@@ -10,7 +10,7 @@ add_block_preprocessor(sub {
     my $block = shift;
     # Blocks about the zone's own secret run without a secret file.
     Captchaify::secret_setup($block) unless $block->name =~ /without a secret file/;
-    $block->set_value("no_error_log", "[alert]\n[crit]\n[emerg]");
+    Captchaify::clean_log($block);
 });
 
 our $FORM = "Content-Type: application/x-www-form-urlencoded\nUser-Agent: $FIREFOX";

@@ -59,4 +59,14 @@ sub secret_setup {
     $block->set_value("http_config", "captchaify_secret_file html/secret.key;\n$http");
 }
 
+# An add_block_preprocessor hook: every block also asserts that nginx logged nothing
+# alarming. A fail-open response path shows up as "[alert] header already sent", a crashed
+# worker as "[alert] ... exited on signal".
+sub clean_log {
+    my $block = shift;
+    my $seen = $block->no_error_log;
+    $block->set_value("no_error_log", join "\n", grep { defined && length }
+        ($seen ? ($seen =~ s/\n+\z//r) : undef), "[alert]", "[crit]", "[emerg]");
+}
+
 1;
