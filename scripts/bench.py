@@ -264,6 +264,18 @@ def main():
             subprocess.run(["kill", "-QUIT", str(i["master"])])
         time.sleep(1)
 
+    if os.environ.get("CALLGRIND") == "0":
+        ir = None
+    else:
+        ir = count_all_instructions(args, instances, cookie)
+    if args.images_tool:
+        image_generation(args.workdir, args.images_tool)
+    if not args.rounds:
+        return
+    print_medians(args, results)
+
+
+def count_all_instructions(args, instances, cookie):
     print("\ninstructions per request (callgrind; deterministic, unlike the timings above):")
     ir = {}
     for label, inst, path, status in CASES:
@@ -272,13 +284,11 @@ def main():
     for label, _, _, _ in CASES:
         base = ir[BASELINE["lean" if "lean" in label else "static"]]
         print(f"  {label:38s} {ir[label]:>10,.0f}  ({ir[label] - base:+,.0f}, "
-              f"x{ir[label] / base:.3f} of bare)")
+              f"x{ir[label] / base:.3f} of bare)", flush=True)
+    return ir
 
-    if args.images_tool:
-        image_generation(args.workdir, args.images_tool)
 
-    if not args.rounds:
-        return
+def print_medians(args, results):
     print(f"\nmedians of {args.rounds} rounds (min-max); ratio = median req/s against the "
           "bare baseline of the same profile\n")
     print(f"{'configuration':38s} {'req/s':>30s} {'ratio':>6s} {'p99 ms':>20s} {'CPU us/req':>20s}")

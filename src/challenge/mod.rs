@@ -3,4 +3,5 @@
 
 pub mod flow;
 pub mod image;
+pub mod pass_cache;
 pub mod token;

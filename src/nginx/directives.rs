@@ -6,7 +6,7 @@
 use core::ffi::{c_char, c_void};
 use core::fmt::Display;
 use core::ptr;
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ use ngx::http::{HttpModuleMainConf, Merge, MergeConfigError};
 use ngx::{ngx_conf_log_error, ngx_string};
 
 use super::{zone, Module};
+use crate::challenge::pass_cache::PassCache;
 use crate::challenge::token::Secrets;
 use crate::conf::{parse_count, parse_duration_in, parse_flag, read_secret_file, ZoneSpec};
 use crate::pages::PageSet;
@@ -39,6 +40,9 @@ pub(crate) struct MainConf {
     /// The secrets in force, settled on first use in each worker (the zone's secret only
     /// exists once the zone is initialised, after the configuration is read).
     secrets: OnceCell<Option<Secrets>>,
+    /// Passes this worker has verified (created on first use, dropped with the configuration,
+    /// so a reload with another secret starts afresh).
+    pass_cache: OnceCell<RefCell<PassCache>>,
 }
 
 impl Default for MainConf {
@@ -50,6 +54,7 @@ impl Default for MainConf {
             failure_limit: FailureLimit::default(),
             failure_limit_set: false,
             secrets: OnceCell::new(),
+            pass_cache: OnceCell::new(),
         }
     }
 }
@@ -66,6 +71,12 @@ impl MainConf {
                 })
             })
             .as_ref()
+    }
+
+    /// This worker's cache of verified passes. Workers are single-threaded and nothing calls
+    /// back into the module while it is borrowed, so the `RefCell` never sees two borrows.
+    pub fn pass_cache(&self) -> &RefCell<PassCache> {
+        self.pass_cache.get_or_init(|| RefCell::new(PassCache::new(4096)))
     }
 
     /// The zone's state, once initialised.

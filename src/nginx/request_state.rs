@@ -44,14 +44,23 @@ fn gather_facts(r: &Request, mcf: &MainConf) -> ClientFacts {
     let address = client::address(r);
     let now = client::now();
     let mut binding = None;
-    // Garbage, forged, expired or foreign tokens simply do not count.
+    let mut cache = mcf.pass_cache().borrow_mut();
+    let mut cached_client = None;
+    // Garbage, forged, expired or foreign tokens simply do not count. A pass this worker has
+    // verified before for the same client is taken from its cache.
     let mut best_pass = |tokens: &mut dyn Iterator<Item = &[u8]>| -> Option<Hardness> {
         tokens
             .filter_map(|token| {
+                let client_hash =
+                    *cached_client.get_or_insert_with(|| cache.client_hash(address, client::user_agent(r)));
+                if let Some(hardness) = cache.get(token, client_hash, now.secs) {
+                    return Some(hardness);
+                }
                 let binding = *binding.get_or_insert_with(|| ClientBinding::new(address, client::user_agent(r)));
-                check_pass(secrets, token, binding, Hardness::EASY, now.secs).ok()
+                let pass = check_pass(secrets, token, binding, Hardness::EASY, now.secs).ok()?;
+                cache.put(token, client_hash, pass.expires, pass.hardness);
+                Some(pass.hardness)
             })
-            .map(|pass| pass.hardness)
             .max()
     };
     let cookie_pass = best_pass(&mut client::cookies(r, PASS_NAME.as_bytes()));

@@ -1,0 +1,117 @@
+//! A worker's memory of passes it has already verified, so that a client sending the same
+//! cookie on every request pays for SHA-256 and HMAC once, not each time.
+//!
+//! Only fully verified passes go in. A hit needs the exact same token and the same client —
+//! address and user agent, compared through a hash keyed with random keys of this process, so
+//! nobody can aim for a collision — and the pass must still be unexpired. Anything else takes
+//! the full check. The cache is direct-mapped and fixed in size: a newcomer simply replaces
+//! whatever sat in its slot.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+
+use crate::policy::Hardness;
+
+/// Pass tokens are about 110 bytes; longer ones are not cached.
+const MAX_TOKEN: usize = 128;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    token: [u8; MAX_TOKEN],
+    token_len: u8,
+    client: u64,
+    expires: u64,
+    hardness: Hardness,
+}
+
+pub struct PassCache {
+    slots: Vec<Option<Slot>>,
+    keys: RandomState,
+}
+
+impl std::fmt::Debug for PassCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PassCache({} slots)", self.slots.len())
+    }
+}
+
+impl PassCache {
+    pub fn new(slots: usize) -> PassCache {
+        PassCache { slots: vec![None; slots.max(1)], keys: RandomState::new() }
+    }
+
+    /// The keyed hash of a client, as the cache compares it.
+    pub fn client_hash(&self, address: IpAddr, user_agent: &[u8]) -> u64 {
+        let mut hasher = self.keys.build_hasher();
+        address.hash(&mut hasher);
+        user_agent.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn slot_index(&self, token: &[u8]) -> usize {
+        (self.keys.hash_one(token) % self.slots.len() as u64) as usize
+    }
+
+    /// The hardness of a pass verified earlier for this token and client, if still valid.
+    pub fn get(&self, token: &[u8], client: u64, now: u64) -> Option<Hardness> {
+        let slot = self.slots.get(self.slot_index(token))?.as_ref()?;
+        let same_token = slot.token.get(..slot.token_len as usize) == Some(token);
+        (same_token && slot.client == client && slot.expires > now).then_some(slot.hardness)
+    }
+
+    /// Remembers a pass that has just been fully verified for this client.
+    pub fn put(&mut self, token: &[u8], client: u64, expires: u64, hardness: Hardness) {
+        if token.len() > MAX_TOKEN {
+            return;
+        }
+        let index = self.slot_index(token);
+        let mut stored = [0u8; MAX_TOKEN];
+        stored[..token.len()].copy_from_slice(token);
+        if let Some(slot) = self.slots.get_mut(index) {
+            *slot = Some(Slot { token: stored, token_len: token.len() as u8, client, expires, hardness });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hit_needs_the_same_token_client_and_an_unexpired_pass() {
+        let mut cache = PassCache::new(64);
+        let me = cache.client_hash("192.0.2.1".parse().unwrap(), b"Firefox");
+        let other_ip = cache.client_hash("192.0.2.2".parse().unwrap(), b"Firefox");
+        let other_ua = cache.client_hash("192.0.2.1".parse().unwrap(), b"curl");
+        cache.put(b"v1.token", me, 100, Hardness::NORMAL);
+        assert_eq!(cache.get(b"v1.token", me, 99), Some(Hardness::NORMAL));
+        assert_eq!(cache.get(b"v1.token", me, 100), None, "expired");
+        assert_eq!(cache.get(b"v1.token", other_ip, 99), None);
+        assert_eq!(cache.get(b"v1.token", other_ua, 99), None);
+        assert_eq!(cache.get(b"v1.tokem", me, 99), None);
+        assert_eq!(cache.get(b"v1.token.", me, 99), None);
+        assert_eq!(cache.get(b"v1.toke", me, 99), None);
+    }
+
+    #[test]
+    fn long_tokens_are_not_cached_and_slots_are_replaced() {
+        let mut cache = PassCache::new(1);
+        let me = cache.client_hash("192.0.2.1".parse().unwrap(), b"Firefox");
+        let long = vec![b'a'; MAX_TOKEN + 1];
+        cache.put(&long, me, 100, Hardness::HARD);
+        assert_eq!(cache.get(&long, me, 0), None);
+        cache.put(b"first", me, 100, Hardness::EASY);
+        cache.put(b"second", me, 100, Hardness::HARD);
+        assert_eq!(cache.get(b"first", me, 0), None);
+        assert_eq!(cache.get(b"second", me, 0), Some(Hardness::HARD));
+    }
+
+    #[test]
+    fn keys_differ_per_cache() {
+        let a = PassCache::new(8);
+        let b = PassCache::new(8);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_ne!(a.client_hash(ip, b"x"), b.client_hash(ip, b"x"));
+    }
+}
