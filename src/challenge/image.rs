@@ -87,6 +87,12 @@ fn lengths(hardness: u8) -> (usize, usize, f32) {
     }
 }
 
+/// The shortest and longest answer at a hardness (anything outside 1..=3 counts as 2).
+pub fn answer_lengths(hardness: u8) -> (usize, usize) {
+    let (lo, hi, _) = lengths(hardness);
+    (lo, hi)
+}
+
 /// Draws a new answer and its image.
 ///
 /// hardness 1: 6–8 characters; 2: 9–11; 3: 10–12 (lengths chosen by the RNG); any other

@@ -8,7 +8,6 @@ use ngx::ngx_log_error;
 
 use super::{request_state, response, verify, MainConf, Module};
 use crate::challenge::token::return_path_for;
-use crate::pages::{PageContext, PageKind};
 use crate::policy::{decide, LocationPolicy, Outcome, Refusal, Suspicion, Verdict};
 
 /// Access phase, main requests only (nginx skips this phase for subrequests). Runs again
@@ -47,27 +46,13 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
     let requested = r.unparsed_uri().as_bytes();
     let shown_path = String::from_utf8_lossy(requested).into_owned();
     let rc = match refusal {
-        Refusal::Block => {
-            let message = block_message(suspicion);
-            let page = lcf.pages().render(PageKind::Block, &PageContext { path: &shown_path, message, captcha: None });
-            response::write_page(r, page, &[])
-        }
+        Refusal::Block => response::write_block(r, lcf, &shown_path, suspicion),
         Refusal::Challenge => {
             let terms = response::challenge_terms(lcf, return_path_for(requested));
             response::write_challenge(r, mcf, lcf, &terms, &shown_path, "")
         }
     };
     response::finish(r, rc)
-}
-
-/// What the block page tells the client about why.
-pub(crate) fn block_message(suspicion: Option<Suspicion>) -> &'static str {
-    match suspicion {
-        Some(Suspicion::FailedChallenges) => {
-            "Too many wrong answers to the check. Please try again in a couple of hours."
-        }
-        _ => "",
-    }
 }
 
 /// Preaccess phase, subrequests only: an SSI include, `auth_request` or mirror into a

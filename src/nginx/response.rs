@@ -16,6 +16,7 @@ use super::{client, LocConf, MainConf};
 use crate::challenge::image;
 use crate::challenge::token::{issue_challenge, ChallengeTerms, ClientBinding};
 use crate::pages::{CaptchaView, Page, PageContext, PageKind};
+use crate::policy::Suspicion;
 
 /// The module-owned path the captcha form posts to.
 pub(crate) const VERIFY_PATH: &str = "/.captchaify/verify";
@@ -104,6 +105,18 @@ fn write_response(r: &mut Request, status: u16, headers: &[(&str, &str)], body: 
     }
 }
 
+/// Sends the block page; `suspicion` decides what it tells the client about why.
+pub(crate) fn write_block(r: &mut Request, lcf: &LocConf, shown_path: &str, suspicion: Option<Suspicion>) -> ngx_int_t {
+    let message = match suspicion {
+        Some(Suspicion::FailedChallenges) => {
+            "Too many wrong answers to the check. Please try again in a couple of hours."
+        }
+        _ => "",
+    };
+    let page = lcf.pages().render(PageKind::Block, &PageContext { path: shown_path, message, captcha: None });
+    write_page(r, page, &[])
+}
+
 /// The terms a location sets for the captcha it shows.
 pub(crate) fn challenge_terms(lcf: &LocConf, return_path: String) -> ChallengeTerms {
     use crate::challenge::token::Delivery;
@@ -138,7 +151,8 @@ pub(crate) fn write_challenge(
     let binding = ClientBinding::new(client::address(r), client::user_agent(r));
     let expires = client::now().secs + CHALLENGE_TTL_SECS;
     let token = issue_challenge(secrets, binding, terms, expires, nonce, &captcha.answer);
-    let answer_length = answer_length(terms.hardness.get());
+    let (shortest, longest) = image::answer_lengths(terms.hardness.get());
+    let answer_length = format!("{shortest} to {longest}");
     let page = lcf.pages().render(
         PageKind::Captcha,
         &PageContext {
@@ -148,7 +162,7 @@ pub(crate) fn write_challenge(
                 png: &captcha.png,
                 width: captcha.width,
                 height: captcha.height,
-                answer_length,
+                answer_length: &answer_length,
                 challenge: &token,
                 form_action: VERIFY_PATH,
             }),
@@ -159,13 +173,4 @@ pub(crate) fn write_challenge(
     #[cfg(not(feature = "test-answers"))]
     let extra: [(&str, &str); 0] = [];
     write_page(r, page, &extra)
-}
-
-/// How many characters a captcha of this hardness has, in words for the page.
-fn answer_length(hardness: u8) -> &'static str {
-    match hardness {
-        1 => "6 to 8",
-        3 => "10 to 12",
-        _ => "9 to 11",
-    }
 }

@@ -11,11 +11,9 @@ use ngx::ffi::{
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
 use ngx::ngx_log_error;
 
-use super::handler::block_message;
-use super::{client, request_state, response, LocConf, Module};
+use super::{client, request_state, response, Module};
 use crate::challenge::flow::{judge, Form, Judgement, MAX_FORM_BYTES};
 use crate::challenge::token::{with_pass_argument, ClientBinding, Delivery, PASS_NAME};
-use crate::pages::{PageContext, PageKind};
 use crate::policy::Suspicion;
 use crate::state::records::SpentNonce;
 
@@ -102,7 +100,7 @@ fn answer(r: &mut Request) -> ngx_int_t {
     let now = client::now();
 
     if failures.with(client::pid(), |t| mcf.failure_limit.is_blocked(t, &failure_key, now.millis)) {
-        return blocked(r, lcf, "/");
+        return response::write_block(r, lcf, "/", Some(Suspicion::FailedChallenges));
     }
 
     let mut pass_id = [0u8; 16];
@@ -138,7 +136,7 @@ fn answer(r: &mut Request) -> ngx_int_t {
                 if now_blocked { ", client blocked" } else { "" }
             );
             if now_blocked {
-                return blocked(r, lcf, &terms.return_path);
+                return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges));
             }
             let message = "That was not right. Please try this new one.";
             response::write_challenge(r, mcf, lcf, &terms, &terms.return_path, message)
@@ -149,10 +147,4 @@ fn answer(r: &mut Request) -> ngx_int_t {
             response::write_challenge(r, mcf, lcf, &terms, &terms.return_path, message)
         }
     }
-}
-
-fn blocked(r: &mut Request, lcf: &LocConf, path: &str) -> ngx_int_t {
-    let message = block_message(Some(Suspicion::FailedChallenges));
-    let page = lcf.pages().render(PageKind::Block, &PageContext { path, message, captcha: None });
-    response::write_page(r, page, &[])
 }
