@@ -583,6 +583,8 @@ struct Band {
     /// Centre line of the text at a given x (layout space).
     centre: Vec<f32>,
     cap: f32,
+    /// Where one letter gives way to the next, left to right (layout space).
+    gaps: Vec<f32>,
 }
 
 impl Band {
@@ -594,17 +596,19 @@ impl Band {
 
 /// The per-image choice of the features that make reading harder. Every image gets the
 /// basics (font, layout, per-letter transforms, warp, two strokes through the letters, a soft
-/// background), then a *budget* of extra features drawn from a menu: two for answers of up
-/// to 8 characters, one or two for 9–10, one for longer ones. A budget rather than
-/// independent coin flips: a person copes with any one or two of them, not with all of them
-/// at once; which ones varies from image to image. Some pairs are excluded outright (e.g.
-/// hollow letters with hatching, lighter letters with the tone ramp): seen to be unreadable.
+/// background, and a polarity split: on one side of a gentle curve across the image text and
+/// background swap tones), then a *budget* of extra features drawn from a menu: one for
+/// answers of up to 8 characters, none or one for 9–10, none for longer ones. A budget rather
+/// than independent coin flips: a person copes with any one of them on top of the basics,
+/// not with all of them at once; which one varies from image to image. Hatching and the tone
+/// ramp are never combined (seen to be unreadable).
+///
+/// Tried and dropped: hollow letters and letters in a lighter tone. Both were useful against
+/// OCR on their own, but they could not be combined with the polarity split, which does far
+/// more (Tesseract's per-character rate fell from about 16% to 8–10% when the split became a
+/// basic), and people lost lighter letters on the light side of the split.
 struct Style {
-    /// 0 solid letters, 1 all hollow, 2 some hollow.
-    hollow: usize,
-    /// Share of letters drawn in a lighter tone.
-    light_rate: f32,
-    /// Stroke kinds: 0 wave, 1 long curve, 2 arcs, 4 cuts, 5 inverted region.
+    /// Stroke kinds: 0 wave, 1 long curve, 2 arcs, 4 cuts, 5 polarity split.
     strokes: Vec<usize>,
     /// Clutter kinds: 0 speckles, 1 hair, 2 decoys, 3 hatching, 4 blobs, 5 grain.
     clutter: Vec<usize>,
@@ -614,25 +618,21 @@ struct Style {
 
 impl Style {
     fn random(rng: &mut dyn RngCore, letters: usize) -> Style {
-        const LIGHT: usize = 0;
-        const HOLLOW: usize = 1;
-        const INVERT: usize = 2;
-        const EXTRA_STROKE: usize = 3;
-        const CUTS: usize = 4;
-        const SPECKLES: usize = 5;
-        const HAIR: usize = 6;
-        const HATCHING: usize = 7;
-        const TONE_RAMP: usize = 8;
-        // Hollow letters only in short answers: in long ones they get lost.
-        let weights = [7u32, if letters <= 9 { 2 } else { 0 }, 2, 3, 1, 2, 2, 2, 4];
+        const EXTRA_STROKE: usize = 0;
+        const CUTS: usize = 1;
+        const SPECKLES: usize = 2;
+        const HAIR: usize = 3;
+        const HATCHING: usize = 4;
+        const TONE_RAMP: usize = 5;
+        let weights = [3u32, 1, 2, 2, 2, 4];
         // Longer answers are harder to type already and give OCR less to hold on to per
         // letter: they get fewer extras.
         let budget = match letters {
-            0..=8 => 2,
-            9..=10 => 1 + usize::from(chance(rng, 0.5)),
-            _ => 1,
+            0..=8 => 1,
+            9..=10 => usize::from(chance(rng, 0.5)),
+            _ => 0,
         };
-        let mut on = [false; 9];
+        let mut on = [false; 6];
         let mut taken = 0;
         for _ in 0..12 {
             if taken >= budget {
@@ -641,19 +641,8 @@ impl Style {
             let f = weighted(rng, &weights);
             let clash = |g: usize| on.get(g).copied().unwrap_or(false);
             let excluded = match f {
-                LIGHT => clash(HOLLOW) || clash(TONE_RAMP),
-                TONE_RAMP => clash(LIGHT) || clash(HOLLOW) || clash(HATCHING),
-                HOLLOW => {
-                    clash(LIGHT)
-                        || clash(HATCHING)
-                        || clash(INVERT)
-                        || clash(TONE_RAMP)
-                        || clash(SPECKLES)
-                        || clash(HAIR)
-                }
-                SPECKLES | HAIR => clash(HOLLOW),
-                HATCHING => clash(HOLLOW) || clash(TONE_RAMP),
-                INVERT => clash(HOLLOW),
+                TONE_RAMP => clash(HATCHING),
+                HATCHING => clash(TONE_RAMP),
                 _ => false,
             };
             if let Some(slot) = on.get_mut(f) {
@@ -664,9 +653,7 @@ impl Style {
             }
         }
         let is = |f: usize| on.get(f).copied().unwrap_or(false);
-        let hollow = if is(HOLLOW) { 1 + below(rng, 2) } else { 0 };
-        let light_rate = if is(LIGHT) { uf(rng, 0.2, 0.4) } else { 0.0 };
-        // Always a wave and a long curve, in either order.
+        // Always a wave and a long curve, in either order, and the polarity split last.
         let mut strokes = if chance(rng, 0.5) {
             vec![0, 1]
         } else {
@@ -678,11 +665,9 @@ impl Style {
         if is(CUTS) {
             strokes.push(4);
         }
-        if is(INVERT) {
-            strokes.push(5);
-        }
-        // One soft background kind always (decoys would be confused with hollow letters).
-        let soft: &[usize] = if hollow > 0 { &[4, 5] } else { &[2, 4, 5] };
+        strokes.push(5);
+        // One soft background kind always.
+        let soft = [2, 4, 5];
         let mut clutter = vec![soft.get(below(rng, soft.len())).copied().unwrap_or(5)];
         if is(SPECKLES) {
             clutter.push(0);
@@ -694,8 +679,6 @@ impl Style {
             clutter.push(3);
         }
         Style {
-            hollow,
-            light_rate,
             strokes,
             clutter,
             tone_ramp: is(TONE_RAMP),
@@ -724,7 +707,7 @@ pub(super) fn render(
 
     let style = Style::random(rng, n);
     let warp = Warp::random(rng, w, h, strength * 1.25);
-    let band = draw_text(&mut ink, fonts, answer, &warp, &style, strength, rng);
+    let band = draw_text(&mut ink, fonts, answer, &warp, strength, rng);
     draw_strokes(&mut ink, &band, &style, rng);
     draw_clutter(&mut ink, &mut tone, fonts, &band, &warp, &style, rng);
     let grey = finish(&ink, &tone, &style, rng);
@@ -742,7 +725,6 @@ fn draw_text(
     fonts: &[FontGlyphs],
     answer: &[usize],
     warp: &Warp,
-    style: &Style,
     strength: f32,
     rng: &mut dyn RngCore,
 ) -> Band {
@@ -775,7 +757,6 @@ fn draw_text(
         fill: Fill,
         width: f32,
         overlap: f32,
-        gain: f32,
     }
     let mut items = Vec::with_capacity(n);
     let mut total = 0.0f32;
@@ -796,16 +777,7 @@ fn draw_text(
         let shear = shear_base + pm(rng, shear_jitter);
         // Up or down by at least a third of the jitter range, so no three letters sit on a line.
         let dy = uf(rng, 0.3, 1.0) * dy_max * if chance(rng, 0.5) { 1.0 } else { -1.0 };
-        let hollow = match style.hollow {
-            1 => true,
-            2 => chance(rng, 0.3),
-            _ => false,
-        };
-        let fill = if hollow {
-            Fill::Outline(uf(rng, 1.5, 1.9))
-        } else {
-            Fill::Solid(weight_base + pm(rng, 0.3))
-        };
+        let fill = Fill::Solid(weight_base + pm(rng, 0.3));
         // Overlap of the ink boxes in em: around zero, so letters touch or nearly.
         let overlap = match spacing {
             0 => base_overlap,
@@ -819,7 +791,6 @@ fn draw_text(
             }
             _ => -0.04 + 0.07 * (i as f32 * 1.3 + base_overlap * 90.0).sin().abs(),
         };
-        let overlap = if hollow { overlap - 0.04 } else { overlap };
         // Width taken on the line: the ink box, plus part of what rotation adds.
         let width = (g.ink_right - g.ink_left) * s * aspect * rot.cos()
             + (g.ink_bottom - g.ink_top) * s * rot.sin().abs() * 0.4;
@@ -827,14 +798,6 @@ fn draw_text(
         if i + 1 < answer.len() {
             total -= overlap * REF_PX;
         }
-        // Some letters in a lighter tone (still plainly visible): a global threshold tuned
-        // to the dark ones loses them. Never two light letters in a row.
-        let prev_light = items.last().is_some_and(|p: &Pending| p.gain < 1.0);
-        let gain = if !prev_light && chance(rng, style.light_rate) {
-            uf(rng, 0.5, 0.65)
-        } else {
-            1.0
-        };
         items.push(Pending {
             font,
             glyph: ch,
@@ -846,7 +809,6 @@ fn draw_text(
             fill,
             width,
             overlap,
-            gain,
         });
     }
     let cap_ref = if cap_ref > 0.0 {
@@ -855,13 +817,15 @@ fn draw_text(
         REF_PX * 0.72
     };
 
-    // Scale: capitals 34–46 pixels tall depending on the room per character. Room is kept at
+    // Scale: capitals 34–39 pixels tall depending on the room per character. Room is kept at
     // the ends for the shear and the warp, so no letter leaves the image.
     let margin =
         uf(rng, 8.0, 14.0) + warp.max_x.min(12.0) + (shear_base.abs() + shear_jitter) * 20.0;
     let avail = w - 2.0 * margin;
     let pitch = avail / n as f32;
-    let cap_px = (pitch * uf(rng, 1.0, 1.15)).clamp(34.0, 46.0);
+    // (Up to 46 pixels once: Tesseract read the big letters of short answers noticeably
+    // better, people read 39 as easily.)
+    let cap_px = (pitch * uf(rng, 1.0, 1.15)).clamp(34.0, 39.0);
     let mut g_scale = cap_px / cap_ref;
     let natural = total.max(1.0) * g_scale;
     let fit = avail / natural;
@@ -898,6 +862,7 @@ fn draw_text(
 
     let mut x = start;
     let mut centre = vec![mid; ink.w];
+    let mut gaps = Vec::with_capacity(n);
     for (i, it) in items.iter().enumerate() {
         let Some(g) = fonts.get(it.font).and_then(|f| f.glyphs.get(it.glyph)) else {
             continue;
@@ -921,13 +886,17 @@ fn draw_text(
         let cy = cy.min(h - half_h).max(half_h);
         let pivot = ((g.ink_left + g.ink_right) * 0.5, g.baseline - cap * 0.5);
         let placed = Placed::new(g, (cx, cy), pivot, sx, sy, it.rot, it.shear, it.fill);
-        placed.draw(ink, warp, it.gain);
+        placed.draw(ink, warp, 1.0);
         // Record the centre line under this glyph for the strokes.
         let (a, b) = ((x.max(0.0)) as usize, ((x + 2.0 * half).max(0.0)) as usize);
         for c in centre.iter_mut().take(b.min(ink.w)).skip(a) {
             *c = cy;
         }
-        x += 2.0 * half - it.overlap * REF_PX * g_scale * condense;
+        let overlap_px = it.overlap * REF_PX * g_scale * condense;
+        if i + 1 < items.len() {
+            gaps.push(x + 2.0 * half - overlap_px * 0.5);
+        }
+        x += 2.0 * half - overlap_px;
     }
     // Extend the centre line to the edges.
     let first = (start.max(0.0) as usize).min(ink.w.saturating_sub(1));
@@ -946,11 +915,33 @@ fn draw_text(
         right: x,
         centre,
         cap: cap_ref * g_scale,
+        gaps,
     }
 }
 
 fn draw_strokes(ink: &mut Canvas, band: &Band, style: &Style, rng: &mut dyn RngCore) {
     let (w, h) = (ink.w as f32, ink.h as f32);
+    // Dashes in the margins on the text line, 1–3 before the text and up to 2 after it:
+    // a person sees marks that are no letter of the alphabet; OCR takes them for letters,
+    // and everything it reads after them is out of place.
+    for before in [true, false] {
+        let count = if before {
+            between(rng, 1, 3)
+        } else {
+            below(rng, 3)
+        };
+        for _ in 0..count {
+            let x = if before {
+                uf(rng, 2.0, (band.left - 3.0).max(3.0))
+            } else {
+                uf(rng, (band.right + 3.0).min(w - 3.0), w - 2.0)
+            };
+            let y = band.mid(x) + pm(rng, 0.6) * band.cap;
+            let a = pm(rng, 3.2);
+            let l = uf(rng, 5.0, 12.0);
+            capsule(ink, x, y, x + l * a.cos(), y + l * a.sin(), uf(rng, 1.4, 2.0), 1.0);
+        }
+    }
     let mut mask: Option<Canvas> = None;
     let tau = std::f32::consts::TAU;
     // The wave and the curve cross the letters at an angle and run on past them, thinner
@@ -1055,20 +1046,50 @@ fn draw_strokes(ink: &mut Canvas, band: &Band, style: &Style, rng: &mut dyn RngC
                 }
             }
             _ => {
-                // Inverting shapes: a region where text and background swap tones.
-                // One side of a gentle curve across the image. (Inverted bands and discs
-                // over the letters were tried and dropped: they made letters unreadable.)
-                let x0 = uf(rng, w * 0.2, w * 0.8);
-                let slope = pm(rng, 1.2);
-                let amp = uf(rng, 0.0, 15.0);
+                // The polarity split: text and background swap tones across one or two
+                // near-vertical edges, so the image is in two or three regions of opposite
+                // polarity. The edges run through the gaps between letters, at least two
+                // letters apart, the first among the first half of the letters: each
+                // letter is wholly on one side. (Edges at random places, slanted and
+                // curved, cut letters in two: about as hard for OCR, much harder for
+                // people, who then misread split letters, e.g. T as F. Inverted discs and
+                // narrow bands were worse still.)
+                let ng = band.gaps.len();
+                let mut edges: Vec<(f32, f32)> = Vec::with_capacity(3);
+                if ng > 0 {
+                    let want = 1 + usize::from(chance(rng, 0.6));
+                    let mut g = below(rng, (ng / 2).max(1));
+                    for _ in 0..want {
+                        let Some(&gx) = band.gaps.get(g) else { break };
+                        edges.push((gx, pm(rng, 0.12)));
+                        g += between(rng, 2, 4);
+                    }
+                } else {
+                    edges.push((w * 0.5, 0.0));
+                }
+                let amp = uf(rng, 0.0, 2.0);
                 let ph = pm(rng, 3.2);
+                // Fuzzy XOR (d + s − 2ds) with each edge's coverage s: 1 right of the edge,
+                // 0 left of it, a fraction in the pixel it crosses. XOR is associative, so
+                // the edges are applied one after the other.
                 for y in 0..ink.h {
                     let yf = y as f32;
-                    let edge = x0 + slope * (yf - h * 0.5) + amp * (yf / 25.0 + ph).sin();
+                    let wob = amp * (yf / 25.0 + ph).sin();
                     let row = ink.row_mut(y, 0, ink.w);
-                    for (x, d) in row.iter_mut().enumerate() {
-                        let m = ((x as i32) as f32 - edge + 0.5).clamp(0.0, 1.0);
-                        *d = *d + m - 2.0 * *d * m;
+                    for &(ex, slope) in &edges {
+                        // Pixel x is covered by clamp(x − e, 0, 1): not at all up to e, wholly
+                        // from e + 1 on, in part in the one pixel between.
+                        let e = ex + slope * (yf - h * 0.5) + wob - 0.5;
+                        let part = e.floor().max(-2.0) + 1.0;
+                        let cut = ((part + 1.0).max(0.0) as usize).min(row.len());
+                        if let Some(d) = (part >= 0.0).then(|| row.get_mut(part as usize)).flatten()
+                        {
+                            let s = part - e;
+                            *d = *d + s - 2.0 * *d * s;
+                        }
+                        for d in row.iter_mut().skip(cut) {
+                            *d = 1.0 - *d;
+                        }
                     }
                 }
             }
