@@ -10,15 +10,16 @@
 //! model (tilt, arc, wave, S-curve, random walk, bounce), the letters' size, width, rotation,
 //! shear, weight and vertical offset, the warp (one to three of: vertical wave, horizontal
 //! sway, uneven stretch, smooth random field, bulge, swirl), two strokes through the letters
-//! (a wave and a long curve, one of them heavy), a soft background (faint hollow decoy
-//! letters, blobs or grain), polarity, tones and a background ramp. On top of that a *budget*
-//! of one or two extra features (fewer for long answers) from: lighter letters, hollow
-//! letters, an inverted region, thin arcs, cuts, speckles, hair lines, hatching, and text and
-//! background tones ramping past each other. See `render::Style`.
+//! (a wave and a long curve, one of them heavy), dashes in the margins, a soft background
+//! (faint hollow decoy letters, blobs or grain), a polarity split (text and background swap
+//! tones across one or two edges that run between letters), tones and a background ramp. On
+//! top of that a *budget* of at most one extra feature (none for long answers) from: thin
+//! arcs, cuts, speckles, hair lines, hatching, and text and background tones ramping past
+//! each other. See `render::Style`.
 //!
 //! Everything is grey: colour would give a program an easy way to separate the letters from
 //! the strokes that a person does not need. The PNG is 8-bit greyscale quantised to 16 levels
-//! (about 9–11 KB on average).
+//! (about 8–9 KB on average).
 //!
 //! This runs inside nginx workers: nothing here panics, whatever the hardness or the RNG
 //! output (no unwrap/expect; pixels and tables are reached through `get` or through

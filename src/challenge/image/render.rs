@@ -608,7 +608,7 @@ impl Band {
 /// more (Tesseract's per-character rate fell from about 16% to 8–10% when the split became a
 /// basic), and people lost lighter letters on the light side of the split.
 struct Style {
-    /// Stroke kinds: 0 wave, 1 long curve, 2 arcs, 4 cuts, 5 polarity split.
+    /// Stroke kinds: 0 wave, 1 long curve, 2 arcs, 4 cuts.
     strokes: Vec<usize>,
     /// Clutter kinds: 0 speckles, 1 hair, 2 decoys, 3 hatching, 4 blobs, 5 grain.
     clutter: Vec<usize>,
@@ -653,7 +653,7 @@ impl Style {
             }
         }
         let is = |f: usize| on.get(f).copied().unwrap_or(false);
-        // Always a wave and a long curve, in either order, and the polarity split last.
+        // Always a wave and a long curve, in either order.
         let mut strokes = if chance(rng, 0.5) {
             vec![0, 1]
         } else {
@@ -665,7 +665,6 @@ impl Style {
         if is(CUTS) {
             strokes.push(4);
         }
-        strokes.push(5);
         // One soft background kind always.
         let soft = [2, 4, 5];
         let mut clutter = vec![soft.get(below(rng, soft.len())).copied().unwrap_or(5)];
@@ -709,6 +708,7 @@ pub(super) fn render(
     let warp = Warp::random(rng, w, h, strength * 1.25);
     let band = draw_text(&mut ink, fonts, answer, &warp, strength, rng);
     draw_strokes(&mut ink, &band, &style, rng);
+    draw_polarity_split(&mut ink, &band, rng);
     draw_clutter(&mut ink, &mut tone, fonts, &band, &warp, &style, rng);
     let grey = finish(&ink, &tone, &style, rng);
     let _ = SCRATCH.try_with(|c| c.set((ink.px, tone.px)));
@@ -920,7 +920,7 @@ fn draw_text(
 }
 
 fn draw_strokes(ink: &mut Canvas, band: &Band, style: &Style, rng: &mut dyn RngCore) {
-    let (w, h) = (ink.w as f32, ink.h as f32);
+    let w = ink.w as f32;
     // Dashes in the margins on the text line, 1–3 before the text and up to 2 after it:
     // a person sees marks that are no letter of the alphabet; OCR takes them for letters,
     // and everything it reads after them is out of place.
@@ -1045,53 +1045,57 @@ fn draw_strokes(ink: &mut Canvas, band: &Band, style: &Style, rng: &mut dyn RngC
                     *m = 0.0;
                 }
             }
-            _ => {
-                // The polarity split: text and background swap tones across one or two
-                // near-vertical edges, so the image is in two or three regions of opposite
-                // polarity. The edges run through the gaps between letters, at least two
-                // letters apart, the first among the first half of the letters: each
-                // letter is wholly on one side. (Edges at random places, slanted and
-                // curved, cut letters in two: about as hard for OCR, much harder for
-                // people, who then misread split letters, e.g. T as F. Inverted discs and
-                // narrow bands were worse still.)
-                let ng = band.gaps.len();
-                let mut edges: Vec<(f32, f32)> = Vec::with_capacity(3);
-                if ng > 0 {
-                    let want = 1 + usize::from(chance(rng, 0.6));
-                    let mut g = below(rng, (ng / 2).max(1));
-                    for _ in 0..want {
-                        let Some(&gx) = band.gaps.get(g) else { break };
-                        edges.push((gx, pm(rng, 0.12)));
-                        g += between(rng, 2, 4);
-                    }
-                } else {
-                    edges.push((w * 0.5, 0.0));
-                }
-                let amp = uf(rng, 0.0, 2.0);
-                let ph = pm(rng, 3.2);
-                // Fuzzy XOR (d + s − 2ds) with each edge's coverage s: 1 right of the edge,
-                // 0 left of it, a fraction in the pixel it crosses. XOR is associative, so
-                // the edges are applied one after the other.
-                for y in 0..ink.h {
-                    let yf = y as f32;
-                    let wob = amp * (yf / 25.0 + ph).sin();
-                    let row = ink.row_mut(y, 0, ink.w);
-                    for &(ex, slope) in &edges {
-                        // Pixel x is covered by clamp(x − e, 0, 1): not at all up to e, wholly
-                        // from e + 1 on, in part in the one pixel between.
-                        let e = ex + slope * (yf - h * 0.5) + wob - 0.5;
-                        let part = e.floor().max(-2.0) + 1.0;
-                        let cut = ((part + 1.0).max(0.0) as usize).min(row.len());
-                        if let Some(d) = (part >= 0.0).then(|| row.get_mut(part as usize)).flatten()
-                        {
-                            let s = part - e;
-                            *d = *d + s - 2.0 * *d * s;
-                        }
-                        for d in row.iter_mut().skip(cut) {
-                            *d = 1.0 - *d;
-                        }
-                    }
-                }
+            _ => {}
+        }
+    }
+}
+
+/// The polarity split, drawn on the ink after the strokes.
+fn draw_polarity_split(ink: &mut Canvas, band: &Band, rng: &mut dyn RngCore) {
+    let (w, h) = (ink.w as f32, ink.h as f32);
+    // The polarity split: text and background swap tones across one or two
+    // near-vertical edges, so the image is in two or three regions of opposite
+    // polarity. The edges run through the gaps between letters, at least two
+    // letters apart, the first among the first half of the letters: each
+    // letter is wholly on one side. (Edges at random places, slanted and
+    // curved, cut letters in two: about as hard for OCR, much harder for
+    // people, who then misread split letters, e.g. T as F. Inverted discs and
+    // narrow bands were worse still.)
+    let ng = band.gaps.len();
+    let mut edges: Vec<(f32, f32)> = Vec::with_capacity(3);
+    if ng > 0 {
+        let want = 1 + usize::from(chance(rng, 0.6));
+        let mut g = below(rng, (ng / 2).max(1));
+        for _ in 0..want {
+            let Some(&gx) = band.gaps.get(g) else { break };
+            edges.push((gx, pm(rng, 0.12)));
+            g += between(rng, 2, 4);
+        }
+    } else {
+        edges.push((w * 0.5, 0.0));
+    }
+    let amp = uf(rng, 0.0, 2.0);
+    let ph = pm(rng, 3.2);
+    // Fuzzy XOR (d + s − 2ds) with each edge's coverage s: 1 right of the edge,
+    // 0 left of it, a fraction in the pixel it crosses. XOR is associative, so
+    // the edges are applied one after the other.
+    for y in 0..ink.h {
+        let yf = y as f32;
+        let wob = amp * (yf / 25.0 + ph).sin();
+        let row = ink.row_mut(y, 0, ink.w);
+        for &(ex, slope) in &edges {
+            // Pixel x is covered by clamp(x − e, 0, 1): not at all up to e, wholly
+            // from e + 1 on, in part in the one pixel between.
+            let e = ex + slope * (yf - h * 0.5) + wob - 0.5;
+            let part = e.floor().max(-2.0) + 1.0;
+            let cut = ((part + 1.0).max(0.0) as usize).min(row.len());
+            if let Some(d) = (part >= 0.0).then(|| row.get_mut(part as usize)).flatten()
+            {
+                let s = part - e;
+                *d = *d + s - 2.0 * *d * s;
+            }
+            for d in row.iter_mut().skip(cut) {
+                *d = 1.0 - *d;
             }
         }
     }
