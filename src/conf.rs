@@ -14,7 +14,11 @@ pub enum ConfError {
     #[error("invalid zone size \"{0}\", expected e.g. 512k or 10m")]
     ZoneSizeSyntax(String),
     #[error("zone \"{name}\" is too small: {size} bytes, at least {min} are needed")]
-    ZoneTooSmall { name: String, size: usize, min: usize },
+    ZoneTooSmall {
+        name: String,
+        size: usize,
+        min: usize,
+    },
     #[error("invalid time \"{0}\", expected e.g. 90s, 30m, 1h or 7d")]
     Duration(String),
     #[error("time \"{value}\" is out of range ({min} to {max} seconds)")]
@@ -24,7 +28,73 @@ pub enum ConfError {
     #[error("cannot read secret file \"{path}\": {error}")]
     SecretRead { path: String, error: String },
     #[error("secret file \"{path}\" holds {len} bytes, at least {min} random bytes are needed")]
-    SecretTooShort { path: String, len: usize, min: usize },
+    SecretTooShort {
+        path: String,
+        len: usize,
+        min: usize,
+    },
+    #[error(transparent)]
+    Rate(#[from] crate::state::rate::InvalidRate),
+    #[error("invalid parameter \"{0}\", expected cooldown=TIME")]
+    Parameter(String),
+    #[error("invalid status \"{0}\", expected a code from 400 to 599")]
+    Status(String),
+}
+
+/// A rate or `off` (`captchaify_rate_limit`).
+pub fn parse_rate_or_off(value: &str) -> Result<Option<crate::state::rate::Rate>, ConfError> {
+    if value == "off" {
+        return Ok(None);
+    }
+    Ok(Some(value.parse()?))
+}
+
+/// `captchaify_max_rate_limit RATE|off [cooldown=TIME]`: the all-clients limit of a location
+/// and how long it must stay under it to leave under-attack mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxRateLimit {
+    pub rate: Option<crate::state::rate::Rate>,
+    pub cooldown_ms: u64,
+}
+
+impl Default for MaxRateLimit {
+    fn default() -> Self {
+        MaxRateLimit {
+            rate: Some(crate::state::rate::Rate::per_minute(1200)),
+            cooldown_ms: 60_000,
+        }
+    }
+}
+
+impl MaxRateLimit {
+    pub fn parse(args: &[&str]) -> Result<MaxRateLimit, ConfError> {
+        let mut limit = MaxRateLimit::default();
+        let [rate, rest @ ..] = args else {
+            return Err(ConfError::Parameter(String::new()));
+        };
+        limit.rate = parse_rate_or_off(rate)?;
+        for arg in rest {
+            let seconds = arg
+                .strip_prefix("cooldown=")
+                .ok_or_else(|| ConfError::Parameter(arg.to_string()))?;
+            limit.cooldown_ms = parse_duration_in(seconds, 1, 86400)? * 1000;
+        }
+        Ok(limit)
+    }
+}
+
+/// An HTTP status for refusals, as `limit_req_status` takes it: 400 to 599.
+pub fn parse_status(value: &str) -> Result<u16, ConfError> {
+    value
+        .parse::<u16>()
+        .ok()
+        .filter(|code| (400..=599).contains(code) && value.len() == 3)
+        .ok_or_else(|| ConfError::Status(value.to_string()))
+}
+
+/// `captchaify_ipv6_prefix`: 1 to 128 bits.
+pub fn parse_ipv6_prefix(value: &str) -> Result<u8, ConfError> {
+    parse_count(value, 128).map(|n| n as u8)
 }
 
 /// `on` or `off`, as nginx's own flag directives spell them.
@@ -50,22 +120,38 @@ impl ZoneSpec {
     pub const MIN_SIZE: usize = 64 * 1024;
 
     pub fn default_zone() -> ZoneSpec {
-        ZoneSpec { name: Self::DEFAULT_NAME.to_string(), size: Self::DEFAULT_SIZE }
+        ZoneSpec {
+            name: Self::DEFAULT_NAME.to_string(),
+            size: Self::DEFAULT_SIZE,
+        }
     }
 
     pub fn parse(arg: &str) -> Result<ZoneSpec, ConfError> {
-        let spec = arg.strip_prefix("zone=").ok_or_else(|| ConfError::ZoneSyntax(arg.into()))?;
-        let (name, size) = spec.rsplit_once(':').ok_or_else(|| ConfError::ZoneSyntax(arg.into()))?;
+        let spec = arg
+            .strip_prefix("zone=")
+            .ok_or_else(|| ConfError::ZoneSyntax(arg.into()))?;
+        let (name, size) = spec
+            .rsplit_once(':')
+            .ok_or_else(|| ConfError::ZoneSyntax(arg.into()))?;
         let valid_name = !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid_name {
             return Err(ConfError::ZoneName(name.to_string()));
         }
         let size = parse_size(size)?;
         if size < Self::MIN_SIZE {
-            return Err(ConfError::ZoneTooSmall { name: name.into(), size, min: Self::MIN_SIZE });
+            return Err(ConfError::ZoneTooSmall {
+                name: name.into(),
+                size,
+                min: Self::MIN_SIZE,
+            });
         }
-        Ok(ZoneSpec { name: name.to_string(), size })
+        Ok(ZoneSpec {
+            name: name.to_string(),
+            size,
+        })
     }
 }
 
@@ -80,7 +166,11 @@ pub fn parse_size(value: &str) -> Result<usize, ConfError> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(error());
     }
-    digits.parse::<usize>().ok().and_then(|n| n.checked_mul(unit)).ok_or_else(error)
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(error)
 }
 
 /// A time as nginx writes it: a number of seconds, or a number with `s`, `m`, `h` or `d`.
@@ -96,7 +186,11 @@ pub fn parse_duration(value: &str) -> Result<u64, ConfError> {
     if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(error());
     }
-    digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit)).ok_or_else(error)
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(error)
 }
 
 /// [`parse_duration`], within `min..=max` seconds.
@@ -105,7 +199,11 @@ pub fn parse_duration_in(value: &str, min: u64, max: u64) -> Result<u64, ConfErr
     if (min..=max).contains(&seconds) {
         Ok(seconds)
     } else {
-        Err(ConfError::DurationRange { value: value.to_string(), min, max })
+        Err(ConfError::DurationRange {
+            value: value.to_string(),
+            min,
+            max,
+        })
     }
 }
 
@@ -122,15 +220,21 @@ pub fn parse_count(value: &str, max: u32) -> Result<u32, ConfError> {
 /// (so `openssl rand -hex 32 > file` and `head -c 32 /dev/urandom > file` both work).
 pub fn read_secret_file(path: &std::path::Path, min_len: usize) -> Result<Vec<u8>, ConfError> {
     let shown = path.display().to_string();
-    let mut bytes = std::fs::read(path)
-        .map_err(|e| ConfError::SecretRead { path: shown.clone(), error: e.to_string() })?;
+    let mut bytes = std::fs::read(path).map_err(|e| ConfError::SecretRead {
+        path: shown.clone(),
+        error: e.to_string(),
+    })?;
     if bytes.ends_with(b"\r\n") {
         bytes.truncate(bytes.len() - 2);
     } else if bytes.ends_with(b"\n") {
         bytes.truncate(bytes.len() - 1);
     }
     if bytes.len() < min_len {
-        return Err(ConfError::SecretTooShort { path: shown, len: bytes.len(), min: min_len });
+        return Err(ConfError::SecretTooShort {
+            path: shown,
+            len: bytes.len(),
+            min: min_len,
+        });
     }
     Ok(bytes)
 }
@@ -138,6 +242,35 @@ pub fn read_secret_file(path: &std::path::Path, min_len: usize) -> Result<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_values() {
+        use crate::state::rate::Rate;
+        assert_eq!(parse_rate_or_off("off"), Ok(None));
+        assert_eq!(parse_rate_or_off("120r/m"), Ok(Some(Rate::per_minute(120))));
+        assert!(parse_rate_or_off("on").is_err());
+        assert_eq!(
+            MaxRateLimit::parse(&["600r/m"]),
+            Ok(MaxRateLimit {
+                rate: Some(Rate::per_minute(600)),
+                cooldown_ms: 60_000
+            })
+        );
+        assert_eq!(
+            MaxRateLimit::parse(&["off", "cooldown=5s"]).map(|m| (m.rate, m.cooldown_ms)),
+            Ok((None, 5000))
+        );
+        assert!(MaxRateLimit::parse(&["10r/s", "cooldown=0s"]).is_err());
+        assert!(MaxRateLimit::parse(&["10r/s", "wait=5s"]).is_err());
+        assert!(MaxRateLimit::parse(&[]).is_err());
+        assert_eq!(parse_status("429"), Ok(429));
+        assert_eq!(parse_status("418"), Ok(418));
+        for bad in ["200", "600", "4290", "+429", "abc", "0429"] {
+            assert!(parse_status(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_ipv6_prefix("64"), Ok(64));
+        assert!(parse_ipv6_prefix("0").is_err() && parse_ipv6_prefix("129").is_err());
+    }
 
     #[test]
     fn flags() {
@@ -150,16 +283,38 @@ mod tests {
     fn zones() {
         assert_eq!(
             ZoneSpec::parse("zone=shield:10m"),
-            Ok(ZoneSpec { name: "shield".into(), size: 10 << 20 })
+            Ok(ZoneSpec {
+                name: "shield".into(),
+                size: 10 << 20
+            })
         );
-        assert_eq!(ZoneSpec::parse("zone=a-b_1:512k").map(|z| z.size), Ok(512 << 10));
-        assert_eq!(ZoneSpec::parse("shield:10m"), Err(ConfError::ZoneSyntax("shield:10m".into())));
-        assert_eq!(ZoneSpec::parse("zone=:10m"), Err(ConfError::ZoneName("".into())));
-        assert_eq!(ZoneSpec::parse("zone=a b:10m"), Err(ConfError::ZoneName("a b".into())));
-        assert_eq!(ZoneSpec::parse("zone=a:ten"), Err(ConfError::ZoneSizeSyntax("ten".into())));
+        assert_eq!(
+            ZoneSpec::parse("zone=a-b_1:512k").map(|z| z.size),
+            Ok(512 << 10)
+        );
+        assert_eq!(
+            ZoneSpec::parse("shield:10m"),
+            Err(ConfError::ZoneSyntax("shield:10m".into()))
+        );
+        assert_eq!(
+            ZoneSpec::parse("zone=:10m"),
+            Err(ConfError::ZoneName("".into()))
+        );
+        assert_eq!(
+            ZoneSpec::parse("zone=a b:10m"),
+            Err(ConfError::ZoneName("a b".into()))
+        );
+        assert_eq!(
+            ZoneSpec::parse("zone=a:ten"),
+            Err(ConfError::ZoneSizeSyntax("ten".into()))
+        );
         assert_eq!(
             ZoneSpec::parse("zone=a:1k"),
-            Err(ConfError::ZoneTooSmall { name: "a".into(), size: 1024, min: ZoneSpec::MIN_SIZE })
+            Err(ConfError::ZoneTooSmall {
+                name: "a".into(),
+                size: 1024,
+                min: ZoneSpec::MIN_SIZE
+            })
         );
     }
 
@@ -174,7 +329,10 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_duration_in("1h", 60, 86400), Ok(3600));
-        assert!(matches!(parse_duration_in("10s", 60, 86400), Err(ConfError::DurationRange { .. })));
+        assert!(matches!(
+            parse_duration_in("10s", 60, 86400),
+            Err(ConfError::DurationRange { .. })
+        ));
     }
 
     #[test]
@@ -194,8 +352,14 @@ mod tests {
         assert_eq!(read_secret_file(&hex, 32).unwrap().len(), 64);
         let short = dir.join("short");
         std::fs::write(&short, "too short\n").unwrap();
-        assert!(matches!(read_secret_file(&short, 32), Err(ConfError::SecretTooShort { len: 9, .. })));
-        assert!(matches!(read_secret_file(&dir.join("missing"), 32), Err(ConfError::SecretRead { .. })));
+        assert!(matches!(
+            read_secret_file(&short, 32),
+            Err(ConfError::SecretTooShort { len: 9, .. })
+        ));
+        assert!(matches!(
+            read_secret_file(&dir.join("missing"), 32),
+            Err(ConfError::SecretRead { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

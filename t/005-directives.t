@@ -250,3 +250,39 @@ location /p/ { captchaify_action fight; }
 --- must_die
 --- error_log eval
 qr/"captchaify_max_failures" directive: invalid time "forever"/
+
+
+
+=== TEST 25: bad values fail nginx -t with the directive, file and line
+--- config
+location /p/ { captchaify_rate_limit 12r/h; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*"captchaify_rate_limit" directive: invalid rate "12r\/h", expected N r\/s or N r\/m \(e\.g\. 120r\/m\) with N from 1 to 1000000 in .*nginx\.conf:\d+/
+
+
+
+=== TEST 26: max_rate_limit takes only cooldown=
+--- config
+location /p/ { captchaify_max_rate_limit 10r/s wait=5s; }
+--- must_die
+--- error_log eval
+qr/"captchaify_max_rate_limit" directive: invalid parameter "wait=5s", expected cooldown=TIME in .*nginx\.conf:\d+/
+
+
+
+=== TEST 27: the status must be 400 to 599
+--- config
+location /p/ { captchaify_rate_limit_status 302; }
+--- must_die
+--- error_log eval
+qr/"captchaify_rate_limit_status" directive: invalid status "302", expected a code from 400 to 599 in .*nginx\.conf:\d+/
+
+
+
+=== TEST 28: the IPv6 prefix must be 1 to 128
+--- config
+location /p/ { captchaify_ipv6_prefix 129; }
+--- must_die
+--- error_log eval
+qr/"captchaify_ipv6_prefix" directive: invalid number "129", expected 1 to 128 in .*nginx\.conf:\d+/

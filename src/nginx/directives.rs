@@ -22,9 +22,13 @@ use ngx::{ngx_conf_log_error, ngx_string};
 use super::{zone, Module};
 use crate::challenge::pass_cache::PassCache;
 use crate::challenge::token::Secrets;
-use crate::conf::{parse_count, parse_duration_in, parse_flag, read_secret_file, ZoneSpec};
+use crate::conf::{
+    parse_count, parse_duration_in, parse_flag, parse_ipv6_prefix, parse_rate_or_off, parse_status,
+    read_secret_file, MaxRateLimit, ZoneSpec,
+};
 use crate::pages::PageSet;
 use crate::policy::{self, Action, Hardness};
+use crate::state::rate::Rate;
 use crate::state::records::FailureLimit;
 
 /// Configuration of the whole `http` block.
@@ -76,7 +80,8 @@ impl MainConf {
     /// This worker's cache of verified passes. Workers are single-threaded and nothing calls
     /// back into the module while it is borrowed, so the `RefCell` never sees two borrows.
     pub fn pass_cache(&self) -> &RefCell<PassCache> {
-        self.pass_cache.get_or_init(|| RefCell::new(PassCache::new(4096)))
+        self.pass_cache
+            .get_or_init(|| RefCell::new(PassCache::new(4096)))
     }
 
     /// The zone's state, once initialised.
@@ -99,6 +104,14 @@ pub(crate) struct LocConf {
     pub without_cookies: Option<bool>,
     /// An operator's `captchaify_template_dir`, loaded and checked at configuration time.
     pub pages: Option<Arc<PageSet>>,
+    /// `captchaify_rate_limit`: `Some(None)` is `off`.
+    pub rate_limit: Option<Option<Rate>>,
+    pub max_rate_limit: Option<MaxRateLimit>,
+    pub ipv6_prefix: Option<u8>,
+    pub rate_limit_status: Option<u16>,
+    /// This location's key in the loads table, derived on first use in each worker. Never
+    /// inherited: every location counts its own load.
+    pub location_key: OnceCell<[u8; 16]>,
 }
 
 impl LocConf {
@@ -113,6 +126,28 @@ impl LocConf {
             || self.verification_age.is_some()
             || self.without_cookies.is_some()
             || self.pages.is_some()
+            || self.rate_limit.is_some()
+            || self.max_rate_limit.is_some()
+            || self.ipv6_prefix.is_some()
+            || self.rate_limit_status.is_some()
+    }
+
+    /// Requests per client (and per pass token); `None` when off.
+    pub fn rate_limit(&self) -> Option<Rate> {
+        self.rate_limit.unwrap_or(Some(Rate::per_minute(120)))
+    }
+
+    /// The all-clients limit and cool-down of under-attack mode.
+    pub fn max_rate_limit(&self) -> MaxRateLimit {
+        self.max_rate_limit.unwrap_or_default()
+    }
+
+    pub fn ipv6_prefix(&self) -> u8 {
+        self.ipv6_prefix.unwrap_or(64)
+    }
+
+    pub fn rate_limit_status(&self) -> u16 {
+        self.rate_limit_status.unwrap_or(429)
     }
 
     pub fn policy(&self) -> policy::LocationPolicy {
@@ -121,6 +156,7 @@ impl LocConf {
             block_crawler: self.block_crawler.unwrap_or(true),
             hardness: self.hardness.unwrap_or_default(),
             accept_url_pass: self.without_cookies(),
+            under_attack: false,
         }
     }
 
@@ -133,7 +169,8 @@ impl LocConf {
     }
 
     pub fn verification_age(&self) -> u64 {
-        self.verification_age.unwrap_or(Self::DEFAULT_VERIFICATION_AGE)
+        self.verification_age
+            .unwrap_or(Self::DEFAULT_VERIFICATION_AGE)
     }
 
     pub fn pages(&self) -> &PageSet {
@@ -155,6 +192,10 @@ impl Merge for LocConf {
         if self.pages.is_none() {
             self.pages.clone_from(&prev.pages);
         }
+        self.rate_limit = self.rate_limit.or(prev.rate_limit);
+        self.max_rate_limit = self.max_rate_limit.or(prev.max_rate_limit);
+        self.ipv6_prefix = self.ipv6_prefix.or(prev.ipv6_prefix);
+        self.rate_limit_status = self.rate_limit_status.or(prev.rate_limit_status);
         Ok(())
     }
 }
@@ -162,7 +203,10 @@ impl Merge for LocConf {
 /// Runs after the `http` block is parsed: an enabled module without `captchaify_zone` gets
 /// the default zone, and the crawler patterns and built-in pages are prepared once, in the
 /// master before the workers fork, instead of on each worker's first request.
-pub(crate) unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c_void) -> *mut c_char {
+pub(crate) unsafe extern "C" fn init_main_conf(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     // SAFETY: nginx passes this module's main configuration, created by create_main_conf.
     let mcf = unsafe { &mut *conf.cast::<MainConf>() };
     if !mcf.used {
@@ -177,7 +221,11 @@ pub(crate) unsafe extern "C" fn init_main_conf(cf: *mut ngx_conf_t, conf: *mut c
     policy::crawler::warm_up();
     crate::challenge::image::warm_up();
     if !PageSet::builtin().is_complete() {
-        ngx_conf_log_error!(NGX_LOG_EMERG, cf, "captchaify: the built-in templates do not parse");
+        ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "captchaify: the built-in templates do not parse"
+        );
         return NGX_CONF_ERROR;
     }
     NGX_CONF_OK
@@ -265,11 +313,49 @@ fn full_path(cf: *mut ngx_conf_t, value: &str) -> PathBuf {
     PathBuf::from(prefix).join(value)
 }
 
-location_directive!(set_action, "captchaify_action", str::parse::<Action>, action);
-location_directive!(set_hardness, "captchaify_hardness", str::parse::<Hardness>, hardness);
+location_directive!(
+    set_action,
+    "captchaify_action",
+    str::parse::<Action>,
+    action
+);
+location_directive!(
+    set_hardness,
+    "captchaify_hardness",
+    str::parse::<Hardness>,
+    hardness
+);
 location_directive!(set_dry_run, "captchaify_dry_run", parse_flag, dry_run);
-location_directive!(set_block_crawler, "captchaify_block_crawler", parse_flag, block_crawler);
-location_directive!(set_without_cookies, "captchaify_without_cookies", parse_flag, without_cookies);
+location_directive!(
+    set_block_crawler,
+    "captchaify_block_crawler",
+    parse_flag,
+    block_crawler
+);
+location_directive!(
+    set_without_cookies,
+    "captchaify_without_cookies",
+    parse_flag,
+    without_cookies
+);
+location_directive!(
+    set_rate_limit,
+    "captchaify_rate_limit",
+    parse_rate_or_off,
+    rate_limit
+);
+location_directive!(
+    set_ipv6_prefix,
+    "captchaify_ipv6_prefix",
+    parse_ipv6_prefix,
+    ipv6_prefix
+);
+location_directive!(
+    set_rate_limit_status,
+    "captchaify_rate_limit_status",
+    parse_status,
+    rate_limit_status
+);
 location_directive!(
     set_verification_age,
     "captchaify_verification_age",
@@ -286,13 +372,39 @@ unsafe extern "C" fn set_template_dir(
     set_location_value(cf, conf, "captchaify_template_dir", load, |c| &mut c.pages)
 }
 
+unsafe extern "C" fn set_max_rate_limit(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    const NAME: &str = "captchaify_max_rate_limit";
+    // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+    let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+    if lcf.max_rate_limit.is_some() {
+        return reject(cf, NAME, "is duplicate");
+    }
+    let args = match utf8_arguments(cf, NAME) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    match MaxRateLimit::parse(&args) {
+        Ok(limit) => lcf.max_rate_limit = Some(limit),
+        Err(error) => return reject(cf, NAME, error),
+    }
+    mark_used(cf);
+    NGX_CONF_OK
+}
+
 /// The arguments after the directive name, as UTF-8.
 fn utf8_arguments<'a>(cf: *mut ngx_conf_t, directive: &str) -> Result<Vec<&'a str>, *mut c_char> {
     // SAFETY: for a directive handler, `cf.args` holds the directive name and its arguments.
     let args: &[ngx_str_t] = unsafe { (*(*cf).args).as_slice() };
     args.iter()
         .skip(1)
-        .map(|arg| arg.to_str().map_err(|_| reject(cf, directive, "argument is not valid UTF-8")))
+        .map(|arg| {
+            arg.to_str()
+                .map_err(|_| reject(cf, directive, "argument is not valid UTF-8"))
+        })
         .collect()
 }
 
@@ -352,7 +464,10 @@ unsafe extern "C" fn set_max_failures(
         Some(Ok(secs)) => secs,
         Some(Err(error)) => return reject(cf, NAME, error),
     };
-    mcf.failure_limit = FailureLimit { max, window_ms: window_secs * 1000 };
+    mcf.failure_limit = FailureLimit {
+        max,
+        window_ms: window_secs * 1000,
+    };
     mcf.failure_limit_set = true;
     mcf.used = true;
     NGX_CONF_OK
@@ -391,9 +506,17 @@ const fn location_command(
     name: ngx_str_t,
     set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
 ) -> ngx_command_t {
+    location_command_taking(name, NGX_CONF_TAKE1, set)
+}
+
+const fn location_command_taking(
+    name: ngx_str_t,
+    arguments: u32,
+    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
+) -> ngx_command_t {
     ngx_command_t {
         name,
-        type_: (ANY_LEVEL | NGX_CONF_TAKE1 as usize) as _,
+        type_: (ANY_LEVEL | arguments as usize) as _,
         set: Some(set),
         conf: NGX_HTTP_LOC_CONF_OFFSET as _,
         offset: 0,
@@ -416,16 +539,41 @@ const fn main_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 11] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 15] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
     location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
     location_command(ngx_string!("captchaify_block_crawler"), set_block_crawler),
-    location_command(ngx_string!("captchaify_verification_age"), set_verification_age),
-    location_command(ngx_string!("captchaify_without_cookies"), set_without_cookies),
+    location_command(
+        ngx_string!("captchaify_verification_age"),
+        set_verification_age,
+    ),
+    location_command(
+        ngx_string!("captchaify_without_cookies"),
+        set_without_cookies,
+    ),
     location_command(ngx_string!("captchaify_template_dir"), set_template_dir),
+    location_command(ngx_string!("captchaify_rate_limit"), set_rate_limit),
+    location_command_taking(
+        ngx_string!("captchaify_max_rate_limit"),
+        NGX_CONF_TAKE12,
+        set_max_rate_limit,
+    ),
+    location_command(ngx_string!("captchaify_ipv6_prefix"), set_ipv6_prefix),
+    location_command(
+        ngx_string!("captchaify_rate_limit_status"),
+        set_rate_limit_status,
+    ),
     main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),
-    main_command(ngx_string!("captchaify_secret_file"), NGX_CONF_TAKE12, set_secret_file),
-    main_command(ngx_string!("captchaify_max_failures"), NGX_CONF_TAKE12, set_max_failures),
+    main_command(
+        ngx_string!("captchaify_secret_file"),
+        NGX_CONF_TAKE12,
+        set_secret_file,
+    ),
+    main_command(
+        ngx_string!("captchaify_max_failures"),
+        NGX_CONF_TAKE12,
+        set_max_failures,
+    ),
     ngx_command_t::empty(),
 ];

@@ -2,13 +2,17 @@
 
 use ngx::core::Status;
 use ngx::ffi::{ngx_http_request_t, ngx_int_t, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR};
-use ngx::ffi::{NGX_LOG_INFO, NGX_LOG_WARN};
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
+use ngx::ffi::{NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN};
+use ngx::http::{
+    HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule, Request,
+};
 use ngx::ngx_log_error;
 
-use super::{request_state, response, verify, MainConf, Module};
-use crate::challenge::token::return_path_for;
-use crate::policy::{decide, LocationPolicy, Outcome, Refusal, Suspicion, Verdict};
+use super::request_state::RateCheck;
+use super::{client, request_state, response, verify, zone, LocConf, MainConf, Module};
+use crate::challenge::token::{return_path_for, Secrets};
+use crate::policy::{decide, ClientFacts, LocationPolicy, Outcome, Refusal, Suspicion, Verdict};
+use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadChange};
 
 /// Access phase, main requests only (nginx skips this phase for subrequests). Runs again
 /// after each internal redirect, with the facts of the first pass and the new location's
@@ -25,14 +29,32 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
     if !lcf.enabled() {
         return Status::NGX_DECLINED.into();
     }
-    let policy = lcf.policy();
+    let mut policy = lcf.policy();
     let dry_run = lcf.dry_run();
     let Some(state) = request_state::find_or_create(r) else {
         // Out of memory: refuse rather than let an unchecked request through.
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
-    let (verdict, suspicion) = verdict_for(r, mcf, state, &policy);
-    let outcome = Outcome { verdict, dry_run };
+    let mut retry_after = None;
+    let (verdict, suspicion) = if policy.needs_facts() {
+        let facts = state.facts(r, mcf);
+        let rates = *state
+            .rates
+            .get_or_insert_with(|| check_rates(r, mcf, lcf, &facts));
+        policy.under_attack = rates.under_attack;
+        retry_after = rates.retry_after;
+        match retry_after {
+            Some(_) => (Verdict::RateLimited, None),
+            None => (decide(&policy, &facts), facts.suspicion(&policy)),
+        }
+    } else {
+        (Verdict::Pass, None)
+    };
+    let outcome = Outcome {
+        verdict,
+        dry_run,
+        under_attack: policy.under_attack,
+    };
     let already_logged = state.outcome == Some(outcome) && state.action == Some(policy.action);
     state.outcome = Some(outcome);
     state.action = Some(policy.action);
@@ -51,8 +73,87 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
             let terms = response::challenge_terms(lcf, return_path_for(requested));
             response::write_challenge(r, mcf, lcf, &terms, &shown_path, "")
         }
+        Refusal::RateLimited => {
+            response::write_rate_limited(r, lcf, &shown_path, retry_after.unwrap_or(1))
+        }
     };
     response::finish(r, rc)
+}
+
+/// Counts the request against its location's load and its client's (and pass token's)
+/// bucket. Done once per request; the tables are shared by all workers.
+fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) -> RateCheck {
+    let mut check = RateCheck::default();
+    let (Some(zone), Some(secrets)) = (mcf.zone_state(), mcf.secrets()) else {
+        return check;
+    };
+    let now = client::now().millis;
+    let pid = client::pid();
+    let max = lcf.max_rate_limit();
+    let location = *lcf.location_key.get_or_init(|| location_key(r, secrets));
+    if let (Some(limit), Some(loads)) = (max.rate, zone.loads.as_ref()) {
+        let report = loads.with(pid, |t| observe_load(t, &location, now, limit, max.cooldown_ms));
+        check.under_attack = report.under_attack;
+        match report.change {
+            Some(LoadChange::Entered) => {
+                ngx_log_error!(
+                NGX_LOG_NOTICE,
+                r.log(),
+                "captchaify: location \"{}\" is under attack: its clients together went over {}; \
+                 clients without a pass get the captcha until it stays under the limit for {} s",
+                location_name(r),
+                limit,
+                max.cooldown_ms / 1000
+            );
+            }
+            Some(LoadChange::Left { lasted_ms }) => {
+                ngx_log_error!(
+                    NGX_LOG_NOTICE,
+                    r.log(),
+                    "captchaify: location \"{}\" is no longer under attack (after {} s)",
+                    location_name(r),
+                    lasted_ms / 1000
+                );
+            }
+            None => {}
+        }
+    }
+    if let (Some(rate), Some(buckets)) = (lcf.rate_limit(), zone.rate.as_ref()) {
+        // Buckets per location: a client's requests to one location do not use up its
+        // allowance at another.
+        let (identity, len) = client_identity(client::address(r), lcf.ipv6_prefix());
+        let identity = identity.get(..len).unwrap_or_default();
+        let client_key = secrets.table_key("client", &[&location[..], identity].concat());
+        // A verified client is counted by its pass token too: one pass shared by many
+        // clients is throttled as one client.
+        let token_key = facts.pass_key.map(|pass| secrets.table_key("token", &[location, pass].concat()));
+        let admission = buckets.with(pid, |t| match admit(t, &client_key, now, rate) {
+            Admission::Admitted => token_key.map_or(Admission::Admitted, |key| admit(t, &key, now, rate)),
+            refused => refused,
+        });
+        check.retry_after = admission.retry_after_secs();
+        zone::warn_if_evicting(r.log(), buckets);
+    }
+    check
+}
+
+/// A location's key in the loads table: its server's name and its own, keyed with the secret,
+/// so that it is the same in every worker and after a reload.
+fn location_key(r: &Request, secrets: &Secrets) -> [u8; 16] {
+    let server = NgxHttpCoreModule::server_conf(r)
+        .map(|s| s.server_name.as_bytes().to_vec())
+        .unwrap_or_default();
+    let location = location_name(r);
+    secrets.table_key(
+        "location",
+        &[&server[..], b"\0", location.as_bytes()].concat(),
+    )
+}
+
+fn location_name(r: &Request) -> String {
+    NgxHttpCoreModule::location_conf(r)
+        .map(|l| String::from_utf8_lossy(l.name.as_bytes()).into_owned())
+        .unwrap_or_default()
 }
 
 /// Preaccess phase, subrequests only: an SSI include, `auth_request` or mirror into a
@@ -64,7 +165,10 @@ pub(crate) unsafe extern "C" fn subrequest_handler(r: *mut ngx_http_request_t) -
     if r.is_main() {
         return Status::NGX_DECLINED.into();
     }
-    let (Some(mcf), Some(lcf)) = (Module::main_conf(r), Module::location_conf(r).filter(|l| l.enabled())) else {
+    let (Some(mcf), Some(lcf)) = (
+        Module::main_conf(r),
+        Module::location_conf(r).filter(|l| l.enabled()),
+    ) else {
         return Status::NGX_DECLINED.into();
     };
     let policy = lcf.policy();
@@ -99,7 +203,11 @@ fn verdict_for(
         return (Verdict::Pass, None);
     }
     let facts = state.facts(r, mcf);
-    (decide(policy, &facts), facts.suspicion(policy))
+    let policy = LocationPolicy {
+        under_attack: state.rates.is_some_and(|r| r.under_attack),
+        ..*policy
+    };
+    (decide(&policy, &facts), facts.suspicion(&policy))
 }
 
 fn log_outcome(r: &Request, policy: &LocationPolicy, outcome: Outcome) {
@@ -107,6 +215,7 @@ fn log_outcome(r: &Request, policy: &LocationPolicy, outcome: Outcome) {
         Verdict::Pass => return,
         Verdict::Block => "block",
         Verdict::Challenge => "challenge",
+        Verdict::RateLimited => "rate-limit",
     };
     if outcome.dry_run {
         ngx_log_error!(
@@ -117,6 +226,12 @@ fn log_outcome(r: &Request, policy: &LocationPolicy, outcome: Outcome) {
             policy.action
         );
     } else {
-        ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: {} (action \"{}\")", what, policy.action);
+        ngx_log_error!(
+            NGX_LOG_INFO,
+            r.log(),
+            "captchaify: {} (action \"{}\")",
+            what,
+            policy.action
+        );
     }
 }

@@ -24,6 +24,17 @@ pub(crate) struct RequestState {
     pub action: Option<Action>,
     /// The last decision, for `$captchaify_status` and to log a redirect's decision once.
     pub outcome: Option<Outcome>,
+    /// What the rate limits said; counted once per request, by the first location with
+    /// limits that the request reaches (internal redirects are not counted again).
+    pub rates: Option<RateCheck>,
+}
+
+/// The rate limits' answer for one request.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RateCheck {
+    /// `Retry-After` seconds when the client (or its pass token) is over its limit.
+    pub retry_after: Option<u64>,
+    pub under_attack: bool,
 }
 
 impl RequestState {
@@ -39,7 +50,10 @@ impl RequestState {
 fn gather_facts(r: &Request, mcf: &MainConf) -> ClientFacts {
     let crawler = crawler::is_crawler(r.user_agent().map(|ua| ua.as_bytes()));
     let Some(secrets) = mcf.secrets() else {
-        return ClientFacts { crawler, ..ClientFacts::default() };
+        return ClientFacts {
+            crawler,
+            ..ClientFacts::default()
+        };
     };
     let address = client::address(r);
     let now = client::now();
@@ -48,36 +62,52 @@ fn gather_facts(r: &Request, mcf: &MainConf) -> ClientFacts {
     let mut cached_client = None;
     // Garbage, forged, expired or foreign tokens simply do not count. A pass this worker has
     // verified before for the same client is taken from its cache.
-    let mut best_pass = |tokens: &mut dyn Iterator<Item = &[u8]>| -> Option<Hardness> {
+    let mut best_pass = |tokens: &mut dyn Iterator<Item = &[u8]>| -> Option<(Hardness, [u8; 16])> {
         tokens
             .filter_map(|token| {
-                let client_hash =
-                    *cached_client.get_or_insert_with(|| cache.client_hash(address, client::user_agent(r)));
+                let pass_key = || secrets.table_key("token", token);
+                let client_hash = *cached_client
+                    .get_or_insert_with(|| cache.client_hash(address, client::user_agent(r)));
                 if let Some(hardness) = cache.get(token, client_hash, now.secs) {
-                    return Some(hardness);
+                    return Some((hardness, pass_key()));
                 }
-                let binding = *binding.get_or_insert_with(|| ClientBinding::new(address, client::user_agent(r)));
+                let binding = *binding
+                    .get_or_insert_with(|| ClientBinding::new(address, client::user_agent(r)));
                 let pass = check_pass(secrets, token, binding, Hardness::EASY, now.secs).ok()?;
                 cache.put(token, client_hash, pass.expires, pass.hardness);
-                Some(pass.hardness)
+                Some((pass.hardness, pass_key()))
             })
-            .max()
+            .max_by_key(|(hardness, _)| *hardness)
     };
-    let cookie_pass = best_pass(&mut client::cookies(r, PASS_NAME.as_bytes()));
-    let url_pass = best_pass(&mut client::arguments(r, PASS_NAME.as_bytes()));
+    let cookie = best_pass(&mut client::cookies(r, PASS_NAME.as_bytes()));
+    let url = best_pass(&mut client::arguments(r, PASS_NAME.as_bytes()));
+    let (cookie_pass, url_pass) = (cookie.map(|p| p.0), url.map(|p| p.0));
+    // The pass that counts for per-token limits: the cookie's, else the URL's.
+    let pass_key = cookie.or(url).map(|p| p.1);
     let failures = mcf.zone_state().and_then(|zone| zone.failures.as_ref());
     // The table's length is an atomic read: an empty table needs neither a key nor the lock.
-    let failed_too_often = failures.filter(|table| table.stats().len > 0).is_some_and(|table| {
-        let key = failure_key(mcf, address);
-        table.with(client::pid(), |t| mcf.failure_limit.is_blocked(t, &key, now.millis))
-    });
-    ClientFacts { crawler, cookie_pass, url_pass, failed_too_often }
+    let failed_too_often = failures
+        .filter(|table| table.stats().len > 0)
+        .is_some_and(|table| {
+            let key = failure_key(mcf, address);
+            table.with(client::pid(), |t| {
+                mcf.failure_limit.is_blocked(t, &key, now.millis)
+            })
+        });
+    ClientFacts {
+        crawler,
+        cookie_pass,
+        url_pass,
+        failed_too_often,
+        pass_key,
+    }
 }
 
 /// The failure table's key for a client: its address (IPv6 by /64), keyed with the secret.
 pub(crate) fn failure_key(mcf: &MainConf, address: std::net::IpAddr) -> [u8; 16] {
     let prefix = client_prefix(address);
-    mcf.secrets().map_or([0; 16], |s| s.table_key("failures", prefix.as_bytes()))
+    mcf.secrets()
+        .map_or([0; 16], |s| s.table_key("failures", prefix.as_bytes()))
 }
 
 type CleanupFn = unsafe extern "C" fn(*mut core::ffi::c_void);
@@ -102,7 +132,10 @@ pub(crate) fn find(r: &Request) -> Option<&mut RequestState> {
         while let Some(entry) = cleanup.as_ref() {
             // Both sides of the comparison take the address in this file; the magic check
             // below guards against a merged look-alike function all the same.
-            if entry.handler.is_some_and(|h| ptr::fn_addr_eq(h, state_marker as CleanupFn)) {
+            if entry
+                .handler
+                .is_some_and(|h| ptr::fn_addr_eq(h, state_marker as CleanupFn))
+            {
                 let state = entry.data.cast::<RequestState>();
                 if !state.is_null() && (*state).magic == MAGIC {
                     r.set_module_ctx(state.cast(), Module::module());
@@ -129,7 +162,13 @@ pub(crate) fn find_or_create(r: &Request) -> Option<&mut RequestState> {
             return None;
         }
         let state = (*cleanup).data.cast::<RequestState>();
-        state.write(RequestState { magic: MAGIC, facts: None, action: None, outcome: None });
+        state.write(RequestState {
+            magic: MAGIC,
+            facts: None,
+            action: None,
+            outcome: None,
+            rates: None,
+        });
         (*cleanup).handler = Some(state_marker);
         r.set_module_ctx(state.cast(), Module::module());
         Some(&mut *state)

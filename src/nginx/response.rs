@@ -43,7 +43,10 @@ pub(crate) fn write_page(r: &mut Request, page: Option<Page>, extra: &[(&str, &s
     let headers: Vec<(&str, &str)> = Page::FIXED_HEADERS
         .iter()
         .copied()
-        .chain([("Content-Security-Policy", page.content_security_policy.as_str())])
+        .chain([(
+            "Content-Security-Policy",
+            page.content_security_policy.as_str(),
+        )])
         .chain(extra.iter().copied())
         .collect();
     write_response(r, page.status, &headers, page.body.as_bytes())
@@ -62,7 +65,12 @@ pub(crate) fn write_redirect(r: &mut Request, location: &str, extra: &[(&str, &s
     write_response(r, 303, &headers, body.as_bytes())
 }
 
-fn write_response(r: &mut Request, status: u16, headers: &[(&str, &str)], body: &[u8]) -> ngx_int_t {
+fn write_response(
+    r: &mut Request,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> ngx_int_t {
     let raw: *mut ngx_http_request_t = r.into();
     // SAFETY: all pointers below come from the live request and its pool.
     unsafe {
@@ -88,7 +96,8 @@ fn write_response(r: &mut Request, status: u16, headers: &[(&str, &str)], body: 
         }
 
         let rc = ngx_http_send_header(raw);
-        if rc == Status::NGX_ERROR.into() || rc > Status::NGX_OK.into() || (*raw).header_only() != 0 {
+        if rc == Status::NGX_ERROR.into() || rc > Status::NGX_OK.into() || (*raw).header_only() != 0
+        {
             return rc;
         }
 
@@ -100,21 +109,60 @@ fn write_response(r: &mut Request, status: u16, headers: &[(&str, &str)], body: 
         (*buf).last = (*buf).pos.add(body.len());
         (*buf).set_last_buf(if raw == (*raw).main { 1 } else { 0 });
         (*buf).set_last_in_chain(1);
-        let mut chain = ngx_chain_t { buf, next: ptr::null_mut() };
+        let mut chain = ngx_chain_t {
+            buf,
+            next: ptr::null_mut(),
+        };
         ngx_http_output_filter(raw, &mut chain)
     }
 }
 
 /// Sends the block page; `suspicion` decides what it tells the client about why.
-pub(crate) fn write_block(r: &mut Request, lcf: &LocConf, shown_path: &str, suspicion: Option<Suspicion>) -> ngx_int_t {
+pub(crate) fn write_block(
+    r: &mut Request,
+    lcf: &LocConf,
+    shown_path: &str,
+    suspicion: Option<Suspicion>,
+) -> ngx_int_t {
     let message = match suspicion {
         Some(Suspicion::FailedChallenges) => {
             "Too many wrong answers to the check. Please try again in a couple of hours."
         }
         _ => "",
     };
-    let page = lcf.pages().render(PageKind::Block, &PageContext { path: shown_path, message, captcha: None });
+    let page = lcf.pages().render(
+        PageKind::Block,
+        &PageContext {
+            path: shown_path,
+            message,
+            captcha: None,
+            retry_after: 0,
+        },
+    );
     write_page(r, page, &[])
+}
+
+/// Sends the rate-limit page with the location's status (429 by default) and `Retry-After`.
+pub(crate) fn write_rate_limited(
+    r: &mut Request,
+    lcf: &LocConf,
+    shown_path: &str,
+    retry_after: u64,
+) -> ngx_int_t {
+    let context = PageContext {
+        path: shown_path,
+        message: "",
+        captcha: None,
+        retry_after,
+    };
+    let page = lcf
+        .pages()
+        .render(PageKind::RateLimited, &context)
+        .map(|mut page| {
+            page.status = lcf.rate_limit_status();
+            page
+        });
+    write_page(r, page, &[("Retry-After", &retry_after.to_string())])
 }
 
 /// The terms a location sets for the captcha it shows.
@@ -123,7 +171,11 @@ pub(crate) fn challenge_terms(lcf: &LocConf, return_path: String) -> ChallengeTe
     ChallengeTerms {
         hardness: lcf.hardness.unwrap_or_default(),
         pass_age: lcf.verification_age(),
-        delivery: if lcf.without_cookies() { Delivery::UrlArgument } else { Delivery::Cookie },
+        delivery: if lcf.without_cookies() {
+            Delivery::UrlArgument
+        } else {
+            Delivery::Cookie
+        },
         return_path,
     }
 }
@@ -166,6 +218,7 @@ pub(crate) fn write_challenge(
                 challenge: &token,
                 form_action: VERIFY_PATH,
             }),
+            retry_after: 0,
         },
     );
     #[cfg(feature = "test-answers")]

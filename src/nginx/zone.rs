@@ -12,20 +12,21 @@ use core::ptr::{self, addr_of_mut};
 use ngx::core::Status;
 use ngx::ffi::{
     ngx_conf_t, ngx_int_t, ngx_log_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_alloc,
-    ngx_slab_pool_t, ngx_str_t, NGX_LOG_EMERG, NGX_LOG_NOTICE,
+    ngx_slab_pool_t, ngx_str_t, NGX_LOG_EMERG, NGX_LOG_NOTICE, NGX_LOG_WARN,
 };
 use ngx::ngx_log_error;
 
 use super::directives::reject;
 use super::ngx_http_captchaify_module;
 use crate::conf::ZoneSpec;
+use crate::state::rate::{LocationLoad, RateBucket};
 use crate::state::records::{Failures, SpentNonce};
 use crate::state::table::{Record, Table};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
 /// Bumped whenever the header or the set of tables changes. A reload that brings another
 /// layout into a zone of the same name and size is refused (old workers still use it).
-const LAYOUT_VERSION: u32 = 2;
+const LAYOUT_VERSION: u32 = 3;
 
 /// Where a table lives inside the zone.
 #[repr(C)]
@@ -46,6 +47,8 @@ struct ZoneHeader {
     secret: [u8; 32],
     spent: RegionRef,
     failures: RegionRef,
+    rate: RegionRef,
+    loads: RegionRef,
 }
 
 /// This configuration's handles on the zone, kept in the configuration pool.
@@ -53,6 +56,10 @@ pub(crate) struct ZoneState {
     header: *mut ZoneHeader,
     pub spent: Option<Table<SpentNonce>>,
     pub failures: Option<Table<Failures>>,
+    /// Rate buckets of clients and of pass tokens.
+    pub rate: Option<Table<RateBucket>>,
+    /// Load and under-attack state of locations.
+    pub loads: Option<Table<LocationLoad>>,
 }
 
 impl ZoneState {
@@ -62,10 +69,15 @@ impl ZoneState {
     }
 }
 
-/// Shares of the zone for each table, in percent. The rest is slab bookkeeping and room for
-/// the rate-limit table.
-const SPENT_SHARE: usize = 30;
-const FAILURES_SHARE: usize = 30;
+/// Shares of the zone's free pages for each table, in percent (at least a page each): the
+/// locations' loads get 2%, of the rest spent challenges and failure counters 18% each and
+/// the rate buckets the remainder (64%).
+const LOADS_SHARE: usize = 2;
+const SPENT_SHARE: usize = 18;
+const FAILURES_SHARE: usize = 18;
+
+/// Below this many rate buckets the zone is reported as small at start.
+const FEW_CLIENTS: usize = 1000;
 
 /// Declares the zone. Returns `None` after logging why it cannot be declared.
 pub(crate) fn add(cf: *mut ngx_conf_t, spec: &ZoneSpec) -> Option<*mut ngx_shm_zone_t> {
@@ -84,13 +96,19 @@ pub(crate) fn add(cf: *mut ngx_conf_t, spec: &ZoneSpec) -> Option<*mut ngx_shm_z
             return None;
         }
         if !(*shm_zone).data.is_null() {
-            reject(cf, "captchaify_zone", format_args!("zone \"{}\" is already declared", spec.name));
+            reject(
+                cf,
+                "captchaify_zone",
+                format_args!("zone \"{}\" is already declared", spec.name),
+            );
             return None;
         }
         let state = ngx::core::Pool::from_ngx_pool(pool).allocate(ZoneState {
             header: ptr::null_mut(),
             spent: None,
             failures: None,
+            rate: None,
+            loads: None,
         });
         if state.is_null() {
             return None;
@@ -123,9 +141,18 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_v
         let log = zone.shm.log;
         let name = String::from_utf8_lossy(zone.shm.name.as_bytes()).into_owned();
         let reused = !previous.is_null() || zone.shm.exists != 0;
-        let header = if reused { (*shpool).data.cast::<ZoneHeader>() } else { lay_out(shpool, zone.shm.size) };
+        let header = if reused {
+            (*shpool).data.cast::<ZoneHeader>()
+        } else {
+            lay_out(shpool, zone.shm.size)
+        };
         let Some(header_ref) = header.as_ref() else {
-            ngx_log_error!(NGX_LOG_EMERG, log, "captchaify: zone \"{}\" is too small to lay out", name);
+            ngx_log_error!(
+                NGX_LOG_EMERG,
+                log,
+                "captchaify: zone \"{}\" is too small to lay out",
+                name
+            );
             return Status::NGX_ERROR.into();
         };
         if header_ref.magic != MAGIC || header_ref.layout_version != LAYOUT_VERSION {
@@ -142,7 +169,13 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_v
         let base = zone.shm.addr;
         state.spent = attach(base, header_ref.spent, log, &name, "spent challenges");
         state.failures = attach(base, header_ref.failures, log, &name, "failures");
-        if state.spent.is_none() || state.failures.is_none() {
+        state.rate = attach(base, header_ref.rate, log, &name, "rate");
+        state.loads = attach(base, header_ref.loads, log, &name, "locations");
+        if state.spent.is_none()
+            || state.failures.is_none()
+            || state.rate.is_none()
+            || state.loads.is_none()
+        {
             return Status::NGX_ERROR.into();
         }
         if !reused {
@@ -168,9 +201,21 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
             return ptr::null_mut();
         }
         let base = shpool.cast::<u8>();
-        let (Some(spent), Some(failures)) = (
-            new_table::<SpentNonce>(shpool, base, size * SPENT_SHARE / 100),
-            new_table::<Failures>(shpool, base, size * FAILURES_SHARE / 100),
+        // Shares of what is left after the slab's own bookkeeping, in whole pages (slab
+        // allocations of a page or more take whole pages).
+        let _ = size;
+        let page = ngx::ffi::ngx_pagesize;
+        let free = (*shpool).pfree;
+        let share = |pages: usize, percent: usize| (pages * percent / 100).max(1);
+        let loads_pages = share(free, LOADS_SHARE);
+        let rest = free.saturating_sub(loads_pages);
+        let (spent_pages, failures_pages) = (share(rest, SPENT_SHARE), share(rest, FAILURES_SHARE));
+        let rate_pages = rest.saturating_sub(spent_pages + failures_pages).max(1);
+        let (Some(loads), Some(spent), Some(failures), Some(rate)) = (
+            new_table::<LocationLoad>(shpool, base, loads_pages * page),
+            new_table::<SpentNonce>(shpool, base, spent_pages * page),
+            new_table::<Failures>(shpool, base, failures_pages * page),
+            new_table::<RateBucket>(shpool, base, rate_pages * page),
         ) else {
             return ptr::null_mut();
         };
@@ -181,6 +226,8 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
             secret,
             spent,
             failures,
+            rate,
+            loads,
         });
         (*shpool).data = header.cast();
         header
@@ -191,7 +238,11 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
 ///
 /// # Safety
 /// As for [`lay_out`]; `base` is the start of the zone.
-unsafe fn new_table<V: Record>(shpool: *mut ngx_slab_pool_t, base: *mut u8, len: usize) -> Option<RegionRef> {
+unsafe fn new_table<V: Record>(
+    shpool: *mut ngx_slab_pool_t,
+    base: *mut u8,
+    len: usize,
+) -> Option<RegionRef> {
     // Slab allocations of a page or more are page-aligned, which covers the table's alignment.
     // SAFETY: per the contract; the region is fresh memory of `len` bytes inside the zone.
     unsafe {
@@ -200,7 +251,10 @@ unsafe fn new_table<V: Record>(shpool: *mut ngx_slab_pool_t, base: *mut u8, len:
             return None;
         }
         Table::<V>::init(region, len).ok()?;
-        Some(RegionRef { offset: region.offset_from(base) as u64, len: len as u64 })
+        Some(RegionRef {
+            offset: region.offset_from(base) as u64,
+            len: len as u64,
+        })
     }
 }
 
@@ -219,22 +273,68 @@ unsafe fn attach<V: Record>(
     match unsafe { Table::<V>::attach(base.add(region.offset as usize), region.len as usize) } {
         Ok(table) => Some(table),
         Err(error) => {
-            ngx_log_error!(NGX_LOG_EMERG, log, "captchaify: zone \"{}\": {} table: {}", zone, what, error);
+            ngx_log_error!(
+                NGX_LOG_EMERG,
+                log,
+                "captchaify: zone \"{}\": {} table: {}",
+                zone,
+                what,
+                error
+            );
             None
         }
     }
 }
 
 fn log_capacity(log: *mut ngx_log_t, name: &str, size: usize, state: &ZoneState) {
-    let capacity = |stats: Option<usize>| stats.unwrap_or(0);
+    let clients = state.rate.as_ref().map_or(0, |t| t.capacity());
     ngx_log_error!(
         NGX_LOG_NOTICE,
         log,
-        "captchaify: zone \"{}\" of {} bytes initialised: room for {} spent challenges and {} \
-         failure counters",
+        "captchaify: zone \"{}\" of {} bytes initialised: room for {} clients' rate buckets \
+         ({} bytes each), {} spent challenges, {} failure counters and {} locations",
         name,
         size,
-        capacity(state.spent.as_ref().map(|t| t.capacity())),
-        capacity(state.failures.as_ref().map(|t| t.capacity()))
+        clients,
+        Table::<RateBucket>::bytes_per_entry(),
+        state.spent.as_ref().map_or(0, |t| t.capacity()),
+        state.failures.as_ref().map_or(0, |t| t.capacity()),
+        state.loads.as_ref().map_or(0, |t| t.capacity())
+    );
+    if clients < FEW_CLIENTS {
+        ngx_log_error!(
+            NGX_LOG_WARN,
+            log,
+            "captchaify: zone \"{}\" is small: it holds the rate buckets of only {} clients, and \
+             beyond that the least recently seen are forgotten; 1m holds about 12000",
+            name,
+            clients
+        );
+    }
+}
+
+/// Warns, at most once a minute per worker, when the rate table had to evict live buckets
+/// since the last look: the zone is too small for the traffic. The log is never flooded.
+pub(crate) fn warn_if_evicting(log: *mut ngx_log_t, table: &Table<RateBucket>) {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    static WARNED_AT: AtomicU64 = AtomicU64::new(0);
+    let evictions = table.stats().evictions;
+    if evictions <= SEEN.load(Ordering::Relaxed) {
+        return;
+    }
+    let now = super::client::now().secs;
+    if now < WARNED_AT.load(Ordering::Relaxed).saturating_add(60) {
+        return;
+    }
+    let before = SEEN.swap(evictions, Ordering::Relaxed);
+    WARNED_AT.store(now, Ordering::Relaxed);
+    ngx_log_error!(
+        NGX_LOG_WARN,
+        log,
+        "captchaify: the zone is full: {} clients' live rate buckets forgotten to make room ({} \
+         in all); give captchaify_zone more memory",
+        evictions - before,
+        evictions
     );
 }

@@ -20,16 +20,19 @@ pub use template::{Template, TemplateError};
 pub enum PageKind {
     Captcha,
     Block,
+    /// Over the client's rate limit: 429 unless `captchaify_rate_limit_status` says otherwise.
+    RateLimited,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 2] = [PageKind::Captcha, PageKind::Block];
+    pub const ALL: [PageKind; 3] = [PageKind::Captcha, PageKind::Block, PageKind::RateLimited];
 
     /// The file name of the page in a template directory.
     pub const fn file_name(self) -> &'static str {
         match self {
             PageKind::Captcha => "captcha.html",
             PageKind::Block => "block.html",
+            PageKind::RateLimited => "rate_limited.html",
         }
     }
 
@@ -38,6 +41,7 @@ impl PageKind {
         // taking it for the content, as the big CDNs do for their own challenges.
         match self {
             PageKind::Captcha | PageKind::Block => 403,
+            PageKind::RateLimited => 429,
         }
     }
 
@@ -49,6 +53,7 @@ impl PageKind {
         match self {
             PageKind::Captcha => include_str!("../../templates/captcha.html"),
             PageKind::Block => include_str!("../../templates/block.html"),
+            PageKind::RateLimited => include_str!("../../templates/rate_limited.html"),
         }
     }
 }
@@ -67,6 +72,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "answer_length",
     "challenge",
     "form_action",
+    "retry_after",
 ];
 
 /// The stylesheet of the built-in pages; custom templates may use it as `{{{builtin_style}}}`.
@@ -81,6 +87,8 @@ pub struct PageContext<'a> {
     pub message: &'a str,
     /// The puzzle, on captcha pages.
     pub captcha: Option<CaptchaView<'a>>,
+    /// Seconds until the client may try again, on rate-limit pages (0 elsewhere).
+    pub retry_after: u64,
 }
 
 /// The parts of a captcha page that come from the challenge.
@@ -101,7 +109,7 @@ pub struct CaptchaView<'a> {
 /// may be missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageSet {
-    pages: [Option<Template>; 2],
+    pages: [Option<Template>; PageKind::ALL.len()],
 }
 
 #[derive(Debug, Error)]
@@ -109,7 +117,10 @@ pub enum LoadError {
     #[error("template directory \"{0}\" is not a readable directory")]
     NotADirectory(PathBuf),
     #[error("cannot read template \"{path}\": {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("template \"{path}\": {error}")]
     Template { path: PathBuf, error: TemplateError },
 }
@@ -118,7 +129,8 @@ impl PageSet {
     /// The templates shipped in `templates/`, parsed once per process.
     pub fn builtin() -> &'static PageSet {
         static BUILTIN: LazyLock<PageSet> = LazyLock::new(|| PageSet {
-            pages: PageKind::ALL.map(|kind| Template::parse(kind.builtin_source(), PLACEHOLDERS).ok()),
+            pages: PageKind::ALL
+                .map(|kind| Template::parse(kind.builtin_source(), PLACEHOLDERS).ok()),
         });
         &BUILTIN
     }
@@ -134,7 +146,7 @@ impl PageSet {
         if !dir.is_dir() {
             return Err(LoadError::NotADirectory(dir.to_path_buf()));
         }
-        let mut pages: [Option<Template>; 2] = [None, None];
+        let mut pages: [Option<Template>; PageKind::ALL.len()] = Default::default();
         for kind in PageKind::ALL {
             let path = dir.join(kind.file_name());
             let source = match std::fs::read_to_string(&path) {
@@ -142,8 +154,11 @@ impl PageSet {
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(error) => return Err(LoadError::Read { path, error }),
             };
-            let template = Template::parse(&source, PLACEHOLDERS)
-                .map_err(|error| LoadError::Template { path: path.clone(), error })?;
+            let template =
+                Template::parse(&source, PLACEHOLDERS).map_err(|error| LoadError::Template {
+                    path: path.clone(),
+                    error,
+                })?;
             pages[kind.index()] = Some(template);
         }
         Ok(PageSet { pages })
@@ -178,6 +193,7 @@ impl PageSet {
             captcha.map_or("", |c| c.answer_length),
             captcha.map_or("", |c| c.challenge),
             captcha.map_or("", |c| c.form_action),
+            &context.retry_after.to_string(),
         ]);
         Some(Page {
             status: kind.status(),
@@ -240,6 +256,7 @@ mod tests {
                 challenge: "c1.x\"y",
                 form_action: "/.captchaify/verify",
             }),
+            retry_after: 17,
         }
     }
 
@@ -249,8 +266,19 @@ mod tests {
         assert!(pages.is_complete());
         for kind in PageKind::ALL {
             let page = pages.render(kind, &captcha_context(b"\x89PNG")).unwrap();
-            assert_eq!(page.status, 403);
-            assert!(page.body.contains("/a?b=&lt;script&gt;&quot;"), "{kind:?}: {}", page.body);
+            assert_eq!(
+                page.status,
+                if kind == PageKind::RateLimited {
+                    429
+                } else {
+                    403
+                }
+            );
+            assert!(
+                page.body.contains("/a?b=&lt;script&gt;&quot;"),
+                "{kind:?}: {}",
+                page.body
+            );
             assert!(page.body.contains("Wrong &lt;answer&gt;"), "{kind:?}");
             assert!(!page.body.contains("<script>"));
             let nonce = page
@@ -260,14 +288,23 @@ mod tests {
                 .and_then(|s| s.split('\'').next())
                 .expect("nonce in CSP");
             assert_eq!(nonce.len(), 22);
-            assert!(page.body.contains(&format!("nonce=\"{nonce}\"")), "{kind:?}");
+            assert!(
+                page.body.contains(&format!("nonce=\"{nonce}\"")),
+                "{kind:?}"
+            );
         }
     }
 
     #[test]
     fn the_captcha_page_carries_the_puzzle_and_the_form() {
-        let page = PageSet::builtin().render(PageKind::Captcha, &captcha_context(b"\x89PNG")).unwrap();
-        assert!(page.body.contains("src=\"data:image/png;base64,iVBORw==\""), "{}", page.body);
+        let page = PageSet::builtin()
+            .render(PageKind::Captcha, &captcha_context(b"\x89PNG"))
+            .unwrap();
+        assert!(
+            page.body.contains("src=\"data:image/png;base64,iVBORw==\""),
+            "{}",
+            page.body
+        );
         assert!(page.body.contains("value=\"c1.x&quot;y\""));
         assert!(page.body.contains("action=\"/.captchaify/verify\""));
         assert!(page.body.contains("method=\"post\""));
@@ -276,11 +313,37 @@ mod tests {
     }
 
     #[test]
+    fn the_rate_limit_page_says_when_to_come_back() {
+        let page = PageSet::builtin()
+            .render(PageKind::RateLimited, &captcha_context(b""))
+            .unwrap();
+        assert_eq!(page.status, 429);
+        assert!(
+            page.body.contains("<strong>17 seconds</strong>"),
+            "{}",
+            page.body
+        );
+        assert!(
+            !page.body.contains("<form"),
+            "no form on the rate-limit page"
+        );
+    }
+
+    #[test]
     fn nonces_differ_per_response() {
         let pages = PageSet::builtin();
-        let ctx = PageContext { path: "/", ..PageContext::default() };
-        let a = pages.render(PageKind::Block, &ctx).unwrap().content_security_policy;
-        let b = pages.render(PageKind::Block, &ctx).unwrap().content_security_policy;
+        let ctx = PageContext {
+            path: "/",
+            ..PageContext::default()
+        };
+        let a = pages
+            .render(PageKind::Block, &ctx)
+            .unwrap()
+            .content_security_policy;
+        let b = pages
+            .render(PageKind::Block, &ctx)
+            .unwrap()
+            .content_security_policy;
         assert_ne!(a, b);
     }
 
@@ -291,15 +354,27 @@ mod tests {
         std::fs::write(dir.join("block.html"), "<p>{{path}} is blocked</p>").unwrap();
         let _ = std::fs::remove_file(dir.join("captcha.html"));
         let set = PageSet::load_dir(&dir).unwrap();
-        let ctx = PageContext { path: "/x<", ..PageContext::default() };
-        assert_eq!(set.render(PageKind::Block, &ctx).unwrap().body, "<p>/x&lt; is blocked</p>");
+        let ctx = PageContext {
+            path: "/x<",
+            ..PageContext::default()
+        };
+        assert_eq!(
+            set.render(PageKind::Block, &ctx).unwrap().body,
+            "<p>/x&lt; is blocked</p>"
+        );
         assert!(set.render(PageKind::Captcha, &ctx).is_none());
 
         std::fs::write(dir.join("captcha.html"), "{{secret}}").unwrap();
         let error = PageSet::load_dir(&dir).unwrap_err().to_string();
-        assert!(error.contains("captcha.html") && error.contains("unknown placeholder \"secret\""), "{error}");
+        assert!(
+            error.contains("captcha.html") && error.contains("unknown placeholder \"secret\""),
+            "{error}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
 
-        assert!(matches!(PageSet::load_dir(&dir), Err(LoadError::NotADirectory(_))));
+        assert!(matches!(
+            PageSet::load_dir(&dir),
+            Err(LoadError::NotADirectory(_))
+        ));
     }
 }

@@ -125,6 +125,9 @@ pub struct LocationPolicy {
     pub hardness: Hardness,
     /// A pass in the `captchaify=` URL argument counts (`captchaify_without_cookies on`).
     pub accept_url_pass: bool,
+    /// The location is under attack: all its clients together went over
+    /// `captchaify_max_rate_limit`, and every unverified client gets the captcha.
+    pub under_attack: bool,
 }
 
 impl LocationPolicy {
@@ -145,6 +148,8 @@ pub struct ClientFacts {
     pub url_pass: Option<Hardness>,
     /// The client gave too many wrong answers within the failure window.
     pub failed_too_often: bool,
+    /// The keyed hash of the pass token that verified the client, for per-token rate limits.
+    pub pass_key: Option<[u8; 16]>,
 }
 
 impl ClientFacts {
@@ -172,6 +177,8 @@ pub enum Verdict {
     Pass,
     Block,
     Challenge,
+    /// Over the client's rate limit (decided before the policy is asked).
+    RateLimited,
 }
 
 /// Decides what happens to a client at a location.
@@ -180,12 +187,17 @@ pub enum Verdict {
 /// a captcha somewhere else, and a `block` location promises no captcha. A client that gave
 /// too many wrong answers is blocked everywhere but on `let` locations until its failure
 /// window ends: it had its chances.
+///
+/// Under attack every location but `let` behaves like `fight` for clients without a pass,
+/// except that `block` still blocks the suspicious ones: a flood is answered with captchas,
+/// which cost a person a few seconds and a bot its run, while verified clients keep passing.
 pub fn decide(policy: &LocationPolicy, facts: &ClientFacts) -> Verdict {
     let suspicion = facts.suspicion(policy);
     match policy.action {
         Action::Let => Verdict::Pass,
         _ if suspicion == Some(Suspicion::FailedChallenges) => Verdict::Block,
         Action::Block if suspicion.is_some() => Verdict::Block,
+        _ if policy.under_attack && !facts.verified(policy) => Verdict::Challenge,
         Action::Block => Verdict::Pass,
         Action::Fight | Action::Captcha if facts.verified(policy) => Verdict::Pass,
         Action::Fight => Verdict::Challenge,
@@ -199,6 +211,7 @@ pub fn decide(policy: &LocationPolicy, facts: &ClientFacts) -> Verdict {
 pub enum Refusal {
     Block,
     Challenge,
+    RateLimited,
 }
 
 /// A verdict as it is carried out: dry run logs and exposes it without enforcing it.
@@ -206,6 +219,8 @@ pub enum Refusal {
 pub struct Outcome {
     pub verdict: Verdict,
     pub dry_run: bool,
+    /// The location was under attack when it decided.
+    pub under_attack: bool,
 }
 
 impl Outcome {
@@ -216,17 +231,28 @@ impl Outcome {
             Verdict::Pass => None,
             Verdict::Block => Some(Refusal::Block),
             Verdict::Challenge => Some(Refusal::Challenge),
+            Verdict::RateLimited => Some(Refusal::RateLimited),
         }
     }
 
-    /// The value of `$captchaify_status`.
+    /// The value of `$captchaify_status`: the verdict, `_UNDER_ATTACK` while the location is
+    /// under attack, and `_DRY_RUN` for a refusal that was not carried out.
     pub const fn status(self) -> &'static str {
-        match (self.verdict, self.dry_run) {
-            (Verdict::Pass, _) => "PASS",
-            (Verdict::Block, false) => "BLOCK",
-            (Verdict::Block, true) => "BLOCK_DRY_RUN",
-            (Verdict::Challenge, false) => "CHALLENGE",
-            (Verdict::Challenge, true) => "CHALLENGE_DRY_RUN",
+        match (self.verdict, self.under_attack, self.dry_run) {
+            (Verdict::Pass, false, _) => "PASS",
+            (Verdict::Pass, true, _) => "PASS_UNDER_ATTACK",
+            (Verdict::Block, false, false) => "BLOCK",
+            (Verdict::Block, false, true) => "BLOCK_DRY_RUN",
+            (Verdict::Block, true, false) => "BLOCK_UNDER_ATTACK",
+            (Verdict::Block, true, true) => "BLOCK_UNDER_ATTACK_DRY_RUN",
+            (Verdict::Challenge, false, false) => "CHALLENGE",
+            (Verdict::Challenge, false, true) => "CHALLENGE_DRY_RUN",
+            (Verdict::Challenge, true, false) => "CHALLENGE_UNDER_ATTACK",
+            (Verdict::Challenge, true, true) => "CHALLENGE_UNDER_ATTACK_DRY_RUN",
+            (Verdict::RateLimited, false, false) => "RATE_LIMITED",
+            (Verdict::RateLimited, false, true) => "RATE_LIMITED_DRY_RUN",
+            (Verdict::RateLimited, true, false) => "RATE_LIMITED_UNDER_ATTACK",
+            (Verdict::RateLimited, true, true) => "RATE_LIMITED_UNDER_ATTACK_DRY_RUN",
         }
     }
 }
@@ -235,14 +261,34 @@ impl Outcome {
 mod tests {
     use super::*;
 
-    const HUMAN: ClientFacts =
-        ClientFacts { crawler: false, cookie_pass: None, url_pass: None, failed_too_often: false };
-    const BOT: ClientFacts = ClientFacts { crawler: true, ..HUMAN };
-    const VERIFIED_HUMAN: ClientFacts = ClientFacts { cookie_pass: Some(Hardness::NORMAL), ..HUMAN };
-    const VERIFIED_BOT: ClientFacts = ClientFacts { cookie_pass: Some(Hardness::NORMAL), ..BOT };
+    const HUMAN: ClientFacts = ClientFacts {
+        crawler: false,
+        cookie_pass: None,
+        url_pass: None,
+        failed_too_often: false,
+        pass_key: None,
+    };
+    const BOT: ClientFacts = ClientFacts {
+        crawler: true,
+        ..HUMAN
+    };
+    const VERIFIED_HUMAN: ClientFacts = ClientFacts {
+        cookie_pass: Some(Hardness::NORMAL),
+        ..HUMAN
+    };
+    const VERIFIED_BOT: ClientFacts = ClientFacts {
+        cookie_pass: Some(Hardness::NORMAL),
+        ..BOT
+    };
 
     fn policy(action: Action, block_crawler: bool) -> LocationPolicy {
-        LocationPolicy { action, block_crawler, hardness: Hardness::NORMAL, accept_url_pass: false }
+        LocationPolicy {
+            action,
+            block_crawler,
+            hardness: Hardness::NORMAL,
+            accept_url_pass: false,
+            under_attack: false,
+        }
     }
 
     #[test]
@@ -263,19 +309,31 @@ mod tests {
 
     #[test]
     fn crawlers_are_not_suspicious_without_block_crawler() {
-        assert_eq!(BOT.suspicion(&policy(Action::Captcha, true)), Some(Suspicion::CrawlerUserAgent));
+        assert_eq!(
+            BOT.suspicion(&policy(Action::Captcha, true)),
+            Some(Suspicion::CrawlerUserAgent)
+        );
         assert_eq!(BOT.suspicion(&policy(Action::Captcha, false)), None);
         assert_eq!(decide(&policy(Action::Block, false), &BOT), Verdict::Pass);
         assert_eq!(decide(&policy(Action::Captcha, false), &BOT), Verdict::Pass);
-        assert_eq!(decide(&policy(Action::Fight, false), &BOT), Verdict::Challenge);
+        assert_eq!(
+            decide(&policy(Action::Fight, false), &BOT),
+            Verdict::Challenge
+        );
         assert!(!policy(Action::Let, true).needs_facts());
         assert!(policy(Action::Captcha, true).needs_facts());
     }
 
     #[test]
     fn a_pass_opens_locations_up_to_its_hardness() {
-        let easy = ClientFacts { cookie_pass: Some(Hardness::EASY), ..HUMAN };
-        let hard = ClientFacts { cookie_pass: Some(Hardness::HARD), ..HUMAN };
+        let easy = ClientFacts {
+            cookie_pass: Some(Hardness::EASY),
+            ..HUMAN
+        };
+        let hard = ClientFacts {
+            cookie_pass: Some(Hardness::HARD),
+            ..HUMAN
+        };
         let mut p = policy(Action::Fight, true);
         assert_eq!(decide(&p, &easy), Verdict::Challenge);
         assert_eq!(decide(&p, &hard), Verdict::Pass);
@@ -285,7 +343,10 @@ mod tests {
 
     #[test]
     fn url_passes_count_only_where_accepted() {
-        let facts = ClientFacts { url_pass: Some(Hardness::HARD), ..HUMAN };
+        let facts = ClientFacts {
+            url_pass: Some(Hardness::HARD),
+            ..HUMAN
+        };
         let mut p = policy(Action::Fight, true);
         assert_eq!(decide(&p, &facts), Verdict::Challenge);
         p.accept_url_pass = true;
@@ -294,11 +355,84 @@ mod tests {
 
     #[test]
     fn too_many_failures_block_everywhere_but_let() {
-        let failed = ClientFacts { failed_too_often: true, ..VERIFIED_HUMAN };
+        let failed = ClientFacts {
+            failed_too_often: true,
+            ..VERIFIED_HUMAN
+        };
         for action in [Action::Block, Action::Fight, Action::Captcha] {
-            assert_eq!(decide(&policy(action, false), &failed), Verdict::Block, "{action}");
+            assert_eq!(
+                decide(&policy(action, false), &failed),
+                Verdict::Block,
+                "{action}"
+            );
         }
         assert_eq!(decide(&policy(Action::Let, true), &failed), Verdict::Pass);
+    }
+
+    #[test]
+    fn under_attack_unverified_clients_get_the_captcha_everywhere_but_let() {
+        use Verdict::*;
+        let table = [
+            (Action::Let, [Pass, Pass, Pass, Pass]),
+            (Action::Block, [Challenge, Block, Pass, Block]),
+            (Action::Fight, [Challenge, Challenge, Pass, Pass]),
+            (Action::Captcha, [Challenge, Challenge, Pass, Pass]),
+        ];
+        for (action, expected) in table {
+            let p = LocationPolicy {
+                under_attack: true,
+                ..policy(action, true)
+            };
+            let got = [HUMAN, BOT, VERIFIED_HUMAN, VERIFIED_BOT].map(|f| decide(&p, &f));
+            assert_eq!(got, expected, "action {action}");
+        }
+        let easy = ClientFacts {
+            cookie_pass: Some(Hardness::EASY),
+            ..HUMAN
+        };
+        let p = LocationPolicy {
+            under_attack: true,
+            ..policy(Action::Captcha, true)
+        };
+        assert_eq!(
+            decide(&p, &easy),
+            Challenge,
+            "a pass too easy for the location does not count"
+        );
+    }
+
+    #[test]
+    fn statuses_name_the_verdict_the_attack_and_the_dry_run() {
+        let o = |verdict, under_attack, dry_run| {
+            Outcome {
+                verdict,
+                dry_run,
+                under_attack,
+            }
+            .status()
+        };
+        assert_eq!(o(Verdict::RateLimited, false, false), "RATE_LIMITED");
+        assert_eq!(o(Verdict::RateLimited, false, true), "RATE_LIMITED_DRY_RUN");
+        assert_eq!(o(Verdict::Challenge, true, false), "CHALLENGE_UNDER_ATTACK");
+        assert_eq!(o(Verdict::Pass, true, true), "PASS_UNDER_ATTACK");
+        assert_eq!(
+            Outcome {
+                verdict: Verdict::RateLimited,
+                dry_run: true,
+                under_attack: false
+            }
+            .enforced(),
+            None
+        );
+        assert_eq!(
+            Outcome {
+                verdict: Verdict::RateLimited,
+                dry_run: false,
+                under_attack: true
+            }
+            .enforced(),
+            Some(Refusal::RateLimited)
+        );
     }
 
     #[test]
@@ -306,7 +440,10 @@ mod tests {
         for action in [Action::Let, Action::Block, Action::Fight, Action::Captcha] {
             assert_eq!(action.as_str().parse::<Action>(), Ok(action));
         }
-        assert_eq!("Fight".parse::<Action>(), Err(InvalidAction("Fight".into())));
+        assert_eq!(
+            "Fight".parse::<Action>(),
+            Err(InvalidAction("Fight".into()))
+        );
         assert!("".parse::<Action>().is_err());
         assert_eq!(Action::default(), Action::Captcha);
     }
@@ -324,13 +461,25 @@ mod tests {
 
     #[test]
     fn dry_run_never_enforces_but_reports() {
-        let block = Outcome { verdict: Verdict::Block, dry_run: true };
+        let block = Outcome {
+            verdict: Verdict::Block,
+            dry_run: true,
+            under_attack: false,
+        };
         assert_eq!(block.enforced(), None);
         assert_eq!(block.status(), "BLOCK_DRY_RUN");
-        let challenge = Outcome { verdict: Verdict::Challenge, dry_run: false };
+        let challenge = Outcome {
+            verdict: Verdict::Challenge,
+            dry_run: false,
+            under_attack: false,
+        };
         assert_eq!(challenge.enforced(), Some(Refusal::Challenge));
         assert_eq!(challenge.status(), "CHALLENGE");
-        let pass = Outcome { verdict: Verdict::Pass, dry_run: true };
+        let pass = Outcome {
+            verdict: Verdict::Pass,
+            dry_run: true,
+            under_attack: false,
+        };
         assert_eq!((pass.enforced(), pass.status()), (None, "PASS"));
     }
 }

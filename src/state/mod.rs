@@ -1,5 +1,6 @@
 //! State shared by all workers, written over a plain memory region so the same code runs in
 //! nginx's shared memory and in unit tests.
 
+pub mod rate;
 pub mod records;
 pub mod table;

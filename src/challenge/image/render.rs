@@ -939,7 +939,15 @@ fn draw_strokes(ink: &mut Canvas, band: &Band, style: &Style, rng: &mut dyn RngC
             let y = band.mid(x) + pm(rng, 0.6) * band.cap;
             let a = pm(rng, 3.2);
             let l = uf(rng, 5.0, 12.0);
-            capsule(ink, x, y, x + l * a.cos(), y + l * a.sin(), uf(rng, 1.4, 2.0), 1.0);
+            capsule(
+                ink,
+                x,
+                y,
+                x + l * a.cos(),
+                y + l * a.sin(),
+                uf(rng, 1.4, 2.0),
+                1.0,
+            );
         }
     }
     let mut mask: Option<Canvas> = None;
