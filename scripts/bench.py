@@ -1,6 +1,7 @@
 """The measuring half of scripts/bench: starts the nginx instances, runs wrk, reports."""
 import argparse
 import base64
+import collections
 import hashlib
 import hmac
 import os
@@ -19,13 +20,41 @@ LOCATIONS = """
         location /lean/ { sendfile off; open_file_cache max=100; alias html/static/; }
 {extra}
 """
-MODULE_LOCATIONS = """
-        location /verified/ { captchaify_action fight; alias html/static/; }
-        location /challenge/ { captchaify_action fight; }
-        location /let/ { captchaify_action let; alias html/static/; }
-        location /captcha/ { captchaify_action captcha; alias html/static/; }
-        location /lean-let/ { captchaify_action let; sendfile off; open_file_cache max=100; alias html/static/; }
-        location /lean-captcha/ { captchaify_action captcha; sendfile off; open_file_cache max=100; alias html/static/; }
+# nginx's own limit_req, per client and for all clients together, with rates that never
+# trigger (limit_req counts in milliseconds: without a burst it refuses a second request
+# within the same millisecond): what the module's rate limits are measured against, on the
+# same location (a captchaify location limited by limit_req instead) and on bare nginx.
+LIMIT_REQ_ZONES = """
+    limit_req_zone $binary_remote_addr zone=perclient:10m rate=1000000r/s;
+    limit_req_zone $server_name zone=perlocation:1m rate=1000000r/s;
+"""
+LIMIT_REQ = "limit_req zone=perclient burst=100000 nodelay; limit_req zone=perlocation burst=100000 nodelay;"
+OUR_LIMITS = "captchaify_rate_limit 1000000r/s; captchaify_max_rate_limit 1000000r/s;"
+LEAN = "sendfile off; open_file_cache max=100; alias html/static/;"
+BARE_HTTP = LIMIT_REQ_ZONES
+BARE_LOCATIONS = f"""
+        location /limit-req/ {{ {LIMIT_REQ} alias html/static/; }}
+"""
+# Rate limits are off for the module's other locations: wrk is one client, and the default
+# of 120r/m would refuse it.
+MODULE_HTTP = LIMIT_REQ_ZONES + """
+    captchaify_secret_file conf/secret.key;
+    captchaify_rate_limit off;
+    captchaify_max_rate_limit off;
+"""
+MODULE_LOCATIONS = f"""
+        location /verified/ {{ captchaify_action fight; alias html/static/; }}
+        location /challenge/ {{ captchaify_action fight; }}
+        location /let/ {{ captchaify_action let; alias html/static/; }}
+        location /captcha/ {{ captchaify_action captcha; alias html/static/; }}
+        location /captcha-limit-req/ {{ captchaify_action captcha; {LIMIT_REQ} alias html/static/; }}
+        location /rate/ {{ captchaify_action captcha; {OUR_LIMITS} alias html/static/; }}
+        location /verified-limit-req/ {{ captchaify_action fight; {LIMIT_REQ} alias html/static/; }}
+        location /rate-verified/ {{ captchaify_action fight; {OUR_LIMITS} alias html/static/; }}
+        location /lean-let/ {{ captchaify_action let; {LEAN} }}
+        location /lean-captcha/ {{ captchaify_action captcha; {LEAN} }}
+        location /lean-captcha-limit-req/ {{ captchaify_action captcha; {LIMIT_REQ} {LEAN} }}
+        location /lean-rate/ {{ captchaify_action captcha; {OUR_LIMITS} {LEAN} }}
 """
 
 SECRET = b"captchaify-bench-secret-0123456789abcdef"
@@ -38,7 +67,7 @@ pid logs/nginx.pid;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
-    {secret}
+{http}
     keepalive_requests 1000000;
     server {{
         listen 127.0.0.1:{port};
@@ -48,19 +77,34 @@ http {{
 }}
 """
 
-# (label, instance, path, status): the bare instance has no load_module line at all.
+# (label, instance, path, status): the bare instance has no load_module line at all. Labels
+# with "verified" send a valid pass cookie.
 CASES = [
     ("bare nginx, static", "bare", "/static/a.html", 200),
     ("module loaded, location unused", "module", "/static/a.html", 200),
     ("captchaify_action let", "module", "/let/a.html", 200),
     ("captchaify_action captcha (person)", "module", "/captcha/a.html", 200),
-    ("fight, verified (valid pass cookie)", "module", "/verified/a.html", 200),  # cookie sent
+    ("fight, verified (valid pass cookie)", "module", "/verified/a.html", 200),
     ("fight, unverified: captcha pages", "module", "/challenge/", 403),
+    ("bare nginx + limit_req", "bare", "/limit-req/a.html", 200),
+    ("captcha (person) + limit_req", "module", "/captcha-limit-req/a.html", 200),
+    ("captcha (person) + our rate limits", "module", "/rate/a.html", 200),
+    ("fight, verified + limit_req", "module", "/verified-limit-req/a.html", 200),
+    ("fight, verified + our rate limits", "module", "/rate-verified/a.html", 200),
     ("bare nginx, lean static", "bare", "/lean/a.html", 200),
     ("let, lean static", "module", "/lean-let/a.html", 200),
     ("captcha (person), lean static", "module", "/lean-captcha/a.html", 200),
+    ("captcha + limit_req, lean", "module", "/lean-captcha-limit-req/a.html", 200),
+    ("captcha + our rate limits, lean", "module", "/lean-rate/a.html", 200),
 ]
 BASELINE = {"static": "bare nginx, static", "lean": "bare nginx, lean static"}
+# The module's rate limits against nginx's own limit_req, same profile, same run.
+AGAINST_LIMIT_REQ = [
+    ("captcha (person) + our rate limits", "captcha (person) + limit_req"),
+    ("fight, verified + our rate limits", "fight, verified + limit_req"),
+    ("captcha + our rate limits, lean", "captcha + limit_req, lean"),
+    ("captcha (person) + our rate limits", "bare nginx + limit_req"),
+]
 
 
 def b64(data):
@@ -83,14 +127,12 @@ def start_instance(nginx, workdir, name, port, module):
     with open(os.path.join(prefix, "html/static/a.html"), "w") as f:
         f.write("<!DOCTYPE html><title>bench</title>" + "x" * (600 - 35))
     load = f"load_module {module};" if module else ""
-    extra = MODULE_LOCATIONS if module else ""
-    secret = ""
+    extra = MODULE_LOCATIONS if module else BARE_LOCATIONS
     if module:
         with open(os.path.join(prefix, "conf/secret.key"), "wb") as f:
             f.write(SECRET)
-        secret = "captchaify_secret_file conf/secret.key;"
     with open(os.path.join(prefix, "conf/nginx.conf"), "w") as f:
-        f.write(CONFIG.format(load=load, port=port, secret=secret,
+        f.write(CONFIG.format(load=load, port=port, http=MODULE_HTTP if module else BARE_HTTP,
                               locations=LOCATIONS.replace("{extra}", extra)))
     subprocess.run([nginx, "-p", prefix, "-c", "conf/nginx.conf"], check=True)
     time.sleep(0.5)
@@ -118,7 +160,7 @@ end
 def headers_for(label, cookie):
     """A browser's headers; the pass cookie only for the case that measures verified clients."""
     headers = {"User-Agent": BROWSER}
-    if "verified (valid pass cookie)" in label:
+    if "verified" in label and "unverified" not in label:
         headers["Cookie"] = f"captchaify={cookie}"
     return headers
 
@@ -235,7 +277,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--images-tool", help="the captcha-images binary, for the generation figures")
+    ap.add_argument("--cases", help="only the configurations whose label matches this regex "
+                    "(the bare baselines always run)")
     args = ap.parse_args()
+    if args.cases:
+        global CASES
+        CASES = [c for c in CASES if re.search(args.cases, c[0]) or c[0] in BASELINE.values()]
 
     instances = {
         "bare": start_instance(args.nginx, args.workdir, "bare", 8101, None),
@@ -246,6 +293,7 @@ def main():
         f.write(WRK_REPORT)
     cookie = pass_token("127.0.0.1", BROWSER)
     results = {label: {"rps": [], "p99": [], "us": []} for label, _, _, _ in CASES}
+    results = collections.defaultdict(lambda: {"rps": [], "p99": [], "us": []}, results)
     try:
         for rnd in range(1, args.rounds + 1):
             for label, inst, path, status in CASES:
@@ -285,6 +333,9 @@ def count_all_instructions(args, instances, cookie):
         base = ir[BASELINE["lean" if "lean" in label else "static"]]
         print(f"  {label:38s} {ir[label]:>10,.0f}  ({ir[label] - base:+,.0f}, "
               f"x{ir[label] / base:.3f} of bare)", flush=True)
+    for ours, theirs in AGAINST_LIMIT_REQ:
+        if ours in ir and theirs in ir:
+            print(f"  {ours:38s} {ir[ours] - ir[theirs]:+,.0f} against {theirs}")
     return ir
 
 
@@ -298,6 +349,17 @@ def print_medians(args, results):
         ratio = statistics.median(r["rps"]) / statistics.median(base["rps"])
         print(f"{label:38s} {fmt(r['rps']):>30s} {ratio:>6.3f} {fmt(r['p99']):>20s} "
               f"{fmt(r['us']):>20s}")
+    print("\nrate limits against nginx's limit_req (median req/s ratio):")
+    for ours, theirs in AGAINST_LIMIT_REQ:
+        if results[ours]["rps"] and results[theirs]["rps"]:
+            ratio = statistics.median(results[ours]["rps"]) / statistics.median(results[theirs]["rps"])
+            print(f"  {ours:38s} x{ratio:.3f} of {theirs}")
+    print("\nrate limits against bare nginx (median req/s ratio):")
+    for ours, theirs in AGAINST_LIMIT_REQ:
+        base = results[BASELINE["lean" if "lean" in ours else "static"]]
+        if results[ours]["rps"] and base["rps"] and "bare" not in theirs:
+            ratio = statistics.median(results[ours]["rps"]) / statistics.median(base["rps"])
+            print(f"  {ours:38s} x{ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ struct Slot {
     client: u64,
     expires: u64,
     hardness: Hardness,
+    /// The pass's key in the shared tables (per-token rate limits), computed once.
+    table_key: [u8; 16],
 }
 
 pub struct PassCache {
@@ -53,15 +55,23 @@ impl PassCache {
         (self.keys.hash_one(token) % self.slots.len() as u64) as usize
     }
 
-    /// The hardness of a pass verified earlier for this token and client, if still valid.
-    pub fn get(&self, token: &[u8], client: u64, now: u64) -> Option<Hardness> {
+    /// The hardness and table key of a pass verified earlier for this token and client, if
+    /// still valid.
+    pub fn get(&self, token: &[u8], client: u64, now: u64) -> Option<(Hardness, [u8; 16])> {
         let slot = self.slots.get(self.slot_index(token))?.as_ref()?;
         let same_token = slot.token.get(..slot.token_len as usize) == Some(token);
-        (same_token && slot.client == client && slot.expires > now).then_some(slot.hardness)
+        (same_token && slot.client == client && slot.expires > now)
+            .then_some((slot.hardness, slot.table_key))
     }
 
     /// Remembers a pass that has just been fully verified for this client.
-    pub fn put(&mut self, token: &[u8], client: u64, expires: u64, hardness: Hardness) {
+    pub fn put(
+        &mut self,
+        token: &[u8],
+        client: u64,
+        expires: u64,
+        (hardness, table_key): (Hardness, [u8; 16]),
+    ) {
         if token.len() > MAX_TOKEN {
             return;
         }
@@ -69,7 +79,14 @@ impl PassCache {
         let mut stored = [0u8; MAX_TOKEN];
         stored[..token.len()].copy_from_slice(token);
         if let Some(slot) = self.slots.get_mut(index) {
-            *slot = Some(Slot { token: stored, token_len: token.len() as u8, client, expires, hardness });
+            *slot = Some(Slot {
+                token: stored,
+                token_len: token.len() as u8,
+                client,
+                expires,
+                hardness,
+                table_key,
+            });
         }
     }
 }
@@ -78,14 +95,16 @@ impl PassCache {
 mod tests {
     use super::*;
 
+    const KEY: [u8; 16] = [7; 16];
+
     #[test]
     fn a_hit_needs_the_same_token_client_and_an_unexpired_pass() {
         let mut cache = PassCache::new(64);
         let me = cache.client_hash("192.0.2.1".parse().unwrap(), b"Firefox");
         let other_ip = cache.client_hash("192.0.2.2".parse().unwrap(), b"Firefox");
         let other_ua = cache.client_hash("192.0.2.1".parse().unwrap(), b"curl");
-        cache.put(b"v1.token", me, 100, Hardness::NORMAL);
-        assert_eq!(cache.get(b"v1.token", me, 99), Some(Hardness::NORMAL));
+        cache.put(b"v1.token", me, 100, (Hardness::NORMAL, KEY));
+        assert_eq!(cache.get(b"v1.token", me, 99), Some((Hardness::NORMAL, KEY)));
         assert_eq!(cache.get(b"v1.token", me, 100), None, "expired");
         assert_eq!(cache.get(b"v1.token", other_ip, 99), None);
         assert_eq!(cache.get(b"v1.token", other_ua, 99), None);
@@ -99,12 +118,12 @@ mod tests {
         let mut cache = PassCache::new(1);
         let me = cache.client_hash("192.0.2.1".parse().unwrap(), b"Firefox");
         let long = vec![b'a'; MAX_TOKEN + 1];
-        cache.put(&long, me, 100, Hardness::HARD);
+        cache.put(&long, me, 100, (Hardness::HARD, KEY));
         assert_eq!(cache.get(&long, me, 0), None);
-        cache.put(b"first", me, 100, Hardness::EASY);
-        cache.put(b"second", me, 100, Hardness::HARD);
+        cache.put(b"first", me, 100, (Hardness::EASY, KEY));
+        cache.put(b"second", me, 100, (Hardness::HARD, KEY));
         assert_eq!(cache.get(b"first", me, 0), None);
-        assert_eq!(cache.get(b"second", me, 0), Some(Hardness::HARD));
+        assert_eq!(cache.get(b"second", me, 0), Some((Hardness::HARD, KEY)));
     }
 
     #[test]

@@ -26,6 +26,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use std::hash::Hasher;
+
+use siphasher::sip128::{Hasher128, SipHasher24};
 
 use crate::policy::Hardness;
 
@@ -42,6 +45,8 @@ pub struct Secrets {
     /// SHA-256 blocks, which every request would otherwise pay again.
     current_mac: HmacSha256,
     previous_mac: Option<HmacSha256>,
+    /// The SipHash key for table keys, derived from the current secret.
+    table: [u8; 16],
 }
 
 impl Secrets {
@@ -59,7 +64,9 @@ impl Secrets {
             Some(previous) => Some(HmacSha256::new_from_slice(previous).ok()?),
             None => None,
         };
-        Some(Secrets { current_mac, previous_mac })
+        let mut table = [0u8; 16];
+        table.copy_from_slice(&Self::mac(&current_mac, "captchaify-table-key", b"")[..16]);
+        Some(Secrets { current_mac, previous_mac, table })
     }
 
     fn mac(keyed: &HmacSha256, domain: &str, message: &[u8]) -> [u8; 32] {
@@ -84,12 +91,36 @@ impl Secrets {
         check(&self.current_mac) | self.previous_mac.as_ref().is_some_and(check)
     }
 
-    /// A key for the shared tables, so that nobody can predict or steer where a client lands.
-    pub fn table_key(&self, purpose: &str, data: &[u8]) -> [u8; 16] {
-        let full = self.sign("captchaify-table|", &[purpose.as_bytes(), b"|", data].concat());
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&full[..16]);
-        key
+    /// A key for the shared tables, so that nobody can predict or steer where a client lands:
+    /// SipHash-2-4 with 128-bit output (a pseudorandom function built for exactly this: hash
+    /// tables fed by attackers) under a key derived from the secret, over the purpose and the
+    /// parts, each length-prefixed so that no two different inputs read alike. The same in
+    /// every worker and after a reload with the same secret; a tenth the cost of an HMAC,
+    /// which matters because every rate-limited request needs one or two.
+    pub fn table_key(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 16] {
+        let mut hasher = SipHasher24::new_with_key(&self.table);
+        // SipHash is a stream: one write of the assembled input equals many small writes,
+        // and costs half as much.
+        let mut buffer = [0u8; 128];
+        let mut len = 0;
+        for part in core::iter::once(purpose.as_bytes()).chain(parts.iter().copied()) {
+            let prefix = (part.len() as u32).to_le_bytes();
+            match buffer.get_mut(len..len + 4 + part.len()) {
+                Some(room) => {
+                    room[..4].copy_from_slice(&prefix);
+                    room[4..].copy_from_slice(part);
+                    len += 4 + part.len();
+                }
+                None => {
+                    hasher.write(&buffer[..len]);
+                    len = 0;
+                    hasher.write(&prefix);
+                    hasher.write(part);
+                }
+            }
+        }
+        hasher.write(&buffer[..len]);
+        hasher.finish128().as_bytes()
     }
 }
 
@@ -571,8 +602,26 @@ mod tests {
     fn table_keys_depend_on_the_secret_and_purpose() {
         let s = secrets();
         let other = Secrets::new(vec![3; 32], None).unwrap();
-        assert_ne!(s.table_key("fail", b"1.2.3.4"), s.table_key("rate", b"1.2.3.4"));
-        assert_ne!(s.table_key("fail", b"1.2.3.4"), other.table_key("fail", b"1.2.3.4"));
-        assert_eq!(s.table_key("fail", b"1.2.3.4"), s.table_key("fail", b"1.2.3.4"));
+        let key = |s: &Secrets, purpose, parts: &[&[u8]]| s.table_key(purpose, parts);
+        assert_ne!(key(&s, "fail", &[b"1.2.3.4"]), key(&s, "rate", &[b"1.2.3.4"]));
+        assert_ne!(key(&s, "fail", &[b"1.2.3.4"]), key(&other, "fail", &[b"1.2.3.4"]));
+        assert_eq!(key(&s, "fail", &[b"1.2.3.4"]), key(&s, "fail", &[b"1.2.3.4"]));
+        // Parts are length-prefixed: moving the boundary between them changes the key.
+        assert_ne!(key(&s, "x", &[b"ab", b"c"]), key(&s, "x", &[b"a", b"bc"]));
+        assert_ne!(key(&s, "x", &[b"abc"]), key(&s, "x", &[b"abc", b""]));
+        // Long parts take the streaming path; the key is the hash of the same bytes.
+        let long = [9u8; 300];
+        let mut direct = SipHasher24::new_with_key(&s.table);
+        for part in [&b"x"[..], &b"ab"[..], &long[..], &b"c"[..]] {
+            direct.write(&(part.len() as u32).to_le_bytes());
+            direct.write(part);
+        }
+        assert_eq!(key(&s, "x", &[b"ab", &long, b"c"]), direct.finish128().as_bytes());
+        let mut direct = SipHasher24::new_with_key(&s.table);
+        direct.write(&[1, 0, 0, 0, b'x', 2, 0, 0, 0, b'a', b'b']);
+        assert_eq!(key(&s, "x", &[b"ab"]), direct.finish128().as_bytes());
+        // A previous secret does not change where things land.
+        let rotated = Secrets::new(vec![7; 32], Some(vec![3; 32])).unwrap();
+        assert_eq!(key(&rotated, "x", &[b"1"]), key(&Secrets::new(vec![7; 32], None).unwrap(), "x", &[b"1"]));
     }
 }

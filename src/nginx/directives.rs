@@ -27,6 +27,7 @@ use crate::conf::{
     read_secret_file, MaxRateLimit, ZoneSpec,
 };
 use crate::pages::PageSet;
+use crate::policy::crawler::CrawlerCache;
 use crate::policy::{self, Action, Hardness};
 use crate::state::rate::Rate;
 use crate::state::records::FailureLimit;
@@ -47,6 +48,8 @@ pub(crate) struct MainConf {
     /// Passes this worker has verified (created on first use, dropped with the configuration,
     /// so a reload with another secret starts afresh).
     pass_cache: OnceCell<RefCell<PassCache>>,
+    /// This worker's crawler verdicts by user agent.
+    crawler_cache: OnceCell<RefCell<CrawlerCache>>,
 }
 
 impl Default for MainConf {
@@ -59,6 +62,7 @@ impl Default for MainConf {
             failure_limit_set: false,
             secrets: OnceCell::new(),
             pass_cache: OnceCell::new(),
+            crawler_cache: OnceCell::new(),
         }
     }
 }
@@ -82,6 +86,13 @@ impl MainConf {
     pub fn pass_cache(&self) -> &RefCell<PassCache> {
         self.pass_cache
             .get_or_init(|| RefCell::new(PassCache::new(4096)))
+    }
+
+    /// This worker's cache of crawler verdicts (512 user agents, about 165 kB), borrowed
+    /// like the pass cache.
+    pub fn crawler_cache(&self) -> &RefCell<CrawlerCache> {
+        self.crawler_cache
+            .get_or_init(|| RefCell::new(CrawlerCache::new(512)))
     }
 
     /// The zone's state, once initialised.

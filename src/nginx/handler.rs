@@ -123,10 +123,10 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
         // allowance at another.
         let (identity, len) = client_identity(client::address(r), lcf.ipv6_prefix());
         let identity = identity.get(..len).unwrap_or_default();
-        let client_key = secrets.table_key("client", &[&location[..], identity].concat());
+        let client_key = secrets.table_key("client", &[&location, identity]);
         // A verified client is counted by its pass token too: one pass shared by many
         // clients is throttled as one client.
-        let token_key = facts.pass_key.map(|pass| secrets.table_key("token", &[location, pass].concat()));
+        let token_key = facts.pass_key.map(|pass| secrets.table_key("token", &[&location, &pass]));
         let admission = buckets.with(pid, |t| match admit(t, &client_key, now, rate) {
             Admission::Admitted => token_key.map_or(Admission::Admitted, |key| admit(t, &key, now, rate)),
             refused => refused,
@@ -144,10 +144,7 @@ fn location_key(r: &Request, secrets: &Secrets) -> [u8; 16] {
         .map(|s| s.server_name.as_bytes().to_vec())
         .unwrap_or_default();
     let location = location_name(r);
-    secrets.table_key(
-        "location",
-        &[&server[..], b"\0", location.as_bytes()].concat(),
-    )
+    secrets.table_key("location", &[&server, location.as_bytes()])
 }
 
 fn location_name(r: &Request) -> String {

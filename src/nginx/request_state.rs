@@ -13,7 +13,7 @@ use ngx::http::{HttpModule, Request};
 
 use super::{client, MainConf, Module};
 use crate::challenge::token::{check_pass, client_prefix, ClientBinding, PASS_NAME};
-use crate::policy::{crawler, Action, ClientFacts, Hardness, Outcome};
+use crate::policy::{Action, ClientFacts, Hardness, Outcome};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cfyreqst");
 
@@ -48,7 +48,10 @@ impl RequestState {
 /// are skipped when they cannot matter: no token, no binding to compute; no failure on record
 /// anywhere, no key to derive.
 fn gather_facts(r: &Request, mcf: &MainConf) -> ClientFacts {
-    let crawler = crawler::is_crawler(r.user_agent().map(|ua| ua.as_bytes()));
+    let crawler = mcf
+        .crawler_cache()
+        .borrow_mut()
+        .is_crawler(r.user_agent().map(|ua| ua.as_bytes()));
     let Some(secrets) = mcf.secrets() else {
         return ClientFacts {
             crawler,
@@ -65,17 +68,17 @@ fn gather_facts(r: &Request, mcf: &MainConf) -> ClientFacts {
     let mut best_pass = |tokens: &mut dyn Iterator<Item = &[u8]>| -> Option<(Hardness, [u8; 16])> {
         tokens
             .filter_map(|token| {
-                let pass_key = || secrets.table_key("token", token);
                 let client_hash = *cached_client
                     .get_or_insert_with(|| cache.client_hash(address, client::user_agent(r)));
-                if let Some(hardness) = cache.get(token, client_hash, now.secs) {
-                    return Some((hardness, pass_key()));
+                if let Some(known) = cache.get(token, client_hash, now.secs) {
+                    return Some(known);
                 }
                 let binding = *binding
                     .get_or_insert_with(|| ClientBinding::new(address, client::user_agent(r)));
                 let pass = check_pass(secrets, token, binding, Hardness::EASY, now.secs).ok()?;
-                cache.put(token, client_hash, pass.expires, pass.hardness);
-                Some((pass.hardness, pass_key()))
+                let known = (pass.hardness, secrets.table_key("token", &[token]));
+                cache.put(token, client_hash, pass.expires, known);
+                Some(known)
             })
             .max_by_key(|(hardness, _)| *hardness)
     };
@@ -107,7 +110,7 @@ fn gather_facts(r: &Request, mcf: &MainConf) -> ClientFacts {
 pub(crate) fn failure_key(mcf: &MainConf, address: std::net::IpAddr) -> [u8; 16] {
     let prefix = client_prefix(address);
     mcf.secrets()
-        .map_or([0; 16], |s| s.table_key("failures", prefix.as_bytes()))
+        .map_or([0; 16], |s| s.table_key("failures", &[prefix.as_bytes()]))
 }
 
 type CleanupFn = unsafe extern "C" fn(*mut core::ffi::c_void);

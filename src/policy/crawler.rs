@@ -4,6 +4,8 @@
 //! the maintained omrilotan/isbot list, matched as one compiled regex). On top of them, a
 //! request without a user agent, or with one no browser would send, counts as a crawler too.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::LazyLock;
 
 static KNOWN_BOTS: LazyLock<isbot::Bots> = LazyLock::new(isbot::Bots::default);
@@ -30,9 +32,92 @@ pub fn is_crawler(user_agent: Option<&[u8]>) -> bool {
     KNOWN_BOTS.is_bot(&String::from_utf8_lossy(trimmed))
 }
 
+/// User agents longer than this are not remembered (browsers' are 100–300 bytes).
+const MAX_CACHED_USER_AGENT: usize = 320;
+
+#[derive(Clone, Copy)]
+struct Verdict {
+    user_agent: [u8; MAX_CACHED_USER_AGENT],
+    len: u16,
+    crawler: bool,
+}
+
+/// A worker's memory of the verdicts [`is_crawler`] gave: running a few hundred patterns over
+/// a user agent is the dearest step of a person's request, and a site sees the same few
+/// hundred browsers' user agents over and over. Direct-mapped and fixed in size, the slot
+/// picked by a hash keyed with this process's random keys; a hit needs the exact same bytes,
+/// so no collision can change a verdict.
+pub struct CrawlerCache {
+    slots: Vec<Option<Verdict>>,
+    keys: RandomState,
+}
+
+impl core::fmt::Debug for CrawlerCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "CrawlerCache({} slots)", self.slots.len())
+    }
+}
+
+impl CrawlerCache {
+    pub fn new(slots: usize) -> CrawlerCache {
+        CrawlerCache { slots: vec![None; slots.max(1)], keys: RandomState::new() }
+    }
+
+    /// [`is_crawler`], remembered.
+    pub fn is_crawler(&mut self, user_agent: Option<&[u8]>) -> bool {
+        let Some(ua) = user_agent.filter(|ua| ua.len() <= MAX_CACHED_USER_AGENT) else {
+            return is_crawler(user_agent);
+        };
+        let index = (self.keys.hash_one(ua) % self.slots.len() as u64) as usize;
+        let Some(slot) = self.slots.get_mut(index) else {
+            return is_crawler(user_agent);
+        };
+        if let Some(seen) = slot.as_ref().filter(|v| v.user_agent.get(..v.len as usize) == Some(ua)) {
+            return seen.crawler;
+        }
+        let crawler = is_crawler(user_agent);
+        let mut stored = [0u8; MAX_CACHED_USER_AGENT];
+        stored[..ua.len()].copy_from_slice(ua);
+        *slot = Some(Verdict { user_agent: stored, len: ua.len() as u16, crawler });
+        crawler
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_gives_the_same_verdicts() {
+        let mut cache = CrawlerCache::new(4);
+        let agents: [Option<&[u8]>; 7] = [
+            Some(FIREFOX.as_bytes()),
+            Some(b"curl/8.5.0"),
+            Some(CHROME.as_bytes()),
+            None,
+            Some(b""),
+            Some(b"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
+            Some(SAFARI_IOS.as_bytes()),
+        ];
+        // Twice round, so the second pass hits (or meets a slot another agent took).
+        for _ in 0..2 {
+            for ua in agents {
+                assert_eq!(cache.is_crawler(ua), is_crawler(ua), "{:?}", ua.map(String::from_utf8_lossy));
+            }
+        }
+        // One slot: every agent evicts the one before, and verdicts never leak across.
+        let mut tiny = CrawlerCache::new(1);
+        for ua in agents.iter().chain(agents.iter()) {
+            assert_eq!(tiny.is_crawler(*ua), is_crawler(*ua));
+        }
+        // An agent that starts like a cached browser agent is judged on its own.
+        let mut cache = CrawlerCache::new(1);
+        assert!(!cache.is_crawler(Some(b"Mozilla/5.0 (X11) Firefox/128.0")));
+        assert!(cache.is_crawler(Some(b"Mozilla/5.0 (X11) Firefox/128.0 Googlebot/2.1")));
+        assert!(!cache.is_crawler(Some(b"Mozilla/5.0 (X11) Firefox/128.0")));
+        let long = format!("{FIREFOX} {}", "x".repeat(MAX_CACHED_USER_AGENT));
+        assert_eq!(cache.is_crawler(Some(long.as_bytes())), is_crawler(Some(long.as_bytes())));
+    }
 
     const FIREFOX: &str =
         "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";

@@ -140,15 +140,16 @@ fn gcra(tat_us: u64, now_us: u64, rate: Rate) -> Result<u64, u64> {
 /// as it was, so refusals do not push the client's recovery further out.
 pub fn admit(table: &mut Guard<'_, RateBucket>, key: &Key, now_ms: u64, rate: Rate) -> Admission {
     let now_us = now_ms.saturating_mul(1000);
-    let tat = table.get(key, now_ms).map_or(0, |b| b.tat_us);
-    match gcra(tat, now_us, rate) {
-        Ok(tat_us) => {
+    table.update(key, now_ms, |bucket| {
+        match gcra(bucket.map_or(0, |b| b.tat_us), now_us, rate) {
             // The bucket is empty again at its arrival time: that is when it may go.
-            table.insert(key, now_ms, tat_us.div_ceil(1000), RateBucket { tat_us });
-            Admission::Admitted
+            Ok(tat_us) => (
+                Some((RateBucket { tat_us }, tat_us.div_ceil(1000))),
+                Admission::Admitted,
+            ),
+            Err(retry_after_us) => (None, Admission::Refused { retry_after_us }),
         }
-        Err(retry_after_us) => Admission::Refused { retry_after_us },
-    }
+    })
 }
 
 /// A location's load: the bucket of all its clients together and its under-attack state.
@@ -197,7 +198,15 @@ pub fn observe_load(
         .saturating_add(cooldown_ms)
         .saturating_add(u64::from(limit.period_ms))
         .saturating_add(60_000);
-    let (load, _) = table.get_or_insert_with(key, now_ms, keep_until, LocationLoad::default);
+    table.update(key, now_ms, |seen| {
+        let mut load = seen.unwrap_or_default();
+        let report = load_step(&mut load, now_ms, limit, cooldown_ms);
+        (Some((load, keep_until)), report)
+    })
+}
+
+/// One request's effect on a location's load (see [`observe_load`]).
+fn load_step(load: &mut LocationLoad, now_ms: u64, limit: Rate, cooldown_ms: u64) -> LoadReport {
     let now_us = now_ms.saturating_mul(1000);
     let over = match gcra(load.tat_us, now_us, limit) {
         Ok(tat_us) => {
@@ -221,7 +230,6 @@ pub fn observe_load(
         load.attack_since_ms = now_ms.max(1);
     }
     let under_attack = load.attack_since_ms != 0;
-    table.set_expiry(key, now_ms, keep_until);
     LoadReport {
         under_attack,
         change,

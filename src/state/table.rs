@@ -25,8 +25,8 @@
 //! # Keys
 //!
 //! Keys are 16 bytes, and the engine uses their first eight bytes directly as the hash.
-//! Callers must therefore pass keyed hashes (for example HMAC or SHA-256 over a per-zone
-//! secret and the client identity, truncated): uniformly distributed, and impossible for an
+//! Callers must therefore pass keyed hashes (SipHash-2-4 of the client identity under a key
+//! derived from the zone's secret): uniformly distributed, and impossible for an
 //! attacker to steer into one bucket. With raw client data as keys, an attacker could make
 //! every lookup walk one long chain.
 //!
@@ -743,6 +743,34 @@ impl<V: Record> Guard<'_, V> {
             }
             None => false,
         }
+    }
+
+    /// A read-modify-write in one lookup: `f` sees the live entry's value (or `None`) and may
+    /// return a value and expiry to store, inserting the entry if it was absent (a full table
+    /// evicts). A live entry is marked recently used either way. Returns `f`'s other output.
+    pub fn update<R>(
+        &mut self,
+        key: &Key,
+        now: u64,
+        f: impl FnOnce(Option<V>) -> (Option<(V, u64)>, R),
+    ) -> R {
+        let lookup = self.find(key);
+        let live = lookup.hit.filter(|hit| self.is_live(hit.index, now));
+        let current = live.and_then(|hit| self.slot(hit.index)).map(|slot| slot.value);
+        // Run the caller's code before changing anything (see get_or_insert_with).
+        let (store, out) = f(current);
+        match (live, store) {
+            (_, Some((value, expires_at))) => {
+                self.place(lookup, key, now, expires_at, value);
+            }
+            (Some(hit), None) => self.touch(hit.index),
+            (None, None) => {
+                if let Some(expired) = lookup.hit {
+                    self.release(lookup.bucket, expired);
+                }
+            }
+        }
+        out
     }
 
     /// Removes the entry for `key`; returns its value if it was live.
@@ -1987,7 +2015,35 @@ mod tests {
                     };
                     assert_eq!(got.map(|h| h.count), want, "insert, op {op}");
                 }
-                80..=89 => {
+                85..=89 => {
+                    // Stores when the value seen (or the fresh one) is even.
+                    let got = table.with(PID, |t| {
+                        t.update(&k, now, |seen| {
+                            let next = seen.map_or(value, |h| h.count + 1);
+                            let store = (next % 2 == 0).then_some((Hits { count: next }, expires_at));
+                            (store, seen.map(|h| h.count))
+                        })
+                    });
+                    let want = match model.live(&k, now) {
+                        Some(at) => {
+                            let entry = model.touch(at);
+                            let seen = entry.1;
+                            if (seen + 1) % 2 == 0 {
+                                entry.1 = seen + 1;
+                                entry.2 = expires_at;
+                            }
+                            Some(seen)
+                        }
+                        None => {
+                            if value % 2 == 0 {
+                                model.place(&k, now, expires_at, value);
+                            }
+                            None
+                        }
+                    };
+                    assert_eq!(got, want, "update, op {op}");
+                }
+                80..=84 => {
                     let got = table.with(PID, |t| t.set_expiry(&k, now, expires_at));
                     let want = model
                         .live(&k, now)
