@@ -62,7 +62,7 @@ SECRET = b"captchaify-bench-secret-0123456789abcdef"
 CONFIG = """{load}
 worker_processes 1;
 worker_cpu_affinity 10;
-error_log logs/error.log warn;
+error_log logs/error.log {log_level};
 pid logs/nginx.pid;
 events {{ worker_connections 1024; }}
 http {{
@@ -119,7 +119,7 @@ def pass_token(address, user_agent, hardness=2, lifetime=86400):
     return f"{body}.{b64(mac)}"
 
 
-def start_instance(nginx, workdir, name, port, module):
+def start_instance(nginx, workdir, name, port, module, http=None, extra=None, log_level="warn"):
     prefix = os.path.join(workdir, name)
     shutil.rmtree(prefix, ignore_errors=True)
     for sub in ("conf", "logs", "html/static"):
@@ -127,12 +127,15 @@ def start_instance(nginx, workdir, name, port, module):
     with open(os.path.join(prefix, "html/static/a.html"), "w") as f:
         f.write("<!DOCTYPE html><title>bench</title>" + "x" * (600 - 35))
     load = f"load_module {module};" if module else ""
-    extra = MODULE_LOCATIONS if module else BARE_LOCATIONS
+    if extra is None:
+        extra = MODULE_LOCATIONS if module else BARE_LOCATIONS
+    if http is None:
+        http = MODULE_HTTP if module else BARE_HTTP
     if module:
         with open(os.path.join(prefix, "conf/secret.key"), "wb") as f:
             f.write(SECRET)
     with open(os.path.join(prefix, "conf/nginx.conf"), "w") as f:
-        f.write(CONFIG.format(load=load, port=port, http=MODULE_HTTP if module else BARE_HTTP,
+        f.write(CONFIG.format(load=load, port=port, http=http, log_level=log_level,
                               locations=LOCATIONS.replace("{extra}", extra)))
     subprocess.run([nginx, "-p", prefix, "-c", "conf/nginx.conf"], check=True)
     time.sleep(0.5)
@@ -312,15 +315,145 @@ def main():
             subprocess.run(["kill", "-QUIT", str(i["master"])])
         time.sleep(1)
 
-    if os.environ.get("CALLGRIND") == "0":
-        ir = None
-    else:
-        ir = count_all_instructions(args, instances, cookie)
+    if os.environ.get("FLOOD") != "0":
+        flood_figures(args)
+    if os.environ.get("CALLGRIND") != "0":
+        count_all_instructions(args, instances, cookie)
     if args.images_tool:
         image_generation(args.workdir, args.images_tool)
     if not args.rounds:
         return
     print_medians(args, results)
+
+
+# The flood run: one location with the default limits (120r/m per client, 1200r/m for all),
+# clients told apart by X-Forwarded-For through realip.
+FLOOD_HTTP = """
+    captchaify_secret_file conf/secret.key;
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Forwarded-For;
+"""
+FLOOD_LOCATIONS = """
+        location /flood/ { captchaify_action captcha; alias html/static/; }
+"""
+FLOOD_LUA = """
+local n = 0
+c200, c403, c429, cother = 0, 0, 0, 0
+threads = {}
+setup = function(thread) table.insert(threads, thread) end
+init = function(args) spread, offset = tonumber(args[1]), tonumber(args[2]) end
+request = function()
+  n = n + 1
+  local a = offset + n % spread
+  -- wrk.format's own headers would replace wrk.headers (the User-Agent given with -H).
+  wrk.headers["X-Forwarded-For"] = string.format("10.%d.%d.%d",
+    math.floor(a / 65536) % 256, math.floor(a / 256) % 256, a % 256)
+  return wrk.format()
+end
+response = function(status)
+  if status == 200 then c200 = c200 + 1 elseif status == 403 then c403 = c403 + 1
+  elseif status == 429 then c429 = c429 + 1 else cother = cother + 1 end
+end
+done = function(summary, latency, requests)
+  local t = {c200 = 0, c403 = 0, c429 = 0, cother = 0}
+  for _, thread in ipairs(threads) do
+    for k, _ in pairs(t) do t[k] = t[k] + thread:get(k) end
+  end
+  io.write(string.format("FLOOD requests=%d duration_us=%d c200=%d c403=%d c429=%d cother=%d errors=%d\\n",
+    summary.requests, summary.duration, t.c200, t.c403, t.c429, t.cother,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+# The verified client: one keep-alive connection, a request every 1/RATE s, latency of each.
+MEASURE = """
+import http.client, sys, time
+port, path, cookie, address, n, rate = sys.argv[1:7]
+n, rate = int(n), float(rate)
+conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+headers = {"User-Agent": sys.argv[7], "Cookie": "captchaify=" + cookie, "X-Forwarded-For": address}
+start = time.perf_counter()
+for i in range(n):
+    delay = start + i / rate - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+    t0 = time.perf_counter()
+    conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    response.read()
+    elapsed = (time.perf_counter() - t0) * 1000
+    if response.status != 200:
+        sys.exit(f"the verified client got {response.status}")
+    print(f"{elapsed:.3f}")
+"""
+
+
+def measure_verified(port, repetitions, per_rep, rate, first_address):
+    """Latencies (ms) of verified clients, each a fresh address with its own pass, so that
+    none goes over its own limit (120r/m allows a burst of 120)."""
+    latencies = []
+    for rep in range(repetitions):
+        address = f"192.0.2.{first_address + rep}"
+        out = subprocess.check_output(
+            ["taskset", "-c", "0", "python3", "-c", MEASURE, str(port), "/flood/a.html",
+             pass_token(address, BROWSER), address, str(per_rep), str(rate), BROWSER], text=True)
+        latencies += [float(x) for x in out.split()]
+    return latencies
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+
+def flood_figures(args):
+    """A verified client's latency on one location, alone and while many addresses flood it."""
+    repetitions, per_rep, rate = 5, 100, 10.0
+    window = repetitions * per_rep / rate
+    print(f"\nflood run: one verified client ({repetitions} x {per_rep} requests at {rate:.0f}/s, "
+          "each time a fresh address and pass) on a location with the default limits", flush=True)
+    inst = start_instance(args.nginx, args.workdir, "flood", 8103, args.module,
+                          http=FLOOD_HTTP, extra=FLOOD_LOCATIONS, log_level="notice")
+    lua = os.path.join(args.workdir, "flood.lua")
+    with open(lua, "w") as f:
+        f.write(FLOOD_LUA)
+    rows = []
+    try:
+        alone = measure_verified(inst["port"], repetitions, per_rep, rate, 10)
+        rows.append(("no flood", alone, None))
+        # Each flood has addresses of its own, and so has each verified client.
+        for spread, offset, first in ((100, 0, 20), (1_000_000, 1_000_000, 30)):
+            warmup = 8
+            flood = subprocess.Popen(
+                ["taskset", "-c", "0", "wrk", "-t1", "-c50", f"-d{int(window + warmup + 5)}s",
+                 "-s", lua, "-H", f"User-Agent: {BROWSER}",
+                 f"http://127.0.0.1:{inst['port']}/flood/a.html", "--", str(spread), str(offset)],
+                stdout=subprocess.PIPE, text=True)
+            time.sleep(warmup)  # past the flooders' first bursts, into the steady state
+            latencies = measure_verified(inst["port"], repetitions, per_rep, rate, first)
+            out, _ = flood.communicate()
+            report = dict(kv.split("=") for kv in re.search(r"FLOOD (.*)", out).group(1).split())
+            rows.append((f"flood from {spread:,} addresses", latencies,
+                         {k: int(v) for k, v in report.items()}))
+    finally:
+        subprocess.run(["kill", "-QUIT", str(inst["master"])])
+        time.sleep(1)
+    print(f"  {'':34s} {'median ms':>10s} {'p99 ms':>8s} {'max ms':>8s}  flood served")
+    base = statistics.median(alone)
+    for label, latencies, report in rows:
+        served = ""
+        if report:
+            seconds = report["duration_us"] / 1e6
+            served = (f"{report['requests'] / seconds:,.0f} req/s: {report['c200']:,} passed, "
+                      f"{report['c403']:,} captcha pages, {report['c429']:,} rate-limited, "
+                      f"{report['cother'] + report['errors']:,} other")
+        print(f"  {label:34s} {statistics.median(latencies):>10.2f} {percentile(latencies, 99):>8.2f} "
+              f"{max(latencies):>8.2f}  {served}")
+    for label, latencies, report in rows[1:]:
+        print(f"  {label}: median x{statistics.median(latencies) / base:.1f}, "
+              f"p99 x{percentile(latencies, 99) / percentile(alone, 99):.1f} of no flood")
+    log = open(os.path.join(inst["prefix"], "logs/error.log")).read()
+    print(f"  under-attack notices in the log: {log.count('is under attack')} entered, "
+          f"{log.count('no longer under attack')} left")
 
 
 def count_all_instructions(args, instances, cookie):
