@@ -310,6 +310,7 @@ def main():
                 r["rps"].append(rps); r["p99"].append(p99); r["us"].append(us)
                 print(f"round {rnd}: {label:38s} {rps:>10,.0f} req/s  p99 {p99:.2f} ms  "
                       f"{us:.1f} us CPU/req", flush=True)
+        paired = paired_comparison(args, instances, script, cookie)
     finally:
         for i in instances.values():
             subprocess.run(["kill", "-QUIT", str(i["master"])])
@@ -324,6 +325,7 @@ def main():
     if not args.rounds:
         return
     print_medians(args, results)
+    print_paired(paired)
 
 
 # The flood run: one location with the default limits (120r/m per client, 1200r/m for all),
@@ -470,6 +472,45 @@ def count_all_instructions(args, instances, cookie):
         if ours in ir and theirs in ir:
             print(f"  {ours:38s} {ir[ours] - ir[theirs]:+,.0f} against {theirs}")
     return ir
+
+
+# The pairs whose ratio the rate-limit figures quote: ours against limit_req and against bare.
+PAIRS = AGAINST_LIMIT_REQ + [
+    ("captcha (person) + our rate limits", "bare nginx, static"),
+    ("fight, verified + our rate limits", "bare nginx, static"),
+    ("captcha + our rate limits, lean", "bare nginx, lean static"),
+]
+
+
+def paired_comparison(args, instances, script, cookie):
+    """Short runs of each configuration of PAIRS back to back, repeated: a ratio taken within
+    one repetition sees the same machine, so the drift of a shared host (±10% over minutes)
+    cancels out. Returns, per pair, the ratio of each repetition."""
+    reps, duration = int(os.environ.get("PAIRED_REPS", 10)), 3
+    cases = {c[0]: c for c in CASES}
+    labels = [l for pair in PAIRS for l in pair if all(p in cases for p in pair)]
+    labels = list(dict.fromkeys(labels))
+    if not labels or not reps:
+        return {}
+    print(f"\npaired runs: {reps} repetitions of {duration} s per configuration, back to back",
+          flush=True)
+    rps = collections.defaultdict(list)
+    for rep in range(reps):
+        for label in labels:
+            _, inst, path, status = cases[label]
+            url = f"http://127.0.0.1:{instances[inst]['port']}{path}"
+            rps[label].append(run_wrk(url, duration, script, status, headers_for(label, cookie))[0])
+    return {(a, b): [x / y for x, y in zip(rps[a], rps[b])]
+            for a, b in PAIRS if rps.get(a) and rps.get(b)}
+
+
+def print_paired(paired):
+    if not paired:
+        return
+    print("\npaired ratios (median of the per-repetition ratios, min-max):")
+    for (a, b), ratios in paired.items():
+        print(f"  {a:38s} / {b:32s} {statistics.median(ratios):.3f} "
+              f"({min(ratios):.3f}-{max(ratios):.3f})")
 
 
 def print_medians(args, results):

@@ -97,14 +97,15 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
         match report.change {
             Some(LoadChange::Entered) => {
                 ngx_log_error!(
-                NGX_LOG_NOTICE,
-                r.log(),
-                "captchaify: location \"{}\" is under attack: its clients together went over {}; \
-                 clients without a pass get the captcha until it stays under the limit for {} s",
-                location_name(r),
-                limit,
-                max.cooldown_ms / 1000
-            );
+                    NGX_LOG_NOTICE,
+                    r.log(),
+                    "captchaify: location \"{}\" is under attack: its clients together went \
+                     over {}; clients without a pass get the captcha until it stays under the \
+                     limit for {} s",
+                    location_name(r),
+                    limit,
+                    max.cooldown_ms / 1000
+                );
             }
             Some(LoadChange::Left { lasted_ms }) => {
                 ngx_log_error!(
@@ -126,9 +127,13 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
         let client_key = secrets.table_key("client", &[&location, identity]);
         // A verified client is counted by its pass token too: one pass shared by many
         // clients is throttled as one client.
-        let token_key = facts.pass_key.map(|pass| secrets.table_key("token", &[&location, &pass]));
+        let token_key = facts
+            .pass_key
+            .map(|pass| secrets.table_key("token", &[&location, &pass]));
         let admission = buckets.with(pid, |t| match admit(t, &client_key, now, rate) {
-            Admission::Admitted => token_key.map_or(Admission::Admitted, |key| admit(t, &key, now, rate)),
+            Admission::Admitted => {
+                token_key.map_or(Admission::Admitted, |key| admit(t, &key, now, rate))
+            }
             refused => refused,
         });
         check.retry_after = admission.retry_after_secs();

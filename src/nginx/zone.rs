@@ -306,7 +306,7 @@ fn log_capacity(log: *mut ngx_log_t, name: &str, size: usize, state: &ZoneState)
             NGX_LOG_WARN,
             log,
             "captchaify: zone \"{}\" is small: it holds the rate buckets of only {} clients, and \
-             beyond that the least recently seen are forgotten; 1m holds about 12000",
+             beyond that the least recently seen are forgotten; 1m holds about 12500",
             name,
             clients
         );
