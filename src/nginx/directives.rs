@@ -50,6 +50,8 @@ pub(crate) struct MainConf {
     pass_cache: OnceCell<RefCell<PassCache>>,
     /// This worker's crawler verdicts by user agent.
     crawler_cache: OnceCell<RefCell<CrawlerCache>>,
+    /// nginx's `default` thread pool, where captcha pages are drawn; null without threads.
+    pub thread_pool: *mut ngx::ffi::ngx_thread_pool_t,
 }
 
 impl Default for MainConf {
@@ -63,6 +65,7 @@ impl Default for MainConf {
             secrets: OnceCell::new(),
             pass_cache: OnceCell::new(),
             crawler_cache: OnceCell::new(),
+            thread_pool: core::ptr::null_mut(),
         }
     }
 }

@@ -9,7 +9,8 @@ use ngx::http::{
 use ngx::ngx_log_error;
 
 use super::request_state::RateCheck;
-use super::{client, request_state, response, verify, zone, LocConf, MainConf, Module};
+use super::response::ChallengeOrder;
+use super::{client, offload, request_state, response, verify, zone, LocConf, MainConf, Module};
 use crate::challenge::token::{return_path_for, Secrets};
 use crate::policy::{decide, ClientFacts, LocationPolicy, Outcome, Refusal, Suspicion, Verdict};
 use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadChange};
@@ -71,7 +72,15 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
         Refusal::Block => response::write_block(r, lcf, &shown_path, suspicion),
         Refusal::Challenge => {
             let terms = response::challenge_terms(lcf, return_path_for(requested));
-            response::write_challenge(r, mcf, lcf, &terms, &shown_path, "")
+            // Drawn in the thread pool when there is one: the request resumes when it is done.
+            match ChallengeOrder::new(r, mcf, lcf, terms, &shown_path, "") {
+                None => NGX_HTTP_INTERNAL_SERVER_ERROR as _,
+                Some(order) => match offload::post(mcf.thread_pool, r, order) {
+                    Ok(()) => return Status::NGX_DONE.into(),
+                    Err(Some(order)) => response::write_challenge_page(r, order.draw()),
+                    Err(None) => NGX_HTTP_INTERNAL_SERVER_ERROR as _,
+                },
+            }
         }
         Refusal::RateLimited => {
             response::write_rate_limited(r, lcf, &shown_path, retry_after.unwrap_or(1))

@@ -6,6 +6,7 @@
 mod client;
 mod directives;
 mod handler;
+mod offload;
 mod request_state;
 mod response;
 mod variables;
@@ -61,6 +62,10 @@ impl HttpModule for Module {
             }
             // SAFETY: `slot` points at a fresh element of the handlers array.
             unsafe { *slot = Some(handler) };
+        }
+        // Captcha pages are drawn in nginx's thread pool, when the module is used at all.
+        if let Some(mcf) = Module::main_conf_mut(&*cf).filter(|m| m.used) {
+            mcf.thread_pool = offload::add_pool(cf);
         }
         Status::NGX_OK.into()
     }

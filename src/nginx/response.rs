@@ -14,8 +14,8 @@ use rand_chacha::ChaCha20Rng;
 
 use super::{client, LocConf, MainConf};
 use crate::challenge::image;
-use crate::challenge::token::{issue_challenge, ChallengeTerms, ClientBinding};
-use crate::pages::{CaptchaView, Page, PageContext, PageKind};
+use crate::challenge::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
+use crate::pages::{CaptchaView, Page, PageContext, PageKind, PageSet};
 use crate::policy::Suspicion;
 
 /// The module-owned path the captcha form posts to.
@@ -189,41 +189,104 @@ pub(crate) fn write_challenge(
     shown_path: &str,
     message: &str,
 ) -> ngx_int_t {
-    let Some(secrets) = mcf.secrets() else {
+    let Some(order) = ChallengeOrder::new(r, mcf, lcf, terms.clone(), shown_path, message) else {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
-    let mut seed = [0u8; 32];
-    if getrandom::getrandom(&mut seed).is_err() {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+    write_challenge_page(r, order.draw())
+}
+
+/// Everything a captcha page needs, gathered on the event loop, so that drawing it
+/// ([`ChallengeOrder::draw`]) touches nothing of nginx and can run on another thread.
+pub(crate) struct ChallengeOrder {
+    secrets: Shared<Secrets>,
+    pages: Shared<PageSet>,
+    terms: ChallengeTerms,
+    binding: ClientBinding,
+    expires: u64,
+    seed: [u8; 32],
+    shown_path: String,
+    message: String,
+}
+
+/// A pointer to configuration that outlives every request of the worker (the cycle's
+/// configuration, read-only after start), to be read from a thread-pool thread.
+struct Shared<T>(*const T);
+
+// SAFETY: `Shared` only ever points at configuration data that is immutable while workers run
+// and lives as long as the worker's cycle; reading it from several threads at once is sound.
+unsafe impl<T: Sync> Send for Shared<T> {}
+
+/// A drawn captcha page and its answer (for the test-only answer header).
+pub(crate) struct ChallengePage {
+    page: Option<Page>,
+    #[cfg_attr(not(feature = "test-answers"), allow(dead_code))]
+    answer: String,
+}
+
+impl ChallengeOrder {
+    pub(crate) fn new(
+        r: &Request,
+        mcf: &MainConf,
+        lcf: &LocConf,
+        terms: ChallengeTerms,
+        shown_path: &str,
+        message: &str,
+    ) -> Option<ChallengeOrder> {
+        let secrets = mcf.secrets()?;
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).ok()?;
+        Some(ChallengeOrder {
+            secrets: Shared(secrets),
+            pages: Shared(lcf.pages()),
+            terms,
+            binding: ClientBinding::new(client::address(r), client::user_agent(r)),
+            expires: client::now().secs + CHALLENGE_TTL_SECS,
+            seed,
+            shown_path: shown_path.to_owned(),
+            message: message.to_owned(),
+        })
     }
-    // Every random choice of this challenge comes from a ChaCha20 stream seeded by the OS.
-    let mut rng = ChaCha20Rng::from_seed(seed);
-    let captcha = image::generate(terms.hardness.get(), &mut rng);
-    let nonce: [u8; 16] = rng.gen();
-    let binding = ClientBinding::new(client::address(r), client::user_agent(r));
-    let expires = client::now().secs + CHALLENGE_TTL_SECS;
-    let token = issue_challenge(secrets, binding, terms, expires, nonce, &captcha.answer);
-    let (shortest, longest) = image::answer_lengths(terms.hardness.get());
-    let answer_length = format!("{shortest} to {longest}");
-    let page = lcf.pages().render(
-        PageKind::Captcha,
-        &PageContext {
-            path: shown_path,
-            message,
-            captcha: Some(CaptchaView {
-                png: &captcha.png,
-                width: captcha.width,
-                height: captcha.height,
-                answer_length: &answer_length,
-                challenge: &token,
-                form_action: VERIFY_PATH,
-            }),
-            retry_after: 0,
-        },
-    );
+
+    /// Draws the image, signs the challenge and renders the page: pure work, no nginx.
+    pub(crate) fn draw(self) -> ChallengePage {
+        // SAFETY: see `Shared`: both point at the worker's configuration.
+        let (secrets, pages) = unsafe { (&*self.secrets.0, &*self.pages.0) };
+        // Every random choice of this challenge comes from a ChaCha20 stream seeded by the OS.
+        let mut rng = ChaCha20Rng::from_seed(self.seed);
+        let terms = &self.terms;
+        let captcha = image::generate(terms.hardness.get(), &mut rng);
+        let nonce: [u8; 16] = rng.gen();
+        let token = issue_challenge(secrets, self.binding, terms, self.expires, nonce, &captcha.answer);
+        let (shortest, longest) = image::answer_lengths(terms.hardness.get());
+        let answer_length = format!("{shortest} to {longest}");
+        let page = pages.render(
+            PageKind::Captcha,
+            &PageContext {
+                path: &self.shown_path,
+                message: &self.message,
+                captcha: Some(CaptchaView {
+                    png: &captcha.png,
+                    width: captcha.width,
+                    height: captcha.height,
+                    answer_length: &answer_length,
+                    challenge: &token,
+                    form_action: VERIFY_PATH,
+                }),
+                retry_after: 0,
+            },
+        );
+        ChallengePage {
+            page,
+            answer: captcha.answer,
+        }
+    }
+}
+
+/// Sends a drawn captcha page.
+pub(crate) fn write_challenge_page(r: &mut Request, drawn: ChallengePage) -> ngx_int_t {
     #[cfg(feature = "test-answers")]
-    let extra = [("X-Captchaify-Test-Answer", captcha.answer.as_str())];
+    let extra = [("X-Captchaify-Test-Answer", drawn.answer.as_str())];
     #[cfg(not(feature = "test-answers"))]
     let extra: [(&str, &str); 0] = [];
-    write_page(r, page, &extra)
+    write_page(r, drawn.page, &extra)
 }
