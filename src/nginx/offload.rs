@@ -23,8 +23,8 @@ use std::collections::VecDeque;
 use ngx::ffi::{
     ngx_conf_t, ngx_event_t, ngx_http_finalize_request, ngx_http_request_t,
     ngx_http_run_posted_requests, ngx_log_t, ngx_thread_pool_add, ngx_thread_pool_t,
-    ngx_thread_task_alloc, ngx_thread_task_post, ngx_thread_task_t,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_OK,
+    ngx_thread_task_alloc, ngx_thread_task_post, ngx_thread_task_t, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    NGX_OK,
 };
 use ngx::http::Request;
 

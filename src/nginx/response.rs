@@ -256,7 +256,14 @@ impl ChallengeOrder {
         let terms = &self.terms;
         let captcha = image::generate(terms.hardness.get(), &mut rng);
         let nonce: [u8; 16] = rng.gen();
-        let token = issue_challenge(secrets, self.binding, terms, self.expires, nonce, &captcha.answer);
+        let token = issue_challenge(
+            secrets,
+            self.binding,
+            terms,
+            self.expires,
+            nonce,
+            &captcha.answer,
+        );
         let (shortest, longest) = image::answer_lengths(terms.hardness.get());
         let answer_length = format!("{shortest} to {longest}");
         let page = pages.render(
