@@ -21,10 +21,10 @@ use core::ptr;
 use std::collections::VecDeque;
 
 use ngx::ffi::{
-    ngx_conf_t, ngx_event_t, ngx_http_finalize_request, ngx_http_request_t,
-    ngx_http_run_posted_requests, ngx_log_t, ngx_thread_pool_add, ngx_thread_pool_t,
-    ngx_thread_task_alloc, ngx_thread_task_post, ngx_thread_task_t, NGX_HTTP_INTERNAL_SERVER_ERROR,
-    NGX_OK,
+    ngx_conf_t, ngx_current_msec, ngx_cycle, ngx_event_t, ngx_event_timer_rbtree,
+    ngx_http_finalize_request, ngx_http_request_t, ngx_http_run_posted_requests, ngx_log_t,
+    ngx_msec_t, ngx_rbtree_insert, ngx_thread_pool_add, ngx_thread_pool_t, ngx_thread_task_alloc,
+    ngx_thread_task_post, ngx_thread_task_t, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_OK,
 };
 use ngx::http::Request;
 
@@ -84,6 +84,7 @@ pub(crate) fn post(
         } else {
             QUEUE.with(|q| q.borrow_mut().waiting.push_back(task));
         }
+        arm_guard();
         // Suspended like nginx's thread I/O: nothing finalizes or frees the request until
         // `finished` has run.
         let main = (*raw).main;
@@ -100,6 +101,60 @@ pub(crate) fn post(
 struct Queue {
     in_flight: usize,
     waiting: VecDeque<*mut ngx_thread_task_t>,
+    /// A timer armed while pages are being drawn or wait: a suspended request has no timer of
+    /// its own, and a worker shutting down gracefully (reload) leaves as soon as no timer is
+    /// left — it would drop those requests' connections.
+    guard: Option<*mut ngx_event_t>,
+}
+
+/// How often the guard timer looks whether the work is done.
+const GUARD_INTERVAL_MS: ngx_msec_t = 100;
+
+/// Arms the guard timer, unless it is armed already.
+fn arm_guard() {
+    let guard = QUEUE.with(|q| {
+        *q.borrow_mut().guard.get_or_insert_with(|| {
+            // SAFETY: an all-zero event is a valid, idle event; it lives as long as the worker.
+            let ev: *mut ngx_event_t = Box::leak(Box::new(unsafe { core::mem::zeroed() }));
+            // SAFETY: `ev` was just created; the cycle's log outlives the worker's events.
+            unsafe {
+                (*ev).handler = Some(guard_fired);
+                (*ev).log = (*ngx_cycle).log;
+                // Not cancelable: graceful shutdown waits for it.
+                (*ev).set_cancelable(0);
+            }
+            ev
+        })
+    });
+    // SAFETY: the guard event is ours and only touched on the event loop.
+    unsafe {
+        if (*guard).timer_set() == 0 {
+            add_timer(guard, GUARD_INTERVAL_MS);
+        }
+    }
+}
+
+/// Re-arms the guard while anything is still being drawn or waiting.
+unsafe extern "C" fn guard_fired(ev: *mut ngx_event_t) {
+    let busy = QUEUE.with(|q| {
+        let q = q.borrow();
+        q.in_flight > 0 || !q.waiting.is_empty()
+    });
+    if busy {
+        // SAFETY: `ev` is the guard event, which has just fired (its timer is not set).
+        unsafe { add_timer(ev, GUARD_INTERVAL_MS) };
+    }
+}
+
+/// `ngx_add_timer` (a static inline function in C, so not in the bindings) for an event
+/// whose timer is not set.
+unsafe fn add_timer(ev: *mut ngx_event_t, ms: ngx_msec_t) {
+    // SAFETY: event-loop thread; the timer tree and clock are nginx's globals.
+    unsafe {
+        (*ev).timer.key = ngx_current_msec + ms;
+        ngx_rbtree_insert(ptr::addr_of_mut!(ngx_event_timer_rbtree), &mut (*ev).timer);
+        (*ev).set_timer_set(1);
+    }
 }
 
 std::thread_local! {
