@@ -21,7 +21,7 @@ use core::ptr;
 use std::collections::VecDeque;
 
 use ngx::ffi::{
-    ngx_conf_t, ngx_current_msec, ngx_cycle, ngx_event_t, ngx_event_timer_rbtree,
+    ngx_conf_t, ngx_connection_t, ngx_current_msec, ngx_cycle, ngx_event_t, ngx_event_timer_rbtree,
     ngx_http_finalize_request, ngx_http_request_t, ngx_http_run_posted_requests, ngx_log_t,
     ngx_msec_t, ngx_rbtree_insert, ngx_thread_pool_add, ngx_thread_pool_t, ngx_thread_task_alloc,
     ngx_thread_task_post, ngx_thread_task_t, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_OK,
@@ -116,8 +116,16 @@ fn arm_guard() {
         *q.borrow_mut().guard.get_or_insert_with(|| {
             // SAFETY: an all-zero event is a valid, idle event; it lives as long as the worker.
             let ev: *mut ngx_event_t = Box::leak(Box::new(unsafe { core::mem::zeroed() }));
-            // SAFETY: `ev` was just created; the cycle's log outlives the worker's events.
+            // nginx's debug log reads a timer event's `data` as a connection (its fd): give it
+            // a blank one, as nginx's own stand-alone timers do.
+            // SAFETY: an all-zero connection is plain data; only its `fd` is ever read.
+            let dummy: *mut ngx_connection_t =
+                Box::leak(Box::new(unsafe { core::mem::zeroed::<ngx_connection_t>() }));
+            // SAFETY: `ev` and `dummy` were just created; the cycle's log outlives the
+            // worker's events.
             unsafe {
+                (*dummy).fd = -1;
+                (*ev).data = dummy.cast();
                 (*ev).handler = Some(guard_fired);
                 (*ev).log = (*ngx_cycle).log;
                 // Not cancelable: graceful shutdown waits for it.
