@@ -3,6 +3,7 @@
 //! The pure logic (`policy`, `pages`, `conf`) knows nothing of nginx and is covered by
 //! `cargo test`; `nginx` is the glue that the module build adds on top.
 
+pub mod cache;
 pub mod challenge;
 pub mod conf;
 pub mod pages;

@@ -7,19 +7,17 @@
 //! the full check. The cache is direct-mapped and fixed in size: a newcomer simply replaces
 //! whatever sat in its slot.
 
-use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 
+use crate::cache::ByteCache;
 use crate::policy::Hardness;
 
 /// Pass tokens are about 110 bytes; longer ones are not cached.
 const MAX_TOKEN: usize = 128;
 
 #[derive(Clone, Copy)]
-struct Slot {
-    token: [u8; MAX_TOKEN],
-    token_len: u8,
+struct Verified {
     client: u64,
     expires: u64,
     hardness: Hardness,
@@ -27,41 +25,29 @@ struct Slot {
     table_key: [u8; 16],
 }
 
+#[derive(Debug)]
 pub struct PassCache {
-    slots: Vec<Option<Slot>>,
-    keys: RandomState,
-}
-
-impl std::fmt::Debug for PassCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PassCache({} slots)", self.slots.len())
-    }
+    passes: ByteCache<Verified, MAX_TOKEN>,
 }
 
 impl PassCache {
     pub fn new(slots: usize) -> PassCache {
-        PassCache { slots: vec![None; slots.max(1)], keys: RandomState::new() }
+        PassCache { passes: ByteCache::new(slots) }
     }
 
     /// The keyed hash of a client, as the cache compares it.
     pub fn client_hash(&self, address: IpAddr, user_agent: &[u8]) -> u64 {
-        let mut hasher = self.keys.build_hasher();
+        let mut hasher = self.passes.hasher().build_hasher();
         address.hash(&mut hasher);
         user_agent.hash(&mut hasher);
         hasher.finish()
     }
 
-    fn slot_index(&self, token: &[u8]) -> usize {
-        (self.keys.hash_one(token) % self.slots.len() as u64) as usize
-    }
-
     /// The hardness and table key of a pass verified earlier for this token and client, if
     /// still valid.
     pub fn get(&self, token: &[u8], client: u64, now: u64) -> Option<(Hardness, [u8; 16])> {
-        let slot = self.slots.get(self.slot_index(token))?.as_ref()?;
-        let same_token = slot.token.get(..slot.token_len as usize) == Some(token);
-        (same_token && slot.client == client && slot.expires > now)
-            .then_some((slot.hardness, slot.table_key))
+        let pass = self.passes.get(token)?;
+        (pass.client == client && pass.expires > now).then_some((pass.hardness, pass.table_key))
     }
 
     /// Remembers a pass that has just been fully verified for this client.
@@ -72,22 +58,7 @@ impl PassCache {
         expires: u64,
         (hardness, table_key): (Hardness, [u8; 16]),
     ) {
-        if token.len() > MAX_TOKEN {
-            return;
-        }
-        let index = self.slot_index(token);
-        let mut stored = [0u8; MAX_TOKEN];
-        stored[..token.len()].copy_from_slice(token);
-        if let Some(slot) = self.slots.get_mut(index) {
-            *slot = Some(Slot {
-                token: stored,
-                token_len: token.len() as u8,
-                client,
-                expires,
-                hardness,
-                table_key,
-            });
-        }
+        self.passes.put(token, Verified { client, expires, hardness, table_key });
     }
 }
 

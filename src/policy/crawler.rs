@@ -4,9 +4,9 @@
 //! the maintained omrilotan/isbot list, matched as one compiled regex). On top of them, a
 //! request without a user agent, or with one no browser would send, counts as a crawler too.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::sync::LazyLock;
+
+use crate::cache::ByteCache;
 
 static KNOWN_BOTS: LazyLock<isbot::Bots> = LazyLock::new(isbot::Bots::default);
 
@@ -35,50 +35,30 @@ pub fn is_crawler(user_agent: Option<&[u8]>) -> bool {
 /// User agents longer than this are not remembered (browsers' are 100–300 bytes).
 const MAX_CACHED_USER_AGENT: usize = 320;
 
-#[derive(Clone, Copy)]
-struct Verdict {
-    user_agent: [u8; MAX_CACHED_USER_AGENT],
-    len: u16,
-    crawler: bool,
-}
-
 /// A worker's memory of the verdicts [`is_crawler`] gave: running a few hundred patterns over
 /// a user agent is the dearest step of a person's request, and a site sees the same few
-/// hundred browsers' user agents over and over. Direct-mapped and fixed in size, the slot
-/// picked by a hash keyed with this process's random keys; a hit needs the exact same bytes,
-/// so no collision can change a verdict.
+/// hundred browsers' user agents over and over. A hit needs the exact same bytes, so no
+/// collision can change a verdict (see [`ByteCache`]).
+#[derive(Debug)]
 pub struct CrawlerCache {
-    slots: Vec<Option<Verdict>>,
-    keys: RandomState,
-}
-
-impl core::fmt::Debug for CrawlerCache {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "CrawlerCache({} slots)", self.slots.len())
-    }
+    verdicts: ByteCache<bool, MAX_CACHED_USER_AGENT>,
 }
 
 impl CrawlerCache {
     pub fn new(slots: usize) -> CrawlerCache {
-        CrawlerCache { slots: vec![None; slots.max(1)], keys: RandomState::new() }
+        CrawlerCache { verdicts: ByteCache::new(slots) }
     }
 
     /// [`is_crawler`], remembered.
     pub fn is_crawler(&mut self, user_agent: Option<&[u8]>) -> bool {
-        let Some(ua) = user_agent.filter(|ua| ua.len() <= MAX_CACHED_USER_AGENT) else {
-            return is_crawler(user_agent);
+        let Some(ua) = user_agent else {
+            return is_crawler(None);
         };
-        let index = (self.keys.hash_one(ua) % self.slots.len() as u64) as usize;
-        let Some(slot) = self.slots.get_mut(index) else {
-            return is_crawler(user_agent);
-        };
-        if let Some(seen) = slot.as_ref().filter(|v| v.user_agent.get(..v.len as usize) == Some(ua)) {
-            return seen.crawler;
+        if let Some(&crawler) = self.verdicts.get(ua) {
+            return crawler;
         }
         let crawler = is_crawler(user_agent);
-        let mut stored = [0u8; MAX_CACHED_USER_AGENT];
-        stored[..ua.len()].copy_from_slice(ua);
-        *slot = Some(Verdict { user_agent: stored, len: ua.len() as u16, crawler });
+        self.verdicts.put(ua, crawler);
         crawler
     }
 }
