@@ -1,6 +1,7 @@
 //! Passes the nginx feature, OS and version flags detected by `nginx-sys` to this crate,
 //! as ngx's own build script does (cargo only forwards `DEP_NGINX_*` to direct dependents).
 fn main() {
+    builtin_catalogs();
     println!("cargo::rerun-if-env-changed=DEP_NGINX_FEATURES_CHECK");
     println!(
         "cargo::rustc-check-cfg=cfg(ngx_feature, values({}))",
@@ -26,4 +27,29 @@ fn main() {
     if let Ok(version) = std::env::var("DEP_NGINX_VERSION") {
         println!("cargo::rustc-env=CAPTCHAIFY_NGINX_VERSION={version}");
     }
+}
+
+/// Lists `templates/i18n/*.txt` for `src/pages/i18n.rs`: every file there is a built-in
+/// language, so adding a language is adding a file. English, the reference, comes first.
+fn builtin_catalogs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/i18n");
+    println!("cargo::rerun-if-changed={}", dir.display());
+    let mut tags: Vec<String> = std::fs::read_dir(&dir)
+        .expect("templates/i18n")
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            println!("cargo::rerun-if-changed={}", e.path().display());
+            name.strip_suffix(".txt").map(str::to_owned)
+        })
+        .collect();
+    tags.sort_by_key(|t| (t != "en", t.clone()));
+    let mut out = String::from("&[\n");
+    for tag in &tags {
+        let path = dir.join(format!("{tag}.txt"));
+        out.push_str(&format!("    ({tag:?}, include_str!({:?})),\n", path.display().to_string()));
+    }
+    out.push_str("]\n");
+    let target = std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("catalogs.rs");
+    std::fs::write(target, out).expect("write catalogs.rs");
 }

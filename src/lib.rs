@@ -6,7 +6,6 @@
 pub mod cache;
 pub mod challenge;
 pub mod conf;
-pub mod i18n;
 pub mod pages;
 pub mod policy;
 pub mod request;

@@ -4,6 +4,7 @@
 //! `captchaify_template_dir` replaces them per location, and a page missing there answers 404
 //! (as in flask_Captchaify). Rendering yields a [`Page`]: status, body and security headers.
 
+pub mod i18n;
 pub mod template;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use thiserror::Error;
 
+pub use i18n::{Language, Languages, LanguagesError};
 pub use template::{Template, TemplateError};
 
 /// The kinds of page the module serves.
@@ -22,10 +24,17 @@ pub enum PageKind {
     Block,
     /// Over the client's rate limit: 429 unless `captchaify_rate_limit_status` says otherwise.
     RateLimited,
+    /// The language chooser (200).
+    ChangeLanguage,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 3] = [PageKind::Captcha, PageKind::Block, PageKind::RateLimited];
+    pub const ALL: [PageKind; 4] = [
+        PageKind::Captcha,
+        PageKind::Block,
+        PageKind::RateLimited,
+        PageKind::ChangeLanguage,
+    ];
 
     /// The file name of the page in a template directory.
     pub const fn file_name(self) -> &'static str {
@@ -33,6 +42,7 @@ impl PageKind {
             PageKind::Captcha => "captcha.html",
             PageKind::Block => "block.html",
             PageKind::RateLimited => "rate_limited.html",
+            PageKind::ChangeLanguage => "change_language.html",
         }
     }
 
@@ -42,6 +52,7 @@ impl PageKind {
         match self {
             PageKind::Captcha | PageKind::Block => 403,
             PageKind::RateLimited => 429,
+            PageKind::ChangeLanguage => 200,
         }
     }
 
@@ -54,6 +65,7 @@ impl PageKind {
             PageKind::Captcha => include_str!("../../templates/captcha.html"),
             PageKind::Block => include_str!("../../templates/block.html"),
             PageKind::RateLimited => include_str!("../../templates/rate_limited.html"),
+            PageKind::ChangeLanguage => include_str!("../../templates/change_language.html"),
         }
     }
 }
@@ -73,22 +85,65 @@ pub const PLACEHOLDERS: &[&str] = &[
     "challenge",
     "form_action",
     "retry_after",
+    "language_href",
+    "language_name",
+    "languages",
+    "back_href",
+    "audio_src",
+    "audio_length",
+    "message",
 ];
+
+/// The markup around a placeholder's value inside a translated string.
+fn inline_markup(index: usize) -> (&'static str, &'static str) {
+    match PLACEHOLDERS.get(index).copied() {
+        Some("path") => ("<code>", "</code>"),
+        Some("retry_after") => ("<strong>", "</strong>"),
+        _ => ("", ""),
+    }
+}
 
 /// The stylesheet of the built-in pages; custom templates may use it as `{{{builtin_style}}}`.
 pub const BUILTIN_STYLE: &str = include_str!("../../templates/style.css");
+
+/// A notice shown above a page's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    /// The last answer was wrong.
+    Wrong,
+    /// The answered challenge had expired or was used already.
+    Stale,
+    /// The client is blocked for failing too many challenges.
+    TooManyFailures,
+}
+
+impl Message {
+    fn key(self) -> &'static str {
+        match self {
+            Message::Wrong => "captcha.wrong",
+            Message::Stale => "captcha.stale",
+            Message::TooManyFailures => "block.failures",
+        }
+    }
+}
 
 /// What a page shows about the request it answers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PageContext<'a> {
     /// The path (and query) the client asked for, shown escaped.
     pub path: &'a str,
-    /// A notice for the client (a wrong answer, an expired challenge); empty for none.
-    pub message: &'a str,
+    /// A notice for the client (a wrong answer, an expired challenge).
+    pub message: Option<Message>,
     /// The puzzle, on captcha pages.
     pub captcha: Option<CaptchaView<'a>>,
     /// Seconds until the client may try again, on rate-limit pages (0 elsewhere).
     pub retry_after: u64,
+    /// The page's language: an index into the set's [`Languages`].
+    pub language: usize,
+    /// Where the "Language" link goes; see [`chooser_href`].
+    pub language_href: &'a str,
+    /// On the language chooser: how its links are made.
+    pub chooser: Option<ChooserView<'a>>,
 }
 
 /// The parts of a captcha page that come from the challenge.
@@ -103,13 +158,75 @@ pub struct CaptchaView<'a> {
     pub challenge: &'a str,
     /// Where the form posts to.
     pub form_action: &'a str,
+    /// The audio captcha, at hardness 3.
+    pub audio: Option<AudioView<'a>>,
 }
 
-/// One set of page templates: the built-in one, or an operator's directory where some pages
-/// may be missing.
+/// The audio part of a hardness-3 captcha.
+#[derive(Debug, Clone, Copy)]
+pub struct AudioView<'a> {
+    /// A complete WAV file.
+    pub wav: &'a [u8],
+    /// How many digits it speaks, e.g. "9 to 14".
+    pub length: &'a str,
+}
+
+/// How the language chooser's links are made.
+#[derive(Debug, Clone, Copy)]
+pub struct ChooserView<'a> {
+    /// Where to go back to: a same-site relative path.
+    pub return_path: &'a str,
+    /// Remember the choice in a URL argument rather than a cookie.
+    pub without_cookies: bool,
+}
+
+/// The module-owned path of the language chooser.
+pub const LANGUAGE_PATH: &str = "/.captchaify/language";
+
+/// The cookie and URL argument that remember a chosen language.
+pub const LANGUAGE_NAME: &str = "captchaify_lang";
+
+/// The link from a page to the language chooser, for a page shown at `return_path`.
+pub fn chooser_href(return_path: &str, without_cookies: bool) -> String {
+    let mut href = format!("{LANGUAGE_PATH}?return={}", percent_encode(return_path));
+    if without_cookies {
+        href.push_str("&nocookie=1");
+    }
+    href
+}
+
+/// The chooser's link that picks `tag`.
+pub fn choice_href(tag: &str, chooser: &ChooserView<'_>) -> String {
+    let mut href = format!(
+        "{LANGUAGE_PATH}?set={}&return={}",
+        percent_encode(tag),
+        percent_encode(chooser.return_path)
+    );
+    if chooser.without_cookies {
+        href.push_str("&nocookie=1");
+    }
+    href
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986), for a query value.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One set of page templates with its languages: the built-in one, or an operator's
+/// directory where some pages may be missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageSet {
     pages: [Option<Template>; PageKind::ALL.len()],
+    languages: Languages,
 }
 
 #[derive(Debug, Error)]
@@ -123,6 +240,8 @@ pub enum LoadError {
     },
     #[error("template \"{path}\": {error}")]
     Template { path: PathBuf, error: TemplateError },
+    #[error("{0}")]
+    Languages(#[from] LanguagesError),
 }
 
 impl PageSet {
@@ -131,17 +250,25 @@ impl PageSet {
         static BUILTIN: LazyLock<PageSet> = LazyLock::new(|| PageSet {
             pages: PageKind::ALL
                 .map(|kind| Template::parse(kind.builtin_source(), PLACEHOLDERS).ok()),
+            languages: Languages::builtin(PLACEHOLDERS).unwrap_or_else(|_| {
+                // Only a broken build gets here (a unit test parses every catalog); keep
+                // serving in whatever parsed.
+                Languages::builtin(&[]).expect("the built-in catalogs parse")
+            }),
         });
         &BUILTIN
     }
 
-    /// Whether every built-in template parsed (checked by a unit test and at start-up).
+    /// Whether every built-in template and catalog parsed (checked by a unit test and at
+    /// start-up).
     pub fn is_complete(&self) -> bool {
         self.pages.iter().all(Option::is_some)
+            && Languages::builtin(PLACEHOLDERS).is_ok()
     }
 
     /// Loads an operator's template directory. Pages it lacks stay missing (they answer 404);
-    /// a page that exists but does not parse is an error, reported at `nginx -t`.
+    /// a page that exists but does not parse is an error, reported at `nginx -t`. Catalogs in
+    /// its `i18n/` folder add languages or replace built-in ones.
     pub fn load_dir(dir: &Path) -> Result<PageSet, LoadError> {
         if !dir.is_dir() {
             return Err(LoadError::NotADirectory(dir.to_path_buf()));
@@ -161,30 +288,57 @@ impl PageSet {
                 })?;
             pages[kind.index()] = Some(template);
         }
-        Ok(PageSet { pages })
+        let builtin = &Self::builtin().languages;
+        let i18n = dir.join("i18n");
+        let languages = if i18n.is_dir() {
+            builtin.with_dir(&i18n, PLACEHOLDERS)?
+        } else {
+            builtin.clone()
+        };
+        Ok(PageSet { pages, languages })
+    }
+
+    pub fn languages(&self) -> &Languages {
+        &self.languages
     }
 
     /// Renders a page, or `None` when this set has no such page (the caller answers 404).
     pub fn render(&self, kind: PageKind, context: &PageContext<'_>) -> Option<Page> {
         let template = self.pages[kind.index()].as_ref()?;
+        let language = self.languages.get(context.language);
         let nonce = csp_nonce();
+        let mut message = String::new();
+        if let Some(key) = context.message.and_then(|m| i18n::key_index(m.key())) {
+            message = language.text(key);
+        }
         let mut message_block = String::new();
-        if !context.message.is_empty() {
+        if !message.is_empty() {
             message_block.push_str("<p class=\"message\" role=\"alert\">");
-            template::escape_into(&mut message_block, context.message);
+            template::escape_into(&mut message_block, &message);
             message_block.push_str("</p>");
         }
         let captcha = context.captcha;
         let image_src = captcha
             .map(|c| format!("data:image/png;base64,{}", STANDARD.encode(c.png)))
             .unwrap_or_default();
+        let audio = captcha.and_then(|c| c.audio);
+        let audio_src = audio
+            .map(|a| format!("data:audio/wav;base64,{}", STANDARD.encode(a.wav)))
+            .unwrap_or_default();
         let width = captcha.map(|c| c.width.to_string()).unwrap_or_default();
         let height = captcha.map(|c| c.height.to_string()).unwrap_or_default();
-        let body = template.render(&[
+        let (languages, back_href) = match &context.chooser {
+            Some(chooser) => (
+                chooser_list(&self.languages, context.language, chooser),
+                chooser.return_path.to_owned(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let values: [&str; PLACEHOLDERS.len()] = [
             &nonce,
             BUILTIN_STYLE,
-            "en",
-            "ltr",
+            &language.tag,
+            language.dir(),
             context.path,
             &message_block,
             &image_src,
@@ -194,13 +348,45 @@ impl PageSet {
             captcha.map_or("", |c| c.challenge),
             captcha.map_or("", |c| c.form_action),
             &context.retry_after.to_string(),
-        ]);
+            context.language_href,
+            &language.name,
+            &languages,
+            &back_href,
+            &audio_src,
+            audio.map_or("", |a| a.length),
+            &message,
+        ];
+        let body = template.render(&values, language, inline_markup);
         Some(Page {
             status: kind.status(),
             content_security_policy: content_security_policy(&nonce),
             body,
         })
     }
+}
+
+/// The chooser's list: one plain link per language, in its own language and direction.
+fn chooser_list(languages: &Languages, current: usize, chooser: &ChooserView<'_>) -> String {
+    let mut out = String::from("<ul class=\"languages\">\n");
+    for (index, language) in languages.all().iter().enumerate() {
+        out.push_str("<li><a href=\"");
+        template::escape_into(&mut out, &choice_href(&language.tag, chooser));
+        out.push_str("\" hreflang=\"");
+        template::escape_into(&mut out, &language.tag);
+        out.push_str("\" lang=\"");
+        template::escape_into(&mut out, &language.tag);
+        out.push_str("\" dir=\"");
+        out.push_str(language.dir());
+        out.push('"');
+        if index == current {
+            out.push_str(" aria-current=\"true\"");
+        }
+        out.push('>');
+        template::escape_into(&mut out, &language.name);
+        out.push_str("</a></li>\n");
+    }
+    out.push_str("</ul>");
+    out
 }
 
 /// A rendered page, ready to send.
@@ -247,7 +433,7 @@ mod tests {
     fn captcha_context<'a>(png: &'a [u8]) -> PageContext<'a> {
         PageContext {
             path: "/a?b=<script>\"",
-            message: "Wrong <answer>",
+            message: Some(Message::Wrong),
             captcha: Some(CaptchaView {
                 png,
                 width: 320,
@@ -255,8 +441,12 @@ mod tests {
                 answer_length: "9 to 11",
                 challenge: "c1.x\"y",
                 form_action: "/.captchaify/verify",
+                audio: None,
             }),
             retry_after: 17,
+            language: 0,
+            language_href: "/.captchaify/language?return=%2Fa",
+            chooser: Some(ChooserView { return_path: "/a?b=<", without_cookies: false }),
         }
     }
 
@@ -266,20 +456,24 @@ mod tests {
         assert!(pages.is_complete());
         for kind in PageKind::ALL {
             let page = pages.render(kind, &captcha_context(b"\x89PNG")).unwrap();
+            assert_eq!(page.status, kind.status());
             assert_eq!(
                 page.status,
-                if kind == PageKind::RateLimited {
-                    429
-                } else {
-                    403
+                match kind {
+                    PageKind::RateLimited => 429,
+                    PageKind::ChangeLanguage => 200,
+                    _ => 403,
                 }
             );
-            assert!(
-                page.body.contains("/a?b=&lt;script&gt;&quot;"),
-                "{kind:?}: {}",
-                page.body
-            );
-            assert!(page.body.contains("Wrong &lt;answer&gt;"), "{kind:?}");
+            if kind != PageKind::ChangeLanguage {
+                assert!(
+                    page.body.contains("<code>/a?b=&lt;script&gt;&quot;</code>"),
+                    "{kind:?}: {}",
+                    page.body
+                );
+                assert!(page.body.contains("That was not right."), "{kind:?}");
+                assert!(page.body.contains("href=\"/.captchaify/language?return=%2Fa\""), "{kind:?}");
+            }
             assert!(!page.body.contains("<script>"));
             let nonce = page
                 .content_security_policy
@@ -310,6 +504,77 @@ mod tests {
         assert!(page.body.contains("method=\"post\""));
         assert!(page.body.contains("<label for=\"captchaify-answer\""));
         assert!(page.body.contains("9 to 11"));
+        assert!(!page.body.contains("<audio"), "no audio below hardness 3");
+        assert!(!page.body.contains("name=\"digits\""));
+    }
+
+    #[test]
+    fn the_hardness_3_page_has_the_audio_inline_and_as_a_download() {
+        let mut ctx = captcha_context(b"\x89PNG");
+        if let Some(c) = ctx.captcha.as_mut() {
+            c.audio = Some(AudioView { wav: b"RIFF", length: "9 to 14" });
+        }
+        let body = PageSet::builtin().render(PageKind::Captcha, &ctx).unwrap().body;
+        assert!(body.contains("<audio controls preload=\"auto\" src=\"data:audio/wav;base64,UklGRg==\">"), "{body}");
+        assert!(body.contains("href=\"data:audio/wav;base64,UklGRg==\" download=\"captcha.wav\""));
+        assert!(body.contains("<label for=\"captchaify-digits\">Type the 9 to 14 digits you hear</label>"));
+        assert!(body.contains("id=\"captchaify-digits\" name=\"digits\""));
+    }
+
+    #[test]
+    fn every_page_renders_in_every_language_with_every_text() {
+        let pages = PageSet::builtin();
+        let languages = pages.languages();
+        assert!(languages.all().len() >= 12, "{} languages", languages.all().len());
+        assert!(languages.all().iter().any(|l| l.rtl), "a right-to-left language");
+        let english = languages.get(0);
+        for (index, language) in languages.all().iter().enumerate() {
+            let mut ctx = captcha_context(b"\x89PNG");
+            ctx.language = index;
+            if let Some(c) = ctx.captcha.as_mut() {
+                c.audio = Some(AudioView { wav: b"RIFF", length: "9 to 14" });
+            }
+            for kind in PageKind::ALL {
+                let body = pages.render(kind, &ctx).unwrap().body;
+                assert!(body.contains(&format!("<html lang=\"{}\" dir=\"{}\">", language.tag, language.dir())), "{}", language.tag);
+                assert!(!body.contains("{{") && !body.contains("}}"), "{} {kind:?}", language.tag);
+                // No placeholder of a catalog left unfilled.
+                for name in PLACEHOLDERS {
+                    assert!(!body.contains(&format!("{{{name}}}")), "{} {kind:?}: {{{name}}}", language.tag);
+                }
+                if index > 0 {
+                    // Every string of the page is this language's, not English (the product
+                    // name aside).
+                    for key in ["captcha.title", "captcha.submit", "block.title", "rate.title", "language.title"] {
+                        let k = i18n::key_index(key).unwrap();
+                        let ours = language.text(k);
+                        assert_ne!(ours, english.text(k), "{} {key} is untranslated", language.tag);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_chooser_lists_every_language_with_plain_links() {
+        let pages = PageSet::builtin();
+        let de = pages.languages().find(b"de").expect("German");
+        let ctx = PageContext {
+            language: de,
+            chooser: Some(ChooserView { return_path: "/shop?item=1&x=<", without_cookies: true }),
+            ..PageContext::default()
+        };
+        let page = pages.render(PageKind::ChangeLanguage, &ctx).unwrap();
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("<html lang=\"de\" dir=\"ltr\">"));
+        assert!(!page.body.contains("<script"));
+        for language in pages.languages().all() {
+            let href = format!("href=\"/.captchaify/language?set={}&amp;return=/shop%3Fitem%3D1%26x%3D%3C&amp;nocookie=1\"", language.tag);
+            assert!(page.body.contains(&href), "{href} in {}", page.body);
+            assert!(page.body.contains(&format!("lang=\"{}\" dir=\"{}\"", language.tag, language.dir())));
+        }
+        assert!(page.body.contains("hreflang=\"de\" lang=\"de\" dir=\"ltr\" aria-current=\"true\">Deutsch</a>"), "{}", page.body);
+        assert!(page.body.contains("href=\"/shop?item=1&amp;x=&lt;\""), "the way back");
     }
 
     #[test]
@@ -319,7 +584,7 @@ mod tests {
             .unwrap();
         assert_eq!(page.status, 429);
         assert!(
-            page.body.contains("<strong>17 seconds</strong>"),
+            page.body.contains("Please wait <strong>17</strong> s, then try again."),
             "{}",
             page.body
         );
@@ -363,6 +628,27 @@ mod tests {
             "<p>/x&lt; is blocked</p>"
         );
         assert!(set.render(PageKind::Captcha, &ctx).is_none());
+
+        // Catalogs in i18n/ add a language or replace one; a bad one names its file and line.
+        std::fs::create_dir_all(dir.join("i18n")).unwrap();
+        let en = include_str!("../../templates/i18n/en.txt");
+        let eo = en.replace("_name = English", "_name = Esperanto").replace("Access denied", "Aliro rifuzita");
+        std::fs::write(dir.join("i18n/eo.txt"), &eo).unwrap();
+        let set = PageSet::load_dir(&dir).unwrap();
+        let eo_index = set.languages().find(b"eo").expect("added");
+        assert!(set.languages().all().len() > PageSet::builtin().languages().all().len());
+        let ctx = PageContext { language: eo_index, ..PageContext::default() };
+        assert_eq!(set.render(PageKind::Block, &ctx).unwrap().body, "<p> is blocked</p>");
+        std::fs::write(dir.join("block.html"), "<h1>{{t:block.title}}</h1>").unwrap();
+        let set = PageSet::load_dir(&dir).unwrap();
+        assert_eq!(set.render(PageKind::Block, &ctx).unwrap().body, "<h1>Aliro rifuzita</h1>");
+        std::fs::write(dir.join("i18n/eo.txt"), eo.replace("{path}", "{pad}")).unwrap();
+        let error = PageSet::load_dir(&dir).unwrap_err().to_string();
+        assert!(error.contains("i18n/eo.txt:14: \"captcha.intro\" must use exactly the placeholders"), "{error}");
+        std::fs::write(dir.join("i18n/eo.txt"), eo.replace("language.back =", "language.bakc =")).unwrap();
+        let error = PageSet::load_dir(&dir).unwrap_err().to_string();
+        assert!(error.contains("i18n/eo.txt") && error.contains("language.back"), "{error}");
+        std::fs::remove_dir_all(dir.join("i18n")).unwrap();
 
         std::fs::write(dir.join("captcha.html"), "{{secret}}").unwrap();
         let error = PageSet::load_dir(&dir).unwrap_err().to_string();

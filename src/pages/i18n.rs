@@ -1,5 +1,5 @@
 //! Languages: the catalogs of visible strings (one data file per language in
-//! `templates/i18n/`), and choosing a page's language from `Accept-Language`.
+//! `templates/i18n/`), and choosing a page's language (chooser, `Accept-Language`).
 //!
 //! # Catalog files
 //!
@@ -20,7 +20,8 @@ pub struct Catalog {
     /// The language's name for itself.
     pub name: String,
     pub rtl: bool,
-    entries: Vec<(String, String)>,
+    /// Key, value and the line it is on.
+    entries: Vec<(String, String, usize)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -45,6 +46,20 @@ pub enum CatalogError {
         line: usize,
         key: String,
     },
+    #[error("{file}:{line}: \"{key}\" must use exactly the placeholders of the reference: {expected}")]
+    Placeholders {
+        file: String,
+        line: usize,
+        key: String,
+        expected: String,
+    },
+    #[error("{file}:{line}: \"{key}\" has an unknown placeholder {{{name}}}")]
+    Placeholder {
+        file: String,
+        line: usize,
+        key: String,
+        name: String,
+    },
     #[error("{file}: \"{tag}\" is not a language tag (letters, digits and hyphens)")]
     Tag { file: String, tag: String },
 }
@@ -66,7 +81,7 @@ impl Catalog {
         }
         let mut name = None;
         let mut rtl = false;
-        let mut entries: Vec<(String, String)> = Vec::new();
+        let mut entries: Vec<(String, String, usize)> = Vec::new();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let trimmed = raw.trim();
@@ -91,7 +106,7 @@ impl Catalog {
                 });
             }
             let duplicate =
-                entries.iter().any(|(k, _)| k == key) || (key == "_name" && name.is_some());
+                entries.iter().any(|(k, _, _)| k == key) || (key == "_name" && name.is_some());
             if duplicate {
                 return Err(CatalogError::Duplicate {
                     file: file.into(),
@@ -113,7 +128,7 @@ impl Catalog {
                         }
                     }
                 }
-                _ => entries.push((key.to_owned(), value.to_owned())),
+                _ => entries.push((key.to_owned(), value.to_owned(), line)),
             }
         }
         let name = name.ok_or_else(|| CatalogError::NoName { file: file.into() })?;
@@ -126,36 +141,43 @@ impl Catalog {
     }
 
     /// Checks that this catalog has exactly the keys of `reference`.
-    pub fn check_against(
-        &self,
-        reference: &Catalog,
-        file: &str,
-        text: &str,
-    ) -> Result<(), CatalogError> {
-        if let Some((key, _)) = reference
+    pub fn check_against(&self, reference: &Catalog, file: &str) -> Result<(), CatalogError> {
+        if let Some((key, _, _)) = reference
             .entries
             .iter()
-            .find(|(k, _)| self.get(k).is_none())
+            .find(|(k, _, _)| self.get(k).is_none())
         {
             return Err(CatalogError::Missing {
                 file: file.into(),
                 key: key.clone(),
             });
         }
-        if let Some((key, _)) = self
+        if let Some((key, _, line)) = self
             .entries
             .iter()
-            .find(|(k, _)| reference.get(k).is_none())
+            .find(|(k, _, _)| reference.get(k).is_none())
         {
-            let line = text
-                .lines()
-                .position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == key))
-                .map_or(0, |i| i + 1);
             return Err(CatalogError::Unknown {
                 file: file.into(),
-                line,
+                line: *line,
                 key: key.clone(),
             });
+        }
+        for (key, value, line) in &self.entries {
+            let ours = placeholders_in(value);
+            let theirs = placeholders_in(reference.get(key).unwrap_or_default());
+            if ours != theirs {
+                return Err(CatalogError::Placeholders {
+                    file: file.into(),
+                    line: *line,
+                    key: key.clone(),
+                    expected: if theirs.is_empty() {
+                        "none".into()
+                    } else {
+                        theirs.iter().map(|n| format!("{{{n}}}")).collect::<Vec<_>>().join(" ")
+                    },
+                });
+            }
         }
         Ok(())
     }
@@ -164,13 +186,13 @@ impl Catalog {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.entries
             .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+            .find(|(k, _, _)| k == key)
+            .map(|(_, v, _)| v.as_str())
     }
 
     /// The keys, in file order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(k, _)| k.as_str())
+        self.entries.iter().map(|(k, _, _)| k.as_str())
     }
 }
 
@@ -242,6 +264,267 @@ fn parse_q(q: &str) -> Option<u16> {
         "0" => Some(thousandths),
         "1" if thousandths == 0 => Some(1000),
         _ => None,
+    }
+}
+
+/// The `{name}` placeholders in a catalog value, sorted.
+fn placeholders_in(value: &str) -> Vec<&str> {
+    let mut names: Vec<&str> = Pieces::new(value)
+        .filter_map(|p| match p {
+            RawPiece::Name(n) => Some(n),
+            RawPiece::Text(_) => None,
+        })
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+enum RawPiece<'a> {
+    Text(&'a str),
+    Name(&'a str),
+}
+
+/// Splits a catalog value into text and `{name}` placeholders (a `{` not followed by a name
+/// and `}` is text).
+struct Pieces<'a>(&'a str);
+
+impl<'a> Pieces<'a> {
+    fn new(value: &'a str) -> Self {
+        Pieces(value)
+    }
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = RawPiece<'a>;
+    fn next(&mut self) -> Option<RawPiece<'a>> {
+        let rest = self.0;
+        if rest.is_empty() {
+            return None;
+        }
+        let name_at = |i: usize| -> Option<usize> {
+            let body = &rest[i + 1..];
+            let end = body.find('}')?;
+            let name = &body[..end];
+            (!name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+                .then_some(end)
+        };
+        if rest.starts_with('{') {
+            if let Some(end) = name_at(0) {
+                self.0 = &rest[end + 2..];
+                return Some(RawPiece::Name(&rest[1..=end]));
+            }
+        }
+        // Text up to the next placeholder.
+        let mut cut = rest.len();
+        for (i, _) in rest.match_indices('{').filter(|(i, _)| *i > 0) {
+            if name_at(i).is_some() {
+                cut = i;
+                break;
+            }
+        }
+        if cut == 0 {
+            cut = 1;
+        }
+        self.0 = &rest[cut..];
+        Some(RawPiece::Text(&rest[..cut]))
+    }
+}
+
+/// A catalog value ready to render: HTML-escaped text and placeholder indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Html(String),
+    Value(usize),
+}
+
+/// One language, ready to render: its strings in the reference's key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Language {
+    pub tag: String,
+    pub name: String,
+    pub rtl: bool,
+    texts: Vec<Vec<Piece>>,
+}
+
+impl Language {
+    /// `dir` attribute value.
+    pub fn dir(&self) -> &'static str {
+        if self.rtl {
+            "rtl"
+        } else {
+            "ltr"
+        }
+    }
+
+    /// Appends the string with index `key` (see [`key_index`]), its placeholders filled from
+    /// `values` (indexed as the `names` the languages were loaded with), escaped; `wrap`
+    /// gives the markup around a placeholder's value (e.g. `<code>` for a path).
+    pub fn render_into(
+        &self,
+        out: &mut String,
+        key: usize,
+        values: &[&str],
+        wrap: impl Fn(usize) -> (&'static str, &'static str),
+    ) {
+        for piece in self.texts.get(key).map(Vec::as_slice).unwrap_or_default() {
+            match piece {
+                Piece::Html(html) => out.push_str(html),
+                Piece::Value(i) => {
+                    let (open, close) = wrap(*i);
+                    out.push_str(open);
+                    super::template::escape_into(out, values.get(*i).copied().unwrap_or(""));
+                    out.push_str(close);
+                }
+            }
+        }
+    }
+
+    /// The plain string with index `key` and its placeholders as written (for tests and logs).
+    pub fn text(&self, key: usize) -> String {
+        let mut out = String::new();
+        self.render_into(&mut out, key, &[], |_| ("", ""));
+        out
+    }
+
+    fn from_catalog(catalog: &Catalog, reference: &Catalog, names: &[&str], file: &str) -> Result<Language, CatalogError> {
+        let mut texts = Vec::with_capacity(reference.entries.len());
+        for (key, _, _) in &reference.entries {
+            let (value, line) = catalog
+                .entries
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .map(|(_, v, l)| (v.as_str(), *l))
+                .ok_or_else(|| CatalogError::Missing { file: file.into(), key: key.clone() })?;
+            let mut pieces = Vec::new();
+            for piece in Pieces::new(value) {
+                match piece {
+                    RawPiece::Text(text) => {
+                        let mut html = String::new();
+                        super::template::escape_into(&mut html, text);
+                        match pieces.last_mut() {
+                            Some(Piece::Html(previous)) => previous.push_str(&html),
+                            _ => pieces.push(Piece::Html(html)),
+                        }
+                    }
+                    RawPiece::Name(name) => {
+                        let index = names.iter().position(|n| *n == name).ok_or_else(|| CatalogError::Placeholder {
+                            file: file.into(),
+                            line,
+                            key: key.clone(),
+                            name: name.into(),
+                        })?;
+                        pieces.push(Piece::Value(index));
+                    }
+                }
+            }
+            texts.push(pieces);
+        }
+        Ok(Language { tag: catalog.tag.clone(), name: catalog.name.clone(), rtl: catalog.rtl, texts })
+    }
+}
+
+/// The catalogs shipped in `templates/i18n/`, as (tag, file text); English, the reference,
+/// first. Generated by `build.rs`, so adding a language is adding a file.
+const BUILTIN_CATALOGS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/catalogs.rs"));
+
+/// The tag of the reference catalog: every other catalog defines exactly its keys.
+pub const REFERENCE: &str = "en";
+
+fn reference_catalog() -> &'static Catalog {
+    static REFERENCE_CATALOG: std::sync::LazyLock<Catalog> = std::sync::LazyLock::new(|| {
+        let text = BUILTIN_CATALOGS.iter().find(|(tag, _)| *tag == REFERENCE).map_or("", |(_, t)| t);
+        Catalog::parse(REFERENCE, "templates/i18n/en.txt", text).unwrap_or(Catalog {
+            tag: REFERENCE.into(),
+            name: "English".into(),
+            rtl: false,
+            entries: Vec::new(),
+        })
+    });
+    &REFERENCE_CATALOG
+}
+
+/// The index of a string's key in every [`Language`] (the reference's file order).
+pub fn key_index(key: &str) -> Option<usize> {
+    reference_catalog().entries.iter().position(|(k, _, _)| k == key)
+}
+
+/// The languages a set of pages can speak; the first is the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Languages {
+    list: Vec<Language>,
+}
+
+#[derive(Debug, Error)]
+pub enum LanguagesError {
+    #[error("{0}")]
+    Catalog(#[from] CatalogError),
+    #[error("cannot read \"{path}\": {error}")]
+    Read { path: std::path::PathBuf, error: std::io::Error },
+}
+
+impl Languages {
+    /// Builds the built-in languages; `names` are the page placeholders a value may use.
+    pub fn builtin(names: &[&str]) -> Result<Languages, CatalogError> {
+        let reference = reference_catalog();
+        let mut list = Vec::new();
+        for (tag, text) in BUILTIN_CATALOGS {
+            let file = format!("templates/i18n/{tag}.txt");
+            let catalog = Catalog::parse(tag, &file, text)?;
+            catalog.check_against(reference, &file)?;
+            list.push(Language::from_catalog(&catalog, reference, names, &file)?);
+        }
+        Ok(Languages { list })
+    }
+
+    /// These languages plus the catalogs in `dir` (`*.txt`, named by language tag), which add
+    /// languages or replace built-in ones.
+    pub fn with_dir(&self, dir: &std::path::Path, names: &[&str]) -> Result<Languages, LanguagesError> {
+        let mut list = self.list.clone();
+        let entries = std::fs::read_dir(dir).map_err(|error| LanguagesError::Read { path: dir.into(), error })?;
+        let mut files: Vec<std::path::PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+            .collect();
+        files.sort();
+        for path in files {
+            let text = std::fs::read_to_string(&path).map_err(|error| LanguagesError::Read { path: path.clone(), error })?;
+            let file = path.display().to_string();
+            let tag = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let catalog = Catalog::parse(tag, &file, &text)?;
+            catalog.check_against(reference_catalog(), &file)?;
+            let language = Language::from_catalog(&catalog, reference_catalog(), names, &file)?;
+            match list.iter_mut().find(|l| l.tag == language.tag) {
+                Some(existing) => *existing = language,
+                None => list.push(language),
+            }
+        }
+        Ok(Languages { list })
+    }
+
+    pub fn get(&self, index: usize) -> &Language {
+        &self.list[index.min(self.list.len() - 1)]
+    }
+
+    pub fn all(&self) -> &[Language] {
+        &self.list
+    }
+
+    /// The index of the language with this tag (case-insensitive).
+    pub fn find(&self, tag: &[u8]) -> Option<usize> {
+        self.list.iter().position(|l| l.tag.as_bytes().eq_ignore_ascii_case(tag))
+    }
+
+    /// The language for a request: an explicit choice (the chooser's cookie or URL argument)
+    /// if it names one of ours, else the best match for `Accept-Language`, else `default`.
+    pub fn choose(&self, explicit: Option<&[u8]>, accept_language: Option<&[u8]>, default: usize) -> usize {
+        if let Some(index) = explicit.and_then(|tag| self.find(tag)) {
+            return index;
+        }
+        let tags: Vec<&str> = self.list.iter().map(|l| l.tag.as_str()).collect();
+        let fallback = tags.get(default).copied().unwrap_or(REFERENCE);
+        let chosen = negotiate(accept_language, &tags, fallback);
+        tags.iter().position(|t| *t == chosen).unwrap_or(default)
     }
 }
 
@@ -317,12 +600,12 @@ mod tests {
         let ar_text = "_name = العربية\n_dir = rtl\ncaptcha.title = التحقق مطلوب\nblock.title = تم رفض الوصول\n";
         let ar = Catalog::parse("ar", "ar.txt", ar_text).unwrap();
         assert!(ar.rtl);
-        ar.check_against(&en, "ar.txt", ar_text).unwrap();
+        ar.check_against(&en, "ar.txt").unwrap();
 
         let partial = "_name = Deutsch\ncaptcha.title = Überprüfung nötig\n";
         let de = Catalog::parse("de", "de.txt", partial).unwrap();
         assert_eq!(
-            de.check_against(&en, "de.txt", partial),
+            de.check_against(&en, "de.txt"),
             Err(CatalogError::Missing {
                 file: "de.txt".into(),
                 key: "block.title".into()
@@ -331,7 +614,7 @@ mod tests {
         let extra = "_name = Deutsch\ncaptcha.title = A\nblock.title = B\n\ncaptcha.titel = C\n";
         let de = Catalog::parse("de", "de.txt", extra).unwrap();
         assert_eq!(
-            de.check_against(&en, "de.txt", extra),
+            de.check_against(&en, "de.txt"),
             Err(CatalogError::Unknown {
                 file: "de.txt".into(),
                 line: 5,
