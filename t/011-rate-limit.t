@@ -12,7 +12,7 @@ add_block_preprocessor(sub {
     Captchaify::clean_log($block);
 });
 
-our $RATE_PAGE = qr{(?s)\A<!DOCTYPE html>.*<h1 class="danger">Too many requests</h1>.*<strong>(\d+) seconds</strong>.*</html>\n\z};
+our $RATE_PAGE = qr{(?s)\A<!DOCTYPE html>.*<h1 class="danger">Too many requests</h1>.*<strong>(\d+)</strong> s,.*</html>\n\z};
 
 repeat_each(1);
 no_shuffle();
@@ -54,7 +54,7 @@ hello
 --- response_headers eval
 [("") x 6, "Retry-After: 10"]
 --- response_body_like eval
-[(qr/hello/) x 6, qr{<strong>10 seconds</strong>}]
+[(qr/hello/) x 6, qr{<strong>10</strong> s,}]
 
 
 

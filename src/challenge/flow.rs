@@ -13,6 +13,8 @@ pub const MAX_FORM_BYTES: usize = 8192;
 pub struct Form {
     pub challenge: Vec<u8>,
     pub answer: Vec<u8>,
+    /// The digits heard in the audio captcha (hardness 3).
+    pub digits: Vec<u8>,
 }
 
 impl Form {
@@ -20,7 +22,7 @@ impl Form {
     /// first occurrence of a field wins.
     pub fn parse(body: &[u8]) -> Form {
         let mut form = Form::default();
-        let (mut seen_challenge, mut seen_answer) = (false, false);
+        let (mut seen_challenge, mut seen_answer, mut seen_digits) = (false, false, false);
         for pair in body.split(|&b| b == b'&') {
             let mut parts = pair.splitn(2, |&b| b == b'=');
             let name = parts.next().unwrap_or_default();
@@ -34,6 +36,10 @@ impl Form {
                     form.answer = percent_decode(value);
                     seen_answer = true;
                 }
+                b"digits" if !seen_digits => {
+                    form.digits = percent_decode(value);
+                    seen_digits = true;
+                }
                 _ => {}
             }
         }
@@ -41,7 +47,8 @@ impl Form {
     }
 }
 
-fn percent_decode(value: &[u8]) -> Vec<u8> {
+/// Decodes `application/x-www-form-urlencoded` (`+` is a space; a bad `%` escape is kept).
+pub fn percent_decode(value: &[u8]) -> Vec<u8> {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(value.len());
     let mut i = 0;
@@ -60,6 +67,41 @@ fn percent_decode(value: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+/// What a user typed for the audio captcha → plain ASCII digits. Spaces, hyphens, dots and
+/// commas between digits are dropped; Arabic-Indic, Persian and full-width digits count as
+/// the digits they are. `None` for anything else, or for more than 32 digits (or an input
+/// over 256 bytes).
+pub fn normalize_digits(input: &str) -> Option<String> {
+    if input.len() > 256 {
+        return None;
+    }
+    let mut out = String::new();
+    for c in input.chars() {
+        let digit = match c {
+            '0'..='9' => c as u32 - '0' as u32,
+            '\u{0660}'..='\u{0669}' => c as u32 - 0x0660,
+            '\u{06F0}'..='\u{06F9}' => c as u32 - 0x06F0,
+            '\u{FF10}'..='\u{FF19}' => c as u32 - 0xFF10,
+            c if c.is_whitespace() || matches!(c, '-' | '.' | ',' | '\u{2010}'..='\u{2015}') => continue,
+            _ => return None,
+        };
+        if out.len() >= 32 {
+            return None;
+        }
+        out.push(char::from(b'0' + digit as u8));
+    }
+    Some(out)
+}
+
+/// The answer a challenge commits to: the text, and at hardness 3 the digits after it, so
+/// that only both right together solve it.
+pub fn full_answer(text: &str, digits: Option<&str>) -> String {
+    match digits {
+        Some(digits) => format!("{text}|{digits}"),
+        None => text.to_owned(),
+    }
 }
 
 /// What a submitted form earns.
@@ -91,7 +133,14 @@ pub fn judge(
     if challenge.expired(now) || !spend(&challenge.nonce, challenge.expires) {
         return Judgement::Stale { terms: Some(challenge.terms) };
     }
-    let answer = std::str::from_utf8(&form.answer).ok().and_then(normalize_answer);
+    let text = std::str::from_utf8(&form.answer).ok().and_then(normalize_answer);
+    // At hardness 3 the challenge also asked for the digits of its audio clip.
+    let answer = if challenge.terms.hardness.get() >= 3 {
+        let digits = std::str::from_utf8(&form.digits).ok().and_then(normalize_digits);
+        text.zip(digits).map(|(text, digits)| full_answer(&text, Some(&digits)))
+    } else {
+        text
+    };
     match answer {
         Some(answer) if challenge.is_answer(secrets, &answer) => {
             let terms = challenge.terms;
@@ -133,16 +182,48 @@ mod tests {
     }
 
     fn form(token: &str, answer: &str) -> Form {
-        Form { challenge: token.as_bytes().to_vec(), answer: answer.as_bytes().to_vec() }
+        Form { challenge: token.as_bytes().to_vec(), answer: answer.as_bytes().to_vec(), digits: vec![] }
+    }
+
+    #[test]
+    fn digits_are_normalized_in_any_script() {
+        assert_eq!(normalize_digits(" 40-917 352.861 ").as_deref(), Some("40917352861"));
+        assert_eq!(normalize_digits("٤٠٩١").as_deref(), Some("4091"));
+        assert_eq!(normalize_digits("۴۰").as_deref(), Some("40"));
+        assert_eq!(normalize_digits("４０").as_deref(), Some("40"));
+        assert_eq!(normalize_digits("").as_deref(), Some(""));
+        assert_eq!(normalize_digits("12a"), None);
+        assert_eq!(normalize_digits(&"1".repeat(33)), None);
+        assert_eq!(normalize_digits(&" ".repeat(300)), None);
+    }
+
+    #[test]
+    fn hardness_3_needs_both_the_text_and_the_digits() {
+        let s = secrets();
+        let hard = ChallengeTerms { hardness: Hardness::HARD, ..terms() };
+        let answer = full_answer("KXMP4WCE3R", Some("40917352861"));
+        let token = issue_challenge(&s, client(), &hard, NOW + 120, [1; 16], &answer);
+        let attempt = |text: &str, digits: &str| {
+            let f = Form { challenge: token.as_bytes().to_vec(), answer: text.as_bytes().to_vec(), digits: digits.as_bytes().to_vec() };
+            judge(&s, &f, client(), NOW, |_, _| true, [2; 16])
+        };
+        let wrong = Judgement::Wrong { terms: hard.clone() };
+        assert_eq!(attempt("KXMP4WCE3R", "40917352860"), wrong, "text right, digits wrong");
+        assert_eq!(attempt("KXMP4WCE3X", "40917352861"), wrong, "digits right, text wrong");
+        assert_eq!(attempt("KXMP4WCE3R", ""), wrong, "no digits");
+        assert_eq!(attempt("", "40917352861"), wrong, "no text");
+        assert_eq!(attempt("KXMP4WCE3R|40917352861", ""), wrong, "both in the text field");
+        assert!(matches!(attempt("kxmp4wce3r", "4091 7352 861"), Judgement::Solved { .. }));
     }
 
     #[test]
     fn forms_are_url_decoded() {
         let f = Form::parse(b"answer=k7m+p%58w&challenge=c1.a%2Eb&answer=ignored&x=%zz");
-        assert_eq!(f, Form { challenge: b"c1.a.b".to_vec(), answer: b"k7m pXw".to_vec() });
+        assert_eq!(f, Form { challenge: b"c1.a.b".to_vec(), answer: b"k7m pXw".to_vec(), digits: vec![] });
         assert_eq!(Form::parse(b""), Form::default());
-        assert_eq!(Form::parse(b"answer=%"), Form { challenge: vec![], answer: b"%".to_vec() });
-        assert_eq!(Form::parse(b"answer=%4"), Form { challenge: vec![], answer: b"%4".to_vec() });
+        assert_eq!(Form::parse(b"answer=%").answer, b"%".to_vec());
+        assert_eq!(Form::parse(b"answer=%4").answer, b"%4".to_vec());
+        assert_eq!(Form::parse(b"digits=12+34&digits=5").digits, b"12 34".to_vec());
     }
 
     #[test]

@@ -447,12 +447,17 @@ pub const PASS_NAME: &str = "captchaify";
 
 /// Removes every `captchaify=` argument from a path's query string.
 pub fn strip_pass_argument(path: &str) -> String {
+    strip_argument(path, PASS_NAME)
+}
+
+/// Removes every `name=` argument from a path's query string.
+pub fn strip_argument(path: &str, name: &str) -> String {
     let Some((base, query)) = path.split_once('?') else {
         return path.to_string();
     };
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|arg| !arg.is_empty() && arg.split('=').next() != Some(PASS_NAME))
+        .filter(|arg| !arg.is_empty() && arg.split('=').next() != Some(name))
         .collect();
     if kept.is_empty() {
         base.to_string()

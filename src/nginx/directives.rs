@@ -123,6 +123,10 @@ pub(crate) struct LocConf {
     pub max_rate_limit: Option<MaxRateLimit>,
     pub ipv6_prefix: Option<u8>,
     pub rate_limit_status: Option<u16>,
+    /// `captchaify_audio_rate_limit`: audio captchas per client; `Some(None)` is `off`.
+    pub audio_rate_limit: Option<Option<Rate>>,
+    /// `captchaify_default_language`: the tag used when nothing else decides.
+    pub default_language: Option<String>,
     /// This location's key in the loads table, derived on first use in each worker. Never
     /// inherited: every location counts its own load.
     pub location_key: OnceCell<[u8; 16]>,
@@ -144,6 +148,22 @@ impl LocConf {
             || self.max_rate_limit.is_some()
             || self.ipv6_prefix.is_some()
             || self.rate_limit_status.is_some()
+            || self.audio_rate_limit.is_some()
+            || self.default_language.is_some()
+    }
+
+    /// Audio captchas per client (hardness 3): stricter than the page limit, since a clip
+    /// costs more to make than an image. `None` when off.
+    pub fn audio_rate_limit(&self) -> Option<Rate> {
+        self.audio_rate_limit.unwrap_or(Some(Rate::per_minute(6)))
+    }
+
+    /// The index of the default language in this location's page set.
+    pub fn default_language(&self) -> usize {
+        self.default_language
+            .as_deref()
+            .and_then(|tag| self.pages().languages().find(tag.as_bytes()))
+            .unwrap_or(0)
     }
 
     /// Requests per client (and per pass token); `None` when off.
@@ -210,6 +230,10 @@ impl Merge for LocConf {
         self.max_rate_limit = self.max_rate_limit.or(prev.max_rate_limit);
         self.ipv6_prefix = self.ipv6_prefix.or(prev.ipv6_prefix);
         self.rate_limit_status = self.rate_limit_status.or(prev.rate_limit_status);
+        self.audio_rate_limit = self.audio_rate_limit.or(prev.audio_rate_limit);
+        if self.default_language.is_none() {
+            self.default_language.clone_from(&prev.default_language);
+        }
         Ok(())
     }
 }
@@ -234,6 +258,7 @@ pub(crate) unsafe extern "C" fn init_main_conf(
     }
     policy::crawler::warm_up();
     crate::challenge::image::warm_up();
+    crate::challenge::audio::warm_up();
     if !PageSet::builtin().is_complete() {
         ngx_conf_log_error!(
             NGX_LOG_EMERG,
@@ -359,6 +384,12 @@ location_directive!(
     rate_limit
 );
 location_directive!(
+    set_audio_rate_limit,
+    "captchaify_audio_rate_limit",
+    parse_rate_or_off,
+    audio_rate_limit
+);
+location_directive!(
     set_ipv6_prefix,
     "captchaify_ipv6_prefix",
     parse_ipv6_prefix,
@@ -384,6 +415,24 @@ unsafe extern "C" fn set_template_dir(
 ) -> *mut c_char {
     let load = |value: &str| PageSet::load_dir(&full_path(cf, value)).map(Arc::new);
     set_location_value(cf, conf, "captchaify_template_dir", load, |c| &mut c.pages)
+}
+
+unsafe extern "C" fn set_default_language(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+    let pages = unsafe { &*conf.cast::<LocConf>() }.pages().clone();
+    let check = |tag: &str| {
+        if pages.languages().find(tag.as_bytes()).is_some() {
+            Ok(tag.to_ascii_lowercase())
+        } else {
+            let known: Vec<&str> = pages.languages().all().iter().map(|l| l.tag.as_str()).collect();
+            Err(format!("\"{tag}\" is not one of the languages here ({})", known.join(", ")))
+        }
+    };
+    set_location_value(cf, conf, "captchaify_default_language", check, |c| &mut c.default_language)
 }
 
 unsafe extern "C" fn set_max_rate_limit(
@@ -553,7 +602,7 @@ const fn main_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 15] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 17] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
     location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
@@ -577,6 +626,14 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 15] = [
     location_command(
         ngx_string!("captchaify_rate_limit_status"),
         set_rate_limit_status,
+    ),
+    location_command(
+        ngx_string!("captchaify_audio_rate_limit"),
+        set_audio_rate_limit,
+    ),
+    location_command(
+        ngx_string!("captchaify_default_language"),
+        set_default_language,
     ),
     main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),
     main_command(

@@ -10,9 +10,9 @@ use ngx::ngx_log_error;
 
 use super::request_state::RateCheck;
 use super::response::ChallengeOrder;
-use super::{client, offload, request_state, response, verify, zone, LocConf, MainConf, Module};
+use super::{client, language, offload, request_state, response, verify, zone, LocConf, MainConf, Module};
 use crate::challenge::token::{return_path_for, Secrets};
-use crate::policy::{decide, ClientFacts, LocationPolicy, Outcome, Refusal, Suspicion, Verdict};
+use crate::policy::{decide, Hardness, ClientFacts, LocationPolicy, Outcome, Refusal, Suspicion, Verdict};
 use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadChange};
 
 /// Access phase, main requests only (nginx skips this phase for subrequests). Runs again
@@ -26,6 +26,10 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
     };
     if mcf.used && r.path().as_bytes() == response::VERIFY_PATH.as_bytes() {
         return verify::start(r);
+    }
+    if mcf.used && r.path().as_bytes() == crate::pages::LANGUAGE_PATH.as_bytes() {
+        let rc = language::serve(r, lcf);
+        return response::finish(r, rc);
     }
     if !lcf.enabled() {
         return Status::NGX_DECLINED.into();
@@ -68,12 +72,18 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
     };
     let requested = r.unparsed_uri().as_bytes();
     let shown_path = String::from_utf8_lossy(requested).into_owned();
+    let return_path = return_path_for(requested);
+    let language = language::choose(r, lcf, &return_path);
     let rc = match refusal {
-        Refusal::Block => response::write_block(r, lcf, &shown_path, suspicion),
+        Refusal::Block => response::write_block(r, lcf, &shown_path, suspicion, &language),
         Refusal::Challenge => {
-            let terms = response::challenge_terms(lcf, return_path_for(requested));
+            if let Some(retry_after) = audio_budget_spent(r, mcf, lcf, policy.hardness) {
+                let rc = response::write_rate_limited(r, lcf, &shown_path, retry_after, &language);
+                return response::finish(r, rc);
+            }
+            let terms = response::challenge_terms(lcf, return_path);
             // Drawn in the thread pool when there is one: the request resumes when it is done.
-            match ChallengeOrder::new(r, mcf, lcf, terms, &shown_path, "") {
+            match ChallengeOrder::new(r, mcf, lcf, terms, &shown_path, None, &language) {
                 None => NGX_HTTP_INTERNAL_SERVER_ERROR as _,
                 Some(order) => match offload::post(mcf.thread_pool, r, order) {
                     Ok(()) => return Status::NGX_DONE.into(),
@@ -82,9 +92,13 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
                 },
             }
         }
-        Refusal::RateLimited => {
-            response::write_rate_limited(r, lcf, &shown_path, retry_after.unwrap_or(1))
-        }
+        Refusal::RateLimited => response::write_rate_limited(
+            r,
+            lcf,
+            &shown_path,
+            retry_after.unwrap_or(1),
+            &language,
+        ),
     };
     response::finish(r, rc)
 }
@@ -149,6 +163,28 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
         zone::warn_if_evicting(r.log(), buckets);
     }
     check
+}
+
+/// Counts an audio captcha (hardness 3) against the client's audio budget, which is stricter
+/// than its page budget because a clip costs more to make than an image. `Some(retry_after)`
+/// when the budget is spent: the client then gets the rate-limit page instead. One budget per
+/// client across all locations.
+pub(crate) fn audio_budget_spent(r: &Request, mcf: &MainConf, lcf: &LocConf, hardness: Hardness) -> Option<u64> {
+    if hardness.get() < 3 {
+        return None;
+    }
+    let rate = lcf.audio_rate_limit()?;
+    let (zone, secrets) = (mcf.zone_state()?, mcf.secrets()?);
+    let buckets = zone.rate.as_ref()?;
+    let (identity, len) = client_identity(client::address(r), lcf.ipv6_prefix());
+    let key = secrets.table_key("audio", &[identity.get(..len).unwrap_or_default()]);
+    let now = client::now().millis;
+    let admission = buckets.with(client::pid(), |t| admit(t, &key, now, rate));
+    let retry_after = admission.retry_after_secs();
+    if retry_after.is_some() {
+        ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: audio captcha budget spent");
+    }
+    retry_after
 }
 
 /// A location's key in the loads table: its server's name and its own, keyed with the secret,

@@ -6,6 +6,7 @@
 mod client;
 mod directives;
 mod handler;
+mod language;
 mod offload;
 mod request_state;
 mod response;

@@ -12,10 +12,12 @@ use ngx::http::Request;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+use super::language::PageLanguage;
 use super::{client, LocConf, MainConf};
-use crate::challenge::image;
+use crate::challenge::flow::full_answer;
 use crate::challenge::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
-use crate::pages::{CaptchaView, Page, PageContext, PageKind, PageSet};
+use crate::challenge::{audio, image};
+use crate::pages::{AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, LANGUAGE_NAME};
 use crate::policy::Suspicion;
 
 /// The module-owned path the captcha form posts to.
@@ -123,20 +125,20 @@ pub(crate) fn write_block(
     lcf: &LocConf,
     shown_path: &str,
     suspicion: Option<Suspicion>,
+    language: &PageLanguage,
 ) -> ngx_int_t {
     let message = match suspicion {
-        Some(Suspicion::FailedChallenges) => {
-            "Too many wrong answers to the check. Please try again in a couple of hours."
-        }
-        _ => "",
+        Some(Suspicion::FailedChallenges) => Some(Message::TooManyFailures),
+        _ => None,
     };
     let page = lcf.pages().render(
         PageKind::Block,
         &PageContext {
             path: shown_path,
             message,
-            captcha: None,
-            retry_after: 0,
+            language: language.index,
+            language_href: &language.chooser_href,
+            ..PageContext::default()
         },
     );
     write_page(r, page, &[])
@@ -148,12 +150,14 @@ pub(crate) fn write_rate_limited(
     lcf: &LocConf,
     shown_path: &str,
     retry_after: u64,
+    language: &PageLanguage,
 ) -> ngx_int_t {
     let context = PageContext {
         path: shown_path,
-        message: "",
-        captcha: None,
         retry_after,
+        language: language.index,
+        language_href: &language.chooser_href,
+        ..PageContext::default()
     };
     let page = lcf
         .pages()
@@ -187,9 +191,10 @@ pub(crate) fn write_challenge(
     lcf: &LocConf,
     terms: &ChallengeTerms,
     shown_path: &str,
-    message: &str,
+    message: Option<Message>,
+    language: &PageLanguage,
 ) -> ngx_int_t {
-    let Some(order) = ChallengeOrder::new(r, mcf, lcf, terms.clone(), shown_path, message) else {
+    let Some(order) = ChallengeOrder::new(r, mcf, lcf, terms.clone(), shown_path, message, language) else {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
     write_challenge_page(r, order.draw())
@@ -205,7 +210,10 @@ pub(crate) struct ChallengeOrder {
     expires: u64,
     seed: [u8; 32],
     shown_path: String,
-    message: String,
+    message: Option<Message>,
+    language: usize,
+    chooser_href: String,
+    form_action: String,
 }
 
 /// A pointer to configuration that outlives every request of the worker (the cycle's
@@ -230,7 +238,8 @@ impl ChallengeOrder {
         lcf: &LocConf,
         terms: ChallengeTerms,
         shown_path: &str,
-        message: &str,
+        message: Option<Message>,
+        language: &PageLanguage,
     ) -> Option<ChallengeOrder> {
         let secrets = mcf.secrets()?;
         let mut seed = [0u8; 32];
@@ -243,7 +252,14 @@ impl ChallengeOrder {
             expires: client::now().secs + CHALLENGE_TTL_SECS,
             seed,
             shown_path: shown_path.to_owned(),
-            message: message.to_owned(),
+            message,
+            language: language.index,
+            chooser_href: language.chooser_href.clone(),
+            // A language chosen in the URL (cookie-less mode) goes on with the form.
+            form_action: match &language.from_url {
+                Some(tag) => format!("{VERIFY_PATH}?{LANGUAGE_NAME}={tag}"),
+                None => VERIFY_PATH.to_owned(),
+            },
         })
     }
 
@@ -255,37 +271,36 @@ impl ChallengeOrder {
         let mut rng = ChaCha20Rng::from_seed(self.seed);
         let terms = &self.terms;
         let captcha = image::generate(terms.hardness.get(), &mut rng);
+        // Hardness 3 adds spoken digits, in the page's language where there are voices.
+        let language = pages.languages().get(self.language);
+        let clip = (terms.hardness.get() >= 3).then(|| audio::generate(&language.tag, &mut rng));
+        let answer = full_answer(&captcha.answer, clip.as_ref().map(|c| c.digits.as_str()));
         let nonce: [u8; 16] = rng.gen();
-        let token = issue_challenge(
-            secrets,
-            self.binding,
-            terms,
-            self.expires,
-            nonce,
-            &captcha.answer,
-        );
+        let token = issue_challenge(secrets, self.binding, terms, self.expires, nonce, &answer);
         let (shortest, longest) = image::answer_lengths(terms.hardness.get());
-        let answer_length = format!("{shortest} to {longest}");
+        let answer_length = format!("{shortest}\u{2013}{longest}");
+        let audio_length = format!("{}\u{2013}{}", audio::SHORTEST, audio::LONGEST);
         let page = pages.render(
             PageKind::Captcha,
             &PageContext {
                 path: &self.shown_path,
-                message: &self.message,
+                message: self.message,
                 captcha: Some(CaptchaView {
                     png: &captcha.png,
                     width: captcha.width,
                     height: captcha.height,
                     answer_length: &answer_length,
                     challenge: &token,
-                    form_action: VERIFY_PATH,
+                    form_action: &self.form_action,
+                    audio: clip.as_ref().map(|c| AudioView { wav: &c.wav, length: &audio_length }),
                 }),
                 retry_after: 0,
+                language: self.language,
+                language_href: &self.chooser_href,
+                chooser: None,
             },
         );
-        ChallengePage {
-            page,
-            answer: captcha.answer,
-        }
+        ChallengePage { page, answer }
     }
 }
 

@@ -11,9 +11,11 @@ use ngx::ffi::{
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
 use ngx::ngx_log_error;
 
-use super::{client, request_state, response, Module};
+use super::language::{self, PageLanguage};
+use super::{client, handler, request_state, response, LocConf, MainConf, Module};
 use crate::challenge::flow::{judge, Form, Judgement, MAX_FORM_BYTES};
-use crate::challenge::token::{with_pass_argument, ClientBinding, Delivery, PASS_NAME};
+use crate::challenge::token::{check_challenge, with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME};
+use crate::pages::Message;
 use crate::policy::Suspicion;
 use crate::state::records::SpentNonce;
 
@@ -98,9 +100,13 @@ fn answer(r: &mut Request) -> ngx_int_t {
     let binding = ClientBinding::new(address, client::user_agent(r));
     let failure_key = request_state::failure_key(mcf, address);
     let now = client::now();
+    let form = Form::parse(&body);
+    let return_path = check_challenge(secrets, &form.challenge, binding)
+        .map_or_else(|_| "/".to_owned(), |c| c.terms.return_path);
+    let language = language::choose(r, lcf, &return_path);
 
     if failures.with(client::pid(), |t| mcf.failure_limit.is_blocked(t, &failure_key, now.millis)) {
-        return response::write_block(r, lcf, "/", Some(Suspicion::FailedChallenges));
+        return response::write_block(r, lcf, "/", Some(Suspicion::FailedChallenges), &language);
     }
 
     let mut pass_id = [0u8; 16];
@@ -111,7 +117,7 @@ fn answer(r: &mut Request) -> ngx_int_t {
         let expires_ms = expires.saturating_mul(1000);
         spent.with(client::pid(), |t| t.insert_if_absent(nonce, now.millis, expires_ms, SpentNonce::default()))
     };
-    match judge(secrets, &Form::parse(&body), binding, now.secs, spend, pass_id) {
+    match judge(secrets, &form, binding, now.secs, spend, pass_id) {
         Judgement::Solved { pass, delivery, pass_age, return_path } => {
             ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: captcha solved");
             match delivery {
@@ -136,15 +142,29 @@ fn answer(r: &mut Request) -> ngx_int_t {
                 if now_blocked { ", client blocked" } else { "" }
             );
             if now_blocked {
-                return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges));
+                return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges), &language);
             }
-            let message = "That was not right. Please try this new one.";
-            response::write_challenge(r, mcf, lcf, &terms, &terms.return_path, message)
+            rechallenge(r, mcf, lcf, &terms, Message::Wrong, &language)
         }
         Judgement::Stale { terms } => {
             let terms = terms.unwrap_or_else(|| response::challenge_terms(lcf, "/".into()));
-            let message = "That check had expired or was already used. Please try this new one.";
-            response::write_challenge(r, mcf, lcf, &terms, &terms.return_path, message)
+            rechallenge(r, mcf, lcf, &terms, Message::Stale, &language)
         }
     }
+}
+
+/// A fresh captcha after a wrong or stale answer, in the hardness of the challenge answered;
+/// a hardness-3 one counts against the audio budget like any other.
+fn rechallenge(
+    r: &mut Request,
+    mcf: &MainConf,
+    lcf: &LocConf,
+    terms: &ChallengeTerms,
+    message: Message,
+    language: &PageLanguage,
+) -> ngx_int_t {
+    if let Some(retry_after) = handler::audio_budget_spent(r, mcf, lcf, terms.hardness) {
+        return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, language);
+    }
+    response::write_challenge(r, mcf, lcf, terms, &terms.return_path, Some(message), language)
 }

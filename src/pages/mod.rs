@@ -195,6 +195,14 @@ pub fn chooser_href(return_path: &str, without_cookies: bool) -> String {
     href
 }
 
+/// Where the chooser sends a client back in cookie-less mode: `return_path` with the chosen
+/// language as a URL argument (replacing any earlier one).
+pub fn with_language_argument(return_path: &str, tag: &str) -> String {
+    let path = crate::challenge::token::strip_argument(return_path, LANGUAGE_NAME);
+    let separator = if path.contains('?') { '&' } else { '?' };
+    format!("{path}{separator}{LANGUAGE_NAME}={}", percent_encode(tag))
+}
+
 /// The chooser's link that picks `tag`.
 pub fn choice_href(tag: &str, chooser: &ChooserView<'_>) -> String {
     let mut href = format!(
@@ -553,6 +561,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_choice_without_cookies_travels_in_the_url() {
+        assert_eq!(with_language_argument("/a", "de"), "/a?captchaify_lang=de");
+        assert_eq!(with_language_argument("/a?x=1&captchaify_lang=fr", "ar"), "/a?x=1&captchaify_lang=ar");
+        assert_eq!(chooser_href("/a b?c=1&d", true), "/.captchaify/language?return=/a%20b%3Fc%3D1%26d&nocookie=1");
+        assert_eq!(percent_encode("é"), "%C3%A9");
     }
 
     #[test]
