@@ -209,7 +209,7 @@ location /p/ { captchaify_action block; captchaify_template_dir html/tpl; }
 ">>> tpl/block.html\n<p>{{t:block.title}}</p>\n>>> tpl/i18n/xx.txt\n" . do {
     open my $f, '<', 'templates/i18n/en.txt' or die "templates/i18n/en.txt: $!";
     my $t = do { local $/; <$f> };
-    $t =~ s/\{path\}/{pfad}/;
+    $t =~ s/^(captcha\.intro = .*)\{path\}/$1\{pfad\}/m;
     $t
 }
 --- must_die
