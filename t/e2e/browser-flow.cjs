@@ -1,7 +1,8 @@
 // A person's path through captchaify in a real browser with JavaScript disabled:
 // protected page -> captcha -> wrong answer -> fresh captcha -> right answer -> the page.
 // The answers come from the test-only build (X-Captchaify-Test-Answer); release modules lack it.
-// Usage: node browser-flow.mjs BASE_URL SCREENSHOT_DIR
+// Then hardness 3 (image and recording) in three languages, with the screenshots of docs/.
+// Usage: node browser-flow.cjs BASE_URL SCREENSHOT_DIR
 const { chromium } = require('playwright-core');
 
 async function main() {
@@ -60,6 +61,55 @@ try {
 
     response = await page.goto(`${base}/protected/welcome.html`);
     check(response.status() === 200, `${tag}: the pass keeps the page open`);
+    await context.close();
+  }
+
+  // Hardness 3 (image and recording) in English, German and Arabic, light and dark, as the
+  // browser's language setting asks: the screenshots for docs/, the recording downloaded
+  // through its link, and both answers typed in. Each context is its own client (realip from
+  // X-Forwarded-For), so these pages don't eat the audio budget of the flows above.
+  let client = 0;
+  const hardness3 = [['en', 'en-US'], ['de', 'de-DE'], ['ar', 'ar-EG']]
+    .flatMap(([lang, locale]) => [['light', 720, 900], ['dark', 720, 900]]
+      .map(([scheme, width, height]) => ({ lang, locale, scheme, width, height,
+        shot: `captcha-page-${lang}-${scheme}.png` })))
+    .concat([{ lang: 'en', locale: 'en-US', scheme: 'light', width: 320, height: 640,
+      shot: 'captcha-page-mobile.png' }]);
+  for (const { lang, locale, scheme, width, height, shot } of hardness3) {
+    client += 1;
+    const context = await browser.newContext({
+      javaScriptEnabled: false, colorScheme: scheme, viewport: { width, height }, locale,
+      extraHTTPHeaders: { 'X-Forwarded-For': `10.9.0.${client}` },
+    });
+    const page = await context.newPage();
+    const tag = `hardness 3, ${locale} ${scheme} ${width}px`;
+    let response = await page.goto(`${base}/hard/welcome.html`);
+    check(response.status() === 403, `${tag}: the captcha page (403)`);
+    const html = page.locator('html');
+    check(await html.getAttribute('lang') === lang, `${tag}: <html lang="${lang}">`);
+    check(await html.getAttribute('dir') === (lang === 'ar' ? 'rtl' : 'ltr'), `${tag}: dir`);
+    const answers = (response.headers()['x-captchaify-test-answer'] || '').split('|');
+    check(answers.length === 2 && /^[A-Z0-9]{10,12}$/.test(answers[0]) && /^[0-9]+$/.test(answers[1]),
+      `${tag}: the test build reveals TEXT|DIGITS (${answers.join('|')})`);
+    check(await page.locator('audio[controls]').count() === 1, `${tag}: an audio player`);
+    check(/^data:audio\/wav;base64,/.test(await page.locator('audio').getAttribute('src') || ''),
+      `${tag}: playing the recording from the page itself (data: URI)`);
+    check(await page.locator('input[name=digits]').count() === 1, `${tag}: a field for the digits`);
+    await page.screenshot({ path: `${shots}/${shot}`, fullPage: true });
+
+    // The download link saves a WAV file (Chromium honours download="captcha.wav").
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('a.download')]);
+    check(download.suggestedFilename() === 'captcha.wav',
+      `${tag}: the download is named captcha.wav (${download.suggestedFilename()})`);
+    const wav = require('fs').readFileSync(await download.path());
+    check(wav.length > 44 && wav.toString('latin1', 0, 4) === 'RIFF' && wav.toString('latin1', 8, 12) === 'WAVE',
+      `${tag}: the download is a WAV file (${wav.length} bytes)`);
+
+    await page.fill('#captchaify-answer', answers[0]);
+    await page.fill('#captchaify-digits', answers[1]);
+    [response] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+    check(response.status() === 200 && /Welcome, human/.test(await page.content()),
+      `${tag}: both answers lead to the page (${response.status()})`);
     await context.close();
   }
 } finally {
