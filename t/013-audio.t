@@ -36,7 +36,7 @@ Cache-Control: no-store
 --- response_headers_like
 Content-Security-Policy: .*media-src data:
 --- response_body_like eval
-qr{(?s)<img class="captcha" src="data:image/png;base64,.*<p id="captchaify-audio-help">.*<audio controls preload="auto" src="data:audio/wav;base64,UklGR[A-Za-z0-9+/=]{4000,}">.*<a class="download" href="data:audio/wav;base64,UklGR[A-Za-z0-9+/=]+" download="captcha\.wav" type="audio/wav">Download the recording \(WAV sound file\)</a>.*<label for="captchaify-digits">Type the 9–14 digits you hear</label>\s*<input id="captchaify-digits" name="digits" type="text" inputmode="numeric"}
+qr{(?s)<img class="captcha" src="data:image/png;base64,.*<p id="captchaify-audio-help">.*<audio controls preload="auto" src="data:audio/wav;base64,UklGR[A-Za-z0-9+/=]{4000,}">.*<a class="download" href="/\.captchaify/audio\?challenge=c1\.[A-Za-z0-9_.-]+&amp;lang=en" download="captcha\.wav" type="audio/wav">Download the recording \(WAV sound file\)</a>.*<label for="captchaify-digits">Type the 9–14 digits you hear</label>\s*<input id="captchaify-digits" name="digits" type="text" inputmode="numeric"}
 
 
 
@@ -171,3 +171,67 @@ GET /p/a.txt
 --- error_code: 403
 --- response_body_like eval
 qr{(?s)<html lang="de" dir="ltr">.*<audio controls.*<label for="captchaify-digits">[^<]*9–14[^<]*</label>}
+
+
+
+=== TEST 11: the clip downloads from the module's path as a WAV file, for its own client only
+--- config
+location /p/ { captchaify_action fight; captchaify_hardness 3; }
+--- request eval
+"GET /.captchaify/audio?challenge=" . ::hard_token() . "&lang=en"
+--- more_headers eval
+"User-Agent: $::FIREFOX"
+--- error_code: 200
+--- response_headers
+Content-Type: audio/wav
+Content-Disposition: attachment; filename="captcha.wav"
+Cache-Control: no-store
+X-Content-Type-Options: nosniff
+--- response_body_like eval
+qr{\ARIFF....WAVEfmt }s
+
+
+
+=== TEST 12: no clip for another client, a forged or hardness-2 challenge, an unknown language, or a POST
+--- config
+location /p/ { captchaify_action fight; captchaify_hardness 3; }
+--- pipelined_requests eval
+["GET /.captchaify/audio?challenge=" . ::hard_token() . "&lang=en",
+ "GET /.captchaify/audio?challenge=" . Captchaify::flip_byte(::hard_token(), 20) . "&lang=en",
+ "GET /.captchaify/audio?challenge=" . ::hard_token(hardness => 2) . "&lang=en",
+ "GET /.captchaify/audio?challenge=" . ::hard_token() . "&lang=xx",
+ "GET /.captchaify/audio?lang=en",
+ "POST /.captchaify/audio?challenge=" . ::hard_token() . "&lang=en\nx"]
+--- more_headers eval
+["User-Agent: curl/8.0", ("User-Agent: $::FIREFOX") x 5]
+--- error_code eval
+[403, 403, 404, 404, 403, 405]
+
+
+
+=== TEST 13: the clip is gone once its challenge is answered, or expired
+--- config
+location /p/ { captchaify_action fight; captchaify_hardness 3; }
+--- pipelined_requests eval
+my $t = ::hard_token();
+[::answer_form($t, "KXMPW4CE3R", "40917352861"),
+ "GET /.captchaify/audio?challenge=$t&lang=en",
+ "GET /.captchaify/audio?challenge=" . ::hard_token(expires => time - 1) . "&lang=en"]
+--- more_headers eval
+$::FORM
+--- error_code eval
+[303, 410, 410]
+
+
+
+=== TEST 14: downloads count against the audio budget (of the server: the path is the module's)
+--- config
+captchaify_audio_rate_limit 2r/m;
+location /p/ { captchaify_action fight; captchaify_hardness 3; }
+--- pipelined_requests eval
+my $t = ::hard_token();
+[("GET /.captchaify/audio?challenge=$t&lang=en") x 3]
+--- more_headers eval
+"User-Agent: $::FIREFOX"
+--- error_code eval
+[200, 200, 429]

@@ -97,6 +97,37 @@ impl Secrets {
     /// parts, each length-prefixed so that no two different inputs read alike. The same in
     /// every worker and after a reload with the same secret; a tenth the cost of an HMAC,
     /// which matters because every rate-limited request needs one or two.
+    /// The seed of a challenge's audio clip in a language: secret, so that nobody else can
+    /// make the clip (and hear its digits), and the same every time, so that the clip can be
+    /// made again for its download link instead of being kept anywhere. Another language
+    /// gives other digits, never the same digits in another voice.
+    pub fn audio_seed(&self, nonce: &[u8; 16], language: &str) -> [u8; 32] {
+        Self::audio_seed_with(&self.current_mac, nonce, language)
+    }
+
+    /// The audio seed of a challenge token, with the secret that signed it (the previous one
+    /// for a challenge made just before a rotation). `None` for a token not signed by us.
+    pub fn audio_seed_of(&self, token: &[u8], nonce: &[u8; 16], language: &str) -> Option<[u8; 32]> {
+        let (body, fields) = split_signed(token, 10).ok()?;
+        let tag = decode_exact::<32>(fields.last()?).ok()?;
+        let signed_by = |keyed: &HmacSha256| {
+            let mut mac = keyed.clone();
+            mac.update(CHALLENGE_DOMAIN.as_bytes());
+            mac.update(body);
+            mac.verify_slice(&tag).is_ok()
+        };
+        [Some(&self.current_mac), self.previous_mac.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|keyed| signed_by(keyed))
+            .map(|keyed| Self::audio_seed_with(keyed, nonce, language))
+    }
+
+    fn audio_seed_with(keyed: &HmacSha256, nonce: &[u8; 16], language: &str) -> [u8; 32] {
+        let message = [B64.encode(nonce).as_bytes(), b"|", language.as_bytes()].concat();
+        Self::mac(keyed, AUDIO_DOMAIN, &message)
+    }
+
     pub fn table_key(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 16] {
         let mut hasher = SipHasher24::new_with_key(&self.table);
         // SipHash is a stream: one write of the assembled input equals many small writes,
@@ -185,6 +216,7 @@ pub struct Pass {
 const PASS_DOMAIN: &str = "captchaify-pass|";
 const CHALLENGE_DOMAIN: &str = "captchaify-challenge|";
 const ANSWER_DOMAIN: &str = "captchaify-answer|";
+const AUDIO_DOMAIN: &str = "captchaify-audio|";
 
 /// Issues a pass token.
 pub fn issue_pass(
@@ -475,6 +507,24 @@ pub fn with_pass_argument(path: &str, token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_seeds_are_secret_stable_and_per_language() {
+        let s = secrets();
+        assert_eq!(s.audio_seed(&[1; 16], "en"), s.audio_seed(&[1; 16], "en"));
+        assert_ne!(s.audio_seed(&[1; 16], "en"), s.audio_seed(&[2; 16], "en"));
+        assert_ne!(s.audio_seed(&[1; 16], "en"), s.audio_seed(&[1; 16], "de"));
+        let other = Secrets::new(b"another secret of thirty-two bytes!!".to_vec(), None).unwrap();
+        assert_ne!(s.audio_seed(&[1; 16], "en"), other.audio_seed(&[1; 16], "en"));
+        // The download path derives the seed the page used, also across a rotation.
+        let terms = ChallengeTerms { hardness: Hardness::HARD, pass_age: 60, delivery: Delivery::Cookie, return_path: "/".into() };
+        let token = issue_challenge(&s, client(), &terms, 100, [1; 16], "A|1");
+        assert_eq!(s.audio_seed_of(token.as_bytes(), &[1; 16], "en"), Some(s.audio_seed(&[1; 16], "en")));
+        let rotated = Secrets::new(b"another secret of thirty-two bytes!!".to_vec(), Some(b"0123456789abcdef0123456789abcdef".to_vec())).unwrap();
+        assert_eq!(rotated.audio_seed_of(token.as_bytes(), &[1; 16], "en"), Some(s.audio_seed(&[1; 16], "en")));
+        assert_eq!(other.audio_seed_of(token.as_bytes(), &[1; 16], "en"), None);
+        assert_eq!(s.audio_seed_of(b"c1.garbage", &[1; 16], "en"), None);
+    }
 
     fn secrets() -> Secrets {
         Secrets::new(b"0123456789abcdef0123456789abcdef".to_vec(), None).unwrap()

@@ -10,7 +10,7 @@ use ngx::ngx_log_error;
 
 use super::request_state::RateCheck;
 use super::response::ChallengeOrder;
-use super::{client, language, offload, request_state, response, verify, zone, LocConf, MainConf, Module};
+use super::{audio, client, language, offload, request_state, response, verify, zone, LocConf, MainConf, Module};
 use crate::challenge::token::{return_path_for, Secrets};
 use crate::policy::{decide, Hardness, ClientFacts, LocationPolicy, Outcome, Refusal, Suspicion, Verdict};
 use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadChange};
@@ -29,6 +29,10 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
     }
     if mcf.used && r.path().as_bytes() == crate::pages::LANGUAGE_PATH.as_bytes() {
         let rc = language::serve(r, lcf);
+        return response::finish(r, rc);
+    }
+    if mcf.used && r.path().as_bytes() == crate::pages::AUDIO_PATH.as_bytes() {
+        let rc = audio::serve(r, mcf, lcf);
         return response::finish(r, rc);
     }
     if !lcf.enabled() {

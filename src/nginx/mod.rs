@@ -3,6 +3,7 @@
 //! Everything here converts nginx structures into plain values, calls the core
 //! (`policy`, `pages`, `conf`), and turns the answer back into nginx actions.
 
+mod audio;
 mod client;
 mod directives;
 mod handler;

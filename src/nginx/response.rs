@@ -17,7 +17,7 @@ use super::{client, LocConf, MainConf};
 use crate::challenge::flow::full_answer;
 use crate::challenge::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
 use crate::challenge::{audio, image};
-use crate::pages::{AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, LANGUAGE_NAME};
+use crate::pages::{AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, AUDIO_PATH, LANGUAGE_NAME};
 use crate::policy::Suspicion;
 
 /// The module-owned path the captcha form posts to.
@@ -51,7 +51,7 @@ pub(crate) fn write_page(r: &mut Request, page: Option<Page>, extra: &[(&str, &s
         )])
         .chain(extra.iter().copied())
         .collect();
-    write_response(r, page.status, &headers, page.body.as_bytes())
+    write_response(r, page.status, "text/html", &headers, page.body.as_bytes())
 }
 
 /// Sends `303 See Other` to a same-site relative `location` (never made absolute, never
@@ -64,12 +64,14 @@ pub(crate) fn write_redirect(r: &mut Request, location: &str, extra: &[(&str, &s
         .into_iter()
         .chain(extra.iter().copied())
         .collect();
-    write_response(r, 303, &headers, body.as_bytes())
+    write_response(r, 303, "text/html", &headers, body.as_bytes())
 }
 
-fn write_response(
+/// Sends a response of any type; UTF-8 is declared for `text/` types only.
+pub(crate) fn write_response(
     r: &mut Request,
     status: u16,
+    content_type: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> ngx_int_t {
@@ -87,9 +89,11 @@ fn write_response(
         let out = &mut (*raw).headers_out;
         out.status = status as _;
         out.content_length_n = body.len() as _;
-        out.content_type = ngx_str_t::from_str(pool, "text/html");
+        out.content_type = ngx_str_t::from_str(pool, content_type);
         out.content_type_len = out.content_type.len;
-        out.charset = ngx_str_t::from_str(pool, "utf-8");
+        if content_type.starts_with("text/") {
+            out.charset = ngx_str_t::from_str(pool, "utf-8");
+        }
         out.content_type_lowcase = ptr::null_mut();
         for (name, value) in headers {
             if r.add_header_out(name, value).is_none() {
@@ -271,12 +275,17 @@ impl ChallengeOrder {
         let mut rng = ChaCha20Rng::from_seed(self.seed);
         let terms = &self.terms;
         let captcha = image::generate(terms.hardness.get(), &mut rng);
-        // Hardness 3 adds spoken digits, in the page's language where there are voices.
-        let language = pages.languages().get(self.language);
-        let clip = (terms.hardness.get() >= 3).then(|| audio::generate(&language.tag, &mut rng));
-        let answer = full_answer(&captcha.answer, clip.as_ref().map(|c| c.digits.as_str()));
         let nonce: [u8; 16] = rng.gen();
+        // Hardness 3 adds spoken digits, in the page's language where there are voices, from
+        // a seed the download path can derive again (see `Secrets::audio_seed`).
+        let language = pages.languages().get(self.language);
+        let clip = (terms.hardness.get() >= 3).then(|| {
+            let seed = secrets.audio_seed(&nonce, &language.tag);
+            audio::generate(&language.tag, &mut ChaCha20Rng::from_seed(seed))
+        });
+        let answer = full_answer(&captcha.answer, clip.as_ref().map(|c| c.digits.as_str()));
         let token = issue_challenge(secrets, self.binding, terms, self.expires, nonce, &answer);
+        let audio_href = format!("{AUDIO_PATH}?challenge={token}&lang={}", language.tag);
         let (shortest, longest) = image::answer_lengths(terms.hardness.get());
         let answer_length = format!("{shortest}\u{2013}{longest}");
         let audio_length = format!("{}\u{2013}{}", audio::SHORTEST, audio::LONGEST);
@@ -292,7 +301,7 @@ impl ChallengeOrder {
                     answer_length: &answer_length,
                     challenge: &token,
                     form_action: &self.form_action,
-                    audio: clip.as_ref().map(|c| AudioView { wav: &c.wav, length: &audio_length }),
+                    audio: clip.as_ref().map(|c| AudioView { wav: &c.wav, length: &audio_length, href: &audio_href }),
                 }),
                 retry_after: 0,
                 language: self.language,

@@ -92,6 +92,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "audio_src",
     "audio_length",
     "message",
+    "audio_href",
 ];
 
 /// The markup around a placeholder's value inside a translated string.
@@ -167,9 +168,15 @@ pub struct CaptchaView<'a> {
 pub struct AudioView<'a> {
     /// A complete WAV file.
     pub wav: &'a [u8],
-    /// How many digits it speaks, e.g. "9 to 14".
+    /// How many digits it speaks, e.g. "9–14".
     pub length: &'a str,
+    /// Where the same clip can be downloaded (see [`AUDIO_PATH`]).
+    pub href: &'a str,
 }
+
+/// The module-owned path a hardness-3 page's clip can be downloaded from, once, while its
+/// challenge is open: for text browsers, which cannot save a `data:` URI as a file.
+pub const AUDIO_PATH: &str = "/.captchaify/audio";
 
 /// How the language chooser's links are made.
 #[derive(Debug, Clone, Copy)]
@@ -363,6 +370,7 @@ impl PageSet {
             &audio_src,
             audio.map_or("", |a| a.length),
             &message,
+            audio.map_or("", |a| a.href),
         ];
         let body = template.render(&values, language, inline_markup);
         Some(Page {
@@ -520,11 +528,12 @@ mod tests {
     fn the_hardness_3_page_has_the_audio_inline_and_as_a_download() {
         let mut ctx = captcha_context(b"\x89PNG");
         if let Some(c) = ctx.captcha.as_mut() {
-            c.audio = Some(AudioView { wav: b"RIFF", length: "9 to 14" });
+            c.audio = Some(AudioView { wav: b"RIFF", length: "9 to 14", href: "/.captchaify/audio?challenge=c1.x&lang=en" });
         }
         let body = PageSet::builtin().render(PageKind::Captcha, &ctx).unwrap().body;
         assert!(body.contains("<audio controls preload=\"auto\" src=\"data:audio/wav;base64,UklGRg==\">"), "{body}");
-        assert!(body.contains("href=\"data:audio/wav;base64,UklGRg==\" download=\"captcha.wav\""));
+        assert!(body.contains("href=\"/.captchaify/audio?challenge=c1.x&amp;lang=en\" download=\"captcha.wav\""), "{body}");
+        assert_eq!(body.matches("UklGRg==").count(), 1, "the clip is in the page once");
         assert!(body.contains("<label for=\"captchaify-digits\">Type the 9 to 14 digits you hear</label>"));
         assert!(body.contains("id=\"captchaify-digits\" name=\"digits\""));
     }
@@ -540,7 +549,7 @@ mod tests {
             let mut ctx = captcha_context(b"\x89PNG");
             ctx.language = index;
             if let Some(c) = ctx.captcha.as_mut() {
-                c.audio = Some(AudioView { wav: b"RIFF", length: "9 to 14" });
+                c.audio = Some(AudioView { wav: b"RIFF", length: "9 to 14", href: "/.captchaify/audio?challenge=c1.x&lang=en" });
             }
             for kind in PageKind::ALL {
                 let body = pages.render(kind, &ctx).unwrap().body;
