@@ -11,6 +11,9 @@
 //!   attack should solve.
 //! * `clean LANG N DIR` — the same layout, the spoken digits transformed as served but with
 //!   no babble and no noise: shows what the transforms alone leave of the speech.
+//! * `digits LANG N DIR` — N single digits (`DIR/00000.wav` …, answers as for `dump`), each
+//!   transformed as in a clip but alone, with no babble or noise: the classification half of
+//!   an attack that first cuts a clip into digits.
 //! * `voices DIR` — every shipped recording as `DIR/LANG/VOICE-DIGIT.wav` (16-bit, 8 kHz).
 //! * `speed [N]` — N clips (default 2000) on one thread, seeding a ChaCha20 RNG from the OS
 //!   per clip as the module does; prints clips per second, WAV sizes and durations.
@@ -35,7 +38,8 @@ fn fresh_rng() -> Result<ChaCha20Rng, String> {
 fn usage() -> ExitCode {
     eprintln!(
         "usage: captcha-audio dump LANG N DIR\n       captcha-audio plain LANG N DIR\n       \
-         captcha-audio clean LANG N DIR\n       captcha-audio voices DIR\n       \
+         captcha-audio clean LANG N DIR\n       captcha-audio digits LANG N DIR\n       \
+         captcha-audio voices DIR\n       \
          captcha-audio speed [N]\n       captcha-audio sample LANG OUT.wav\n       \
          captcha-audio levels LANG N"
     );
@@ -71,6 +75,10 @@ fn main() -> ExitCode {
                 };
                 dump(kind, lang, n, Path::new(dir))
             }
+            _ => return usage(),
+        },
+        ["digits", lang, n, dir] => match n.parse::<usize>() {
+            Ok(n) => singles(lang, n, Path::new(dir)),
             _ => return usage(),
         },
         ["voices", dir] => voices(Path::new(dir)),
@@ -110,6 +118,22 @@ fn dump(kind: Kind, lang: &str, n: usize, dir: &Path) -> Result<(), String> {
     }
     write(&dir.join("answers.txt"), list.as_bytes())?;
     println!("wrote {n} clips ({lang}) and answers.txt to {}", dir.display());
+    Ok(())
+}
+
+fn singles(lang: &str, n: usize, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut list = String::new();
+    for i in 0..n {
+        let mut rng = fresh_rng()?;
+        let digit = (i % 10) as u8;
+        let samples = audio::single_digit(lang, digit, &mut rng);
+        let name = format!("{i:05}.wav");
+        write(&dir.join(&name), &audio::wav_8bit(&samples, 0.97))?;
+        list.push_str(&format!("{name} {digit}\n"));
+    }
+    write(&dir.join("answers.txt"), list.as_bytes())?;
+    println!("wrote {n} single digits ({lang}) and answers.txt to {}", dir.display());
     Ok(())
 }
 

@@ -16,7 +16,7 @@
 mod bank;
 mod dsp;
 
-use dsp::{Biquad, Reshape};
+use dsp::{Biquad, Contour, Reshape};
 use rand::{CryptoRng, Rng, RngCore};
 
 /// Fewest and most digits in a clip.
@@ -122,9 +122,16 @@ fn db(x: f32) -> f32 {
 /// How strongly a digit is transformed: the spoken digits and the babble draw from the same
 /// ranges, so that the babble cannot be told apart by its processing.
 fn reshape<R: Rng>(rng: &mut R, rec: &bank::Recording) -> Reshape {
-    let formant = away_from_one(rng, 0.05, 0.18);
+    // The formants glide between two settings, each 8–25% up or down, and wobble a little.
+    let formant = Contour {
+        from: away_from_one(rng, 0.1, 0.25),
+        to: away_from_one(rng, 0.1, 0.25),
+        depth: uniform(rng, 0.0, 0.06),
+        cycles: uniform(rng, 1.0, 5.0),
+        phase: rng.gen(),
+    };
     // A new pitch anywhere from a low man's to a child's, independent of the voice's own, but
-    // never within 7% of it.
+    // never within 7% of it; gliding up or down by up to 30%, with a wobble.
     let factor = rec.period * log_uniform(rng, 85.0, 260.0) / SAMPLE_RATE as f32;
     let pitch = if factor.ln().abs() < 0.07 {
         factor * away_from_one(rng, 0.07, 0.12)
@@ -132,91 +139,150 @@ fn reshape<R: Rng>(rng: &mut R, rec: &bank::Recording) -> Reshape {
         factor
     };
     let glide = uniform(rng, -0.3, 0.3);
-    let tempo = log_uniform(rng, 0.85, 1.2);
-    let mut rate = [0f32; 5];
+    let pitch = Contour {
+        from: pitch * (1.0 - glide / 2.0),
+        to: pitch * (1.0 + glide / 2.0),
+        depth: uniform(rng, 0.0, 0.08),
+        cycles: uniform(rng, 0.5, 4.0),
+        phase: rng.gen(),
+    };
+    // Tempo: an overall rate and a random local rate at every knot.
+    let tempo = log_uniform(rng, 1.0, 1.3);
+    let mut rate = [0f32; dsp::WARP_KNOTS];
     for r in &mut rate {
-        *r = tempo * log_uniform(rng, 0.7, 1.4);
+        *r = tempo * log_uniform(rng, 0.6, 1.6);
     }
-    Reshape {
-        formant,
-        pitch_from: pitch * (1.0 - glide / 2.0),
-        pitch_to: pitch * (1.0 + glide / 2.0),
-        wobble_depth: uniform(rng, 0.0, 0.08),
-        wobble_cycles: uniform(rng, 0.5, 4.0),
-        wobble_phase: rng.gen(),
-        rate,
-    }
+    Reshape { formant, pitch, rate }
 }
 
-/// Random equaliser: a peaking filter, a shelf and sometimes a second peak or a broad band-pass.
-fn equalise<R: Rng>(rng: &mut R, x: &mut [f32]) {
+/// What happens to a resynthesised digit's sound, drawn at random:
+/// * two deep, fairly narrow notches that sweep across the spectrum during the digit. A
+///   moving notch is barely audible (the ear fills in a missing narrow band; a phaser does
+///   the same to music), but it digs a moving trench through a log spectrogram that no fixed
+///   template or per-digit normalisation accounts for;
+/// * a low or high shelf;
+/// * a smooth loudness contour (±8 dB at six knots), and in 3 of 10 digits a tremolo;
+/// * for spoken digits (`split`), the spectrum cut at 0.9–1.6 kHz with one half 20–45 ms late
+///   (the ear hardly minds; no template lines up with both halves at once).
+fn colouring<R: Rng>(rng: &mut R, split: bool) -> dsp::Colour {
     let fs = SAMPLE_RATE as f32;
-    let peak = |rng: &mut R| {
-        Biquad::peaking(
-            fs,
-            log_uniform(rng, 250.0, 3200.0),
-            uniform(rng, -10.0, 10.0),
-            uniform(rng, 0.7, 2.5),
-        )
+    // Each notch travels at least 1.2 octaves (up or down) within 250–3400 Hz.
+    let notch = |rng: &mut R| {
+        let (lo, hi) = (250f32.ln(), 3400f32.ln());
+        let travel = uniform(rng, 1.2, 3.0) * std::f32::consts::LN_2;
+        let start = uniform(rng, lo, hi - travel);
+        let (from, to) = if rng.gen::<bool>() { (start, start + travel) } else { (start + travel, start) };
+        dsp::Sweep {
+            from_freq: from.exp(),
+            to_freq: to.exp(),
+            from_gain_db: uniform(rng, -30.0, -20.0),
+            to_gain_db: uniform(rng, -30.0, -20.0),
+            q: uniform(rng, 2.0, 4.5),
+        }
     };
-    let first = peak(rng);
+    let sweeps = [notch(rng), notch(rng)];
+    // The shelf leans towards brightness (a high boost or a low cut) more often than not: the
+    // second and third formants carry much of what the ear needs.
     let high = rng.gen::<bool>();
-    let shelf_freq = if high {
-        log_uniform(rng, 1200.0, 2800.0)
+    let fixed = if high {
+        Biquad::shelf(fs, log_uniform(rng, 1200.0, 2800.0), uniform(rng, -3.0, 9.0), true)
     } else {
-        log_uniform(rng, 250.0, 700.0)
+        Biquad::shelf(fs, log_uniform(rng, 250.0, 700.0), uniform(rng, -9.0, 3.0), false)
     };
-    let shelf = Biquad::shelf(fs, shelf_freq, uniform(rng, -9.0, 9.0), high);
-    let third = match rng.gen_range(0..4) {
-        0 => peak(rng),
-        1 => Biquad::band_pass(fs, log_uniform(rng, 700.0, 1600.0), uniform(rng, 0.35, 0.6)),
-        _ => Biquad::IDENTITY,
+    let mut gain = [0f32; dsp::GAIN_KNOTS];
+    for g in &mut gain {
+        *g = db(uniform(rng, -8.0, 8.0));
+    }
+    let (tremolo_step, tremolo_depth) = if rng.gen_range(0..10) < 3 {
+        (2.0 * std::f32::consts::PI * uniform(rng, 3.0, 9.0) / fs, uniform(rng, 0.2, 0.5))
+    } else {
+        (0.0, 0.0)
     };
-    dsp::cascade(&[first, shelf, third], x);
-}
-
-/// Slow amplitude modulation over the digit.
-fn tremolo<R: Rng>(rng: &mut R, x: &mut [f32]) {
-    let step = 2.0 * std::f32::consts::PI * uniform(rng, 3.0, 9.0) / SAMPLE_RATE as f32;
-    let depth = uniform(rng, 0.2, 0.5);
-    let (mut c, mut s) = (1f32, 0f32);
-    let (dc, ds) = (step.cos(), step.sin());
-    for v in x.iter_mut() {
-        *v *= 1.0 - depth * 0.5 * (1.0 + c);
-        (c, s) = (c * dc - s * ds, s * dc + c * ds);
+    let (low_pass, high_pass, delay, delay_high) = if split {
+        let cross = log_uniform(rng, 900.0, 1600.0);
+        (
+            Biquad::low_pass(fs, cross),
+            Biquad::high_pass(fs, cross),
+            (uniform(rng, 0.02, 0.045) * fs) as usize,
+            rng.gen::<bool>(),
+        )
+    } else {
+        (Biquad::IDENTITY, Biquad::IDENTITY, 0, false)
+    };
+    dsp::Colour {
+        sweeps,
+        fixed,
+        gain,
+        tremolo_step,
+        tremolo_depth,
+        low_pass,
+        high_pass,
+        delay,
+        delay_high,
     }
 }
+
+/// The longest echo delay (150 ms).
+const ECHO_SPAN: usize = SAMPLE_RATE as usize * 3 / 20;
 
 /// The direct sound and a sparse random echo pattern (a small, different room per digit).
 fn room<R: Rng>(rng: &mut R, gain: f32, taps: &mut Vec<(usize, f32)>) {
     taps.clear();
     taps.push((0, gain));
     let count = rng.gen_range(4..=10);
-    let decay = uniform(rng, 0.03, 0.09) * SAMPLE_RATE as f32; // 1/e time in samples
+    let decay = uniform(rng, 0.03, 0.08) * SAMPLE_RATE as f32; // 1/e time in samples
     let wet = uniform(rng, 0.25, 0.6);
     for _ in 0..count {
-        let delay = rng.gen_range(16..(SAMPLE_RATE as usize / 8));
+        let delay = rng.gen_range(16..ECHO_SPAN);
         let sign = if rng.gen::<bool>() { 1.0 } else { -1.0 };
         taps.push((delay, sign * gain * wet * (-(delay as f32) / decay).exp() * uniform(rng, 0.5, 1.0)));
     }
 }
 
-/// One transformed digit into `scratch` (cleared first), with its RMS.
+/// Scratch buffers reused across the digits of a clip.
+#[derive(Default)]
+struct Scratch {
+    digit: Vec<f32>,
+    band: Vec<f32>,
+    taps: Vec<(usize, f32)>,
+}
+
+/// One transformed digit into `scratch.digit`, with its RMS. `spoken`: a digit of the answer
+/// (babble skips the band split).
 fn transformed<R: Rng>(
     lang: &bank::Language,
     digit: u8,
+    spoken: bool,
     rng: &mut R,
-    scratch: &mut Vec<f32>,
+    scratch: &mut Scratch,
 ) -> f32 {
     let voice = rng.gen_range(0..lang.voices.len());
     let rec = lang.recording(voice, digit);
     let shape = reshape(rng, rec);
-    dsp::psola(rec, &shape, rng, scratch);
-    equalise(rng, scratch);
-    if rng.gen_range(0..10) < 3 {
-        tremolo(rng, scratch);
-    }
-    dsp::rms(scratch)
+    dsp::psola(rec, &shape, rng, &mut scratch.digit);
+    let colour = colouring(rng, spoken);
+    dsp::colour(&colour, &mut scratch.digit, &mut scratch.band);
+    let shift = |rng: &mut R| {
+        if rng.gen::<bool>() {
+            uniform(rng, 40.0, 150.0)
+        } else {
+            -uniform(rng, 30.0, 80.0)
+        }
+    };
+    let (from, to) = (shift(rng), shift(rng));
+    dsp::frequency_shift(&mut scratch.digit, from, to);
+    dsp::rms(&scratch.digit)
+}
+
+/// One spoken digit transformed as in a clip (voice, resynthesis, equaliser, room), alone:
+/// what an attacker who has cut a clip into digits must classify.
+pub fn single_digit<R: RngCore + CryptoRng>(language: &str, digit: u8, rng: &mut R) -> Vec<f32> {
+    let mut s = Scratch::default();
+    let level = transformed(bank::language(language), digit % 10, true, rng, &mut s);
+    room(rng, SPEECH_RMS / level.max(1e-6), &mut s.taps);
+    let mut out = vec![0f32; s.digit.len() + SAMPLE_RATE as usize / 5];
+    dsp::mix_taps(&mut out, 0, &s.digit, &s.taps);
+    out
 }
 
 /// A clip with the parts of `mix`.
@@ -247,21 +313,20 @@ fn compose<R: RngCore + CryptoRng>(
     let fs = SAMPLE_RATE as usize;
 
     // The spoken digits, each transformed, placed after an uneven gap.
-    let mut scratch = Vec::with_capacity(fs);
-    let mut taps = Vec::with_capacity(12);
+    let mut s = Scratch::default();
     let speech = &mut out[to[0]];
     speech.reserve(fs * 10);
-    let mut at = (uniform(rng, 0.2, 0.5) * fs as f32) as usize;
+    let mut at = (uniform(rng, 0.2, 0.45) * fs as f32) as usize;
     for d in digits.bytes() {
-        let level = transformed(lang, d - b'0', rng, &mut scratch);
+        let level = transformed(lang, d - b'0', true, rng, &mut s);
         let gain = SPEECH_RMS * db(uniform(rng, -3.0, 3.0)) / level.max(1e-6);
-        room(rng, gain, &mut taps);
-        let need = at + scratch.len() + fs / 8;
+        room(rng, gain, &mut s.taps);
+        let need = at + s.digit.len() + ECHO_SPAN;
         if speech.len() < need {
             speech.resize(need, 0.0);
         }
-        dsp::mix_taps(speech, at, &scratch, &taps);
-        at += scratch.len() + (uniform(rng, 0.15, 0.55) * fs as f32) as usize;
+        dsp::mix_taps(speech, at, &s.digit, &s.taps);
+        at += s.digit.len() + (uniform(rng, 0.12, 0.42) * fs as f32) as usize;
     }
     let total = at.max(speech.len()) + fs / 5;
     for buffer in out.iter_mut() {
@@ -273,22 +338,22 @@ fn compose<R: RngCore + CryptoRng>(
         let babble = &mut out[to[1]];
         let count = digits.len() * 2 + rng.gen_range(0..=digits.len());
         for _ in 0..count {
-            let level = transformed(lang, rng.gen_range(0..10), rng, &mut scratch);
+            let level = transformed(lang, rng.gen_range(0..10), false, rng, &mut s);
             let gain = SPEECH_RMS * db(-uniform(rng, 10.0, 16.0)) / level.max(1e-6);
             if rng.gen::<bool>() {
-                room(rng, gain, &mut taps);
+                room(rng, gain, &mut s.taps);
             } else {
-                taps.clear();
-                taps.push((0, gain));
+                s.taps.clear();
+                s.taps.push((0, gain));
             }
-            let start = rng.gen_range(0..total.saturating_sub(scratch.len() / 2).max(1));
-            dsp::mix_taps(babble, start, &scratch, &taps);
+            let start = rng.gen_range(0..total.saturating_sub(s.digit.len() / 2).max(1));
+            dsp::mix_taps(babble, start, &s.digit, &s.taps);
         }
     }
 
     // Coloured noise with a slowly changing level, 14–22 dB below the speech.
     if mix.noise {
-        let level = SPEECH_RMS * db(-uniform(rng, 14.0, 22.0));
+        let level = SPEECH_RMS * db(-uniform(rng, 18.0, 24.0));
         let lowpass = uniform(rng, 0.0, 0.85);
         let swing = uniform(rng, 0.0, 0.5);
         let step = 2.0 * std::f32::consts::PI * uniform(rng, 0.1, 0.6) / fs as f32;
