@@ -11,6 +11,9 @@
 //!   attack should solve.
 //! * `clean LANG N DIR` — the same layout, the spoken digits transformed as served but with
 //!   no babble and no noise: shows what the transforms alone leave of the speech.
+//! * `digits LANG N DIR` — N single digits (`DIR/00000.wav` …, answers as for `dump`), each
+//!   transformed as in a clip but alone, with no babble or noise: the classification half of
+//!   an attack that first cuts a clip into digits.
 //! * `voices DIR` — every shipped recording as `DIR/LANG/VOICE-DIGIT.wav` (16-bit, 8 kHz).
 //! * `speed [N]` — N clips (default 2000) on one thread, seeding a ChaCha20 RNG from the OS
 //!   per clip as the module does; prints clips per second, WAV sizes and durations.
@@ -35,7 +38,8 @@ fn fresh_rng() -> Result<ChaCha20Rng, String> {
 fn usage() -> ExitCode {
     eprintln!(
         "usage: captcha-audio dump LANG N DIR\n       captcha-audio plain LANG N DIR\n       \
-         captcha-audio clean LANG N DIR\n       captcha-audio voices DIR\n       \
+         captcha-audio clean LANG N DIR\n       captcha-audio digits LANG N DIR\n       \
+         captcha-audio voices DIR\n       \
          captcha-audio speed [N]\n       captcha-audio sample LANG OUT.wav\n       \
          captcha-audio levels LANG N"
     );
@@ -54,7 +58,14 @@ fn make(kind: Kind, lang: &str) -> Result<AudioClip, String> {
     Ok(match kind {
         Kind::Served => audio::generate(lang, &mut rng),
         Kind::Plain => audio::plain(lang, &mut rng),
-        Kind::Clean => audio::generate_mix(lang, Mix { babble: false, noise: false }, &mut rng),
+        Kind::Clean => audio::generate_mix(
+            lang,
+            Mix {
+                babble: false,
+                noise: false,
+            },
+            &mut rng,
+        ),
     })
 }
 
@@ -71,6 +82,10 @@ fn main() -> ExitCode {
                 };
                 dump(kind, lang, n, Path::new(dir))
             }
+            _ => return usage(),
+        },
+        ["digits", lang, n, dir] => match n.parse::<usize>() {
+            Ok(n) => singles(lang, n, Path::new(dir)),
             _ => return usage(),
         },
         ["voices", dir] => voices(Path::new(dir)),
@@ -109,7 +124,29 @@ fn dump(kind: Kind, lang: &str, n: usize, dir: &Path) -> Result<(), String> {
         list.push_str(&format!("{name} {}\n", clip.digits));
     }
     write(&dir.join("answers.txt"), list.as_bytes())?;
-    println!("wrote {n} clips ({lang}) and answers.txt to {}", dir.display());
+    println!(
+        "wrote {n} clips ({lang}) and answers.txt to {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn singles(lang: &str, n: usize, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut list = String::new();
+    for i in 0..n {
+        let mut rng = fresh_rng()?;
+        let digit = (i % 10) as u8;
+        let samples = audio::single_digit(lang, digit, &mut rng);
+        let name = format!("{i:05}.wav");
+        write(&dir.join(&name), &audio::wav_8bit(&samples, 0.97))?;
+        list.push_str(&format!("{name} {digit}\n"));
+    }
+    write(&dir.join("answers.txt"), list.as_bytes())?;
+    println!(
+        "wrote {n} single digits ({lang}) and answers.txt to {}",
+        dir.display()
+    );
     Ok(())
 }
 
@@ -173,7 +210,9 @@ fn sample(lang: &str, out: &Path) -> Result<(), String> {
 
 /// Power per 50 ms frame.
 fn frame_power(x: &[f32]) -> Vec<f32> {
-    x.chunks(400).map(|c| c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).collect()
+    x.chunks(400)
+        .map(|c| c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32)
+        .collect()
 }
 
 fn decibels(p: f32) -> f32 {
@@ -184,11 +223,16 @@ fn levels(lang: &str, n: usize) -> Result<(), String> {
     let (mut sbr, mut snr, mut worse, mut frames) = (0f64, 0f64, 0usize, 0usize);
     for i in 0..n {
         let (digits, [speech, babble, noise]) = audio::stems(lang, &mut fresh_rng()?);
-        let (ps, pb, pn) = (frame_power(&speech), frame_power(&babble), frame_power(&noise));
+        let (ps, pb, pn) = (
+            frame_power(&speech),
+            frame_power(&babble),
+            frame_power(&noise),
+        );
         let loudest = ps.iter().copied().fold(0f32, f32::max);
         // Frames where a digit is being spoken: within 20 dB of the loudest.
         let active: Vec<usize> = (0..ps.len()).filter(|&k| ps[k] > loudest * 0.01).collect();
-        let mean = |p: &[f32]| active.iter().map(|&k| p[k]).sum::<f32>() / active.len().max(1) as f32;
+        let mean =
+            |p: &[f32]| active.iter().map(|&k| p[k]).sum::<f32>() / active.len().max(1) as f32;
         sbr += f64::from(decibels(mean(&ps)) - decibels(mean(&pb)));
         snr += f64::from(decibels(mean(&ps)) - decibels(mean(&pn)));
         worse += active.iter().filter(|&&k| pb[k] + pn[k] > ps[k]).count();

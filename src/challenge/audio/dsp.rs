@@ -1,27 +1,13 @@
 //! Signal processing for the audio captcha, all f32 at 8 kHz: TD-PSOLA resynthesis with
-//! independent pitch, formant and (non-linear) tempo changes, RBJ biquads, sparse echoes.
+//! independent pitch, formant and (non-linear) tempo changes; RBJ biquads, sweeping notches
+//! and a band split in one pass; single-sideband frequency shifting; sparse echoes.
 
 use std::f32::consts::PI;
-use std::sync::LazyLock;
 
-use super::bank::{Recording, PAD};
+use super::bank::{Recording, PAD, RATE};
+
+const SAMPLE_RATE: f32 = RATE as f32;
 use rand::Rng;
-
-/// Raised-cosine window over u in [-1, 1], tabulated.
-const HANN_SIZE: usize = 1024;
-static HANN: LazyLock<[f32; HANN_SIZE + 1]> = LazyLock::new(|| {
-    let mut t = [0f32; HANN_SIZE + 1];
-    for (i, v) in t.iter_mut().enumerate() {
-        let u = i as f32 / HANN_SIZE as f32 * 2.0 - 1.0;
-        *v = 0.5 + 0.5 * (PI * u).cos();
-    }
-    t
-});
-
-/// Builds the window table (part of the voices' warm-up).
-pub fn warm_up() {
-    LazyLock::force(&HANN);
-}
 
 /// Catmull-Rom interpolation at `i + t` (0 <= t < 1) of `x`; `i - 1 ..= i + 2` must exist.
 #[inline(always)]
@@ -34,21 +20,39 @@ fn cubic(x: &[f32], i: usize, t: f32) -> f32 {
     ((a * t + b) * t + c) * t + p1
 }
 
+/// Knots of the tempo warp.
+pub const WARP_KNOTS: usize = 8;
+
+/// A smooth random contour over a digit: a glide from `from` to `to` times a wobble of
+/// relative `depth`, `cycles` over the digit, starting at `phase` (in cycles).
+#[derive(Clone, Copy, Debug)]
+pub struct Contour {
+    pub from: f32,
+    pub to: f32,
+    pub depth: f32,
+    pub cycles: f32,
+    pub phase: f32,
+}
+
+impl Contour {
+    /// The value at `rel` in [0, 1] of the digit.
+    #[inline]
+    fn at(&self, rel: f32) -> f32 {
+        let glide = self.from + (self.to - self.from) * rel;
+        glide * (1.0 + self.depth * (2.0 * PI * (self.cycles * rel + self.phase)).sin())
+    }
+}
+
 /// How one recording is resynthesised.
 #[derive(Clone, Copy, Debug)]
 pub struct Reshape {
     /// Spectral envelope scale (> 1 raises the formants), independent of the pitch.
-    pub formant: f32,
-    /// Pitch factor at the start and the end of the digit (a glide between them).
-    pub pitch_from: f32,
-    pub pitch_to: f32,
-    /// Pitch wobble: relative depth, cycles over the digit, phase in cycles.
-    pub wobble_depth: f32,
-    pub wobble_cycles: f32,
-    pub wobble_phase: f32,
-    /// Input samples consumed per output sample at five evenly spaced points of the input:
-    /// a non-linear tempo warp (1 = unchanged, 0.8 = 25% slower there).
-    pub rate: [f32; 5],
+    pub formant: Contour,
+    /// Pitch factor (> 1 raises the pitch).
+    pub pitch: Contour,
+    /// Input samples consumed per output sample at evenly spaced points of the input: a
+    /// non-linear tempo warp (1 = unchanged, 0.8 = 25% slower there).
+    pub rate: [f32; WARP_KNOTS],
 }
 
 /// Shortest and longest output pitch period (444 Hz … 70 Hz).
@@ -56,23 +60,34 @@ const MIN_PERIOD: f32 = 18.0;
 const MAX_PERIOD: f32 = 115.0;
 
 /// TD-PSOLA: grains two periods long taken at the recording's pitch marks, each resampled by
-/// the formant factor, laid at the new pitch period along the warped time axis. Unvoiced
-/// grains are taken from a jittered position, so stretched noise does not turn periodic.
-/// `out` is cleared and receives the digit.
-pub fn psola<R: Rng>(rec: &Recording, shape: &Reshape, rng: &mut R, out: &mut Vec<f32>) {
+/// the formant factor of the moment, laid at the new pitch period along the warped time axis.
+/// Unvoiced grains are taken from a jittered position, so stretched noise does not turn
+/// periodic. `out` is cleared and receives the digit.
+///
+/// `CUBIC` picks Catmull-Rom interpolation of the source, else linear (cheaper, duller: for
+/// babble).
+pub fn psola<const CUBIC: bool, R: Rng>(
+    rec: &Recording,
+    shape: &Reshape,
+    rng: &mut R,
+    out: &mut Vec<f32>,
+) {
     let x = &rec.padded;
     let marks = &rec.marks;
-    let hann = &*HANN;
     out.clear();
     if marks.is_empty() {
         return;
     }
     let n_in = (x.len() - 2 * PAD) as f32;
-    let slowest = shape.rate.iter().copied().fold(f32::INFINITY, f32::min).max(0.2);
+    let slowest = shape
+        .rate
+        .iter()
+        .copied()
+        .fold(f32::INFINITY, f32::min)
+        .max(0.2);
     out.resize((n_in / slowest) as usize + 400, 0.0);
-    let inv_formant = 1.0 / shape.formant;
     let mut t_in = 0f32;
-    let mut t_out = f32::from(marks[0].period) * inv_formant;
+    let mut t_out = f32::from(marks[0].period) / shape.formant.at(0.0);
     let mut mi = 0usize;
     let mut end = 0usize;
     loop {
@@ -85,8 +100,18 @@ pub fn psola<R: Rng>(rec: &Recording, shape: &Reshape, rng: &mut R, out: &mut Ve
                 m = *next;
             }
         }
+        let rel = (t_in / n_in).clamp(0.0, 1.0);
         let period = f32::from(m.period);
-        let h = period * inv_formant;
+        let formant = shape.formant.at(rel);
+        // A grain spans two source periods squeezed by the formant factor, but at most three
+        // output periods when the pitch goes up a lot (more overlap only costs time).
+        let full = period / formant;
+        let (step, h) = if m.voiced {
+            let step = (period / shape.pitch.at(rel)).clamp(MIN_PERIOD, MAX_PERIOD);
+            (step, full.min(1.5 * step))
+        } else {
+            (full, full)
+        };
         let mut centre = m.pos as f32;
         if !m.voiced {
             centre += (rng.gen::<f32>() - 0.5) * period;
@@ -96,33 +121,30 @@ pub fn psola<R: Rng>(rec: &Recording, shape: &Reshape, rng: &mut R, out: &mut Ve
         if k1 + 1 >= out.len() {
             out.resize(k1 + 400, 0.0);
         }
+        // The raised-cosine window 0.5 + 0.5 cos(pi u), u from -1 to 1 over the grain, as a
+        // rotating phasor; and the source position (one output sample is `formant` source
+        // samples). Both stepped per output sample.
         let inv_h = 1.0 / h;
-        let scale = 0.5 * HANN_SIZE as f32;
-        // Window position u in [-1, 1] and source position, both stepped per output sample.
-        let mut u = (k0 as f32 - t_out) * inv_h;
-        let mut src = centre + PAD as f32 + u * period;
-        let src_step = period * inv_h;
+        let u0 = (k0 as f32 - t_out) * inv_h;
+        let (mut c, mut s) = ((PI * u0).cos(), (PI * u0).sin());
+        let (dc, ds) = ((PI * inv_h).cos(), (PI * inv_h).sin());
+        let mut src = centre + PAD as f32 + u0 * h * formant;
         for o in &mut out[k0..=k1] {
-            let w = hann[((u + 1.0) * scale + 0.5) as usize];
             let i = src as usize; // src > 1 thanks to the padding, so this is floor()
-            *o += w * cubic(x, i, src - i as f32);
-            u += inv_h;
-            src += src_step;
+            let t = src - i as f32;
+            let v = if CUBIC {
+                cubic(x, i, t)
+            } else {
+                x[i] + t * (x[i + 1] - x[i])
+            };
+            *o += (0.5 + 0.5 * c) * v;
+            (c, s) = (c * dc - s * ds, s * dc + c * ds);
+            src += formant;
         }
         end = end.max(k1 + 1);
 
-        let rel = (t_in / n_in).clamp(0.0, 1.0);
-        let step = if m.voiced {
-            let glide = shape.pitch_from + (shape.pitch_to - shape.pitch_from) * rel;
-            let wobble = 1.0
-                + shape.wobble_depth
-                    * (2.0 * PI * (shape.wobble_cycles * rel + shape.wobble_phase)).sin();
-            (period / (glide * wobble)).clamp(MIN_PERIOD, MAX_PERIOD)
-        } else {
-            h
-        };
-        let pos = rel * 4.0;
-        let i = (pos as usize).min(3);
+        let pos = rel * (WARP_KNOTS - 1) as f32;
+        let i = (pos as usize).min(WARP_KNOTS - 2);
         let frac = pos - i as f32;
         let rate = shape.rate[i] + (shape.rate[i + 1] - shape.rate[i]) * frac;
         t_out += step;
@@ -146,7 +168,13 @@ pub struct Biquad {
 
 impl Biquad {
     fn normalised(b0: f32, b1: f32, b2: f32, a0: f32, a1: f32, a2: f32) -> Biquad {
-        Biquad { b0: b0 / a0, b1: b1 / a0, b2: b2 / a0, a1: a1 / a0, a2: a2 / a0 }
+        Biquad {
+            b0: b0 / a0,
+            b1: b1 / a0,
+            b2: b2 / a0,
+            a1: a1 / a0,
+            a2: a2 / a0,
+        }
     }
 
     /// Peaking EQ at `freq` Hz with `gain_db` and quality `q`.
@@ -184,15 +212,45 @@ impl Biquad {
         )
     }
 
-    /// Band-pass (constant 0 dB peak gain) around `freq` Hz.
-    pub fn band_pass(rate: f32, freq: f32, q: f32) -> Biquad {
+    /// Second-order low-pass (Butterworth Q).
+    pub fn low_pass(rate: f32, freq: f32) -> Biquad {
         let w = 2.0 * PI * freq / rate;
-        let alpha = w.sin() / (2.0 * q);
-        Biquad::normalised(alpha, 0.0, -alpha, 1.0 + alpha, -2.0 * w.cos(), 1.0 - alpha)
+        let alpha = w.sin() / (2.0 * std::f32::consts::FRAC_1_SQRT_2);
+        let c = w.cos();
+        Biquad::normalised(
+            (1.0 - c) / 2.0,
+            1.0 - c,
+            (1.0 - c) / 2.0,
+            1.0 + alpha,
+            -2.0 * c,
+            1.0 - alpha,
+        )
+    }
+
+    /// Second-order high-pass (Butterworth Q).
+    pub fn high_pass(rate: f32, freq: f32) -> Biquad {
+        let w = 2.0 * PI * freq / rate;
+        let alpha = w.sin() / (2.0 * std::f32::consts::FRAC_1_SQRT_2);
+        let c = w.cos();
+        Biquad::normalised(
+            (1.0 + c) / 2.0,
+            -(1.0 + c),
+            (1.0 + c) / 2.0,
+            1.0 + alpha,
+            -2.0 * c,
+            1.0 - alpha,
+        )
     }
 
     /// Passes everything unchanged.
-    pub const IDENTITY: Biquad = Biquad { b0: 1.0, b1: 0.0, b2: 0.0, a1: 0.0, a2: 0.0 };
+    #[cfg(test)]
+    pub const IDENTITY: Biquad = Biquad {
+        b0: 1.0,
+        b1: 0.0,
+        b2: 0.0,
+        a1: 0.0,
+        a2: 0.0,
+    };
 
     /// Filters `x` in place.
     #[cfg(test)]
@@ -208,22 +266,189 @@ impl Biquad {
     }
 }
 
-/// Filters `x` in place by three biquads in series, in one pass (their recursions overlap).
-pub fn cascade(filters: &[Biquad; 3], x: &mut [f32]) {
-    let [f, g, h] = filters;
-    let mut z = [0f32; 6];
-    for v in x.iter_mut() {
-        let i = *v;
-        let o = f.b0 * i + z[0];
-        z[0] = f.b1 * i - f.a1 * o + z[1];
-        z[1] = f.b2 * i - f.a2 * o;
-        let p = g.b0 * o + z[2];
-        z[2] = g.b1 * o - g.a1 * p + z[3];
-        z[3] = g.b2 * o - g.a2 * p;
-        let q = h.b0 * p + z[4];
-        z[4] = h.b1 * p - h.a1 * q + z[5];
-        z[5] = h.b2 * p - h.a2 * q;
-        *v = q;
+/// A peaking filter that glides from one setting to another over a stretch of sound.
+#[derive(Clone, Copy, Debug)]
+pub struct Sweep {
+    pub from_freq: f32,
+    pub to_freq: f32,
+    pub from_gain_db: f32,
+    pub to_gain_db: f32,
+    pub q: f32,
+}
+
+/// Samples between coefficient updates of a sweep.
+const SWEEP_BLOCK: usize = 32;
+
+/// Knots of the loudness contour.
+pub const GAIN_KNOTS: usize = 6;
+
+/// Everything done to a resynthesised digit in one pass over it.
+#[derive(Clone, Copy, Debug)]
+pub struct Colour {
+    /// Three sweeping peaks (deep cuts: moving notches).
+    pub sweeps: [Sweep; 3],
+    /// A fixed filter after them (a shelf).
+    pub fixed: Biquad,
+    /// Linear gain at evenly spaced knots over the digit.
+    pub gain: [f32; GAIN_KNOTS],
+    /// Tremolo: phase step per sample (radians) and depth (0 = none).
+    pub tremolo_step: f32,
+    pub tremolo_depth: f32,
+    /// Band split (Linkwitz-Riley: each Butterworth filter applied twice, so the bands add up
+    /// to an allpass): the low-pass, the high-pass, the delay in samples of one band against
+    /// the other, and which band is late. A delay of 0 skips the split.
+    pub low_pass: Biquad,
+    pub high_pass: Biquad,
+    pub delay: usize,
+    pub delay_high: bool,
+}
+
+/// Filters `x` in place by one biquad and scales it by a loudness contour (linear gain at
+/// evenly spaced knots): the light treatment of babble.
+pub fn tint(filter: &Biquad, gain: &[f32; GAIN_KNOTS], x: &mut [f32]) {
+    let (mut z1, mut z2) = (0f32, 0f32);
+    let blocks = x.len().div_ceil(SWEEP_BLOCK).max(1);
+    let knot_span = blocks as f32 / (GAIN_KNOTS - 1) as f32;
+    for (b, block) in x.chunks_mut(SWEEP_BLOCK).enumerate() {
+        let kp = b as f32 / knot_span;
+        let k = (kp as usize).min(GAIN_KNOTS - 2);
+        let g = gain[k] + (gain[k + 1] - gain[k]) * (kp - k as f32).min(1.0);
+        for v in block.iter_mut() {
+            let i = *v;
+            let o = filter.b0 * i + z1;
+            z1 = filter.b1 * i - filter.a1 * o + z2;
+            z2 = filter.b2 * i - filter.a2 * o;
+            *v = o * g;
+        }
+    }
+}
+
+/// Applies `c` to `x` in place; `high` is scratch space for the split.
+pub fn colour(c: &Colour, x: &mut Vec<f32>, high: &mut Vec<f32>) {
+    let n = x.len();
+    let (f3, lp, hp) = (&c.fixed, &c.low_pass, &c.high_pass);
+    let split = c.delay > 0;
+    high.clear();
+    high.resize(if split { n } else { 0 }, 0.0);
+    let mut z = [0f32; 16];
+    let blocks = n.div_ceil(SWEEP_BLOCK).max(1);
+    let ratio = c.sweeps.map(|s| (s.to_freq / s.from_freq).ln());
+    let at = |k: usize, t: f32| {
+        let s = &c.sweeps[k];
+        Biquad::peaking(
+            SAMPLE_RATE,
+            s.from_freq * (ratio[k] * t).exp(),
+            s.from_gain_db + (s.to_gain_db - s.from_gain_db) * t,
+            s.q,
+        )
+    };
+    let (dc, ds) = (c.tremolo_step.cos(), c.tremolo_step.sin());
+    let (mut tc, mut ts) = (1f32, 0f32);
+    let half_depth = 0.5 * c.tremolo_depth;
+    let knot_span = blocks as f32 / (GAIN_KNOTS - 1) as f32;
+    for (b, block) in x.chunks_mut(SWEEP_BLOCK).enumerate() {
+        let t = b as f32 / blocks as f32;
+        let (f, g, e) = (at(0, t), at(1, t), at(2, t));
+        // The loudness contour, linear between knots, stepped per block.
+        let kp = b as f32 / knot_span;
+        let k = (kp as usize).min(GAIN_KNOTS - 2);
+        let gain = c.gain[k] + (c.gain[k + 1] - c.gain[k]) * (kp - k as f32).min(1.0);
+        let start = b * SWEEP_BLOCK;
+        for (j, v) in block.iter_mut().enumerate() {
+            let i = *v;
+            let o = f.b0 * i + z[0];
+            z[0] = f.b1 * i - f.a1 * o + z[1];
+            z[1] = f.b2 * i - f.a2 * o;
+            let p = g.b0 * o + z[2];
+            z[2] = g.b1 * o - g.a1 * p + z[3];
+            z[3] = g.b2 * o - g.a2 * p;
+            let r = e.b0 * p + z[14];
+            z[14] = e.b1 * p - e.a1 * r + z[15];
+            z[15] = e.b2 * p - e.a2 * r;
+            let q = f3.b0 * r + z[4];
+            z[4] = f3.b1 * r - f3.a1 * q + z[5];
+            z[5] = f3.b2 * r - f3.a2 * q;
+            let y = q * gain * (1.0 - half_depth * (1.0 + tc));
+            (tc, ts) = (tc * dc - ts * ds, ts * dc + tc * ds);
+            if split {
+                let l1 = lp.b0 * y + z[6];
+                z[6] = lp.b1 * y - lp.a1 * l1 + z[7];
+                z[7] = lp.b2 * y - lp.a2 * l1;
+                let l2 = lp.b0 * l1 + z[8];
+                z[8] = lp.b1 * l1 - lp.a1 * l2 + z[9];
+                z[9] = lp.b2 * l1 - lp.a2 * l2;
+                let h1 = hp.b0 * y + z[10];
+                z[10] = hp.b1 * y - hp.a1 * h1 + z[11];
+                z[11] = hp.b2 * y - hp.a2 * h1;
+                let h2 = hp.b0 * h1 + z[12];
+                z[12] = hp.b1 * h1 - hp.a1 * h2 + z[13];
+                z[13] = hp.b2 * h1 - hp.a2 * h2;
+                high[start + j] = h2;
+                *v = l2;
+            } else {
+                *v = y;
+            }
+        }
+    }
+    if split {
+        // x holds the low band, `high` the high one.
+        let d = c.delay;
+        x.resize(n + d, 0.0);
+        if c.delay_high {
+            for (o, h) in x[d..].iter_mut().zip(high.iter()) {
+                *o += h;
+            }
+        } else {
+            x.copy_within(0..n, d);
+            x[..d].fill(0.0);
+            for (o, h) in x.iter_mut().zip(high.iter()) {
+                *o += h;
+            }
+        }
+    }
+}
+
+/// Allpass coefficients of the two paths of a 90° phase splitter (Olli Niemitalo's design:
+/// the paths differ by 90° ± 0.7° from 0.001 to 0.499 of the sample rate).
+const HILBERT: [[f32; 4]; 2] = [
+    [0.692_387_8, 0.936_065_4, 0.988_229_5, 0.998_748_8],
+    [0.402_192_1, 0.856_171_1, 0.972_291, 0.995_288_5],
+];
+
+/// Shifts every frequency in `x` up by a number of hertz (single-sideband modulation),
+/// gliding from `from_hz` to `to_hz` over the stretch. Unlike a pitch or formant change this
+/// moves every component by the same number of hertz, so the harmonics no longer sit on
+/// multiples of one pitch and the spectrum warps unevenly on any logarithmic scale.
+pub fn frequency_shift(x: &mut [f32], from_hz: f32, to_hz: f32) {
+    let a2 = HILBERT.map(|path| path.map(|a| a * a));
+    // Per path and section: x[n-1], x[n-2], y[n-1], y[n-2].
+    let mut st = [[[0f32; 4]; 4]; 2];
+    let mut delayed = 0f32;
+    let blocks = x.len().div_ceil(SWEEP_BLOCK).max(1) as f32;
+    let (mut c, mut s) = (1f32, 0f32);
+    for (b, block) in x.chunks_mut(SWEEP_BLOCK).enumerate() {
+        let hz = from_hz + (to_hz - from_hz) * (b as f32 / blocks);
+        let step = 2.0 * PI * hz / SAMPLE_RATE;
+        let (dc, ds) = (step.cos(), step.sin());
+        for v in block.iter_mut() {
+            let mut outs = [0f32; 2];
+            for (p, out) in outs.iter_mut().enumerate() {
+                let mut u = *v;
+                for (q, z) in st[p].iter_mut().enumerate() {
+                    let y = a2[p][q] * (u + z[3]) - z[1];
+                    *z = [u, z[0], y, z[2]];
+                    u = y;
+                }
+                *out = u;
+            }
+            let in_phase = delayed;
+            delayed = outs[0];
+            *v = in_phase * c + outs[1] * s;
+            (c, s) = (c * dc - s * ds, s * dc + c * ds);
+        }
+        // Keep the rotation on the unit circle.
+        let r = (c * c + s * s).sqrt();
+        (c, s) = (c / r, s / r);
     }
 }
 
@@ -255,7 +480,9 @@ mod tests {
     use super::*;
 
     fn sine(freq: f32, n: usize) -> Vec<f32> {
-        (0..n).map(|i| (2.0 * PI * freq * i as f32 / 8000.0).sin()).collect()
+        (0..n)
+            .map(|i| (2.0 * PI * freq * i as f32 / 8000.0).sin())
+            .collect()
     }
 
     #[test]
@@ -274,9 +501,65 @@ mod tests {
             let mut b = sine(f_out, 8000);
             q.run(&mut a);
             q.run(&mut b);
-            let (ga, gb) = (rms(&a[4000..]) / 0.7071, rms(&b[4000..]) / 0.7071);
+            let (ga, gb) = (
+                rms(&a[4000..]) / std::f32::consts::FRAC_1_SQRT_2,
+                rms(&b[4000..]) / std::f32::consts::FRAC_1_SQRT_2,
+            );
             assert!(ga > 2.7 && ga < 3.3, "boosted side {ga} (high {high})");
             assert!(gb > 0.9 && gb < 1.15, "flat side {gb} (high {high})");
+        }
+    }
+
+    #[test]
+    fn sweep_moves_the_peak() {
+        // A peak sweeping from 400 Hz to 3000 Hz: a 400 Hz tone is boosted early, not late.
+        let sweep = Sweep {
+            from_freq: 400.0,
+            to_freq: 3000.0,
+            from_gain_db: 12.0,
+            to_gain_db: 12.0,
+            q: 2.0,
+        };
+        let mut x = sine(400.0, 16000);
+        let mut c = plain_colour();
+        c.sweeps[0] = sweep;
+        colour(&c, &mut x, &mut Vec::new());
+        let (early, late) = (
+            rms(&x[200..800]) / std::f32::consts::FRAC_1_SQRT_2,
+            rms(&x[13600..15200]) / std::f32::consts::FRAC_1_SQRT_2,
+        );
+        assert!(early > 2.5, "early gain {early}");
+        assert!(late < 1.3, "late gain {late}");
+    }
+
+    /// Amplitude of the `freq` component of `x` (a single-bin DFT).
+    fn tone(x: &[f32], freq: f32) -> f32 {
+        let (mut re, mut im) = (0f32, 0f32);
+        for (i, v) in x.iter().enumerate() {
+            let w = 2.0 * PI * freq * i as f32 / 8000.0;
+            re += v * w.cos();
+            im += v * w.sin();
+        }
+        2.0 * (re * re + im * im).sqrt() / x.len() as f32
+    }
+
+    #[test]
+    fn frequency_shift_moves_a_tone_up() {
+        for (freq, shift) in [(1000.0, 100.0), (300.0, 60.0), (2500.0, 150.0)] {
+            let mut x = sine(freq, 8000);
+            frequency_shift(&mut x, shift, shift);
+            let tail = &x[800..];
+            let up = tone(tail, freq + shift);
+            let down = tone(tail, freq - shift);
+            let stay = tone(tail, freq);
+            assert!(
+                up > 0.9 && up < 1.1,
+                "{freq} Hz + {shift}: up {up} down {down} stay {stay}"
+            );
+            assert!(
+                down < 0.05 && stay < 0.05,
+                "{freq} Hz + {shift}: down {down} stay {stay}"
+            );
         }
     }
 
@@ -286,24 +569,99 @@ mod tests {
         for i in 1..4 {
             assert!((cubic(&x, i, 0.0) - x[i]).abs() < 1e-6);
         }
-        assert!((cubic(&x, 1, 0.5) + 0.75).abs() < 1e-6, "{}", cubic(&x, 1, 0.5));
+        assert!(
+            (cubic(&x, 1, 0.5) + 0.75).abs() < 1e-6,
+            "{}",
+            cubic(&x, 1, 0.5)
+        );
+    }
+
+    fn plain_colour() -> Colour {
+        let flat = Sweep {
+            from_freq: 1000.0,
+            to_freq: 1000.0,
+            from_gain_db: 0.0,
+            to_gain_db: 0.0,
+            q: 1.0,
+        };
+        Colour {
+            sweeps: [flat, flat, flat],
+            fixed: Biquad::IDENTITY,
+            gain: [1.0; GAIN_KNOTS],
+            tremolo_step: 0.0,
+            tremolo_depth: 0.0,
+            low_pass: Biquad::low_pass(8000.0, 1200.0),
+            high_pass: Biquad::high_pass(8000.0, 1200.0),
+            delay: 0,
+            delay_high: false,
+        }
     }
 
     #[test]
-    fn cascade_is_three_filters_in_series() {
+    fn colour_filters_in_series() {
         let fs = [
             Biquad::peaking(8000.0, 700.0, 6.0, 1.0),
+            Biquad::peaking(8000.0, 2000.0, -9.0, 3.0),
             Biquad::shelf(8000.0, 2000.0, -5.0, true),
-            Biquad::band_pass(8000.0, 1000.0, 0.5),
         ];
-        let mut a: Vec<f32> = (0..500).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+        let mut c = plain_colour();
+        c.sweeps[0] = Sweep {
+            from_freq: 700.0,
+            to_freq: 700.0,
+            from_gain_db: 6.0,
+            to_gain_db: 6.0,
+            q: 1.0,
+        };
+        c.sweeps[1] = Sweep {
+            from_freq: 2000.0,
+            to_freq: 2000.0,
+            from_gain_db: -9.0,
+            to_gain_db: -9.0,
+            q: 3.0,
+        };
+        c.fixed = fs[2];
+        let mut a: Vec<f32> = (0..500)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect();
         let mut b = a.clone();
-        cascade(&fs, &mut a);
+        colour(&c, &mut a, &mut Vec::new());
         for f in &fs {
             f.run(&mut b);
         }
         for (p, q) in a.iter().zip(&b) {
             assert!((p - q).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn colour_split_delays_one_band() {
+        // A low and a high tone; the high band 100 samples late.
+        let x: Vec<f32> = (0..4000)
+            .map(|i| {
+                let t = i as f32 / 8000.0;
+                (2.0 * PI * 300.0 * t).sin() + (2.0 * PI * 3000.0 * t).sin()
+            })
+            .collect();
+        let mut c = plain_colour();
+        c.delay = 100;
+        c.delay_high = true;
+        let mut y = x.clone();
+        colour(&c, &mut y, &mut Vec::new());
+        assert_eq!(y.len(), 4100);
+        // Before the delay only the low tone sounds, after it both (as loud as the input).
+        let early = rms(&y[20..100]);
+        let late = rms(&y[2000..3000]);
+        assert!(early > 0.5 && early < 0.9, "early {early}");
+        assert!((late - rms(&x[2000..3000])).abs() < 0.15, "late {late}");
+    }
+
+    #[test]
+    fn colour_gain_contour() {
+        let mut c = plain_colour();
+        c.gain = [1.0, 1.0, 1.0, 1.0, 0.5, 0.25];
+        let mut x = vec![1.0f32; 5000];
+        colour(&c, &mut x, &mut Vec::new());
+        assert!((x[100] - 1.0).abs() < 1e-4);
+        assert!((x[4990] - 0.25).abs() < 0.03, "{}", x[4990]);
     }
 }
