@@ -58,7 +58,14 @@ fn make(kind: Kind, lang: &str) -> Result<AudioClip, String> {
     Ok(match kind {
         Kind::Served => audio::generate(lang, &mut rng),
         Kind::Plain => audio::plain(lang, &mut rng),
-        Kind::Clean => audio::generate_mix(lang, Mix { babble: false, noise: false }, &mut rng),
+        Kind::Clean => audio::generate_mix(
+            lang,
+            Mix {
+                babble: false,
+                noise: false,
+            },
+            &mut rng,
+        ),
     })
 }
 
@@ -117,7 +124,10 @@ fn dump(kind: Kind, lang: &str, n: usize, dir: &Path) -> Result<(), String> {
         list.push_str(&format!("{name} {}\n", clip.digits));
     }
     write(&dir.join("answers.txt"), list.as_bytes())?;
-    println!("wrote {n} clips ({lang}) and answers.txt to {}", dir.display());
+    println!(
+        "wrote {n} clips ({lang}) and answers.txt to {}",
+        dir.display()
+    );
     Ok(())
 }
 
@@ -133,7 +143,10 @@ fn singles(lang: &str, n: usize, dir: &Path) -> Result<(), String> {
         list.push_str(&format!("{name} {digit}\n"));
     }
     write(&dir.join("answers.txt"), list.as_bytes())?;
-    println!("wrote {n} single digits ({lang}) and answers.txt to {}", dir.display());
+    println!(
+        "wrote {n} single digits ({lang}) and answers.txt to {}",
+        dir.display()
+    );
     Ok(())
 }
 
@@ -197,7 +210,9 @@ fn sample(lang: &str, out: &Path) -> Result<(), String> {
 
 /// Power per 50 ms frame.
 fn frame_power(x: &[f32]) -> Vec<f32> {
-    x.chunks(400).map(|c| c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).collect()
+    x.chunks(400)
+        .map(|c| c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32)
+        .collect()
 }
 
 fn decibels(p: f32) -> f32 {
@@ -208,11 +223,16 @@ fn levels(lang: &str, n: usize) -> Result<(), String> {
     let (mut sbr, mut snr, mut worse, mut frames) = (0f64, 0f64, 0usize, 0usize);
     for i in 0..n {
         let (digits, [speech, babble, noise]) = audio::stems(lang, &mut fresh_rng()?);
-        let (ps, pb, pn) = (frame_power(&speech), frame_power(&babble), frame_power(&noise));
+        let (ps, pb, pn) = (
+            frame_power(&speech),
+            frame_power(&babble),
+            frame_power(&noise),
+        );
         let loudest = ps.iter().copied().fold(0f32, f32::max);
         // Frames where a digit is being spoken: within 20 dB of the loudest.
         let active: Vec<usize> = (0..ps.len()).filter(|&k| ps[k] > loudest * 0.01).collect();
-        let mean = |p: &[f32]| active.iter().map(|&k| p[k]).sum::<f32>() / active.len().max(1) as f32;
+        let mean =
+            |p: &[f32]| active.iter().map(|&k| p[k]).sum::<f32>() / active.len().max(1) as f32;
         sbr += f64::from(decibels(mean(&ps)) - decibels(mean(&pb)));
         snr += f64::from(decibels(mean(&ps)) - decibels(mean(&pn)));
         worse += active.iter().filter(|&&k| pb[k] + pn[k] > ps[k]).count();

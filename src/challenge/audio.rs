@@ -1,15 +1,27 @@
 //! The audio captcha (hardness 3): 9–14 spoken digits.
 //!
-//! The digits come from recordings made with espeak-ng (`voices/`, several voices per
-//! language, made by `scripts/record-voices`), but no clip ever contains a recording as
-//! shipped: pasting a fixed set of recordings (as the Python `captcha` package does) lets a
-//! matched filter that slides those recordings over the clip read it back. Every digit of
-//! every clip is resynthesised afresh (TD-PSOLA, see [`dsp::psola`]): its pitch, its formants
-//! and its tempo change independently, the tempo along a random non-linear warp, the pitch
-//! along a random glide and wobble. Then it is equalised by random biquads, given a random
-//! sparse echo pattern (a small room), sometimes a tremolo, and its own gain. The digits are
-//! laid out with uneven gaps over a bed of babble — more digits, transformed the same way,
-//! 10–16 dB quieter than the spoken ones — and coloured noise.
+//! The digits come from recordings made with espeak-ng (`voices/`: 12 languages, 5 voices
+//! each, made by `scripts/record-voices`), but no clip ever contains a recording as shipped:
+//! pasting a fixed set of recordings (as the Python `captcha` package does) lets a matched
+//! filter that slides those recordings over the clip read it back. Every digit of every clip
+//! is made afresh:
+//!
+//! * resynthesised by TD-PSOLA ([`dsp::psola`]) from a random voice, with its formants
+//!   (10–25% up or down, gliding between two such settings), its pitch (85–260 Hz, never
+//!   within 7% of the voice's own, gliding and wobbling) and its tempo (a random non-linear
+//!   warp over eight knots) changed independently of each other;
+//! * coloured ([`colouring`]): three deep, narrow notches sweeping across the spectrum, a
+//!   shelf, a loudness contour, sometimes a tremolo, and the spectrum split in two with one
+//!   half 20–45 ms late;
+//! * shifted in frequency by tens of hertz (single-sideband, gliding; it makes the harmonics
+//!   inharmonic and warps the spectrum unevenly on any log-frequency scale);
+//! * placed in its own small reverberant room (random echoes) at its own level.
+//!
+//! The digits follow each other after uneven gaps, over a bed of babble — 3–4 other digits
+//! per spoken one, resynthesised the same way but only lightly coloured, 10–16 dB quieter —
+//! and coloured noise 16–22 dB below the speech. A listener follows the loud voice; template
+//! matching and a digits-only recogniser both read these clips at about chance level (see
+//! `scripts/asr-check`).
 //!
 //! All randomness comes from the caller's RNG: the same seed gives the same clip.
 
@@ -46,7 +58,6 @@ pub fn generate<R: RngCore + CryptoRng>(language: &str, rng: &mut R) -> AudioCli
 
 /// Loads the voices before the first request needs them.
 pub fn warm_up() {
-    dsp::warm_up();
     let _ = bank::language("en");
 }
 
@@ -59,7 +70,10 @@ pub struct Mix {
 }
 
 impl Mix {
-    pub const FULL: Mix = Mix { babble: true, noise: true };
+    pub const FULL: Mix = Mix {
+        babble: true,
+        noise: true,
+    };
 }
 
 /// The voice names of a language (after the English fallback), e.g. `["m1", "m3", …]`.
@@ -84,12 +98,17 @@ pub fn plain<R: RngCore + CryptoRng>(language: &str, rng: &mut R) -> AudioClip {
         out.extend_from_slice(lang.recording(voice, d - b'0').samples());
         out.resize(out.len() + gap, 0.0);
     }
-    AudioClip { wav: wav_8bit(&out, 0.95), digits }
+    AudioClip {
+        wav: wav_8bit(&out, 0.95),
+        digits,
+    }
 }
 
 fn random_digits<R: Rng>(rng: &mut R) -> String {
     let count = rng.gen_range(SHORTEST..=LONGEST);
-    (0..count).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect()
+    (0..count)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
 }
 
 /// Level of the spoken digits (RMS over each digit) before the final scaling.
@@ -119,10 +138,9 @@ fn db(x: f32) -> f32 {
     10f32.powf(x / 20.0)
 }
 
-/// How strongly a digit is transformed: the spoken digits and the babble draw from the same
-/// ranges, so that the babble cannot be told apart by its processing.
+/// How a digit is resynthesised; the spoken digits and the babble draw from the same ranges.
 fn reshape<R: Rng>(rng: &mut R, rec: &bank::Recording) -> Reshape {
-    // The formants glide between two settings, each 8–25% up or down, and wobble a little.
+    // The formants glide between two settings, each 10–25% up or down, and wobble a little.
     let formant = Contour {
         from: away_from_one(rng, 0.1, 0.25),
         to: away_from_one(rng, 0.1, 0.25),
@@ -150,92 +168,122 @@ fn reshape<R: Rng>(rng: &mut R, rec: &bank::Recording) -> Reshape {
     let tempo = log_uniform(rng, 1.0, 1.3);
     let mut rate = [0f32; dsp::WARP_KNOTS];
     for r in &mut rate {
-        *r = tempo * log_uniform(rng, 0.6, 1.6);
+        *r = tempo * log_uniform(rng, 0.7, 1.45);
     }
-    Reshape { formant, pitch, rate }
+    Reshape {
+        formant,
+        pitch,
+        rate,
+    }
 }
 
-/// What happens to a resynthesised digit's sound, drawn at random:
-/// * two deep, fairly narrow notches that sweep across the spectrum during the digit. A
-///   moving notch is barely audible (the ear fills in a missing narrow band; a phaser does
-///   the same to music), but it digs a moving trench through a log spectrogram that no fixed
-///   template or per-digit normalisation accounts for;
-/// * a low or high shelf;
-/// * a smooth loudness contour (±8 dB at six knots), and in 3 of 10 digits a tremolo;
-/// * for spoken digits (`split`), the spectrum cut at 0.9–1.6 kHz with one half 20–45 ms late
-///   (the ear hardly minds; no template lines up with both halves at once).
-fn colouring<R: Rng>(rng: &mut R, split: bool) -> dsp::Colour {
+/// A random shelf that leans towards brightness (a high boost or a low cut) more often than
+/// not: the second and third formants carry much of what the ear needs.
+fn shelf<R: Rng>(rng: &mut R) -> Biquad {
+    let fs = SAMPLE_RATE as f32;
+    if rng.gen::<bool>() {
+        Biquad::shelf(
+            fs,
+            log_uniform(rng, 1200.0, 2800.0),
+            uniform(rng, -3.0, 9.0),
+            true,
+        )
+    } else {
+        Biquad::shelf(
+            fs,
+            log_uniform(rng, 250.0, 700.0),
+            uniform(rng, -9.0, 3.0),
+            false,
+        )
+    }
+}
+
+/// A random smooth loudness contour over a digit: ±8 dB at each knot.
+fn contour<R: Rng>(rng: &mut R) -> [f32; dsp::GAIN_KNOTS] {
+    let mut gain = [0f32; dsp::GAIN_KNOTS];
+    for g in &mut gain {
+        *g = db(uniform(rng, -8.0, 8.0));
+    }
+    gain
+}
+
+/// What happens to a resynthesised spoken digit's sound, drawn at random:
+/// * three deep, narrow notches that sweep across the spectrum during the digit. A moving
+///   notch is barely audible (the ear fills in a missing narrow band; a phaser does the same
+///   to music), but it digs a moving trench through a log spectrogram that no fixed template
+///   or per-digit normalisation accounts for;
+/// * a shelf (see [`shelf`]);
+/// * a smooth loudness contour (see [`contour`]), and in 3 of 10 digits a tremolo;
+/// * the spectrum cut at 0.9–1.6 kHz with one half 20–45 ms late (the ear hardly minds; no
+///   template lines up with both halves at once).
+fn colouring<R: Rng>(rng: &mut R) -> dsp::Colour {
     let fs = SAMPLE_RATE as f32;
     // Each notch travels at least 1.2 octaves (up or down) within 250–3400 Hz.
     let notch = |rng: &mut R| {
         let (lo, hi) = (250f32.ln(), 3400f32.ln());
         let travel = uniform(rng, 1.2, 3.0) * std::f32::consts::LN_2;
         let start = uniform(rng, lo, hi - travel);
-        let (from, to) = if rng.gen::<bool>() { (start, start + travel) } else { (start + travel, start) };
+        let (from, to) = if rng.gen::<bool>() {
+            (start, start + travel)
+        } else {
+            (start + travel, start)
+        };
         dsp::Sweep {
             from_freq: from.exp(),
             to_freq: to.exp(),
             from_gain_db: uniform(rng, -30.0, -20.0),
             to_gain_db: uniform(rng, -30.0, -20.0),
-            q: uniform(rng, 2.0, 4.5),
+            q: uniform(rng, 3.0, 5.0),
         }
     };
-    let sweeps = [notch(rng), notch(rng)];
-    // The shelf leans towards brightness (a high boost or a low cut) more often than not: the
-    // second and third formants carry much of what the ear needs.
-    let high = rng.gen::<bool>();
-    let fixed = if high {
-        Biquad::shelf(fs, log_uniform(rng, 1200.0, 2800.0), uniform(rng, -3.0, 9.0), true)
-    } else {
-        Biquad::shelf(fs, log_uniform(rng, 250.0, 700.0), uniform(rng, -9.0, 3.0), false)
-    };
-    let mut gain = [0f32; dsp::GAIN_KNOTS];
-    for g in &mut gain {
-        *g = db(uniform(rng, -8.0, 8.0));
-    }
+    let sweeps = [notch(rng), notch(rng), notch(rng)];
+    let fixed = shelf(rng);
+    let gain = contour(rng);
     let (tremolo_step, tremolo_depth) = if rng.gen_range(0..10) < 3 {
-        (2.0 * std::f32::consts::PI * uniform(rng, 3.0, 9.0) / fs, uniform(rng, 0.2, 0.5))
+        (
+            2.0 * std::f32::consts::PI * uniform(rng, 3.0, 9.0) / fs,
+            uniform(rng, 0.2, 0.5),
+        )
     } else {
         (0.0, 0.0)
     };
-    let (low_pass, high_pass, delay, delay_high) = if split {
-        let cross = log_uniform(rng, 900.0, 1600.0);
-        (
-            Biquad::low_pass(fs, cross),
-            Biquad::high_pass(fs, cross),
-            (uniform(rng, 0.02, 0.045) * fs) as usize,
-            rng.gen::<bool>(),
-        )
-    } else {
-        (Biquad::IDENTITY, Biquad::IDENTITY, 0, false)
-    };
+    let cross = log_uniform(rng, 900.0, 1600.0);
     dsp::Colour {
         sweeps,
         fixed,
         gain,
         tremolo_step,
         tremolo_depth,
-        low_pass,
-        high_pass,
-        delay,
-        delay_high,
+        low_pass: Biquad::low_pass(fs, cross),
+        high_pass: Biquad::high_pass(fs, cross),
+        delay: (uniform(rng, 0.02, 0.045) * fs) as usize,
+        delay_high: rng.gen::<bool>(),
     }
 }
 
-/// The longest echo delay (150 ms).
-const ECHO_SPAN: usize = SAMPLE_RATE as usize * 3 / 20;
+/// The longest echo delay (300 ms).
+const ECHO_SPAN: usize = SAMPLE_RATE as usize * 3 / 10;
 
-/// The direct sound and a sparse random echo pattern (a small, different room per digit).
-fn room<R: Rng>(rng: &mut R, gain: f32, taps: &mut Vec<(usize, f32)>) {
+/// The direct sound and a random echo pattern: a different room per digit. A spoken digit
+/// gets 12–20 echoes over up to 300 ms (a reverberant room: recognisers mind reverberation
+/// far more than listeners do), babble 4–8 over up to 150 ms.
+fn room<R: Rng>(rng: &mut R, gain: f32, spoken: bool, taps: &mut Vec<(usize, f32)>) {
     taps.clear();
     taps.push((0, gain));
-    let count = rng.gen_range(4..=10);
-    let decay = uniform(rng, 0.03, 0.08) * SAMPLE_RATE as f32; // 1/e time in samples
-    let wet = uniform(rng, 0.25, 0.6);
+    let (count, span) = if spoken {
+        (rng.gen_range(12..=20), ECHO_SPAN)
+    } else {
+        (rng.gen_range(4..=8), ECHO_SPAN / 2)
+    };
+    let decay = uniform(rng, 0.05, 0.11) * SAMPLE_RATE as f32; // 1/e time in samples
+    let wet = uniform(rng, 0.3, 0.6);
     for _ in 0..count {
-        let delay = rng.gen_range(16..ECHO_SPAN);
+        let delay = rng.gen_range(16..span);
         let sign = if rng.gen::<bool>() { 1.0 } else { -1.0 };
-        taps.push((delay, sign * gain * wet * (-(delay as f32) / decay).exp() * uniform(rng, 0.5, 1.0)));
+        taps.push((
+            delay,
+            sign * gain * wet * (-(delay as f32) / decay).exp() * uniform(rng, 0.5, 1.0),
+        ));
     }
 }
 
@@ -247,8 +295,9 @@ struct Scratch {
     taps: Vec<(usize, f32)>,
 }
 
-/// One transformed digit into `scratch.digit`, with its RMS. `spoken`: a digit of the answer
-/// (babble skips the band split).
+/// One transformed digit into `scratch.digit`, with its RMS. `spoken`: a digit of the answer,
+/// which gets the whole treatment; babble gets the same resynthesis (cheaper interpolation)
+/// and only a shelf and a loudness contour.
 fn transformed<R: Rng>(
     lang: &bank::Language,
     digit: u8,
@@ -259,9 +308,17 @@ fn transformed<R: Rng>(
     let voice = rng.gen_range(0..lang.voices.len());
     let rec = lang.recording(voice, digit);
     let shape = reshape(rng, rec);
-    dsp::psola(rec, &shape, rng, &mut scratch.digit);
-    let colour = colouring(rng, spoken);
+    if !spoken {
+        // Babble: resynthesised the same way, but only a shelf and a loudness contour after.
+        dsp::psola::<false, R>(rec, &shape, rng, &mut scratch.digit);
+        let (shelf, gain) = (shelf(rng), contour(rng));
+        dsp::tint(&shelf, &gain, &mut scratch.digit);
+        return dsp::rms(&scratch.digit);
+    }
+    dsp::psola::<true, R>(rec, &shape, rng, &mut scratch.digit);
+    let colour = colouring(rng);
     dsp::colour(&colour, &mut scratch.digit, &mut scratch.band);
+    // Every frequency moves by 40–150 Hz up or 30–80 Hz down (gliding between two such).
     let shift = |rng: &mut R| {
         if rng.gen::<bool>() {
             uniform(rng, 40.0, 150.0)
@@ -279,8 +336,8 @@ fn transformed<R: Rng>(
 pub fn single_digit<R: RngCore + CryptoRng>(language: &str, digit: u8, rng: &mut R) -> Vec<f32> {
     let mut s = Scratch::default();
     let level = transformed(bank::language(language), digit % 10, true, rng, &mut s);
-    room(rng, SPEECH_RMS / level.max(1e-6), &mut s.taps);
-    let mut out = vec![0f32; s.digit.len() + SAMPLE_RATE as usize / 5];
+    room(rng, SPEECH_RMS / level.max(1e-6), true, &mut s.taps);
+    let mut out = vec![0f32; s.digit.len() + ECHO_SPAN];
     dsp::mix_taps(&mut out, 0, &s.digit, &s.taps);
     out
 }
@@ -289,14 +346,23 @@ pub fn single_digit<R: RngCore + CryptoRng>(language: &str, digit: u8, rng: &mut
 pub fn generate_mix<R: RngCore + CryptoRng>(language: &str, mix: Mix, rng: &mut R) -> AudioClip {
     let mut out = [Vec::new()];
     let digits = compose(bank::language(language), mix, rng, &mut out, [0, 0, 0]);
-    AudioClip { wav: wav_8bit(&out[0], 0.97), digits }
+    AudioClip {
+        wav: wav_8bit(&out[0], 0.97),
+        digits,
+    }
 }
 
 /// The three parts of the clip `generate` makes from the same RNG state — the spoken digits,
 /// the babble, the noise — apart, before the final scaling (their sum, scaled, is the clip).
 pub fn stems<R: RngCore + CryptoRng>(language: &str, rng: &mut R) -> (String, [Vec<f32>; 3]) {
     let mut out = [Vec::new(), Vec::new(), Vec::new()];
-    let digits = compose(bank::language(language), Mix::FULL, rng, &mut out, [0, 1, 2]);
+    let digits = compose(
+        bank::language(language),
+        Mix::FULL,
+        rng,
+        &mut out,
+        [0, 1, 2],
+    );
     (digits, out)
 }
 
@@ -320,7 +386,7 @@ fn compose<R: RngCore + CryptoRng>(
     for d in digits.bytes() {
         let level = transformed(lang, d - b'0', true, rng, &mut s);
         let gain = SPEECH_RMS * db(uniform(rng, -3.0, 3.0)) / level.max(1e-6);
-        room(rng, gain, &mut s.taps);
+        room(rng, gain, true, &mut s.taps);
         let need = at + s.digit.len() + ECHO_SPAN;
         if speech.len() < need {
             speech.resize(need, 0.0);
@@ -333,15 +399,15 @@ fn compose<R: RngCore + CryptoRng>(
         buffer.resize(total, 0.0);
     }
 
-    // Babble: 2–3 other digits per spoken digit, anywhere, 10–16 dB down.
+    // Babble: 3–4 other digits per spoken digit, anywhere, 10–16 dB down.
     if mix.babble {
         let babble = &mut out[to[1]];
-        let count = digits.len() * 2 + rng.gen_range(0..=digits.len());
+        let count = digits.len() * 3 + rng.gen_range(0..=digits.len());
         for _ in 0..count {
             let level = transformed(lang, rng.gen_range(0..10), false, rng, &mut s);
             let gain = SPEECH_RMS * db(-uniform(rng, 10.0, 16.0)) / level.max(1e-6);
             if rng.gen::<bool>() {
-                room(rng, gain, &mut s.taps);
+                room(rng, gain, false, &mut s.taps);
             } else {
                 s.taps.clear();
                 s.taps.push((0, gain));
@@ -351,9 +417,9 @@ fn compose<R: RngCore + CryptoRng>(
         }
     }
 
-    // Coloured noise with a slowly changing level, 14–22 dB below the speech.
+    // Coloured noise with a slowly changing level, 16–22 dB below the speech.
     if mix.noise {
-        let level = SPEECH_RMS * db(-uniform(rng, 18.0, 24.0));
+        let level = SPEECH_RMS * db(-uniform(rng, 16.0, 22.0));
         let lowpass = uniform(rng, 0.0, 0.85);
         let swing = uniform(rng, 0.0, 0.5);
         let step = 2.0 * std::f32::consts::PI * uniform(rng, 0.1, 0.6) / fs as f32;
@@ -413,7 +479,9 @@ pub fn wav_16bit(samples: &[f32]) -> Vec<u8> {
     {
         let mut writer = hound::WavWriter::new(&mut cursor, spec).expect("WAV header");
         for &v in samples {
-            writer.write_sample((v * 32767.0).round().clamp(-32768.0, 32767.0) as i16).expect("in memory");
+            writer
+                .write_sample((v * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+                .expect("in memory");
         }
         writer.finalize().expect("in memory");
     }
@@ -429,7 +497,10 @@ mod tests {
     fn read(wav: &[u8]) -> (hound::WavSpec, Vec<i8>) {
         let reader = hound::WavReader::new(std::io::Cursor::new(wav)).expect("a WAV file");
         let spec = reader.spec();
-        let samples = reader.into_samples::<i8>().map(|s| s.expect("a sample")).collect();
+        let samples = reader
+            .into_samples::<i8>()
+            .map(|s| s.expect("a sample"))
+            .collect();
         (spec, samples)
     }
 
@@ -437,8 +508,16 @@ mod tests {
     fn audio_clip_is_a_valid_wav_with_9_to_14_digits() {
         for seed in 0..20u64 {
             let clip = generate("en", &mut ChaCha20Rng::seed_from_u64(seed));
-            assert!((SHORTEST..=LONGEST).contains(&clip.digits.len()), "{}", clip.digits);
-            assert!(clip.digits.bytes().all(|b| b.is_ascii_digit()), "{}", clip.digits);
+            assert!(
+                (SHORTEST..=LONGEST).contains(&clip.digits.len()),
+                "{}",
+                clip.digits
+            );
+            assert!(
+                clip.digits.bytes().all(|b| b.is_ascii_digit()),
+                "{}",
+                clip.digits
+            );
             assert_eq!(&clip.wav[..4], b"RIFF");
             assert_eq!(&clip.wav[8..16], b"WAVEfmt ");
             let (spec, samples) = read(&clip.wav);
@@ -461,7 +540,11 @@ mod tests {
             let (_, samples) = read(&clip.wav);
             let secs = samples.len() as f32 / 8000.0;
             let per_digit = secs / clip.digits.len() as f32;
-            assert!((0.45..1.3).contains(&per_digit), "{secs} s for {} digits", clip.digits.len());
+            assert!(
+                (0.45..1.3).contains(&per_digit),
+                "{secs} s for {} digits",
+                clip.digits.len()
+            );
             assert!(clip.wav.len() < 120_000, "{} bytes", clip.wav.len());
         }
     }
@@ -470,22 +553,41 @@ mod tests {
     fn audio_every_language_has_every_digit_in_four_voices() {
         let langs = voice_languages();
         assert!(langs.len() >= 12);
-        for want in ["en", "de", "fr", "es", "it", "pt", "nl", "pl", "ru", "tr", "ar", "zh"] {
+        for want in [
+            "en", "de", "fr", "es", "it", "pt", "nl", "pl", "ru", "tr", "ar", "zh",
+        ] {
             assert!(langs.contains(&want), "{want} missing");
         }
         for &tag in langs {
             let lang = bank::language(tag);
             assert_eq!(lang.tag, tag, "{tag} falls back");
-            assert!(lang.voices.len() >= 4, "{tag}: {} voices", lang.voices.len());
+            assert!(
+                lang.voices.len() >= 4,
+                "{tag}: {} voices",
+                lang.voices.len()
+            );
             for v in 0..lang.voices.len() {
                 for d in 0..10u8 {
                     let rec = lang.recording(v, d);
                     let secs = rec.samples().len() as f32 / 8000.0;
-                    assert!((0.15..1.5).contains(&secs), "{tag} {} {d}: {secs} s", lang.voices[v]);
+                    assert!(
+                        (0.15..1.5).contains(&secs),
+                        "{tag} {} {d}: {secs} s",
+                        lang.voices[v]
+                    );
                     let rms = dsp::rms(rec.samples());
                     assert!(rms > 0.03, "{tag} {} {d}: rms {rms}", lang.voices[v]);
-                    let voiced: u32 = rec.marks.iter().filter(|m| m.voiced).map(|m| u32::from(m.period)).sum();
-                    assert!(voiced >= 320, "{tag} {} {d}: {voiced} voiced samples", lang.voices[v]);
+                    let voiced: u32 = rec
+                        .marks
+                        .iter()
+                        .filter(|m| m.voiced)
+                        .map(|m| u32::from(m.period))
+                        .sum();
+                    assert!(
+                        voiced >= 320,
+                        "{tag} {} {d}: {voiced} voiced samples",
+                        lang.voices[v]
+                    );
                 }
             }
         }
@@ -561,13 +663,22 @@ mod tests {
     fn audio_no_shipped_recording_survives() {
         // Every spoken digit is resynthesised: no 20 ms stretch of a recording is found in a
         // clip, even without babble and noise; in a pasted clip every one is.
-        let quiet = Mix { babble: false, noise: false };
+        let quiet = Mix {
+            babble: false,
+            noise: false,
+        };
         let clip = generate_mix("en", quiet, &mut ChaCha20Rng::seed_from_u64(5));
         let best = best_match(&clip.wav);
-        assert!(best < 0.98, "a stretch of a recording survives (correlation {best})");
+        assert!(
+            best < 0.98,
+            "a stretch of a recording survives (correlation {best})"
+        );
         let pasted = plain("en", &mut ChaCha20Rng::seed_from_u64(5));
         let best = best_match(&pasted.wav);
-        assert!(best > 0.99, "the check misses a pasted recording (correlation {best})");
+        assert!(
+            best > 0.99,
+            "the check misses a pasted recording (correlation {best})"
+        );
     }
 
     #[test]
@@ -575,7 +686,12 @@ mod tests {
         let clip = generate("fr", &mut ChaCha20Rng::seed_from_u64(11));
         let (digits, [speech, babble, noise]) = stems("fr", &mut ChaCha20Rng::seed_from_u64(11));
         assert_eq!(digits, clip.digits);
-        let sum: Vec<f32> = speech.iter().zip(&babble).zip(&noise).map(|((a, b), c)| a + b + c).collect();
+        let sum: Vec<f32> = speech
+            .iter()
+            .zip(&babble)
+            .zip(&noise)
+            .map(|((a, b), c)| a + b + c)
+            .collect();
         let again = wav_8bit(&sum, 0.97);
         let differ = clip.wav.iter().zip(&again).filter(|(a, b)| a != b).count();
         assert_eq!(clip.wav.len(), again.len());

@@ -99,7 +99,10 @@ pub fn language(tag: &str) -> &'static Language {
 }
 
 fn parse(tag: &'static str, data: &[u8]) -> Result<Language, String> {
-    let newline = data.iter().position(|&b| b == b'\n').ok_or("no header line")?;
+    let newline = data
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or("no header line")?;
     let header = std::str::from_utf8(&data[..newline]).map_err(|_| "header is not UTF-8")?;
     let fields: Vec<&str> = header.split(' ').collect();
     match fields.as_slice() {
@@ -125,12 +128,20 @@ fn parse(tag: &'static str, data: &[u8]) -> Result<Language, String> {
             *v = table[usize::from(b)];
         }
         let (marks, period) = pitch_marks(&padded[PAD..PAD + n]);
-        recordings.push(Recording { padded, marks, period });
+        recordings.push(Recording {
+            padded,
+            marks,
+            period,
+        });
     }
     if !rest.is_empty() {
         return Err(format!("{} bytes left over", rest.len()));
     }
-    Ok(Language { tag, voices, recordings })
+    Ok(Language {
+        tag,
+        voices,
+        recordings,
+    })
 }
 
 /// G.711 µ-law to linear, scaled to ±1.
@@ -151,7 +162,12 @@ fn ulaw_table() -> [f32; 256] {
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(p, q)| p * q).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(p, q)| p * q)
+        .sum();
     for (p, q) in ca.zip(cb) {
         for i in 0..8 {
             acc[i] += p[i] * q[i];
@@ -194,8 +210,16 @@ fn frame_period(x: &[f32], start: usize, lo: usize, hi: usize, floor: f32) -> Op
     }
     // The shortest lag that is a local maximum close to the best one (avoids octave errors).
     for lag in lo..=hi {
-        let left = if lag > lo { r[lag - 1] } else { f32::NEG_INFINITY };
-        let right = if lag < hi { r[lag + 1] } else { f32::NEG_INFINITY };
+        let left = if lag > lo {
+            r[lag - 1]
+        } else {
+            f32::NEG_INFINITY
+        };
+        let right = if lag < hi {
+            r[lag + 1]
+        } else {
+            f32::NEG_INFINITY
+        };
         if r[lag] >= 0.88 * best && r[lag] >= left && r[lag] >= right {
             return Some((lag, r[lag]));
         }
@@ -255,7 +279,11 @@ fn pitch_marks(x: &[f32]) -> (Vec<Mark>, f32) {
         let frame = (pos / HOP).min(frames - 1);
         let t = usize::from(period[frame]);
         if t > 0 {
-            let (lo, hi) = if last_voiced { (pos + t - t / 4, pos + t + t / 4) } else { (pos, pos + t) };
+            let (lo, hi) = if last_voiced {
+                (pos + t - t / 4, pos + t + t / 4)
+            } else {
+                (pos, pos + t)
+            };
             if lo >= len {
                 break;
             }
@@ -266,15 +294,27 @@ fn pitch_marks(x: &[f32]) -> (Vec<Mark>, f32) {
                     best = i;
                 }
             }
-            marks.push(Mark { pos: best as u32, period: t as u16, voiced: true });
+            marks.push(Mark {
+                pos: best as u32,
+                period: t as u16,
+                voiced: true,
+            });
             pos = best.max(pos + 1);
             last_voiced = true;
         } else {
-            pos = if marks.is_empty() { 0 } else { pos + usize::from(UNVOICED) };
+            pos = if marks.is_empty() {
+                0
+            } else {
+                pos + usize::from(UNVOICED)
+            };
             if pos >= len {
                 break;
             }
-            marks.push(Mark { pos: pos as u32, period: UNVOICED, voiced: false });
+            marks.push(Mark {
+                pos: pos as u32,
+                period: UNVOICED,
+                voiced: false,
+            });
             last_voiced = false;
         }
     }

@@ -1,29 +1,13 @@
 //! Signal processing for the audio captcha, all f32 at 8 kHz: TD-PSOLA resynthesis with
-//! independent pitch, formant and (non-linear) tempo changes, RBJ biquads, sparse echoes.
+//! independent pitch, formant and (non-linear) tempo changes; RBJ biquads, sweeping notches
+//! and a band split in one pass; single-sideband frequency shifting; sparse echoes.
 
 use std::f32::consts::PI;
-use std::sync::LazyLock;
 
 use super::bank::{Recording, PAD, RATE};
 
 const SAMPLE_RATE: f32 = RATE as f32;
 use rand::Rng;
-
-/// Raised-cosine window over u in [-1, 1], tabulated.
-const HANN_SIZE: usize = 1024;
-static HANN: LazyLock<[f32; HANN_SIZE + 1]> = LazyLock::new(|| {
-    let mut t = [0f32; HANN_SIZE + 1];
-    for (i, v) in t.iter_mut().enumerate() {
-        let u = i as f32 / HANN_SIZE as f32 * 2.0 - 1.0;
-        *v = 0.5 + 0.5 * (PI * u).cos();
-    }
-    t
-});
-
-/// Builds the window table (part of the voices' warm-up).
-pub fn warm_up() {
-    LazyLock::force(&HANN);
-}
 
 /// Catmull-Rom interpolation at `i + t` (0 <= t < 1) of `x`; `i - 1 ..= i + 2` must exist.
 #[inline(always)]
@@ -79,16 +63,28 @@ const MAX_PERIOD: f32 = 115.0;
 /// the formant factor of the moment, laid at the new pitch period along the warped time axis.
 /// Unvoiced grains are taken from a jittered position, so stretched noise does not turn
 /// periodic. `out` is cleared and receives the digit.
-pub fn psola<R: Rng>(rec: &Recording, shape: &Reshape, rng: &mut R, out: &mut Vec<f32>) {
+///
+/// `CUBIC` picks Catmull-Rom interpolation of the source, else linear (cheaper, duller: for
+/// babble).
+pub fn psola<const CUBIC: bool, R: Rng>(
+    rec: &Recording,
+    shape: &Reshape,
+    rng: &mut R,
+    out: &mut Vec<f32>,
+) {
     let x = &rec.padded;
     let marks = &rec.marks;
-    let hann = &*HANN;
     out.clear();
     if marks.is_empty() {
         return;
     }
     let n_in = (x.len() - 2 * PAD) as f32;
-    let slowest = shape.rate.iter().copied().fold(f32::INFINITY, f32::min).max(0.2);
+    let slowest = shape
+        .rate
+        .iter()
+        .copied()
+        .fold(f32::INFINITY, f32::min)
+        .max(0.2);
     out.resize((n_in / slowest) as usize + 400, 0.0);
     let mut t_in = 0f32;
     let mut t_out = f32::from(marks[0].period) / shape.formant.at(0.0);
@@ -106,7 +102,16 @@ pub fn psola<R: Rng>(rec: &Recording, shape: &Reshape, rng: &mut R, out: &mut Ve
         }
         let rel = (t_in / n_in).clamp(0.0, 1.0);
         let period = f32::from(m.period);
-        let h = period / shape.formant.at(rel);
+        let formant = shape.formant.at(rel);
+        // A grain spans two source periods squeezed by the formant factor, but at most three
+        // output periods when the pitch goes up a lot (more overlap only costs time).
+        let full = period / formant;
+        let (step, h) = if m.voiced {
+            let step = (period / shape.pitch.at(rel)).clamp(MIN_PERIOD, MAX_PERIOD);
+            (step, full.min(1.5 * step))
+        } else {
+            (full, full)
+        };
         let mut centre = m.pos as f32;
         if !m.voiced {
             centre += (rng.gen::<f32>() - 0.5) * period;
@@ -116,26 +121,28 @@ pub fn psola<R: Rng>(rec: &Recording, shape: &Reshape, rng: &mut R, out: &mut Ve
         if k1 + 1 >= out.len() {
             out.resize(k1 + 400, 0.0);
         }
+        // The raised-cosine window 0.5 + 0.5 cos(pi u), u from -1 to 1 over the grain, as a
+        // rotating phasor; and the source position (one output sample is `formant` source
+        // samples). Both stepped per output sample.
         let inv_h = 1.0 / h;
-        let scale = 0.5 * HANN_SIZE as f32;
-        // Window position u in [-1, 1] and source position, both stepped per output sample.
-        let mut u = (k0 as f32 - t_out) * inv_h;
-        let mut src = centre + PAD as f32 + u * period;
-        let src_step = period * inv_h;
+        let u0 = (k0 as f32 - t_out) * inv_h;
+        let (mut c, mut s) = ((PI * u0).cos(), (PI * u0).sin());
+        let (dc, ds) = ((PI * inv_h).cos(), (PI * inv_h).sin());
+        let mut src = centre + PAD as f32 + u0 * h * formant;
         for o in &mut out[k0..=k1] {
-            let w = hann[((u + 1.0) * scale + 0.5) as usize];
             let i = src as usize; // src > 1 thanks to the padding, so this is floor()
-            *o += w * cubic(x, i, src - i as f32);
-            u += inv_h;
-            src += src_step;
+            let t = src - i as f32;
+            let v = if CUBIC {
+                cubic(x, i, t)
+            } else {
+                x[i] + t * (x[i + 1] - x[i])
+            };
+            *o += (0.5 + 0.5 * c) * v;
+            (c, s) = (c * dc - s * ds, s * dc + c * ds);
+            src += formant;
         }
         end = end.max(k1 + 1);
 
-        let step = if m.voiced {
-            (period / shape.pitch.at(rel)).clamp(MIN_PERIOD, MAX_PERIOD)
-        } else {
-            h
-        };
         let pos = rel * (WARP_KNOTS - 1) as f32;
         let i = (pos as usize).min(WARP_KNOTS - 2);
         let frac = pos - i as f32;
@@ -161,7 +168,13 @@ pub struct Biquad {
 
 impl Biquad {
     fn normalised(b0: f32, b1: f32, b2: f32, a0: f32, a1: f32, a2: f32) -> Biquad {
-        Biquad { b0: b0 / a0, b1: b1 / a0, b2: b2 / a0, a1: a1 / a0, a2: a2 / a0 }
+        Biquad {
+            b0: b0 / a0,
+            b1: b1 / a0,
+            b2: b2 / a0,
+            a1: a1 / a0,
+            a2: a2 / a0,
+        }
     }
 
     /// Peaking EQ at `freq` Hz with `gain_db` and quality `q`.
@@ -204,7 +217,14 @@ impl Biquad {
         let w = 2.0 * PI * freq / rate;
         let alpha = w.sin() / (2.0 * std::f32::consts::FRAC_1_SQRT_2);
         let c = w.cos();
-        Biquad::normalised((1.0 - c) / 2.0, 1.0 - c, (1.0 - c) / 2.0, 1.0 + alpha, -2.0 * c, 1.0 - alpha)
+        Biquad::normalised(
+            (1.0 - c) / 2.0,
+            1.0 - c,
+            (1.0 - c) / 2.0,
+            1.0 + alpha,
+            -2.0 * c,
+            1.0 - alpha,
+        )
     }
 
     /// Second-order high-pass (Butterworth Q).
@@ -212,11 +232,25 @@ impl Biquad {
         let w = 2.0 * PI * freq / rate;
         let alpha = w.sin() / (2.0 * std::f32::consts::FRAC_1_SQRT_2);
         let c = w.cos();
-        Biquad::normalised((1.0 + c) / 2.0, -(1.0 + c), (1.0 + c) / 2.0, 1.0 + alpha, -2.0 * c, 1.0 - alpha)
+        Biquad::normalised(
+            (1.0 + c) / 2.0,
+            -(1.0 + c),
+            (1.0 + c) / 2.0,
+            1.0 + alpha,
+            -2.0 * c,
+            1.0 - alpha,
+        )
     }
 
     /// Passes everything unchanged.
-    pub const IDENTITY: Biquad = Biquad { b0: 1.0, b1: 0.0, b2: 0.0, a1: 0.0, a2: 0.0 };
+    #[cfg(test)]
+    pub const IDENTITY: Biquad = Biquad {
+        b0: 1.0,
+        b1: 0.0,
+        b2: 0.0,
+        a1: 0.0,
+        a2: 0.0,
+    };
 
     /// Filters `x` in place.
     #[cfg(test)]
@@ -251,8 +285,8 @@ pub const GAIN_KNOTS: usize = 6;
 /// Everything done to a resynthesised digit in one pass over it.
 #[derive(Clone, Copy, Debug)]
 pub struct Colour {
-    /// Two sweeping peaks (deep cuts: moving notches).
-    pub sweeps: [Sweep; 2],
+    /// Three sweeping peaks (deep cuts: moving notches).
+    pub sweeps: [Sweep; 3],
     /// A fixed filter after them (a shelf).
     pub fixed: Biquad,
     /// Linear gain at evenly spaced knots over the digit.
@@ -269,6 +303,26 @@ pub struct Colour {
     pub delay_high: bool,
 }
 
+/// Filters `x` in place by one biquad and scales it by a loudness contour (linear gain at
+/// evenly spaced knots): the light treatment of babble.
+pub fn tint(filter: &Biquad, gain: &[f32; GAIN_KNOTS], x: &mut [f32]) {
+    let (mut z1, mut z2) = (0f32, 0f32);
+    let blocks = x.len().div_ceil(SWEEP_BLOCK).max(1);
+    let knot_span = blocks as f32 / (GAIN_KNOTS - 1) as f32;
+    for (b, block) in x.chunks_mut(SWEEP_BLOCK).enumerate() {
+        let kp = b as f32 / knot_span;
+        let k = (kp as usize).min(GAIN_KNOTS - 2);
+        let g = gain[k] + (gain[k + 1] - gain[k]) * (kp - k as f32).min(1.0);
+        for v in block.iter_mut() {
+            let i = *v;
+            let o = filter.b0 * i + z1;
+            z1 = filter.b1 * i - filter.a1 * o + z2;
+            z2 = filter.b2 * i - filter.a2 * o;
+            *v = o * g;
+        }
+    }
+}
+
 /// Applies `c` to `x` in place; `high` is scratch space for the split.
 pub fn colour(c: &Colour, x: &mut Vec<f32>, high: &mut Vec<f32>) {
     let n = x.len();
@@ -276,7 +330,7 @@ pub fn colour(c: &Colour, x: &mut Vec<f32>, high: &mut Vec<f32>) {
     let split = c.delay > 0;
     high.clear();
     high.resize(if split { n } else { 0 }, 0.0);
-    let mut z = [0f32; 14];
+    let mut z = [0f32; 16];
     let blocks = n.div_ceil(SWEEP_BLOCK).max(1);
     let ratio = c.sweeps.map(|s| (s.to_freq / s.from_freq).ln());
     let at = |k: usize, t: f32| {
@@ -294,7 +348,7 @@ pub fn colour(c: &Colour, x: &mut Vec<f32>, high: &mut Vec<f32>) {
     let knot_span = blocks as f32 / (GAIN_KNOTS - 1) as f32;
     for (b, block) in x.chunks_mut(SWEEP_BLOCK).enumerate() {
         let t = b as f32 / blocks as f32;
-        let (f, g) = (at(0, t), at(1, t));
+        let (f, g, e) = (at(0, t), at(1, t), at(2, t));
         // The loudness contour, linear between knots, stepped per block.
         let kp = b as f32 / knot_span;
         let k = (kp as usize).min(GAIN_KNOTS - 2);
@@ -308,9 +362,12 @@ pub fn colour(c: &Colour, x: &mut Vec<f32>, high: &mut Vec<f32>) {
             let p = g.b0 * o + z[2];
             z[2] = g.b1 * o - g.a1 * p + z[3];
             z[3] = g.b2 * o - g.a2 * p;
-            let q = f3.b0 * p + z[4];
-            z[4] = f3.b1 * p - f3.a1 * q + z[5];
-            z[5] = f3.b2 * p - f3.a2 * q;
+            let r = e.b0 * p + z[14];
+            z[14] = e.b1 * p - e.a1 * r + z[15];
+            z[15] = e.b2 * p - e.a2 * r;
+            let q = f3.b0 * r + z[4];
+            z[4] = f3.b1 * r - f3.a1 * q + z[5];
+            z[5] = f3.b2 * r - f3.a2 * q;
             let y = q * gain * (1.0 - half_depth * (1.0 + tc));
             (tc, ts) = (tc * dc - ts * ds, ts * dc + tc * ds);
             if split {
@@ -423,7 +480,9 @@ mod tests {
     use super::*;
 
     fn sine(freq: f32, n: usize) -> Vec<f32> {
-        (0..n).map(|i| (2.0 * PI * freq * i as f32 / 8000.0).sin()).collect()
+        (0..n)
+            .map(|i| (2.0 * PI * freq * i as f32 / 8000.0).sin())
+            .collect()
     }
 
     #[test]
@@ -442,7 +501,10 @@ mod tests {
             let mut b = sine(f_out, 8000);
             q.run(&mut a);
             q.run(&mut b);
-            let (ga, gb) = (rms(&a[4000..]) / 0.7071, rms(&b[4000..]) / 0.7071);
+            let (ga, gb) = (
+                rms(&a[4000..]) / std::f32::consts::FRAC_1_SQRT_2,
+                rms(&b[4000..]) / std::f32::consts::FRAC_1_SQRT_2,
+            );
             assert!(ga > 2.7 && ga < 3.3, "boosted side {ga} (high {high})");
             assert!(gb > 0.9 && gb < 1.15, "flat side {gb} (high {high})");
         }
@@ -451,12 +513,21 @@ mod tests {
     #[test]
     fn sweep_moves_the_peak() {
         // A peak sweeping from 400 Hz to 3000 Hz: a 400 Hz tone is boosted early, not late.
-        let sweep = Sweep { from_freq: 400.0, to_freq: 3000.0, from_gain_db: 12.0, to_gain_db: 12.0, q: 2.0 };
+        let sweep = Sweep {
+            from_freq: 400.0,
+            to_freq: 3000.0,
+            from_gain_db: 12.0,
+            to_gain_db: 12.0,
+            q: 2.0,
+        };
         let mut x = sine(400.0, 16000);
         let mut c = plain_colour();
         c.sweeps[0] = sweep;
         colour(&c, &mut x, &mut Vec::new());
-        let (early, late) = (rms(&x[200..800]) / 0.7071, rms(&x[13600..15200]) / 0.7071);
+        let (early, late) = (
+            rms(&x[200..800]) / std::f32::consts::FRAC_1_SQRT_2,
+            rms(&x[13600..15200]) / std::f32::consts::FRAC_1_SQRT_2,
+        );
         assert!(early > 2.5, "early gain {early}");
         assert!(late < 1.3, "late gain {late}");
     }
@@ -481,8 +552,14 @@ mod tests {
             let up = tone(tail, freq + shift);
             let down = tone(tail, freq - shift);
             let stay = tone(tail, freq);
-            assert!(up > 0.9 && up < 1.1, "{freq} Hz + {shift}: up {up} down {down} stay {stay}");
-            assert!(down < 0.05 && stay < 0.05, "{freq} Hz + {shift}: down {down} stay {stay}");
+            assert!(
+                up > 0.9 && up < 1.1,
+                "{freq} Hz + {shift}: up {up} down {down} stay {stay}"
+            );
+            assert!(
+                down < 0.05 && stay < 0.05,
+                "{freq} Hz + {shift}: down {down} stay {stay}"
+            );
         }
     }
 
@@ -492,13 +569,23 @@ mod tests {
         for i in 1..4 {
             assert!((cubic(&x, i, 0.0) - x[i]).abs() < 1e-6);
         }
-        assert!((cubic(&x, 1, 0.5) + 0.75).abs() < 1e-6, "{}", cubic(&x, 1, 0.5));
+        assert!(
+            (cubic(&x, 1, 0.5) + 0.75).abs() < 1e-6,
+            "{}",
+            cubic(&x, 1, 0.5)
+        );
     }
 
     fn plain_colour() -> Colour {
-        let flat = Sweep { from_freq: 1000.0, to_freq: 1000.0, from_gain_db: 0.0, to_gain_db: 0.0, q: 1.0 };
+        let flat = Sweep {
+            from_freq: 1000.0,
+            to_freq: 1000.0,
+            from_gain_db: 0.0,
+            to_gain_db: 0.0,
+            q: 1.0,
+        };
         Colour {
-            sweeps: [flat, flat],
+            sweeps: [flat, flat, flat],
             fixed: Biquad::IDENTITY,
             gain: [1.0; GAIN_KNOTS],
             tremolo_step: 0.0,
@@ -518,10 +605,24 @@ mod tests {
             Biquad::shelf(8000.0, 2000.0, -5.0, true),
         ];
         let mut c = plain_colour();
-        c.sweeps[0] = Sweep { from_freq: 700.0, to_freq: 700.0, from_gain_db: 6.0, to_gain_db: 6.0, q: 1.0 };
-        c.sweeps[1] = Sweep { from_freq: 2000.0, to_freq: 2000.0, from_gain_db: -9.0, to_gain_db: -9.0, q: 3.0 };
+        c.sweeps[0] = Sweep {
+            from_freq: 700.0,
+            to_freq: 700.0,
+            from_gain_db: 6.0,
+            to_gain_db: 6.0,
+            q: 1.0,
+        };
+        c.sweeps[1] = Sweep {
+            from_freq: 2000.0,
+            to_freq: 2000.0,
+            from_gain_db: -9.0,
+            to_gain_db: -9.0,
+            q: 3.0,
+        };
         c.fixed = fs[2];
-        let mut a: Vec<f32> = (0..500).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+        let mut a: Vec<f32> = (0..500)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect();
         let mut b = a.clone();
         colour(&c, &mut a, &mut Vec::new());
         for f in &fs {
