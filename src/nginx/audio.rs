@@ -5,8 +5,8 @@
 //! save a `data:` URI as a file.
 
 use ngx::ffi::{
-    ngx_http_request_t, ngx_int_t, NGX_HTTP_FORBIDDEN, NGX_HTTP_GET, NGX_HTTP_HEAD,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_NOT_FOUND,
+    ngx_int_t, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED,
+    NGX_HTTP_NOT_FOUND,
 };
 use ngx::http::Request;
 use rand::SeedableRng;
@@ -14,19 +14,14 @@ use rand_chacha::ChaCha20Rng;
 
 use super::{client, handler, language, response, LocConf, MainConf};
 use crate::challenge::audio;
-use crate::challenge::flow::percent_decode;
 use crate::challenge::token::{check_challenge, ClientBinding};
 use crate::pages::Page;
-use crate::request::argument_values;
 
 /// 410: the challenge expired or was answered; its clip is gone with it.
 const GONE: ngx_int_t = 410;
 
 pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t {
-    let raw: *const ngx_http_request_t = (&*r).into();
-    // SAFETY: `raw` is the live request.
-    let method = unsafe { (*raw).method };
-    if method != NGX_HTTP_GET as usize && method != NGX_HTTP_HEAD as usize {
+    if !client::is_get_or_head(r) {
         return NGX_HTTP_NOT_ALLOWED as _;
     }
     let (Some(secrets), Some(zone)) = (mcf.secrets(), mcf.zone_state()) else {
@@ -35,10 +30,7 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
     let Some(spent) = zone.spent.as_ref() else {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
-    let args = r.as_ref().args;
-    // SAFETY: `args` is an nginx string of the live request (possibly empty).
-    let args = if args.len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(args.data, args.len) } };
-    let first = |name: &[u8]| argument_values(args, name).next().map(percent_decode);
+    let first = |name: &[u8]| client::argument(r, name);
     let token = first(b"challenge").unwrap_or_default();
     let binding = ClientBinding::new(client::address(r), client::user_agent(r));
     // Someone else's, forged or garbage: nothing to give.

@@ -46,12 +46,29 @@ pub(crate) fn cookies<'a>(r: &'a Request, name: &'a [u8]) -> impl Iterator<Item 
         .flat_map(move |(_, value)| request::cookie_values(value.as_bytes(), name))
 }
 
-/// Every value of URL argument `name`.
-pub(crate) fn arguments<'a>(r: &'a Request, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+/// The query string (without `?`), empty when there is none.
+pub(crate) fn query(r: &Request) -> &[u8] {
     let args = r.as_ref().args;
     // SAFETY: `args` is an nginx string of the live request (possibly empty).
-    let args = if args.len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(args.data, args.len) } };
-    request::argument_values(args, name)
+    if args.len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(args.data, args.len) } }
+}
+
+/// Every value of URL argument `name`.
+pub(crate) fn arguments<'a>(r: &'a Request, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    request::argument_values(query(r), name)
+}
+
+/// The first value of URL argument `name`, percent-decoded.
+pub(crate) fn argument(r: &Request, name: &[u8]) -> Option<Vec<u8>> {
+    arguments(r, name).next().map(crate::challenge::flow::percent_decode)
+}
+
+/// Whether the request is a GET or a HEAD (the module's own read-only paths allow no other).
+pub(crate) fn is_get_or_head(r: &Request) -> bool {
+    let raw: *const ngx::ffi::ngx_http_request_t = r.into();
+    // SAFETY: `raw` is the live request.
+    let method = unsafe { (*raw).method };
+    method == ngx::ffi::NGX_HTTP_GET as usize || method == ngx::ffi::NGX_HTTP_HEAD as usize
 }
 
 /// Whether the client reached us over TLS (cookies then get `Secure`).

@@ -1,13 +1,11 @@
 //! The page language of a request, and the language chooser at its module-owned path.
 
-use ngx::ffi::{ngx_http_request_t, ngx_int_t, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_NOT_ALLOWED};
+use ngx::ffi::{ngx_int_t, NGX_HTTP_NOT_ALLOWED};
 use ngx::http::Request;
 
 use super::{client, response, LocConf};
-use crate::challenge::flow::percent_decode;
 use crate::challenge::token::is_safe_return_path;
 use crate::pages::{chooser_href, with_language_argument, ChooserView, PageContext, PageKind, LANGUAGE_NAME};
-use crate::request::argument_values;
 
 /// How long a chosen language is remembered (one year).
 const COOKIE_AGE_SECS: u64 = 365 * 86400;
@@ -46,16 +44,10 @@ pub(crate) fn choose(r: &Request, lcf: &LocConf, return_path: &str) -> PageLangu
 /// `…&set=TAG` remembers the choice (cookie, or URL argument with `nocookie`) and sends the
 /// client back to PATH, which must be a same-site relative path (else `/`).
 pub(crate) fn serve(r: &mut Request, lcf: &LocConf) -> ngx_int_t {
-    let raw: *const ngx_http_request_t = (&*r).into();
-    // SAFETY: `raw` is the live request.
-    let method = unsafe { (*raw).method };
-    if method != NGX_HTTP_GET as usize && method != NGX_HTTP_HEAD as usize {
+    if !client::is_get_or_head(r) {
         return NGX_HTTP_NOT_ALLOWED as _;
     }
-    let args = r.as_ref().args;
-    // SAFETY: `args` is an nginx string of the live request (possibly empty).
-    let args = if args.len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(args.data, args.len) } };
-    let first = |name: &[u8]| argument_values(args, name).next().map(percent_decode);
+    let first = |name: &[u8]| client::argument(r, name);
     let return_path = first(b"return")
         .filter(|path| is_safe_return_path(path))
         .and_then(|path| String::from_utf8(path).ok())
