@@ -252,16 +252,21 @@ impl Biquad {
         a2: 0.0,
     };
 
+    /// One sample through the filter (transposed direct form II); `z` is its state.
+    #[inline(always)]
+    pub fn step(&self, i: f32, z: &mut [f32; 2]) -> f32 {
+        let o = self.b0 * i + z[0];
+        z[0] = self.b1 * i - self.a1 * o + z[1];
+        z[1] = self.b2 * i - self.a2 * o;
+        o
+    }
+
     /// Filters `x` in place.
     #[cfg(test)]
     pub fn run(&self, x: &mut [f32]) {
-        let (mut z1, mut z2) = (0f32, 0f32);
+        let mut z = [0f32; 2];
         for v in x.iter_mut() {
-            let i = *v;
-            let o = self.b0 * i + z1;
-            z1 = self.b1 * i - self.a1 * o + z2;
-            z2 = self.b2 * i - self.a2 * o;
-            *v = o;
+            *v = self.step(*v, &mut z);
         }
     }
 }
@@ -306,7 +311,7 @@ pub struct Colour {
 /// Filters `x` in place by one biquad and scales it by a loudness contour (linear gain at
 /// evenly spaced knots): the light treatment of babble.
 pub fn tint(filter: &Biquad, gain: &[f32; GAIN_KNOTS], x: &mut [f32]) {
-    let (mut z1, mut z2) = (0f32, 0f32);
+    let mut z = [0f32; 2];
     let blocks = x.len().div_ceil(SWEEP_BLOCK).max(1);
     let knot_span = blocks as f32 / (GAIN_KNOTS - 1) as f32;
     for (b, block) in x.chunks_mut(SWEEP_BLOCK).enumerate() {
@@ -314,11 +319,7 @@ pub fn tint(filter: &Biquad, gain: &[f32; GAIN_KNOTS], x: &mut [f32]) {
         let k = (kp as usize).min(GAIN_KNOTS - 2);
         let g = gain[k] + (gain[k + 1] - gain[k]) * (kp - k as f32).min(1.0);
         for v in block.iter_mut() {
-            let i = *v;
-            let o = filter.b0 * i + z1;
-            z1 = filter.b1 * i - filter.a1 * o + z2;
-            z2 = filter.b2 * i - filter.a2 * o;
-            *v = o * g;
+            *v = filter.step(*v, &mut z) * g;
         }
     }
 }
@@ -330,7 +331,8 @@ pub fn colour(c: &Colour, x: &mut Vec<f32>, high: &mut Vec<f32>) {
     let split = c.delay > 0;
     high.clear();
     high.resize(if split { n } else { 0 }, 0.0);
-    let mut z = [0f32; 16];
+    // Filter states: sweeps 0 and 1, the fixed filter, the split (two low, two high), sweep 2.
+    let mut z = [[0f32; 2]; 8];
     let blocks = n.div_ceil(SWEEP_BLOCK).max(1);
     let ratio = c.sweeps.map(|s| (s.to_freq / s.from_freq).ln());
     let at = |k: usize, t: f32| {
@@ -355,34 +357,15 @@ pub fn colour(c: &Colour, x: &mut Vec<f32>, high: &mut Vec<f32>) {
         let gain = c.gain[k] + (c.gain[k + 1] - c.gain[k]) * (kp - k as f32).min(1.0);
         let start = b * SWEEP_BLOCK;
         for (j, v) in block.iter_mut().enumerate() {
-            let i = *v;
-            let o = f.b0 * i + z[0];
-            z[0] = f.b1 * i - f.a1 * o + z[1];
-            z[1] = f.b2 * i - f.a2 * o;
-            let p = g.b0 * o + z[2];
-            z[2] = g.b1 * o - g.a1 * p + z[3];
-            z[3] = g.b2 * o - g.a2 * p;
-            let r = e.b0 * p + z[14];
-            z[14] = e.b1 * p - e.a1 * r + z[15];
-            z[15] = e.b2 * p - e.a2 * r;
-            let q = f3.b0 * r + z[4];
-            z[4] = f3.b1 * r - f3.a1 * q + z[5];
-            z[5] = f3.b2 * r - f3.a2 * q;
-            let y = q * gain * (1.0 - half_depth * (1.0 + tc));
+            let y = f3.step(
+                e.step(g.step(f.step(*v, &mut z[0]), &mut z[1]), &mut z[7]),
+                &mut z[2],
+            );
+            let y = y * gain * (1.0 - half_depth * (1.0 + tc));
             (tc, ts) = (tc * dc - ts * ds, ts * dc + tc * ds);
             if split {
-                let l1 = lp.b0 * y + z[6];
-                z[6] = lp.b1 * y - lp.a1 * l1 + z[7];
-                z[7] = lp.b2 * y - lp.a2 * l1;
-                let l2 = lp.b0 * l1 + z[8];
-                z[8] = lp.b1 * l1 - lp.a1 * l2 + z[9];
-                z[9] = lp.b2 * l1 - lp.a2 * l2;
-                let h1 = hp.b0 * y + z[10];
-                z[10] = hp.b1 * y - hp.a1 * h1 + z[11];
-                z[11] = hp.b2 * y - hp.a2 * h1;
-                let h2 = hp.b0 * h1 + z[12];
-                z[12] = hp.b1 * h1 - hp.a1 * h2 + z[13];
-                z[13] = hp.b2 * h1 - hp.a2 * h2;
+                let l2 = lp.step(lp.step(y, &mut z[3]), &mut z[4]);
+                let h2 = hp.step(hp.step(y, &mut z[5]), &mut z[6]);
                 high[start + j] = h2;
                 *v = l2;
             } else {
