@@ -423,7 +423,9 @@ unsafe extern "C" fn set_default_language(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
-    let pages = unsafe { &*conf.cast::<LocConf>() }.pages().clone();
+    // The block's own template set (shared, not copied), or the built-in one.
+    let own = unsafe { &*conf.cast::<LocConf>() }.pages.clone();
+    let pages = own.as_deref().unwrap_or_else(|| PageSet::builtin());
     let check = |tag: &str| {
         if pages.languages().find(tag.as_bytes()).is_some() {
             Ok(tag.to_ascii_lowercase())

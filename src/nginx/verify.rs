@@ -11,10 +11,10 @@ use ngx::ffi::{
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
 use ngx::ngx_log_error;
 
-use super::language::{self, PageLanguage};
+use super::language;
 use super::{client, handler, request_state, response, LocConf, MainConf, Module};
 use crate::challenge::flow::{judge, Form, Judgement, MAX_FORM_BYTES};
-use crate::challenge::token::{check_challenge, with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME};
+use crate::challenge::token::{with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME};
 use crate::pages::Message;
 use crate::policy::Suspicion;
 use crate::state::records::SpentNonce;
@@ -101,11 +101,9 @@ fn answer(r: &mut Request) -> ngx_int_t {
     let failure_key = request_state::failure_key(mcf, address);
     let now = client::now();
     let form = Form::parse(&body);
-    let return_path = check_challenge(secrets, &form.challenge, binding)
-        .map_or_else(|_| "/".to_owned(), |c| c.terms.return_path);
-    let language = language::choose(r, lcf, &return_path);
 
     if failures.with(client::pid(), |t| mcf.failure_limit.is_blocked(t, &failure_key, now.millis)) {
+        let language = language::choose(r, lcf, "/");
         return response::write_block(r, lcf, "/", Some(Suspicion::FailedChallenges), &language);
     }
 
@@ -142,13 +140,14 @@ fn answer(r: &mut Request) -> ngx_int_t {
                 if now_blocked { ", client blocked" } else { "" }
             );
             if now_blocked {
+                let language = language::choose(r, lcf, &terms.return_path);
                 return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges), &language);
             }
-            rechallenge(r, mcf, lcf, &terms, Message::Wrong, &language)
+            rechallenge(r, mcf, lcf, &terms, Message::Wrong)
         }
         Judgement::Stale { terms } => {
             let terms = terms.unwrap_or_else(|| response::challenge_terms(lcf, "/".into()));
-            rechallenge(r, mcf, lcf, &terms, Message::Stale, &language)
+            rechallenge(r, mcf, lcf, &terms, Message::Stale)
         }
     }
 }
@@ -161,8 +160,9 @@ fn rechallenge(
     lcf: &LocConf,
     terms: &ChallengeTerms,
     message: Message,
-    language: &PageLanguage,
 ) -> ngx_int_t {
+    // The page's language and its chooser link are those of the page answered.
+    let language = &language::choose(r, lcf, &terms.return_path);
     if let Some(retry_after) = handler::audio_budget_spent(r, mcf, lcf, terms.hardness) {
         return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, language);
     }
