@@ -8,6 +8,7 @@ pub mod challenge;
 pub mod conf;
 pub mod pages;
 pub mod policy;
+pub mod reputation;
 pub mod request;
 pub mod state;
 

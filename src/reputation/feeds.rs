@@ -1,0 +1,1 @@
+//! Parsers of the reputation sources' formats (filled in by issue 6).

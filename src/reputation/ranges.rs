@@ -1,0 +1,1 @@
+//! Address sets (filled in by issue 6).
