@@ -102,17 +102,106 @@ impl FromStr for Hardness {
 pub enum Suspicion {
     /// Too many wrong captcha answers within the failure window.
     FailedChallenges,
+    /// The address is on the location's deny list (`captchaify_deny`).
+    DenyList,
+    /// The address is a Tor exit.
+    TorExit,
+    /// ip-api says the address is a proxy, VPN or hosting provider.
+    ProxyOrHosting,
+    /// StopForumSpam lists the address.
+    Spammer,
     /// The user agent is a known crawler, bot or HTTP library, or is missing.
     CrawlerUserAgent,
+    /// The address was not looked up yet (`captchaify_lookup_pending captcha`).
+    LookupPending,
 }
 
 impl Suspicion {
     pub const fn as_str(self) -> &'static str {
         match self {
             Suspicion::FailedChallenges => "too many wrong answers",
+            Suspicion::DenyList => "deny list",
+            Suspicion::TorExit => "Tor exit",
+            Suspicion::ProxyOrHosting => "proxy or hosting address (ip-api)",
+            Suspicion::Spammer => "listed by StopForumSpam",
             Suspicion::CrawlerUserAgent => "crawler user agent",
+            Suspicion::LookupPending => "address not looked up yet",
         }
     }
+}
+
+/// The third-party sources a location listens to (`captchaify_third_parties`), as bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThirdParties(pub u8);
+
+impl ThirdParties {
+    pub const TOR: u8 = 1;
+    pub const IPAPI: u8 = 2;
+    pub const STOPFORUMSPAM: u8 = 4;
+    pub const ALL: ThirdParties = ThirdParties(Self::TOR | Self::IPAPI | Self::STOPFORUMSPAM);
+    pub const NONE: ThirdParties = ThirdParties(0);
+
+    pub const fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// `tor ipapi stopforumspam` in any order and combination, or `off`.
+    pub fn parse(args: &[&str]) -> Result<ThirdParties, InvalidThirdParty> {
+        if args == ["off"] {
+            return Ok(Self::NONE);
+        }
+        let mut bits = 0;
+        for arg in args {
+            let bit = match *arg {
+                "tor" => Self::TOR,
+                "ipapi" => Self::IPAPI,
+                "stopforumspam" => Self::STOPFORUMSPAM,
+                other => return Err(InvalidThirdParty(other.to_string())),
+            };
+            if bits & bit != 0 {
+                return Err(InvalidThirdParty(format!("{arg} (twice)")));
+            }
+            bits |= bit;
+        }
+        if bits == 0 {
+            return Err(InvalidThirdParty(String::new()));
+        }
+        Ok(ThirdParties(bits))
+    }
+}
+
+impl Default for ThirdParties {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid source \"{0}\", expected tor, ipapi and stopforumspam (any of them) or off")]
+pub struct InvalidThirdParty(pub String);
+
+/// What the address-based sources say about a client, independent of the location. Each
+/// field is only set when the module has the source configured at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reputation {
+    pub tor: bool,
+    pub proxy_or_hosting: bool,
+    pub spammer: bool,
+    /// ip-api has not answered about this address yet.
+    pub ipapi_pending: bool,
+    /// StopForumSpam has not answered about this address yet.
+    pub sfs_pending: bool,
+}
+
+/// What the location's own lists and rules say about the client (`captchaify_allow`,
+/// `captchaify_deny`, country and AS-number rules). Recomputed for every location a request
+/// passes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Standing {
+    pub allowed: bool,
+    pub denied: bool,
+    /// The action a country or AS-number rule prescribes for this client here.
+    pub rule: Option<Action>,
 }
 
 /// What a location asks of its clients: its action and which sources of suspicion count.
@@ -128,6 +217,11 @@ pub struct LocationPolicy {
     /// The location is under attack: all its clients together went over
     /// `captchaify_max_rate_limit`, and every unverified client gets the captcha.
     pub under_attack: bool,
+    /// The third-party sources that count here.
+    pub third_parties: ThirdParties,
+    /// A client whose address the per-address sources have not answered about yet gets the
+    /// captcha (`captchaify_lookup_pending captcha`) rather than passing.
+    pub pending_is_suspicious: bool,
 }
 
 impl LocationPolicy {
@@ -150,6 +244,10 @@ pub struct ClientFacts {
     pub failed_too_often: bool,
     /// The keyed hash of the pass token that verified the client, for per-token rate limits.
     pub pass_key: Option<[u8; 16]>,
+    /// What the address-based sources say.
+    pub reputation: Reputation,
+    /// What this location's lists and rules say (set anew at every location).
+    pub standing: Standing,
 }
 
 impl ClientFacts {
@@ -161,10 +259,24 @@ impl ClientFacts {
 
     /// Why the client looks like a bot under this policy, if it does.
     pub fn suspicion(&self, policy: &LocationPolicy) -> Option<Suspicion> {
+        let sources = policy.third_parties;
+        let rep = &self.reputation;
+        let pending = (sources.has(ThirdParties::IPAPI) && rep.ipapi_pending)
+            || (sources.has(ThirdParties::STOPFORUMSPAM) && rep.sfs_pending);
         if self.failed_too_often {
             Some(Suspicion::FailedChallenges)
+        } else if self.standing.denied {
+            Some(Suspicion::DenyList)
+        } else if sources.has(ThirdParties::TOR) && rep.tor {
+            Some(Suspicion::TorExit)
+        } else if sources.has(ThirdParties::IPAPI) && rep.proxy_or_hosting {
+            Some(Suspicion::ProxyOrHosting)
+        } else if sources.has(ThirdParties::STOPFORUMSPAM) && rep.spammer {
+            Some(Suspicion::Spammer)
         } else if policy.block_crawler && self.crawler {
             Some(Suspicion::CrawlerUserAgent)
+        } else if policy.pending_is_suspicious && pending {
+            Some(Suspicion::LookupPending)
         } else {
             None
         }
@@ -188,14 +300,27 @@ pub enum Verdict {
 /// too many wrong answers is blocked everywhere but on `let` locations until its failure
 /// window ends: it had its chances.
 ///
+/// An address on the location's allow list passes everything but its rate limit (checked
+/// before this); a country or AS-number rule replaces the location's action for the clients
+/// it matches. An address only waiting for a lookup is never blocked, at most challenged.
+///
 /// Under attack every location but `let` behaves like `fight` for clients without a pass,
 /// except that `block` still blocks the suspicious ones: a flood is answered with captchas,
 /// which cost a person a few seconds and a bot its run, while verified clients keep passing.
 pub fn decide(policy: &LocationPolicy, facts: &ClientFacts) -> Verdict {
     let suspicion = facts.suspicion(policy);
-    match policy.action {
+    let action = facts.standing.rule.unwrap_or(policy.action);
+    match action {
         Action::Let => Verdict::Pass,
+        _ if facts.standing.allowed => Verdict::Pass,
         _ if suspicion == Some(Suspicion::FailedChallenges) => Verdict::Block,
+        Action::Block if suspicion == Some(Suspicion::LookupPending) => {
+            if facts.verified(policy) {
+                Verdict::Pass
+            } else {
+                Verdict::Challenge
+            }
+        }
         Action::Block if suspicion.is_some() => Verdict::Block,
         _ if policy.under_attack && !facts.verified(policy) => Verdict::Challenge,
         Action::Block => Verdict::Pass,
@@ -267,6 +392,18 @@ mod tests {
         url_pass: None,
         failed_too_often: false,
         pass_key: None,
+        reputation: Reputation {
+            tor: false,
+            proxy_or_hosting: false,
+            spammer: false,
+            ipapi_pending: false,
+            sfs_pending: false,
+        },
+        standing: Standing {
+            allowed: false,
+            denied: false,
+            rule: None,
+        },
     };
     const BOT: ClientFacts = ClientFacts {
         crawler: true,
@@ -288,7 +425,99 @@ mod tests {
             hardness: Hardness::NORMAL,
             accept_url_pass: false,
             under_attack: false,
+            third_parties: ThirdParties::ALL,
+            pending_is_suspicious: false,
         }
+    }
+
+    /// Every address-based source marks the client suspicious: captcha and block change
+    /// their verdict, let does not; sources the location does not listen to do not count.
+    #[test]
+    fn reputation_sources_change_captcha_and_block_but_not_let() {
+        let flagged = [
+            Reputation { tor: true, ..HUMAN.reputation },
+            Reputation { proxy_or_hosting: true, ..HUMAN.reputation },
+            Reputation { spammer: true, ..HUMAN.reputation },
+        ];
+        let bits = [ThirdParties::TOR, ThirdParties::IPAPI, ThirdParties::STOPFORUMSPAM];
+        for (reputation, bit) in flagged.into_iter().zip(bits) {
+            let facts = ClientFacts { reputation, ..HUMAN };
+            assert_eq!(decide(&policy(Action::Captcha, true), &facts), Verdict::Challenge);
+            assert_eq!(decide(&policy(Action::Block, true), &facts), Verdict::Block);
+            assert_eq!(decide(&policy(Action::Let, true), &facts), Verdict::Pass);
+            assert_eq!(decide(&policy(Action::Captcha, true), &HUMAN), Verdict::Pass);
+            // A pass lets a suspicious client through captcha, not through block.
+            let verified = ClientFacts { cookie_pass: Some(Hardness::NORMAL), ..facts };
+            assert_eq!(decide(&policy(Action::Captcha, true), &verified), Verdict::Pass);
+            assert_eq!(decide(&policy(Action::Block, true), &verified), Verdict::Block);
+            let deaf = LocationPolicy {
+                third_parties: ThirdParties(ThirdParties::ALL.0 & !bit),
+                ..policy(Action::Block, true)
+            };
+            assert_eq!(decide(&deaf, &facts), Verdict::Pass);
+            assert_eq!(decide(&LocationPolicy { third_parties: ThirdParties::NONE, ..deaf }, &facts), Verdict::Pass);
+        }
+    }
+
+    #[test]
+    fn lists_allow_beats_everything_deny_is_suspicion() {
+        let denied = ClientFacts { standing: Standing { denied: true, ..HUMAN.standing }, ..HUMAN };
+        assert_eq!(decide(&policy(Action::Captcha, true), &denied), Verdict::Challenge);
+        assert_eq!(decide(&policy(Action::Block, true), &denied), Verdict::Block);
+        assert_eq!(decide(&policy(Action::Let, true), &denied), Verdict::Pass);
+        assert_eq!(denied.suspicion(&policy(Action::Block, true)), Some(Suspicion::DenyList));
+        let allowed_bot = ClientFacts {
+            standing: Standing { allowed: true, denied: true, rule: Some(Action::Block) },
+            reputation: Reputation { tor: true, ..HUMAN.reputation },
+            ..BOT
+        };
+        for action in [Action::Let, Action::Block, Action::Fight, Action::Captcha] {
+            let mut p = policy(action, true);
+            assert_eq!(decide(&p, &allowed_bot), Verdict::Pass, "{action}");
+            p.under_attack = true;
+            assert_eq!(decide(&p, &allowed_bot), Verdict::Pass, "{action} under attack");
+        }
+        // Too many failures are not forgiven by suspicion sources but are by the allow list.
+        let failed = ClientFacts { failed_too_often: true, ..allowed_bot };
+        assert_eq!(decide(&policy(Action::Captcha, true), &failed), Verdict::Pass);
+    }
+
+    #[test]
+    fn country_and_asn_rules_replace_the_action() {
+        let rule = |rule| ClientFacts { standing: Standing { rule: Some(rule), ..HUMAN.standing }, ..HUMAN };
+        assert_eq!(decide(&policy(Action::Captcha, true), &rule(Action::Block)), Verdict::Pass);
+        let flagged = ClientFacts { crawler: true, ..rule(Action::Block) };
+        assert_eq!(decide(&policy(Action::Captcha, true), &flagged), Verdict::Block);
+        assert_eq!(decide(&policy(Action::Captcha, true), &rule(Action::Fight)), Verdict::Challenge);
+        assert_eq!(decide(&policy(Action::Block, true), &ClientFacts { crawler: true, ..rule(Action::Let) }), Verdict::Pass);
+        // A rule is the action for the clients it matches, even at a `let` location.
+        assert_eq!(decide(&policy(Action::Let, true), &rule(Action::Fight)), Verdict::Challenge);
+    }
+
+    #[test]
+    fn pending_lookups_challenge_only_when_asked_to_and_never_block() {
+        let pending = ClientFacts { reputation: Reputation { ipapi_pending: true, ..HUMAN.reputation }, ..HUMAN };
+        assert_eq!(decide(&policy(Action::Captcha, true), &pending), Verdict::Pass);
+        assert_eq!(decide(&policy(Action::Block, true), &pending), Verdict::Pass);
+        let strict = |action| LocationPolicy { pending_is_suspicious: true, ..policy(action, true) };
+        assert_eq!(decide(&strict(Action::Captcha), &pending), Verdict::Challenge);
+        assert_eq!(decide(&strict(Action::Block), &pending), Verdict::Challenge);
+        let verified = ClientFacts { cookie_pass: Some(Hardness::NORMAL), ..pending };
+        assert_eq!(decide(&strict(Action::Block), &verified), Verdict::Pass);
+        // A source the location does not listen to is not waited for.
+        let deaf = LocationPolicy { third_parties: ThirdParties(ThirdParties::TOR), ..strict(Action::Captcha) };
+        assert_eq!(decide(&deaf, &pending), Verdict::Pass);
+    }
+
+    #[test]
+    fn third_parties_parse() {
+        assert_eq!(ThirdParties::parse(&["off"]), Ok(ThirdParties::NONE));
+        assert_eq!(ThirdParties::parse(&["stopforumspam", "tor"]), Ok(ThirdParties(5)));
+        assert_eq!(ThirdParties::parse(&["tor", "ipapi", "stopforumspam"]), Ok(ThirdParties::ALL));
+        assert!(ThirdParties::parse(&["tor", "tor"]).is_err());
+        assert!(ThirdParties::parse(&["tor", "off"]).is_err());
+        assert!(ThirdParties::parse(&["spamhaus"]).is_err());
+        assert!(ThirdParties::parse(&[]).is_err());
     }
 
     #[test]

@@ -3,4 +3,5 @@
 
 pub mod rate;
 pub mod records;
+pub mod reputation;
 pub mod table;

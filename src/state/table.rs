@@ -783,6 +783,24 @@ impl<V: Record> Guard<'_, V> {
         live
     }
 
+    /// Removes and returns the least recently used live entry (expired ones met on the way
+    /// are freed): with entries only inserted, never looked up, the table is a queue.
+    pub fn pop_least_recent(&mut self, now: u64) -> Option<(Key, V)> {
+        for _ in 0..self.slots.len() {
+            let slot = self.slot(self.links.lru_tail)?;
+            if slot.state != OCCUPIED {
+                self.flag_corrupt();
+                return None;
+            }
+            let (key, live) = (slot.key, now < slot.expires_at);
+            let removed = self.remove(&key, now);
+            if live {
+                return removed.map(|value| (key, value));
+            }
+        }
+        None
+    }
+
     /// Occupied slots, including expired entries whose slot has not been reused yet.
     pub fn len(&self) -> usize {
         self.counters.len.load(Ordering::Relaxed) as usize
@@ -1411,6 +1429,28 @@ mod tests {
     }
 
     // ----- Sizes ----------------------------------------------------------------------------
+
+    #[test]
+    fn pop_least_recent_serves_a_queue_in_order() {
+        let mut region = Region::for_capacity::<Hits>(64);
+        let table = region.init::<Hits>();
+        table.with(1, |t| {
+            assert!(t.pop_least_recent(0).is_none());
+            for i in 0..10u8 {
+                // Entry 3 expires at 50; the others live on.
+                let expires = if i == 3 { 50 } else { 1000 };
+                t.insert(&[i; 16], 0, expires, Hits { count: 0 });
+            }
+            assert_eq!(t.pop_least_recent(10).map(|(k, _)| k[0]), Some(0));
+            assert_eq!(t.pop_least_recent(10).map(|(k, _)| k[0]), Some(1));
+            // A lookup makes 2 the most recent: it is served last.
+            assert!(t.get(&[2; 16], 10).is_some());
+            // The expired entry is skipped and freed.
+            let order: Vec<u8> = core::iter::from_fn(|| t.pop_least_recent(100).map(|(k, _)| k[0])).collect();
+            assert_eq!(order, [4, 5, 6, 7, 8, 9, 2]);
+            assert!(t.is_empty());
+        });
+    }
 
     #[test]
     fn bytes_per_entry_meets_the_budget() {

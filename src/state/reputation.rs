@@ -1,0 +1,345 @@
+//! What the reputation feeds said, as kept in the shared zone, and the rules that read and
+//! write it. Free of nginx: the request path reads, the fetcher's event-loop side writes.
+//!
+//! Three tables, keyed by a keyed hash of the client address (IPv4 as IPv4-mapped IPv6):
+//!
+//! * **listed** (bulk lists, the Tor exits): one [`Listed`] per address, tagged with the
+//!   generation of the list it came from. A refresh inserts the new list under the next
+//!   generation, then publishes that generation; addresses of older generations are invisible
+//!   at once and their slots are reused. A failed refresh publishes nothing: the last good
+//!   list stays in force.
+//! * **lookups** (per-address sources, ip-api and StopForumSpam): one [`Lookup`] per address
+//!   holding each source's answer and until when it holds.
+//! * **pending**: addresses waiting to be asked, a queue (entries are only inserted and
+//!   popped, so the table's recency order is their arrival order).
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::table::{Guard, Key, Record};
+
+/// An address in a bulk list of the given generation.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub generation: u32,
+    _reserved: u32,
+}
+
+// SAFETY: plain integers: valid for every bit pattern, no pointers.
+unsafe impl Record for Listed {
+    const KIND: u32 = u32::from_be_bytes(*b"LST1");
+}
+
+/// One source's answer about an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Answer {
+    /// Never asked, or the answer ran out.
+    Unknown = 0,
+    /// Queued for the fetcher; no answer yet.
+    Asked = 1,
+    Clean = 2,
+    Suspicious = 3,
+    /// The source could not answer; asked again after a while.
+    Failed = 4,
+}
+
+impl Answer {
+    fn from_u8(value: u8) -> Answer {
+        match value {
+            1 => Answer::Asked,
+            2 => Answer::Clean,
+            3 => Answer::Suspicious,
+            4 => Answer::Failed,
+            _ => Answer::Unknown,
+        }
+    }
+}
+
+/// The per-address sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    IpApi,
+    StopForumSpam,
+}
+
+impl Source {
+    pub const ALL: [Source; 2] = [Source::IpApi, Source::StopForumSpam];
+
+    pub const fn bit(self) -> u8 {
+        match self {
+            Source::IpApi => 1,
+            Source::StopForumSpam => 2,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Source::IpApi => "ipapi",
+            Source::StopForumSpam => "stopforumspam",
+        }
+    }
+}
+
+/// What the per-address sources said about one address. Times are Unix seconds.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lookup {
+    answers: [u8; 2],
+    /// ISO country code from ip-api (two ASCII capitals), zero when unknown.
+    pub country: [u8; 2],
+    /// AS number from ip-api, zero when unknown.
+    pub asn: u32,
+    until: [u32; 2],
+}
+
+// SAFETY: plain integers: valid for every bit pattern, no pointers.
+unsafe impl Record for Lookup {
+    const KIND: u32 = u32::from_be_bytes(*b"LKP1");
+}
+
+impl Lookup {
+    fn index(source: Source) -> usize {
+        match source {
+            Source::IpApi => 0,
+            Source::StopForumSpam => 1,
+        }
+    }
+
+    /// The source's answer as of `now_secs` (an answer past its time is unknown).
+    pub fn answer(&self, source: Source, now_secs: u64) -> Answer {
+        let i = Self::index(source);
+        if u64::from(self.until[i]) <= now_secs {
+            return Answer::Unknown;
+        }
+        Answer::from_u8(self.answers[i])
+    }
+
+    pub fn set(&mut self, source: Source, answer: Answer, until_secs: u64) {
+        let i = Self::index(source);
+        self.answers[i] = answer as u8;
+        self.until[i] = u32::try_from(until_secs).unwrap_or(u32::MAX);
+    }
+
+    /// When the entry may be forgotten: when its last answer runs out.
+    pub fn expires_ms(&self) -> u64 {
+        u64::from(self.until[0].max(self.until[1])) * 1000
+    }
+}
+
+/// An address waiting for the fetcher, and which sources to ask.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// The address, IPv4 as IPv4-mapped IPv6.
+    pub addr: [u8; 16],
+    pub sources: u8,
+    _reserved: [u8; 7],
+}
+
+// SAFETY: plain bytes: valid for every bit pattern, no pointers.
+unsafe impl Record for Pending {
+    const KIND: u32 = u32::from_be_bytes(*b"PND1");
+}
+
+impl Pending {
+    pub fn address(&self) -> IpAddr {
+        let v6 = Ipv6Addr::from(self.addr);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        }
+    }
+
+    pub fn asks(&self, source: Source) -> bool {
+        self.sources & source.bit() != 0
+    }
+}
+
+/// The address as the tables key it: IPv4 as IPv4-mapped IPv6.
+pub fn address_bytes(addr: IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// How long an address stays queued (and its answer `Asked`) before it is queued again.
+pub const ASK_TIMEOUT_SECS: u64 = 600;
+
+/// Reads what the per-address sources said about `key` and queues the sources in `wanted`
+/// (bits of [`Source::bit`]) that have no live answer. Returns the entry as it now stands and
+/// the bits to queue (zero when nothing is to be asked).
+pub fn read_and_mark(t: &mut Guard<'_, Lookup>, key: &Key, now_secs: u64, wanted: u8) -> (Lookup, u8) {
+    let now_ms = now_secs * 1000;
+    t.update(key, now_ms, |current| {
+        let mut entry = current.unwrap_or_default();
+        let mut ask = 0;
+        for source in Source::ALL {
+            if wanted & source.bit() != 0 && entry.answer(source, now_secs) == Answer::Unknown {
+                entry.set(source, Answer::Asked, now_secs + ASK_TIMEOUT_SECS);
+                ask |= source.bit();
+            }
+        }
+        let store = (ask != 0).then(|| (entry, entry.expires_ms()));
+        (store, (entry, ask))
+    })
+}
+
+/// Records a source's answer about `key`, keeping the other source's.
+pub fn record_answer(
+    t: &mut Guard<'_, Lookup>,
+    key: &Key,
+    now_secs: u64,
+    source: Source,
+    answer: Answer,
+    until_secs: u64,
+    geo: Option<([u8; 2], u32)>,
+) {
+    t.update(key, now_secs * 1000, |current| {
+        let mut entry = current.unwrap_or_default();
+        entry.set(source, answer, until_secs);
+        if let Some((country, asn)) = geo {
+            entry.country = country;
+            entry.asn = asn;
+        }
+        (Some((entry, entry.expires_ms())), ())
+    });
+}
+
+/// The state of one bulk feed, in the zone header: plain atomics, written by the fetcher's
+/// event loop, read by every request.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct FeedStatus {
+    /// The generation in force; zero while no list was ever loaded.
+    pub generation: AtomicU32,
+    /// Addresses in the list in force.
+    pub count: AtomicU32,
+    /// When the list in force was fetched (Unix seconds).
+    pub fetched_at: AtomicU64,
+}
+
+impl FeedStatus {
+    /// Whether `entry` belongs to the list in force.
+    pub fn lists(&self, entry: Option<&Listed>) -> bool {
+        let current = self.generation.load(Ordering::Acquire);
+        current != 0 && entry.is_some_and(|e| e.generation == current)
+    }
+
+    /// The generation a new list is written under, before it is published.
+    pub fn next_generation(&self) -> u32 {
+        match self.generation.load(Ordering::Acquire).wrapping_add(1) {
+            0 => 1,
+            next => next,
+        }
+    }
+
+    pub fn publish(&self, generation: u32, count: u32, fetched_at: u64) {
+        self.count.store(count, Ordering::Relaxed);
+        self.fetched_at.store(fetched_at, Ordering::Relaxed);
+        self.generation.store(generation, Ordering::Release);
+    }
+
+    pub fn entry(generation: u32) -> Listed {
+        Listed {
+            generation,
+            _reserved: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::table::Table;
+
+    #[repr(C, align(64))]
+    #[derive(Clone, Copy)]
+    struct Line([u8; 64]);
+
+    fn table<V: Record>(capacity: usize) -> (Vec<Line>, Table<V>) {
+        let len = Table::<V>::region_len_for(capacity).unwrap();
+        let mut lines = vec![Line([0; 64]); len.div_ceil(64)];
+        // SAFETY: the buffer is returned with the table and outlives it in each test.
+        let t = unsafe { Table::<V>::init(lines.as_mut_ptr().cast(), len) }.unwrap();
+        (lines, t)
+    }
+
+    #[test]
+    fn first_sight_queues_each_wanted_source_once() {
+        let (_buf, t) = table::<Lookup>(64);
+        let key = [7; 16];
+        let both = Source::IpApi.bit() | Source::StopForumSpam.bit();
+        t.with(1, |g| {
+            let (entry, ask) = read_and_mark(g, &key, 1000, both);
+            assert_eq!(ask, both);
+            assert_eq!(entry.answer(Source::IpApi, 1000), Answer::Asked);
+            // Asked already: not queued again until the ask times out.
+            assert_eq!(read_and_mark(g, &key, 1001, both).1, 0);
+            assert_eq!(read_and_mark(g, &key, 1000 + ASK_TIMEOUT_SECS, both).1, both);
+        });
+    }
+
+    #[test]
+    fn answers_hold_until_their_time_and_keep_each_other() {
+        let (_buf, t) = table::<Lookup>(64);
+        let key = [9; 16];
+        t.with(1, |g| {
+            read_and_mark(g, &key, 0, Source::IpApi.bit());
+            record_answer(g, &key, 5, Source::IpApi, Answer::Suspicious, 100, Some((*b"DE", 3320)));
+            record_answer(g, &key, 6, Source::StopForumSpam, Answer::Clean, 50, None);
+            let (entry, ask) = read_and_mark(g, &key, 10, Source::IpApi.bit() | Source::StopForumSpam.bit());
+            assert_eq!(ask, 0);
+            assert_eq!(entry.answer(Source::IpApi, 10), Answer::Suspicious);
+            assert_eq!(entry.answer(Source::StopForumSpam, 10), Answer::Clean);
+            assert_eq!((&entry.country, entry.asn), (b"DE", 3320));
+            // StopForumSpam's answer runs out first and is asked again; ip-api's holds.
+            let (entry, ask) = read_and_mark(g, &key, 60, Source::IpApi.bit() | Source::StopForumSpam.bit());
+            assert_eq!(ask, Source::StopForumSpam.bit());
+            assert_eq!(entry.answer(Source::IpApi, 60), Answer::Suspicious);
+            // A source not wanted here is not asked.
+            assert_eq!(read_and_mark(g, &key, 200, 0).1, 0);
+        });
+    }
+
+    #[test]
+    fn generations_replace_lists_at_once() {
+        let status = FeedStatus::default();
+        let (_buf, t) = table::<Listed>(64);
+        let now = 1;
+        assert!(!status.lists(None));
+        let g1 = status.next_generation();
+        t.with(1, |g| g.insert(&[1; 16], now, u64::MAX, FeedStatus::entry(g1)));
+        // Not in force before it is published.
+        assert!(!t.with(1, |g| status.lists(g.get(&[1; 16], now).as_deref())));
+        status.publish(g1, 1, 100);
+        assert!(t.with(1, |g| status.lists(g.get(&[1; 16], now).as_deref())));
+        let g2 = status.next_generation();
+        t.with(1, |g| g.insert(&[2; 16], now, u64::MAX, FeedStatus::entry(g2)));
+        status.publish(g2, 1, 200);
+        assert!(!t.with(1, |g| status.lists(g.get(&[1; 16], now).as_deref())));
+        assert!(t.with(1, |g| status.lists(g.get(&[2; 16], now).as_deref())));
+        assert_eq!(status.fetched_at.load(Ordering::Relaxed), 200);
+    }
+
+    #[test]
+    fn pending_addresses_round_trip() {
+        for addr in ["192.0.2.7", "2001:db8::1", "::ffff:10.0.0.1"] {
+            let ip: IpAddr = addr.parse().unwrap();
+            let p = Pending {
+                addr: address_bytes(ip),
+                sources: 3,
+                ..Pending::default()
+            };
+            let back = p.address();
+            let expected = match ip {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                v4 => v4,
+            };
+            assert_eq!(back, expected);
+            assert!(p.asks(Source::IpApi) && p.asks(Source::StopForumSpam));
+        }
+    }
+}
