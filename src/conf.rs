@@ -39,6 +39,8 @@ pub enum ConfError {
     Parameter(String),
     #[error("invalid status \"{0}\", expected a code from 400 to 599")]
     Status(String),
+    #[error("{0}")]
+    Feed(String),
 }
 
 /// A rate or `off` (`captchaify_rate_limit`).

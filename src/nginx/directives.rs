@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_shm_zone_t, ngx_str_t, NGX_CONF_TAKE1, NGX_CONF_TAKE12,
+    ngx_command_t, ngx_conf_t, ngx_shm_zone_t, ngx_str_t, NGX_CONF_1MORE, NGX_CONF_TAKE1, NGX_CONF_TAKE12,
     NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
     NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
@@ -28,7 +28,9 @@ use crate::conf::{
 };
 use crate::pages::PageSet;
 use crate::policy::crawler::CrawlerCache;
-use crate::policy::{self, Action, Hardness};
+use crate::policy::{self, Action, Hardness, ThirdParties};
+use crate::reputation::ranges::{self, IpSet};
+use crate::reputation::{FeedName, FeedSpec};
 use crate::state::rate::Rate;
 use crate::state::records::FailureLimit;
 
@@ -52,6 +54,14 @@ pub(crate) struct MainConf {
     crawler_cache: OnceCell<RefCell<CrawlerCache>>,
     /// nginx's `default` thread pool, where captcha pages are drawn; null without threads.
     pub thread_pool: *mut ngx::ffi::ngx_thread_pool_t,
+    /// `captchaify_feed` settings; sources not named here use their defaults.
+    pub feeds: Vec<FeedSpec>,
+    /// The third-party sources some location listens to (bits of [`ThirdParties`]): only
+    /// these are fetched.
+    pub sources_in_use: u8,
+    /// Keys of the reputation tables, from the zone's own secret (which never changes for
+    /// the zone's life, so lists survive a change of `captchaify_secret_file`).
+    feed_secrets: OnceCell<Option<Secrets>>,
 }
 
 impl Default for MainConf {
@@ -66,6 +76,9 @@ impl Default for MainConf {
             pass_cache: OnceCell::new(),
             crawler_cache: OnceCell::new(),
             thread_pool: core::ptr::null_mut(),
+            feeds: Vec::new(),
+            sources_in_use: 0,
+            feed_secrets: OnceCell::new(),
         }
     }
 }
@@ -98,6 +111,27 @@ impl MainConf {
             .get_or_init(|| RefCell::new(CrawlerCache::new(512)))
     }
 
+    /// A source's settings: the operator's `captchaify_feed`, or the defaults.
+    pub fn feed(&self, name: FeedName) -> FeedSpec {
+        self.feeds
+            .iter()
+            .find(|f| f.name == name)
+            .cloned()
+            .unwrap_or_else(|| FeedSpec::default_for(name))
+    }
+
+    /// The key of an address in a reputation table.
+    pub fn feed_key(&self, purpose: &str, addr: std::net::IpAddr) -> [u8; 16] {
+        let secrets = self.feed_secrets.get_or_init(|| {
+            let secret = self.zone_state()?.secret()?;
+            Secrets::new(secret.to_vec(), None)
+        });
+        let bytes = crate::state::reputation::address_bytes(addr);
+        secrets
+            .as_ref()
+            .map_or([0; 16], |s| s.table_key(purpose, &[&bytes]))
+    }
+
     /// The zone's state, once initialised.
     pub fn zone_state(&self) -> Option<&zone::ZoneState> {
         // SAFETY: `zone` is null or the zone declared for this configuration.
@@ -127,6 +161,13 @@ pub(crate) struct LocConf {
     pub audio_rate_limit: Option<Option<Rate>>,
     /// `captchaify_default_language`: the tag used when nothing else decides.
     pub default_language: Option<String>,
+    /// `captchaify_allow`: addresses that pass everything but their rate limit.
+    pub allow: Option<Arc<IpSet>>,
+    /// `captchaify_deny`: addresses that count as suspicious.
+    pub deny: Option<Arc<IpSet>>,
+    pub third_parties: Option<ThirdParties>,
+    /// `captchaify_lookup_pending`: `true` for `captcha`.
+    pub lookup_pending_captcha: Option<bool>,
     /// This location's key in the loads table, derived on first use in each worker. Never
     /// inherited: every location counts its own load.
     pub location_key: OnceCell<[u8; 16]>,
@@ -150,6 +191,14 @@ impl LocConf {
             || self.rate_limit_status.is_some()
             || self.audio_rate_limit.is_some()
             || self.default_language.is_some()
+            || self.allow.is_some()
+            || self.deny.is_some()
+            || self.third_parties.is_some()
+            || self.lookup_pending_captcha.is_some()
+    }
+
+    pub fn third_parties(&self) -> ThirdParties {
+        self.third_parties.unwrap_or_default()
     }
 
     /// Audio captchas per client (hardness 3): stricter than the page limit, since a clip
@@ -191,6 +240,8 @@ impl LocConf {
             hardness: self.hardness.unwrap_or_default(),
             accept_url_pass: self.without_cookies(),
             under_attack: false,
+            third_parties: self.third_parties(),
+            pending_is_suspicious: self.lookup_pending_captcha.unwrap_or(false),
         }
     }
 
@@ -234,9 +285,25 @@ impl Merge for LocConf {
         if self.default_language.is_none() {
             self.default_language.clone_from(&prev.default_language);
         }
+        // Lists set at a level replace the inherited ones, as nginx's `allow` and `deny` do.
+        if self.allow.is_none() {
+            self.allow.clone_from(&prev.allow);
+        }
+        if self.deny.is_none() {
+            self.deny.clone_from(&prev.deny);
+        }
+        self.third_parties = self.third_parties.or(prev.third_parties);
+        self.lookup_pending_captcha = self.lookup_pending_captcha.or(prev.lookup_pending_captcha);
+        if self.enabled() && self.policy().needs_facts() {
+            SOURCES_SEEN.fetch_or(self.third_parties().0, core::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 }
+
+/// The sources enabled locations listen to, gathered while the configuration is merged
+/// (reset in preconfiguration, read in postconfiguration into [`MainConf::sources_in_use`]).
+pub(crate) static SOURCES_SEEN: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
 /// Runs after the `http` block is parsed: an enabled module without `captchaify_zone` gets
 /// the default zone, and the crawler patterns and built-in pages are prepared once, in the
@@ -437,6 +504,102 @@ unsafe extern "C" fn set_default_language(
     set_location_value(cf, conf, "captchaify_default_language", check, |c| &mut c.default_language)
 }
 
+/// `captchaify_allow` and `captchaify_deny`: addresses, ranges and `file=PATH`; several lines
+/// at one level add up.
+unsafe fn set_list(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+    name: &str,
+    field: impl FnOnce(&mut LocConf) -> &mut Option<Arc<IpSet>>,
+) -> *mut c_char {
+    // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+    let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+    let args = match utf8_arguments(cf, name) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    let nets = match ranges::parse_arguments(&args, |p| full_path(cf, p)) {
+        Ok(nets) => nets,
+        Err(error) => return reject(cf, name, error),
+    };
+    let slot = field(lcf);
+    let set = IpSet::new(nets);
+    *slot = Some(Arc::new(match slot.as_deref() {
+        Some(earlier) => earlier.union(&set),
+        None => set,
+    }));
+    mark_used(cf);
+    NGX_CONF_OK
+}
+
+unsafe extern "C" fn set_allow(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: called by nginx for this directive.
+    unsafe { set_list(cf, conf, "captchaify_allow", |c| &mut c.allow) }
+}
+
+unsafe extern "C" fn set_deny(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: called by nginx for this directive.
+    unsafe { set_list(cf, conf, "captchaify_deny", |c| &mut c.deny) }
+}
+
+unsafe extern "C" fn set_third_parties(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    const NAME: &str = "captchaify_third_parties";
+    // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+    let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+    if lcf.third_parties.is_some() {
+        return reject(cf, NAME, "is duplicate");
+    }
+    let args = match utf8_arguments(cf, NAME) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    match ThirdParties::parse(&args) {
+        Ok(parties) => lcf.third_parties = Some(parties),
+        Err(error) => return reject(cf, NAME, error),
+    }
+    mark_used(cf);
+    NGX_CONF_OK
+}
+
+location_directive!(
+    set_lookup_pending,
+    "captchaify_lookup_pending",
+    |v: &str| match v {
+        "pass" => Ok(false),
+        "captcha" => Ok(true),
+        other => Err(format!("invalid value \"{other}\", expected pass or captcha")),
+    },
+    lookup_pending_captcha
+);
+
+unsafe extern "C" fn set_feed(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    const NAME: &str = "captchaify_feed";
+    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    let args = match utf8_arguments(cf, NAME) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    let spec = match FeedSpec::parse(&args, |p| full_path(cf, p)) {
+        Ok(spec) => spec,
+        Err(error) => return reject(cf, NAME, error),
+    };
+    if mcf.feeds.iter().any(|f| f.name == spec.name) {
+        return reject(cf, NAME, format_args!("\"{}\" is set twice", spec.name.as_str()));
+    }
+    mcf.feeds.push(spec);
+    mcf.used = true;
+    NGX_CONF_OK
+}
+
 unsafe extern "C" fn set_max_rate_limit(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
@@ -604,7 +767,7 @@ const fn main_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 17] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 22] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
     location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
@@ -637,6 +800,15 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 17] = [
         ngx_string!("captchaify_default_language"),
         set_default_language,
     ),
+    location_command_taking(ngx_string!("captchaify_allow"), NGX_CONF_1MORE, set_allow),
+    location_command_taking(ngx_string!("captchaify_deny"), NGX_CONF_1MORE, set_deny),
+    location_command_taking(
+        ngx_string!("captchaify_third_parties"),
+        NGX_CONF_1MORE,
+        set_third_parties,
+    ),
+    location_command(ngx_string!("captchaify_lookup_pending"), set_lookup_pending),
+    main_command(ngx_string!("captchaify_feed"), NGX_CONF_1MORE, set_feed),
     main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),
     main_command(
         ngx_string!("captchaify_secret_file"),

@@ -46,10 +46,14 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
     };
     let mut retry_after = None;
     let (verdict, suspicion) = if policy.needs_facts() {
-        let facts = state.facts(r, mcf);
-        let rates = *state
-            .rates
-            .get_or_insert_with(|| check_rates(r, mcf, lcf, &facts));
+        let facts = state.facts(r, mcf, lcf);
+        // An address on the allow list is not counted: it passes everything.
+        let rates = match facts.standing.allowed {
+            true => state.rates.unwrap_or_default(),
+            false => *state
+                .rates
+                .get_or_insert_with(|| check_rates(r, mcf, lcf, &facts)),
+        };
         policy.under_attack = rates.under_attack;
         retry_after = rates.retry_after;
         match retry_after {
@@ -229,7 +233,7 @@ pub(crate) unsafe extern "C" fn subrequest_handler(r: *mut ngx_http_request_t) -
     let Some(state) = request_state::find_or_create(r) else {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
-    match verdict_for(r, mcf, state, &policy).0 {
+    match verdict_for(r, mcf, lcf, state, &policy).0 {
         Verdict::Pass => Status::NGX_DECLINED.into(),
         verdict => {
             ngx_log_error!(
@@ -247,13 +251,14 @@ pub(crate) unsafe extern "C" fn subrequest_handler(r: *mut ngx_http_request_t) -
 fn verdict_for(
     r: &Request,
     mcf: &MainConf,
+    lcf: &LocConf,
     state: &mut request_state::RequestState,
     policy: &LocationPolicy,
 ) -> (Verdict, Option<Suspicion>) {
     if !policy.needs_facts() {
         return (Verdict::Pass, None);
     }
-    let facts = state.facts(r, mcf);
+    let facts = state.facts(r, mcf, lcf);
     let policy = LocationPolicy {
         under_attack: state.rates.is_some_and(|r| r.under_attack),
         ..*policy

@@ -6,6 +6,7 @@
 mod audio;
 mod client;
 mod directives;
+mod fetcher;
 mod handler;
 mod language;
 mod offload;
@@ -38,6 +39,7 @@ impl HttpModule for Module {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        directives::SOURCES_SEEN.store(0, core::sync::atomic::Ordering::Relaxed);
         variables::register(cf).into()
     }
 
@@ -68,6 +70,8 @@ impl HttpModule for Module {
         // Captcha pages are drawn in nginx's thread pool, when the module is used at all.
         if let Some(mcf) = Module::main_conf_mut(&*cf).filter(|m| m.used) {
             mcf.thread_pool = offload::add_pool(cf);
+            // The third-party sources some location listens to: only these are fetched.
+            mcf.sources_in_use = directives::SOURCES_SEEN.swap(0, core::sync::atomic::Ordering::Relaxed);
         }
         Status::NGX_OK.into()
     }
@@ -100,5 +104,7 @@ pub static mut ngx_http_captchaify_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(NGX_HTTP_CAPTCHAIFY_MODULE_CTX) as *mut c_void,
     commands: addr_of_mut!(directives::COMMANDS) as *mut _,
     type_: NGX_HTTP_MODULE as _,
+    init_process: Some(fetcher::init_process),
+    exit_process: Some(fetcher::exit_process),
     ..ngx_module_t::default()
 };

@@ -114,24 +114,9 @@ const GUARD_INTERVAL_MS: ngx_msec_t = 100;
 fn arm_guard() {
     let guard = QUEUE.with(|q| {
         *q.borrow_mut().guard.get_or_insert_with(|| {
-            // SAFETY: an all-zero event is a valid, idle event; it lives as long as the worker.
-            let ev: *mut ngx_event_t = Box::leak(Box::new(unsafe { core::mem::zeroed() }));
-            // nginx's debug log reads a timer event's `data` as a connection (its fd): give it
-            // a blank one, as nginx's own stand-alone timers do.
-            // SAFETY: an all-zero connection is plain data; only its `fd` is ever read.
-            let dummy: *mut ngx_connection_t =
-                Box::leak(Box::new(unsafe { core::mem::zeroed::<ngx_connection_t>() }));
-            // SAFETY: `ev` and `dummy` were just created; the cycle's log outlives the
-            // worker's events.
-            unsafe {
-                (*dummy).fd = -1;
-                (*ev).data = dummy.cast();
-                (*ev).handler = Some(guard_fired);
-                (*ev).log = (*ngx_cycle).log;
-                // Not cancelable: graceful shutdown waits for it.
-                (*ev).set_cancelable(0);
-            }
-            ev
+            // SAFETY: the cycle's log outlives the worker's events.
+            // Not cancelable: graceful shutdown waits for it.
+            timer_event(guard_fired, false, unsafe { (*ngx_cycle).log })
         })
     });
     // SAFETY: the guard event is ours and only touched on the event loop.
@@ -154,9 +139,48 @@ unsafe extern "C" fn guard_fired(ev: *mut ngx_event_t) {
     }
 }
 
+/// A stand-alone timer event that lives as long as the worker. A cancelable one does not hold
+/// up a graceful shutdown.
+pub(crate) fn timer_event(
+    handler: unsafe extern "C" fn(*mut ngx_event_t),
+    cancelable: bool,
+    log: *mut ngx_log_t,
+) -> *mut ngx_event_t {
+    // SAFETY: an all-zero event is a valid, idle event.
+    let ev: *mut ngx_event_t = Box::leak(Box::new(unsafe { core::mem::zeroed() }));
+    // nginx's debug log reads a timer event's `data` as a connection (its fd): give it a
+    // blank one, as nginx's own stand-alone timers do.
+    // SAFETY: an all-zero connection is plain data; only its `fd` is ever read.
+    let dummy: *mut ngx_connection_t =
+        Box::leak(Box::new(unsafe { core::mem::zeroed::<ngx_connection_t>() }));
+    // SAFETY: `ev` and `dummy` were just created.
+    unsafe {
+        (*dummy).fd = -1;
+        (*ev).data = dummy.cast();
+        (*ev).handler = Some(handler);
+        (*ev).log = log;
+        (*ev).set_cancelable(u32::from(cancelable) as _);
+    }
+    ev
+}
+
+/// `ngx_del_timer` for an event whose timer may be set.
+///
+/// # Safety
+/// Event-loop thread; `ev` is a live event.
+pub(crate) unsafe fn delete_timer(ev: *mut ngx_event_t) {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*ev).timer_set() != 0 {
+            ngx::ffi::ngx_rbtree_delete(ptr::addr_of_mut!(ngx_event_timer_rbtree), &mut (*ev).timer);
+            (*ev).set_timer_set(0);
+        }
+    }
+}
+
 /// `ngx_add_timer` (a static inline function in C, so not in the bindings) for an event
 /// whose timer is not set.
-unsafe fn add_timer(ev: *mut ngx_event_t, ms: ngx_msec_t) {
+pub(crate) unsafe fn add_timer(ev: *mut ngx_event_t, ms: ngx_msec_t) {
     // SAFETY: event-loop thread; the timer tree and clock are nginx's globals.
     unsafe {
         (*ev).timer.key = ngx_current_msec + ms;

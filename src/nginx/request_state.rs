@@ -11,9 +11,10 @@ use core::ptr;
 use ngx::ffi::{ngx_http_request_t, ngx_pool_cleanup_add, ngx_pool_t};
 use ngx::http::{HttpModule, Request};
 
-use super::{client, MainConf, Module};
+use super::{client, LocConf, MainConf, Module};
 use crate::challenge::token::{check_pass, client_prefix, ClientBinding, PASS_NAME};
-use crate::policy::{Action, ClientFacts, Hardness, Outcome};
+use crate::policy::{Action, ClientFacts, Hardness, Outcome, Reputation, Standing, ThirdParties};
+use crate::state::reputation::{read_and_mark, Answer, Pending, Source, ASK_TIMEOUT_SECS};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cfyreqst");
 
@@ -38,16 +39,81 @@ pub(crate) struct RateCheck {
 }
 
 impl RequestState {
-    /// The client facts, gathered on first use and kept for later passes.
-    pub fn facts(&mut self, r: &Request, mcf: &MainConf) -> ClientFacts {
-        *self.facts.get_or_insert_with(|| gather_facts(r, mcf))
+    /// The client facts, gathered on first use and kept for later passes, with what this
+    /// location's lists and rules say about the client.
+    pub fn facts(&mut self, r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
+        let facts = self.facts.get_or_insert_with(|| gather_facts(r, mcf, lcf.third_parties()));
+        facts.standing = standing(lcf, client::address(r));
+        *facts
     }
+}
+
+/// What the location's own lists say about an address.
+fn standing(lcf: &LocConf, address: std::net::IpAddr) -> Standing {
+    let listed = |set: &Option<std::sync::Arc<crate::reputation::ranges::IpSet>>| {
+        set.as_ref().is_some_and(|s| s.contains(address))
+    };
+    Standing {
+        allowed: listed(&lcf.allow),
+        denied: listed(&lcf.deny),
+        rule: None,
+    }
+}
+
+/// What the third-party sources said about the address, from the shared zone. An address
+/// the per-address sources were not asked about yet is queued for the fetcher here.
+fn gather_reputation(mcf: &MainConf, address: std::net::IpAddr, wanted: ThirdParties) -> Reputation {
+    let mut reputation = Reputation::default();
+    let used = mcf.sources_in_use & wanted.0;
+    let Some(zone) = mcf.zone_state().filter(|_| used != 0) else {
+        return reputation;
+    };
+    let (now, pid) = (client::now(), client::pid());
+    if used & ThirdParties::TOR != 0 {
+        if let (Some(status), Some(table)) = (zone.tor(), zone.listed.as_ref()) {
+            if status.count.load(core::sync::atomic::Ordering::Relaxed) > 0 {
+                let key = mcf.feed_key("tor", address);
+                reputation.tor = table.with(pid, |t| status.lists(t.get(&key, now.millis).as_deref()));
+            }
+        }
+    }
+    let mut sources = 0;
+    if used & ThirdParties::IPAPI != 0 {
+        sources |= Source::IpApi.bit();
+    }
+    if used & ThirdParties::STOPFORUMSPAM != 0 {
+        sources |= Source::StopForumSpam.bit();
+    }
+    if sources == 0 || !crate::reputation::may_look_up(address) {
+        return reputation;
+    }
+    let (Some(lookups), Some(pending)) = (zone.lookups.as_ref(), zone.pending.as_ref()) else {
+        return reputation;
+    };
+    let key = mcf.feed_key("lookup", address);
+    let (entry, ask) = lookups.with(pid, |t| read_and_mark(t, &key, now.secs, sources));
+    if ask != 0 {
+        let expires = now.millis + ASK_TIMEOUT_SECS * 1000;
+        pending.with(pid, |t| {
+            t.update(&key, now.millis, |queued| {
+                let bits = queued.map_or(0, |q| q.sources) | ask;
+                (Some((Pending::new(address, bits), expires)), ())
+            })
+        });
+    }
+    let answer = |source| entry.answer(source, now.secs);
+    let asked = |source: Source| sources & source.bit() != 0;
+    reputation.proxy_or_hosting = answer(Source::IpApi) == Answer::Suspicious;
+    reputation.spammer = answer(Source::StopForumSpam) == Answer::Suspicious;
+    reputation.ipapi_pending = asked(Source::IpApi) && answer(Source::IpApi) == Answer::Asked;
+    reputation.sfs_pending = asked(Source::StopForumSpam) && answer(Source::StopForumSpam) == Answer::Asked;
+    reputation
 }
 
 /// Everything the policy may ask about the client, read once per request. The costly parts
 /// are skipped when they cannot matter: no token, no binding to compute; no failure on record
 /// anywhere, no key to derive.
-fn gather_facts(r: &Request, mcf: &MainConf) -> ClientFacts {
+fn gather_facts(r: &Request, mcf: &MainConf, wanted: ThirdParties) -> ClientFacts {
     let crawler = mcf
         .crawler_cache()
         .borrow_mut()
@@ -103,6 +169,8 @@ fn gather_facts(r: &Request, mcf: &MainConf) -> ClientFacts {
         url_pass,
         failed_too_often,
         pass_key,
+        reputation: gather_reputation(mcf, address, wanted),
+        standing: Standing::default(),
     }
 }
 

@@ -81,7 +81,7 @@ pub(crate) fn write_response(
         // A request body must be read and dropped, or keepalive breaks on the next request
         // (a no-op once the verify handler has read it).
         let rc = ngx_http_discard_request_body(raw);
-        if rc != Status::NGX_OK.into() {
+        if rc != Status::NGX_OK.0 {
             return rc;
         }
 
@@ -102,7 +102,7 @@ pub(crate) fn write_response(
         }
 
         let rc = ngx_http_send_header(raw);
-        if rc == Status::NGX_ERROR.into() || rc > Status::NGX_OK.into() || (*raw).header_only() != 0
+        if rc == Status::NGX_ERROR.0 || rc > Status::NGX_OK.0 || (*raw).header_only() != 0
         {
             return rc;
         }

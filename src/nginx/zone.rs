@@ -21,12 +21,13 @@ use super::ngx_http_captchaify_module;
 use crate::conf::ZoneSpec;
 use crate::state::rate::{LocationLoad, RateBucket};
 use crate::state::records::{Failures, SpentNonce};
+use crate::state::reputation::{FeedStatus, Listed, Lookup, Pending};
 use crate::state::table::{Record, Table};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
 /// Bumped whenever the header or the set of tables changes. A reload that brings another
 /// layout into a zone of the same name and size is refused (old workers still use it).
-const LAYOUT_VERSION: u32 = 3;
+const LAYOUT_VERSION: u32 = 4;
 
 /// Where a table lives inside the zone.
 #[repr(C)]
@@ -49,6 +50,11 @@ struct ZoneHeader {
     failures: RegionRef,
     rate: RegionRef,
     loads: RegionRef,
+    listed: RegionRef,
+    lookups: RegionRef,
+    pending: RegionRef,
+    /// The Tor exit list in force.
+    tor: FeedStatus,
 }
 
 /// This configuration's handles on the zone, kept in the configuration pool.
@@ -60,6 +66,12 @@ pub(crate) struct ZoneState {
     pub rate: Option<Table<RateBucket>>,
     /// Load and under-attack state of locations.
     pub loads: Option<Table<LocationLoad>>,
+    /// Addresses of bulk lists (Tor exits), by generation.
+    pub listed: Option<Table<Listed>>,
+    /// What the per-address sources said.
+    pub lookups: Option<Table<Lookup>>,
+    /// Addresses waiting to be looked up.
+    pub pending: Option<Table<Pending>>,
 }
 
 impl ZoneState {
@@ -67,11 +79,21 @@ impl ZoneState {
         // SAFETY: the header was laid out by init_zone and lives as long as the zone.
         unsafe { self.header.as_ref().map(|h| h.secret) }
     }
+
+    /// The state of the Tor exit list.
+    pub fn tor(&self) -> Option<&FeedStatus> {
+        // SAFETY: as for `secret`; the status is atomics only.
+        unsafe { self.header.as_ref().map(|h| &h.tor) }
+    }
 }
 
-/// Shares of the zone's free pages for each table, in percent (at least a page each): the
-/// locations' loads get 2%, of the rest spent challenges and failure counters 18% each and
-/// the rate buckets the remainder (64%).
+/// Shares of the zone's free pages for each table, in percent (at least a page each): bulk
+/// lists get 4%, per-address answers 10%, the lookup queue 1% and the locations' loads 2%;
+/// of the rest spent challenges and failure counters 18% each and the rate buckets the
+/// remainder (64%).
+const LISTED_SHARE: usize = 4;
+const LOOKUPS_SHARE: usize = 10;
+const PENDING_SHARE: usize = 1;
 const LOADS_SHARE: usize = 2;
 const SPENT_SHARE: usize = 18;
 const FAILURES_SHARE: usize = 18;
@@ -109,6 +131,9 @@ pub(crate) fn add(cf: *mut ngx_conf_t, spec: &ZoneSpec) -> Option<*mut ngx_shm_z
             failures: None,
             rate: None,
             loads: None,
+            listed: None,
+            lookups: None,
+            pending: None,
         });
         if state.is_null() {
             return None;
@@ -171,10 +196,16 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_v
         state.failures = attach(base, header_ref.failures, log, &name, "failures");
         state.rate = attach(base, header_ref.rate, log, &name, "rate");
         state.loads = attach(base, header_ref.loads, log, &name, "locations");
+        state.listed = attach(base, header_ref.listed, log, &name, "listed addresses");
+        state.lookups = attach(base, header_ref.lookups, log, &name, "lookups");
+        state.pending = attach(base, header_ref.pending, log, &name, "pending lookups");
         if state.spent.is_none()
             || state.failures.is_none()
             || state.rate.is_none()
             || state.loads.is_none()
+            || state.listed.is_none()
+            || state.lookups.is_none()
+            || state.pending.is_none()
         {
             return Status::NGX_ERROR.into();
         }
@@ -208,9 +239,19 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
         let free = (*shpool).pfree;
         let share = |pages: usize, percent: usize| (pages * percent / 100).max(1);
         let loads_pages = share(free, LOADS_SHARE);
-        let rest = free.saturating_sub(loads_pages);
+        let listed_pages = share(free, LISTED_SHARE);
+        let lookups_pages = share(free, LOOKUPS_SHARE);
+        let pending_pages = share(free, PENDING_SHARE);
+        let rest = free.saturating_sub(loads_pages + listed_pages + lookups_pages + pending_pages);
         let (spent_pages, failures_pages) = (share(rest, SPENT_SHARE), share(rest, FAILURES_SHARE));
         let rate_pages = rest.saturating_sub(spent_pages + failures_pages).max(1);
+        let (Some(listed), Some(lookups), Some(pending)) = (
+            new_table::<Listed>(shpool, base, listed_pages * page),
+            new_table::<Lookup>(shpool, base, lookups_pages * page),
+            new_table::<Pending>(shpool, base, pending_pages * page),
+        ) else {
+            return ptr::null_mut();
+        };
         let (Some(loads), Some(spent), Some(failures), Some(rate)) = (
             new_table::<LocationLoad>(shpool, base, loads_pages * page),
             new_table::<SpentNonce>(shpool, base, spent_pages * page),
@@ -228,6 +269,10 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
             failures,
             rate,
             loads,
+            listed,
+            lookups,
+            pending,
+            tor: FeedStatus::default(),
         });
         (*shpool).data = header.cast();
         header
@@ -292,14 +337,17 @@ fn log_capacity(log: *mut ngx_log_t, name: &str, size: usize, state: &ZoneState)
         NGX_LOG_NOTICE,
         log,
         "captchaify: zone \"{}\" of {} bytes initialised: room for {} clients' rate buckets \
-         ({} bytes each), {} spent challenges, {} failure counters and {} locations",
+         ({} bytes each), {} spent challenges, {} failure counters, {} locations, {} listed \
+         addresses and {} looked-up addresses",
         name,
         size,
         clients,
         Table::<RateBucket>::bytes_per_entry(),
         state.spent.as_ref().map_or(0, |t| t.capacity()),
         state.failures.as_ref().map_or(0, |t| t.capacity()),
-        state.loads.as_ref().map_or(0, |t| t.capacity())
+        state.loads.as_ref().map_or(0, |t| t.capacity()),
+        state.listed.as_ref().map_or(0, |t| t.capacity()),
+        state.lookups.as_ref().map_or(0, |t| t.capacity())
     );
     if clients < FEW_CLIENTS {
         ngx_log_error!(

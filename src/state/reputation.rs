@@ -144,6 +144,14 @@ unsafe impl Record for Pending {
 }
 
 impl Pending {
+    pub fn new(addr: IpAddr, sources: u8) -> Pending {
+        Pending {
+            addr: address_bytes(addr),
+            sources,
+            _reserved: [0; 7],
+        }
+    }
+
     pub fn address(&self) -> IpAddr {
         let v6 = Ipv6Addr::from(self.addr);
         match v6.to_ipv4_mapped() {
@@ -328,11 +336,7 @@ mod tests {
     fn pending_addresses_round_trip() {
         for addr in ["192.0.2.7", "2001:db8::1", "::ffff:10.0.0.1"] {
             let ip: IpAddr = addr.parse().unwrap();
-            let p = Pending {
-                addr: address_bytes(ip),
-                sources: 3,
-                ..Pending::default()
-            };
+            let p = Pending::new(ip, 3);
             let back = p.address();
             let expected = match ip {
                 IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),

@@ -1,0 +1,610 @@
+//! The background fetcher: one per nginx instance, in worker 0 (or the single process).
+//!
+//! Shape (ARCHITECTURE.md, "Background work"):
+//!
+//! * one OS thread per enabled source runs blocking `ureq` requests (or reads a file), with
+//!   every signal blocked, as nginx's own thread pool does; it never touches nginx;
+//! * results go into a mailbox (a mutex-guarded vector) that a cancelable nginx timer on the
+//!   event loop empties every [`TICK_MS`]; only the event loop writes the shared zone, where
+//!   every worker reads it;
+//! * the same tick takes the addresses that requests queued in the zone (first sight of an
+//!   address at a location listening to ip-api or StopForumSpam) and hands them to the
+//!   threads;
+//! * on shutdown or reload the timer stops re-arming and the threads are told to stop; a
+//!   thread in the middle of a request ends within its timeout. A new generation of workers
+//!   finds the lists and answers the old one left in the zone, and only fetches what is due.
+//!
+//! Failures keep the last good data, back off (30 s doubling up to the refresh interval) and
+//! are logged once per streak, not per attempt or per request.
+
+use core::cell::RefCell;
+use core::ptr;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ngx::core::Status;
+use ngx::ffi::{
+    ngx_cycle_t, ngx_event_t, ngx_http_conf_ctx_t, ngx_http_module, ngx_int_t, ngx_log_t,
+    NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
+};
+use ngx::ngx_log_error;
+
+use super::{offload, MainConf};
+use crate::reputation::feeds;
+use crate::reputation::{FeedName, FeedOrigin, FeedSpec};
+use crate::state::reputation::{record_answer, Answer, FeedStatus, Source};
+
+/// How often the event loop looks at the mailbox and the queue.
+const TICK_MS: usize = 250;
+/// Addresses handed to the threads per tick at most, and waiting in a thread's queue at most
+/// (beyond that they stay queued in the zone, or are asked again later).
+const BATCH: usize = 256;
+const THREAD_QUEUE: usize = 4096;
+/// How long a failed lookup waits before the address is asked again.
+const RETRY_FAILED_SECS: u64 = 300;
+/// The first wait after a failure; doubles up to the source's refresh interval.
+const FIRST_BACKOFF_SECS: u64 = 30;
+/// Tor list entries written per hold of the table's lock.
+const WRITE_CHUNK: usize = 512;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What a thread found out.
+enum Report {
+    List {
+        name: FeedName,
+        origin: String,
+        outcome: Result<(Vec<IpAddr>, usize), String>,
+        took_ms: u128,
+        next_in_secs: u64,
+    },
+    Answer {
+        source: Source,
+        addr: IpAddr,
+        outcome: Result<(bool, Option<([u8; 2], u32)>), String>,
+    },
+}
+
+/// A per-address source's queue.
+#[derive(Default)]
+struct Queue {
+    jobs: Mutex<VecDeque<IpAddr>>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    mailbox: Mutex<Vec<Report>>,
+    ipapi: Queue,
+    sfs: Queue,
+    /// Wakes the list thread early (to stop).
+    wake: Condvar,
+    wake_lock: Mutex<()>,
+}
+
+impl Shared {
+    fn post(&self, report: Report) {
+        if let Ok(mut mailbox) = self.mailbox.lock() {
+            mailbox.push(report);
+        }
+    }
+
+    fn queue(&self, source: Source) -> &Queue {
+        match source {
+            Source::IpApi => &self.ipapi,
+            Source::StopForumSpam => &self.sfs,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps up to `d`, waking early when told to stop.
+    fn sleep(&self, d: Duration) {
+        let Ok(guard) = self.wake_lock.lock() else { return };
+        if !self.stopped() {
+            let _ = self.wake.wait_timeout(guard, d);
+        }
+    }
+
+    fn shut_down(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake.notify_all();
+        self.ipapi.ready.notify_all();
+        self.sfs.ready.notify_all();
+    }
+}
+
+/// A failure streak of one source: logged when it starts and when it ends.
+#[derive(Default)]
+struct Streak {
+    failing: bool,
+    failures: u64,
+}
+
+/// The event loop's side, in worker 0.
+struct Running {
+    shared: Arc<Shared>,
+    mcf: *const MainConf,
+    timer: *mut ngx_event_t,
+    streaks: [Streak; 3],
+}
+
+std::thread_local! {
+    static RUNNING: RefCell<Option<Running>> = const { RefCell::new(None) };
+}
+
+/// `init_process`: starts the fetcher in worker 0 (or the single process) when a source is
+/// in use. Threads start here, after the fork, never in the master.
+pub(crate) unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    // SAFETY: nginx's process globals, read on the main thread.
+    let (process, worker) = unsafe { (ngx::ffi::ngx_process, ngx::ffi::ngx_worker) };
+    let single = process == NGX_PROCESS_SINGLE as ngx::ffi::ngx_uint_t;
+    if !(single || (process == NGX_PROCESS_WORKER as ngx::ffi::ngx_uint_t && worker == 0)) {
+        return Status::NGX_OK.into();
+    }
+    // SAFETY: the cycle is live; its http configuration, if any, holds our main conf.
+    let Some(mcf) = (unsafe { main_conf(cycle) }) else {
+        return Status::NGX_OK.into();
+    };
+    if !mcf.used || mcf.sources_in_use == 0 {
+        return Status::NGX_OK.into();
+    }
+    // SAFETY: the cycle's log lives as long as the process.
+    let log = unsafe { (*cycle).log };
+    start(mcf, log);
+    Status::NGX_OK.into()
+}
+
+/// `exit_process`: tells the threads to stop (they end within their timeout).
+pub(crate) unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
+    stop();
+}
+
+fn stop() {
+    RUNNING.with(|r| {
+        if let Some(running) = r.borrow_mut().take() {
+            running.shared.shut_down();
+            // SAFETY: the timer event is ours, on the event loop.
+            unsafe { offload::delete_timer(running.timer) };
+        }
+    });
+}
+
+/// Our main configuration in a cycle.
+///
+/// # Safety
+/// `cycle` must be a live cycle.
+unsafe fn main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
+    // SAFETY: ngx_http_cycle_get_module_main_conf, spelled out.
+    unsafe {
+        let ctx = (*(*cycle).conf_ctx.add(ngx_http_module.index)).cast::<ngx_http_conf_ctx_t>();
+        let ctx = ctx.as_ref()?;
+        let module = &*ptr::addr_of!(super::ngx_http_captchaify_module);
+        (*ctx.main_conf.add(module.ctx_index)).cast::<MainConf>().as_ref()
+    }
+}
+
+fn start(mcf: &MainConf, log: *mut ngx_log_t) {
+    let shared = Arc::new(Shared::default());
+    let spec = |name: FeedName| mcf.feed(name);
+    let in_use = |name: FeedName| mcf.sources_in_use & name.bit() != 0;
+    let zone = mcf.zone_state();
+    if in_use(FeedName::Tor) {
+        let tor = spec(FeedName::Tor);
+        // A list a previous generation of workers fetched is kept until it is due.
+        let first_in = zone.and_then(|z| z.tor()).map_or(0, |status| due_in(status, tor.refresh_secs));
+        if first_in > 0 {
+            ngx_log_error!(
+                NGX_LOG_NOTICE,
+                log,
+                "captchaify: tor: keeping the {} exit addresses already loaded; next refresh in {} s",
+                zone.and_then(|z| z.tor()).map_or(0, |s| s.count.load(Ordering::Relaxed)),
+                first_in
+            );
+        }
+        spawn(&shared, log, "tor", move |shared| list_thread(shared, tor, first_in));
+    }
+    for (name, source) in [(FeedName::IpApi, Source::IpApi), (FeedName::StopForumSpam, Source::StopForumSpam)] {
+        if in_use(name) {
+            let spec = spec(name);
+            spawn(&shared, log, name.as_str(), move |shared| lookup_thread(shared, spec, source));
+        }
+    }
+    let timer = offload::timer_event(tick, true, log);
+    RUNNING.with(|r| {
+        *r.borrow_mut() = Some(Running {
+            shared,
+            mcf,
+            timer,
+            streaks: Default::default(),
+        });
+    });
+    // SAFETY: a fresh event, on the event loop.
+    unsafe { offload::add_timer(timer, TICK_MS as _) };
+}
+
+/// Seconds until a loaded list is due again (0 when none is loaded or it is due).
+fn due_in(status: &FeedStatus, refresh_secs: u64) -> u64 {
+    if status.generation.load(Ordering::Acquire) == 0 {
+        return 0;
+    }
+    let fetched = status.fetched_at.load(Ordering::Relaxed);
+    (fetched + refresh_secs).saturating_sub(unix_now()).min(refresh_secs)
+}
+
+/// Starts a thread with every signal blocked (signals are the event loop's business).
+fn spawn(shared: &Arc<Shared>, log: *mut ngx_log_t, what: &str, work: impl FnOnce(Arc<Shared>) + Send + 'static) {
+    let shared = Arc::clone(shared);
+    // SAFETY: plain signal-mask calls on the calling thread; the mask is restored below.
+    let previous = unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut previous: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
+        previous
+    };
+    let started = std::thread::Builder::new()
+        .name(format!("captchaify-{what}"))
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            // A panic ends the thread, never the worker.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(shared)));
+        });
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &previous, ptr::null_mut()) };
+    if let Err(error) = started {
+        ngx_log_error!(NGX_LOG_WARN, log, "captchaify: {}: cannot start the fetcher thread: {}", what, error);
+    }
+}
+
+fn agent(timeout_secs: u64) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(timeout_secs)))
+        .http_status_as_error(false)
+        .user_agent(concat!("captchaify/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// A GET: the status, the `X-Rl`/`X-Ttl` headers and at most `limit` bytes of body.
+fn get(agent: &ureq::Agent, url: &str, limit: u64) -> Result<(u16, Option<u32>, Option<u32>, Vec<u8>), String> {
+    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    };
+    let (rl, ttl) = (header("X-Rl"), header("X-Ttl"));
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|e| e.to_string())?;
+    Ok((status, rl, ttl, body))
+}
+
+/// The bulk-list thread: fetches at start (unless a fresh list is loaded) and then every
+/// refresh interval; after a failure, sooner, backing off.
+fn list_thread(shared: Arc<Shared>, spec: FeedSpec, first_in: u64) {
+    let agent = agent(spec.timeout_secs);
+    shared.sleep(Duration::from_secs(first_in));
+    let mut backoff = FIRST_BACKOFF_SECS;
+    while !shared.stopped() {
+        let started = Instant::now();
+        let body = match &spec.origin {
+            FeedOrigin::Url(url) => match get(&agent, url, 16 << 20) {
+                Ok((200, _, _, body)) => Ok(body),
+                Ok((status, _, _, _)) => Err(format!("HTTP status {status}")),
+                Err(error) => Err(error),
+            },
+            FeedOrigin::File(path) => std::fs::read(path).map_err(|e| e.to_string()),
+        };
+        let outcome = body.and_then(|body| {
+            feeds::parse_tor_exits(&body)
+                .map(|list| (list.addrs, list.skipped))
+                .map_err(|e| e.to_string())
+        });
+        let next_in_secs = if outcome.is_ok() {
+            backoff = FIRST_BACKOFF_SECS;
+            spec.refresh_secs
+        } else {
+            let wait = backoff.min(spec.refresh_secs);
+            backoff = (backoff * 2).min(spec.refresh_secs.max(FIRST_BACKOFF_SECS));
+            wait
+        };
+        shared.post(Report::List {
+            name: spec.name,
+            origin: spec.origin.to_string(),
+            outcome,
+            took_ms: started.elapsed().as_millis(),
+            next_in_secs,
+        });
+        shared.sleep(Duration::from_secs(next_in_secs));
+    }
+}
+
+/// A per-address source's thread: asks about queued addresses within the source's rate,
+/// backing off while it fails.
+fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source) {
+    let agent = agent(spec.timeout_secs);
+    let FeedOrigin::Url(base) = &spec.origin else { return };
+    let mut pacer = feeds::Pacer::new(spec.per_minute);
+    let started = Instant::now();
+    let now_ms = || started.elapsed().as_millis() as u64;
+    let mut backoff = 0u64;
+    let queue = shared.queue(source);
+    while !shared.stopped() {
+        let batch: Vec<IpAddr> = {
+            let Ok(mut jobs) = queue.jobs.lock() else { return };
+            if jobs.is_empty() {
+                jobs = match queue.ready.wait_timeout(jobs, Duration::from_secs(1)) {
+                    Ok((jobs, _)) => jobs,
+                    Err(_) => return,
+                };
+            }
+            let take = match source {
+                Source::IpApi => 1,
+                Source::StopForumSpam => feeds::SFS_MAX_ADDRESSES,
+            };
+            let n = take.min(jobs.len());
+            jobs.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let wait = pacer.wait_ms(now_ms()).max(backoff * 1000);
+        if wait > 0 {
+            shared.sleep(Duration::from_millis(wait));
+            if shared.stopped() {
+                return;
+            }
+        }
+        pacer.sent(now_ms());
+        let url = match source {
+            Source::IpApi => feeds::ipapi_url(base, batch[0]),
+            Source::StopForumSpam => feeds::sfs_url(base, &batch),
+        };
+        let answers: Result<Vec<(IpAddr, bool, Option<([u8; 2], u32)>)>, String> = match get(&agent, &url, 64 << 10) {
+            Ok((429, _, ttl, _)) => {
+                pacer.throttled(now_ms(), ttl);
+                Err("HTTP status 429 (over the rate limit)".to_string())
+            }
+            Ok((200, rl, ttl, body)) => {
+                pacer.observed(now_ms(), rl, ttl);
+                match source {
+                    Source::IpApi => feeds::parse_ipapi(&body)
+                        .map(|a| {
+                            let geo = a.country.map(|c| (c, a.asn.unwrap_or(0)));
+                            vec![(batch[0], a.proxy || a.hosting, geo)]
+                        })
+                        .map_err(|e| e.to_string()),
+                    Source::StopForumSpam => feeds::parse_sfs(&body)
+                        .map(|answers| answers.into_iter().map(|a| (a.addr, a.appears, None)).collect())
+                        .map_err(|e| e.to_string()),
+                }
+            }
+            Ok((status, _, _, _)) => Err(format!("HTTP status {status}")),
+            Err(error) => Err(error),
+        };
+        match answers {
+            Ok(answers) => {
+                backoff = 0;
+                for addr in &batch {
+                    // An address the answer does not mention is unknown to the source: clean.
+                    let found = answers.iter().find(|(a, _, _)| same_address(*a, *addr));
+                    let (suspicious, geo) = found.map_or((false, None), |(_, s, g)| (*s, *g));
+                    shared.post(Report::Answer {
+                        source,
+                        addr: *addr,
+                        outcome: Ok((suspicious, geo)),
+                    });
+                }
+            }
+            Err(error) => {
+                backoff = if backoff == 0 { 5 } else { (backoff * 2).min(300) };
+                for addr in batch {
+                    shared.post(Report::Answer {
+                        source,
+                        addr,
+                        outcome: Err(error.clone()),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn same_address(a: IpAddr, b: IpAddr) -> bool {
+    crate::state::reputation::address_bytes(a) == crate::state::reputation::address_bytes(b)
+}
+
+/// The event loop's tick: applies what the threads found, hands them new addresses.
+unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
+    // SAFETY: nginx's process globals, read on the main thread.
+    let leaving = unsafe { ngx::ffi::ngx_exiting != 0 || ngx::ffi::ngx_terminate != 0 || ngx::ffi::ngx_quit != 0 };
+    if leaving {
+        stop();
+        return;
+    }
+    RUNNING.with(|r| {
+        let mut r = r.borrow_mut();
+        let Some(running) = r.as_mut() else { return };
+        // SAFETY: the configuration lives as long as this worker's cycle.
+        let mcf = unsafe { &*running.mcf };
+        // SAFETY: the timer event carries the cycle's log.
+        let log = unsafe { (*running.timer).log };
+        let reports = running
+            .shared
+            .mailbox
+            .lock()
+            .map(|mut m| core::mem::take(&mut *m))
+            .unwrap_or_default();
+        for report in reports {
+            apply(running, mcf, log, report);
+        }
+        hand_out(&running.shared, mcf);
+        // SAFETY: the timer has just fired, so it is not set.
+        unsafe { offload::add_timer(running.timer, TICK_MS as _) };
+    });
+}
+
+/// Writes a report into the zone and logs what an operator should know.
+fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Report) {
+    let Some(zone) = mcf.zone_state() else { return };
+    let now = unix_now();
+    let pid = super::client::pid();
+    match report {
+        Report::List {
+            name,
+            origin,
+            outcome,
+            took_ms,
+            next_in_secs,
+        } => {
+            let (Some(status), Some(table)) = (zone.tor(), zone.listed.as_ref()) else { return };
+            let streak = &mut running.streaks[0];
+            match outcome {
+                Ok((addrs, skipped)) => {
+                    let generation = status.next_generation();
+                    let capacity = table.capacity();
+                    let kept = addrs.len().min(capacity);
+                    for chunk in addrs[..kept].chunks(WRITE_CHUNK) {
+                        table.with(pid, |t| {
+                            for addr in chunk {
+                                let key = mcf.feed_key("tor", *addr);
+                                t.insert(&key, now * 1000, u64::MAX, FeedStatus::entry(generation));
+                            }
+                        });
+                    }
+                    status.publish(generation, kept as u32, now);
+                    let level = if streak.failing { NGX_LOG_NOTICE } else { NGX_LOG_INFO };
+                    if streak.failing {
+                        ngx_log_error!(level, log, "captchaify: {}: {} answers again after {} failures", name.as_str(), origin, streak.failures);
+                    }
+                    *streak = Streak::default();
+                    ngx_log_error!(
+                        NGX_LOG_NOTICE,
+                        log,
+                        "captchaify: {}: {} exit addresses loaded from {} in {} ms{}; next refresh in {} s",
+                        name.as_str(),
+                        kept,
+                        origin,
+                        took_ms,
+                        if skipped > 0 { format!(" ({skipped} lines skipped)") } else { String::new() },
+                        next_in_secs
+                    );
+                    if kept < addrs.len() {
+                        ngx_log_error!(
+                            NGX_LOG_WARN,
+                            log,
+                            "captchaify: {}: the zone holds only {} listed addresses, {} were dropped; give captchaify_zone more memory",
+                            name.as_str(),
+                            capacity,
+                            addrs.len() - kept
+                        );
+                    }
+                }
+                Err(error) => {
+                    streak.failures += 1;
+                    let count = status.count.load(Ordering::Relaxed);
+                    let kept = match status.generation.load(Ordering::Acquire) {
+                        0 => "no list loaded yet".to_string(),
+                        _ => format!(
+                            "keeping the {} addresses fetched {} s ago",
+                            count,
+                            now.saturating_sub(status.fetched_at.load(Ordering::Relaxed))
+                        ),
+                    };
+                    let level = if streak.failing { NGX_LOG_INFO } else { NGX_LOG_WARN };
+                    streak.failing = true;
+                    ngx_log_error!(
+                        level,
+                        log,
+                        "captchaify: {}: cannot load {}: {}; {}; next try in {} s",
+                        name.as_str(),
+                        origin,
+                        error,
+                        kept,
+                        next_in_secs
+                    );
+                }
+            }
+        }
+        Report::Answer { source, addr, outcome } => {
+            let Some(table) = zone.lookups.as_ref() else { return };
+            let key = mcf.feed_key("lookup", addr);
+            let spec = mcf.feed(match source {
+                Source::IpApi => FeedName::IpApi,
+                Source::StopForumSpam => FeedName::StopForumSpam,
+            });
+            let streak = &mut running.streaks[match source {
+                Source::IpApi => 1,
+                Source::StopForumSpam => 2,
+            }];
+            match outcome {
+                Ok((suspicious, geo)) => {
+                    if streak.failing {
+                        ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: {}: answering again after {} failed lookups", source.name(), streak.failures);
+                    }
+                    *streak = Streak::default();
+                    let answer = if suspicious { Answer::Suspicious } else { Answer::Clean };
+                    table.with(pid, |t| record_answer(t, &key, now, source, answer, now + spec.ttl_secs, geo));
+                }
+                Err(error) => {
+                    streak.failures += 1;
+                    if !streak.failing {
+                        streak.failing = true;
+                        ngx_log_error!(
+                            NGX_LOG_WARN,
+                            log,
+                            "captchaify: {}: lookups fail: {}; answers already known are kept, new addresses \
+                             are treated per captchaify_lookup_pending until it answers",
+                            source.name(),
+                            error
+                        );
+                    }
+                    table.with(pid, |t| record_answer(t, &key, now, source, Answer::Failed, now + RETRY_FAILED_SECS, None));
+                }
+            }
+        }
+    }
+}
+
+/// Moves queued addresses from the zone to the threads' queues.
+fn hand_out(shared: &Shared, mcf: &MainConf) {
+    let Some(pending) = mcf.zone_state().and_then(|z| z.pending.as_ref()) else { return };
+    if pending.stats().len == 0 {
+        return;
+    }
+    let now_ms = unix_now() * 1000;
+    let popped: Vec<_> = pending.with(super::client::pid(), |t| {
+        core::iter::from_fn(|| t.pop_least_recent(now_ms)).take(BATCH).collect()
+    });
+    for source in Source::ALL {
+        let queue = shared.queue(source);
+        let Ok(mut jobs) = queue.jobs.lock() else { continue };
+        let before = jobs.len();
+        for (_, entry) in &popped {
+            if entry.asks(source) && jobs.len() < THREAD_QUEUE {
+                jobs.push_back(entry.address());
+            }
+        }
+        if jobs.len() > before {
+            queue.ready.notify_one();
+        }
+    }
+}
