@@ -92,6 +92,7 @@ impl ZoneState {
 /// of the rest spent challenges and failure counters 18% each and the rate buckets the
 /// remainder (64%).
 const LISTED_SHARE: usize = 4;
+const LISTED_FLOOR: usize = 4096;
 const LOOKUPS_SHARE: usize = 10;
 const PENDING_SHARE: usize = 1;
 const LOADS_SHARE: usize = 2;
@@ -239,7 +240,10 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
         let free = (*shpool).pfree;
         let share = |pages: usize, percent: usize| (pages * percent / 100).max(1);
         let loads_pages = share(free, LOADS_SHARE);
-        let listed_pages = share(free, LISTED_SHARE);
+        // Bulk lists need room for a whole list (the Tor exits are 1,000 to 2,500): at least
+        // 4,096 entries (about 210 kB) when the zone can spare a quarter for it.
+        let floor = Table::<Listed>::region_len_for(LISTED_FLOOR).map_or(0, |len| len.div_ceil(page));
+        let listed_pages = share(free, LISTED_SHARE).max(floor.min(free / 4));
         let lookups_pages = share(free, LOOKUPS_SHARE);
         let pending_pages = share(free, PENDING_SHARE);
         let rest = free.saturating_sub(loads_pages + listed_pages + lookups_pages + pending_pages);
@@ -354,7 +358,7 @@ fn log_capacity(log: *mut ngx_log_t, name: &str, size: usize, state: &ZoneState)
             NGX_LOG_WARN,
             log,
             "captchaify: zone \"{}\" is small: it holds the rate buckets of only {} clients, and \
-             beyond that the least recently seen are forgotten; 1m holds about 12500",
+             beyond that the least recently seen are forgotten; 1m holds about 8500",
             name,
             clients
         );
