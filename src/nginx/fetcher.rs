@@ -306,7 +306,7 @@ fn list_thread(shared: Arc<Shared>, spec: FeedSpec, first_in: u64) {
     while !shared.stopped() {
         let started = Instant::now();
         let body = match &spec.origin {
-            FeedOrigin::Url(url) => match get(&agent, url, 16 << 20) {
+            FeedOrigin::Url(url) => match get(&agent, url, feeds::TOR_MAX_BYTES as u64) {
                 Ok((200, _, _, body)) => Ok(body),
                 Ok((status, _, _, _)) => Err(format!("HTTP status {status}")),
                 Err(error) => Err(error),
@@ -358,7 +358,7 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source) {
             }
             let take = match source {
                 Source::IpApi => 1,
-                Source::StopForumSpam => feeds::SFS_MAX_ADDRESSES,
+                Source::StopForumSpam => feeds::SFS_MAX_BATCH,
             };
             let n = take.min(jobs.len());
             jobs.drain(..n).collect()
@@ -378,7 +378,7 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source) {
             Source::IpApi => feeds::ipapi_url(base, batch[0]),
             Source::StopForumSpam => feeds::sfs_url(base, &batch),
         };
-        let answers: Result<Vec<(IpAddr, bool, Option<([u8; 2], u32)>)>, String> = match get(&agent, &url, 64 << 10) {
+        let answers: Result<Vec<(IpAddr, bool, Option<([u8; 2], u32)>)>, String> = match get(&agent, &url, feeds::JSON_MAX_BYTES as u64) {
             Ok((429, _, ttl, _)) => {
                 pacer.throttled(now_ms(), ttl);
                 Err("HTTP status 429 (over the rate limit)".to_string())
