@@ -8,6 +8,7 @@
 pub mod feeds;
 pub mod geoip;
 pub mod ranges;
+pub mod rules;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
