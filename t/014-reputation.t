@@ -333,3 +333,172 @@ location / { captchaify_third_parties tor spamhaus; }
 --- must_die
 --- error_log
 "captchaify_third_parties" directive: invalid source "spamhaus", expected tor, ipapi and stopforumspam (any of them) or off
+
+
+
+=== TEST 14: ip-api: a proxy or hosting address passes its first request (lookup pending), then gets the captcha under captcha and the block page under block; let is untouched; a clean address passes
+--- http_config
+captchaify_feed ipapi url=http://127.0.0.1:$TEST_NGINX_SERVER_PORT/json/;
+--- config
+set_real_ip_from 127.0.0.1;
+real_ip_header X-Forwarded-For;
+captchaify_third_parties ipapi;
+location /json/ { captchaify_action let; default_type application/json; }
+location /c/ { captchaify_action captcha; }
+location /b/ { captchaify_action block; }
+location /l/ { captchaify_action let; }
+--- user_files
+>>> json/192.0.2.10
+{"status":"success","countryCode":"NL","as":"AS64496 Example Hosting B.V.","proxy":false,"hosting":true,"query":"192.0.2.10"}
+>>> json/192.0.2.11
+{"status":"success","countryCode":"DE","as":"AS3320 Deutsche Telekom AG","proxy":false,"hosting":false,"query":"192.0.2.11"}
+>>> c/a.txt
+content
+>>> b/a.txt
+content
+>>> l/a.txt
+content
+--- wait: 1
+--- request eval
+["GET /c/a.txt", "GET /c/a.txt", "GET /b/a.txt", "GET /l/a.txt", "GET /b/a.txt", "GET /b/a.txt"]
+--- more_headers eval
+[
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.10",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.10",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.10",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.10",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.11",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.11",
+]
+--- error_code eval
+[200, 403, 403, 200, 200, 200]
+--- response_body_like eval
+[qr/\Acontent\n\z/, $::CAPTCHA, $::BLOCKED, qr/\Acontent\n\z/, qr/\Acontent\n\z/, qr/\Acontent\n\z/]
+--- no_error_log
+lookups fail
+
+
+
+=== TEST 15: captchaify_lookup_pending captcha: an address not looked up yet gets the captcha, even under block
+--- http_config
+captchaify_feed ipapi url=http://127.0.0.1:1/json/ timeout=1s;
+--- config
+set_real_ip_from 127.0.0.1;
+real_ip_header X-Forwarded-For;
+captchaify_third_parties ipapi;
+captchaify_lookup_pending captcha;
+location /c/ { captchaify_action captcha; }
+location /b/ { captchaify_action block; }
+--- user_files
+>>> c/a.txt
+content
+>>> b/a.txt
+content
+--- request eval
+["GET /c/a.txt", "GET /b/a.txt"]
+--- more_headers eval
+[
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.30",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.31",
+]
+--- error_code eval
+[403, 403]
+--- response_body_like eval
+[$::CAPTCHA, $::CAPTCHA]
+
+
+
+=== TEST 16: a source that fails: the address is not held suspicious or pending forever, the failure is logged once
+--- http_config
+captchaify_feed ipapi url=http://127.0.0.1:$TEST_NGINX_SERVER_PORT/broken/;
+--- config
+set_real_ip_from 127.0.0.1;
+real_ip_header X-Forwarded-For;
+captchaify_third_parties ipapi;
+captchaify_lookup_pending captcha;
+location /broken/ { captchaify_action let; return 200 "<html>Service Unavailable</html>"; }
+location /c/ { captchaify_action captcha; }
+--- user_files
+>>> c/a.txt
+content
+--- wait: 1
+--- request eval
+["GET /c/a.txt", "GET /c/a.txt", "GET /c/a.txt", "GET /c/a.txt"]
+--- more_headers eval
+[
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.40",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.40",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.41",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.41",
+]
+--- error_code eval
+[403, 200, 403, 200]
+--- grep_error_log eval
+qr/captchaify: ipapi: lookups fail: [^;]+/
+--- grep_error_log_out eval
+qr/\Acaptchaify: ipapi: lookups fail: not JSON: [^\n]+\n\z/
+
+
+
+=== TEST 17: private and loopback addresses are never sent to a per-address source
+--- http_config
+captchaify_feed ipapi url=http://127.0.0.1:$TEST_NGINX_SERVER_PORT/json/;
+--- config
+set_real_ip_from 127.0.0.1;
+real_ip_header X-Forwarded-For;
+captchaify_third_parties ipapi;
+captchaify_lookup_pending captcha;
+location /json/ { captchaify_action let; default_type application/json; return 200 '{"status":"success","proxy":true,"hosting":true}'; }
+location /b/ { captchaify_action block; }
+--- user_files
+>>> b/a.txt
+content
+--- wait: 1
+--- request eval
+["GET /b/a.txt", "GET /b/a.txt", "GET /b/a.txt", "GET /b/a.txt", "GET /b/a.txt"]
+--- more_headers eval
+[
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 10.1.2.3",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 10.1.2.3",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: fd00::5",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.50",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.50",
+]
+--- error_code eval
+[200, 200, 200, 403, 403]
+--- response_body_like eval
+[qr/content/, qr/content/, qr/content/, $::CAPTCHA, $::BLOCKED]
+--- grep_error_log eval
+qr{http request line: "GET /json/\S+}
+--- grep_error_log_out eval
+["", "", "", qr{\Ahttp request line: "GET /json/192\.0\.2\.50\?fields=status,message,countryCode,as,proxy,hosting\n\z}, qr{\Ahttp request line: "GET /json/192\.0\.2\.50\?fields=status,message,countryCode,as,proxy,hosting\n\z}]
+
+
+
+=== TEST 18: StopForumSpam: a listed address becomes suspicious once the answer is in; an unlisted one stays clean
+--- http_config
+captchaify_feed stopforumspam url=http://127.0.0.1:$TEST_NGINX_SERVER_PORT/api;
+map $arg_ip $sfs_appears { 192.0.2.60 1; default 0; }
+--- config
+set_real_ip_from 127.0.0.1;
+real_ip_header X-Forwarded-For;
+captchaify_third_parties stopforumspam;
+location = /api { captchaify_action let; default_type application/json; return 200 '{"success":1,"ip":{"value":"$arg_ip","appears":$sfs_appears,"frequency":$sfs_appears}}'; }
+location /b/ { captchaify_action block; }
+--- user_files
+>>> b/a.txt
+content
+--- wait: 1
+--- request eval
+["GET /b/a.txt", "GET /b/a.txt", "GET /b/a.txt", "GET /b/a.txt"]
+--- more_headers eval
+[
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.60",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.60",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.61",
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.61",
+]
+--- error_code eval
+[200, 403, 200, 200]
+--- response_body_like eval
+[qr/content/, $::BLOCKED, qr/content/, qr/content/]

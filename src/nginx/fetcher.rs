@@ -346,6 +346,8 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source) {
     let started = Instant::now();
     let now_ms = || started.elapsed().as_millis() as u64;
     let mut backoff = 0u64;
+    let mut failing: Option<String> = None;
+    let mut retry_at_ms = 0u64;
     let queue = shared.queue(source);
     while !shared.stopped() {
         let batch: Vec<IpAddr> = {
@@ -366,7 +368,19 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source) {
         if batch.is_empty() {
             continue;
         }
-        let wait = pacer.wait_ms(now_ms()).max(backoff * 1000);
+        // While the source is failing, addresses are not held back: they are answered
+        // "failed" at once (and asked again later) until the backoff is over.
+        if let Some(error) = failing.as_ref().filter(|_| now_ms() < retry_at_ms) {
+            for addr in batch {
+                shared.post(Report::Answer {
+                    source,
+                    addr,
+                    outcome: Err(error.clone()),
+                });
+            }
+            continue;
+        }
+        let wait = pacer.wait_ms(now_ms());
         if wait > 0 {
             shared.sleep(Duration::from_millis(wait));
             if shared.stopped() {
@@ -403,6 +417,7 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source) {
         match answers {
             Ok(answers) => {
                 backoff = 0;
+                failing = None;
                 for addr in &batch {
                     // An address the answer does not mention is unknown to the source: clean.
                     let found = answers.iter().find(|(a, _, _)| same_address(*a, *addr));
@@ -416,6 +431,8 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source) {
             }
             Err(error) => {
                 backoff = if backoff == 0 { 5 } else { (backoff * 2).min(300) };
+                retry_at_ms = now_ms() + backoff * 1000;
+                failing = Some(error.clone());
                 for addr in batch {
                     shared.post(Report::Answer {
                         source,
