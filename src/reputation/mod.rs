@@ -7,4 +7,6 @@
 
 pub mod feeds;
 pub mod geoip;
+#[cfg(any(test, feature = "tools"))]
+pub mod mmdb_writer;
 pub mod ranges;
