@@ -7,6 +7,8 @@
 
 pub mod feeds;
 pub mod geoip;
+#[cfg(any(test, feature = "tools"))]
+pub mod mmdb_writer;
 pub mod ranges;
 pub mod rules;
 
