@@ -159,7 +159,7 @@ content
 
 === TEST 5: a bad entry fails nginx -t, naming the directive
 --- config
-location / { captchaify_deny 192.0.2.0/33; }
+location /x/ { captchaify_deny 192.0.2.0/33; }
 --- must_die
 --- error_log
 "captchaify_deny" directive: invalid address or range "192.0.2.0/33"
@@ -168,7 +168,7 @@ location / { captchaify_deny 192.0.2.0/33; }
 
 === TEST 6: a bad line in a list file fails nginx -t, naming the file and line
 --- config
-location / { captchaify_allow file=html/allow.txt; }
+location /x/ { captchaify_allow file=html/allow.txt; }
 --- user_files
 >>> allow.txt
 # office
@@ -182,7 +182,7 @@ qr{"captchaify_allow" directive: \S+/html/allow\.txt:3: invalid address or range
 
 === TEST 7: a missing list file fails nginx -t
 --- config
-location / { captchaify_deny file=html/nowhere.txt; }
+location /x/ { captchaify_deny file=html/nowhere.txt; }
 --- must_die
 --- error_log eval
 qr{"captchaify_deny" directive: cannot read list file "\S+/html/nowhere\.txt"}
@@ -320,7 +320,7 @@ qr{\[warn\] .*captchaify: tor: cannot load http://127\.0\.0\.1:\d+/feeds/garbage
 --- http_config
 captchaify_feed tor url=ftp://example.org/list;
 --- config
-location / { captchaify_action captcha; }
+location /x/ { captchaify_action captcha; }
 --- must_die
 --- error_log
 "captchaify_feed" directive: "ftp://example.org/list" is not an http:// or https:// URL
@@ -329,7 +329,7 @@ location / { captchaify_action captcha; }
 
 === TEST 13: unknown sources in captchaify_third_parties fail nginx -t
 --- config
-location / { captchaify_third_parties tor spamhaus; }
+location /x/ { captchaify_third_parties tor spamhaus; }
 --- must_die
 --- error_log
 "captchaify_third_parties" directive: invalid source "spamhaus", expected tor, ipapi and stopforumspam (any of them) or off
@@ -471,7 +471,7 @@ content
 --- grep_error_log eval
 qr{http request line: "GET /json/\S+}
 --- grep_error_log_out eval
-["", "", "", qr{\Ahttp request line: "GET /json/192\.0\.2\.50\?fields=status,message,countryCode,as,proxy,hosting\n\z}, qr{\Ahttp request line: "GET /json/192\.0\.2\.50\?fields=status,message,countryCode,as,proxy,hosting\n\z}]
+qr{\A(http request line: "GET /json/192\.0\.2\.50\?fields=status,message,countryCode,as,proxy,hosting\n)?\z}
 
 
 

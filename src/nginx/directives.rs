@@ -29,7 +29,9 @@ use crate::conf::{
 use crate::pages::PageSet;
 use crate::policy::crawler::CrawlerCache;
 use crate::policy::{self, Action, Hardness, ThirdParties};
+use crate::reputation::geoip::GeoDb;
 use crate::reputation::ranges::{self, IpSet};
+use crate::reputation::rules::GeoRules;
 use crate::reputation::{FeedName, FeedSpec};
 use crate::state::rate::Rate;
 use crate::state::records::FailureLimit;
@@ -54,6 +56,8 @@ pub(crate) struct MainConf {
     crawler_cache: OnceCell<RefCell<CrawlerCache>>,
     /// nginx's `default` thread pool, where captcha pages are drawn; null without threads.
     pub thread_pool: *mut ngx::ffi::ngx_thread_pool_t,
+    /// `captchaify_geoip_db`: countries and AS numbers, read at configuration time.
+    pub geo: Option<Arc<GeoDb>>,
     /// `captchaify_feed` settings; sources not named here use their defaults.
     pub feeds: Vec<FeedSpec>,
     /// The third-party sources some location listens to (bits of [`ThirdParties`]): only
@@ -76,6 +80,7 @@ impl Default for MainConf {
             pass_cache: OnceCell::new(),
             crawler_cache: OnceCell::new(),
             thread_pool: core::ptr::null_mut(),
+            geo: None,
             feeds: Vec::new(),
             sources_in_use: 0,
             feed_secrets: OnceCell::new(),
@@ -168,6 +173,8 @@ pub(crate) struct LocConf {
     pub third_parties: Option<ThirdParties>,
     /// `captchaify_lookup_pending`: `true` for `captcha`.
     pub lookup_pending_captcha: Option<bool>,
+    /// `captchaify_country` and `captchaify_asn` rules.
+    pub geo_rules: Option<Arc<GeoRules>>,
     /// This location's key in the loads table, derived on first use in each worker. Never
     /// inherited: every location counts its own load.
     pub location_key: OnceCell<[u8; 16]>,
@@ -195,6 +202,7 @@ impl LocConf {
             || self.deny.is_some()
             || self.third_parties.is_some()
             || self.lookup_pending_captcha.is_some()
+            || self.geo_rules.is_some()
     }
 
     pub fn third_parties(&self) -> ThirdParties {
@@ -294,6 +302,12 @@ impl Merge for LocConf {
         }
         self.third_parties = self.third_parties.or(prev.third_parties);
         self.lookup_pending_captcha = self.lookup_pending_captcha.or(prev.lookup_pending_captcha);
+        if self.geo_rules.is_none() {
+            self.geo_rules.clone_from(&prev.geo_rules);
+        }
+        if self.geo_rules.is_some() {
+            RULES_SEEN.store(true, core::sync::atomic::Ordering::Relaxed);
+        }
         if self.enabled() && self.policy().needs_facts() {
             SOURCES_SEEN.fetch_or(self.third_parties().0, core::sync::atomic::Ordering::Relaxed);
         }
@@ -304,6 +318,8 @@ impl Merge for LocConf {
 /// The sources enabled locations listen to, gathered while the configuration is merged
 /// (reset in preconfiguration, read in postconfiguration into [`MainConf::sources_in_use`]).
 pub(crate) static SOURCES_SEEN: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+/// Whether some location has country or AS-number rules (gathered like [`SOURCES_SEEN`]).
+pub(crate) static RULES_SEEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Runs after the `http` block is parsed: an enabled module without `captchaify_zone` gets
 /// the default zone, and the crawler patterns and built-in pages are prepared once, in the
@@ -600,6 +616,64 @@ unsafe extern "C" fn set_feed(
     NGX_CONF_OK
 }
 
+/// `captchaify_country CC... ACTION` and `captchaify_asn N... ACTION`; several lines at one
+/// level add up, and a level with its own rules does not inherit any.
+fn set_geo_rule(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+    name: &str,
+    add: fn(&mut GeoRules, &[&str]) -> Result<(), crate::reputation::rules::RuleError>,
+) -> *mut c_char {
+    // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+    let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+    let args = match utf8_arguments(cf, name) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    let mut rules = lcf.geo_rules.as_deref().cloned().unwrap_or_default();
+    if let Err(error) = add(&mut rules, &args) {
+        return reject(cf, name, error);
+    }
+    lcf.geo_rules = Some(Arc::new(rules));
+    mark_used(cf);
+    NGX_CONF_OK
+}
+
+unsafe extern "C" fn set_country(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    set_geo_rule(cf, conf, "captchaify_country", GeoRules::add_countries)
+}
+
+unsafe extern "C" fn set_asn(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    set_geo_rule(cf, conf, "captchaify_asn", GeoRules::add_asns)
+}
+
+unsafe extern "C" fn set_geoip_db(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    const NAME: &str = "captchaify_geoip_db";
+    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    if mcf.geo.is_some() {
+        return reject(cf, NAME, "is duplicate");
+    }
+    let args = match utf8_arguments(cf, NAME) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    let paths: Vec<PathBuf> = args.iter().map(|a| full_path(cf, a)).collect();
+    match GeoDb::open(&paths) {
+        Ok(db) => {
+            ngx_conf_log_error!(ngx::ffi::NGX_LOG_NOTICE, cf, "captchaify: GeoIP: {}", db.describe());
+            mcf.geo = Some(Arc::new(db));
+        }
+        Err(error) => return reject(cf, NAME, error),
+    }
+    mcf.used = true;
+    NGX_CONF_OK
+}
+
 unsafe extern "C" fn set_max_rate_limit(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
@@ -767,7 +841,7 @@ const fn main_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 22] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 25] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
     location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
@@ -809,6 +883,9 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 22] = [
     ),
     location_command(ngx_string!("captchaify_lookup_pending"), set_lookup_pending),
     main_command(ngx_string!("captchaify_feed"), NGX_CONF_1MORE, set_feed),
+    location_command_taking(ngx_string!("captchaify_country"), NGX_CONF_1MORE, set_country),
+    location_command_taking(ngx_string!("captchaify_asn"), NGX_CONF_1MORE, set_asn),
+    main_command(ngx_string!("captchaify_geoip_db"), NGX_CONF_1MORE, set_geoip_db),
     main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),
     main_command(
         ngx_string!("captchaify_secret_file"),

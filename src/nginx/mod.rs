@@ -40,6 +40,7 @@ impl HttpModule for Module {
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         directives::SOURCES_SEEN.store(0, core::sync::atomic::Ordering::Relaxed);
+        directives::RULES_SEEN.store(false, core::sync::atomic::Ordering::Relaxed);
         variables::register(cf).into()
     }
 
@@ -72,6 +73,16 @@ impl HttpModule for Module {
             mcf.thread_pool = offload::add_pool(cf);
             // The third-party sources some location listens to: only these are fetched.
             mcf.sources_in_use = directives::SOURCES_SEEN.swap(0, core::sync::atomic::Ordering::Relaxed);
+            let rules = directives::RULES_SEEN.swap(false, core::sync::atomic::Ordering::Relaxed);
+            if rules && mcf.geo.is_none() && mcf.sources_in_use & crate::policy::ThirdParties::IPAPI == 0 {
+                ngx::ngx_conf_log_error!(
+                    ngx::ffi::NGX_LOG_EMERG,
+                    cf,
+                    "captchaify: country and AS-number rules need captchaify_geoip_db, or the ipapi \
+                     source in captchaify_third_parties"
+                );
+                return Status::NGX_ERROR.into();
+            }
         }
         Status::NGX_OK.into()
     }

@@ -14,6 +14,7 @@ use ngx::http::{HttpModule, Request};
 use super::{client, LocConf, MainConf, Module};
 use crate::challenge::token::{check_pass, client_prefix, ClientBinding, PASS_NAME};
 use crate::policy::{Action, ClientFacts, Hardness, Outcome, Reputation, Standing, ThirdParties};
+use crate::reputation::geoip::Country;
 use crate::state::reputation::{read_and_mark, Answer, Pending, Source, ASK_TIMEOUT_SECS};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cfyreqst");
@@ -28,6 +29,35 @@ pub(crate) struct RequestState {
     /// What the rate limits said; counted once per request, by the first location with
     /// limits that the request reaches (internal redirects are not counted again).
     pub rates: Option<RateCheck>,
+    /// The client's country and AS number, looked up on first use.
+    geo: Option<GeoFacts>,
+}
+
+/// Where the client is, from the GeoIP database or else from ip-api's answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct GeoFacts {
+    pub country: Option<Country>,
+    pub asn: Option<u32>,
+    /// `asn` in decimal, for `$captchaify_asn`.
+    asn_text: [u8; 10],
+    asn_len: u8,
+}
+
+impl GeoFacts {
+    fn new(country: Option<Country>, asn: Option<u32>) -> GeoFacts {
+        let mut facts = GeoFacts { country, asn, ..GeoFacts::default() };
+        if let Some(asn) = asn {
+            let text = asn.to_string();
+            let len = text.len().min(10);
+            facts.asn_text[..len].copy_from_slice(&text.as_bytes()[..len]);
+            facts.asn_len = len as u8;
+        }
+        facts
+    }
+
+    pub fn asn_text(&self) -> Option<&[u8]> {
+        self.asn.and(self.asn_text.get(..usize::from(self.asn_len)))
+    }
 }
 
 /// The rate limits' answer for one request.
@@ -42,21 +72,51 @@ impl RequestState {
     /// The client facts, gathered on first use and kept for later passes, with what this
     /// location's lists and rules say about the client.
     pub fn facts(&mut self, r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
-        let facts = self.facts.get_or_insert_with(|| gather_facts(r, mcf, lcf.third_parties()));
-        facts.standing = standing(lcf, client::address(r));
-        *facts
+        let mut facts = *self.facts.get_or_insert_with(|| gather_facts(r, mcf, lcf.third_parties()));
+        let rules = lcf.geo_rules.as_ref().filter(|rules| !rules.is_empty());
+        let rule = rules.and_then(|rules| {
+            let geo = self.geo(r, mcf);
+            rules.action_for(geo.country, geo.asn)
+        });
+        facts.standing = standing(lcf, client::address(r), rule);
+        self.facts = Some(facts);
+        facts
+    }
+
+    /// The client's country and AS number: from `captchaify_geoip_db` when there is one,
+    /// else from what ip-api said about the address (if it was asked).
+    pub fn geo(&mut self, r: &Request, mcf: &MainConf) -> &GeoFacts {
+        self.geo.get_or_insert_with(|| {
+            let address = client::address(r);
+            if let Some(db) = mcf.geo.as_deref() {
+                let info = db.lookup(address);
+                return GeoFacts::new(info.country, info.asn);
+            }
+            let Some(lookups) = mcf.zone_state().and_then(|z| z.lookups.as_ref()) else {
+                return GeoFacts::default();
+            };
+            if mcf.sources_in_use & ThirdParties::IPAPI == 0 {
+                return GeoFacts::default();
+            }
+            let key = mcf.feed_key("lookup", address);
+            let now = client::now().millis;
+            let entry = lookups.with(client::pid(), |t| t.get(&key, now).copied());
+            entry.map_or_else(GeoFacts::default, |e| {
+                GeoFacts::new(Country::from_bytes(e.country), (e.asn != 0).then_some(e.asn))
+            })
+        })
     }
 }
 
-/// What the location's own lists say about an address.
-fn standing(lcf: &LocConf, address: std::net::IpAddr) -> Standing {
+/// What the location's own lists and rules say about an address.
+fn standing(lcf: &LocConf, address: std::net::IpAddr, rule: Option<Action>) -> Standing {
     let listed = |set: &Option<std::sync::Arc<crate::reputation::ranges::IpSet>>| {
         set.as_ref().is_some_and(|s| s.contains(address))
     };
     Standing {
         allowed: listed(&lcf.allow),
         denied: listed(&lcf.deny),
-        rule: None,
+        rule,
     }
 }
 
@@ -239,6 +299,7 @@ pub(crate) fn find_or_create(r: &Request) -> Option<&mut RequestState> {
             action: None,
             outcome: None,
             rates: None,
+            geo: None,
         });
         (*cleanup).handler = Some(state_marker);
         r.set_module_ctx(state.cast(), Module::module());

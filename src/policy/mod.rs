@@ -314,6 +314,7 @@ pub fn decide(policy: &LocationPolicy, facts: &ClientFacts) -> Verdict {
         Action::Let => Verdict::Pass,
         _ if facts.standing.allowed => Verdict::Pass,
         _ if suspicion == Some(Suspicion::FailedChallenges) => Verdict::Block,
+        Action::Block if facts.standing.rule.is_some() => Verdict::Block,
         Action::Block if suspicion == Some(Suspicion::LookupPending) => {
             if facts.verified(policy) {
                 Verdict::Pass
@@ -485,9 +486,12 @@ mod tests {
     #[test]
     fn country_and_asn_rules_replace_the_action() {
         let rule = |rule| ClientFacts { standing: Standing { rule: Some(rule), ..HUMAN.standing }, ..HUMAN };
-        assert_eq!(decide(&policy(Action::Captcha, true), &rule(Action::Block)), Verdict::Pass);
-        let flagged = ClientFacts { crawler: true, ..rule(Action::Block) };
-        assert_eq!(decide(&policy(Action::Captcha, true), &flagged), Verdict::Block);
+        // A rule's block blocks outright, verified or not.
+        assert_eq!(decide(&policy(Action::Captcha, true), &rule(Action::Block)), Verdict::Block);
+        let verified = ClientFacts { cookie_pass: Some(Hardness::HARD), ..rule(Action::Block) };
+        assert_eq!(decide(&policy(Action::Let, true), &verified), Verdict::Block);
+        let fought = ClientFacts { cookie_pass: Some(Hardness::HARD), ..rule(Action::Fight) };
+        assert_eq!(decide(&policy(Action::Block, true), &fought), Verdict::Pass);
         assert_eq!(decide(&policy(Action::Captcha, true), &rule(Action::Fight)), Verdict::Challenge);
         assert_eq!(decide(&policy(Action::Block, true), &ClientFacts { crawler: true, ..rule(Action::Let) }), Verdict::Pass);
         // A rule is the action for the clients it matches, even at a `let` location.

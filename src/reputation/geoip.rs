@@ -55,6 +55,12 @@ impl Country {
         }
     }
 
+    /// From two bytes (as ip-api's answer is kept in the shared zone); `None` unless both
+    /// are ASCII letters.
+    pub fn from_bytes(code: [u8; 2]) -> Option<Country> {
+        std::str::from_utf8(&code).ok().and_then(|s| Country::parse(s).ok())
+    }
+
     pub fn as_str(&self) -> &str {
         // Two ASCII letters by construction, so this is always valid UTF-8.
         std::str::from_utf8(&self.0).unwrap_or("")
@@ -126,6 +132,12 @@ struct Record<'a> {
 #[derive(Deserialize)]
 struct Place<'a> {
     iso_code: Option<&'a str>,
+}
+
+impl fmt::Debug for GeoDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GeoDb({})", self.describe())
+    }
 }
 
 impl GeoDb {
