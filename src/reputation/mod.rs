@@ -7,6 +7,7 @@
 
 pub mod feeds;
 pub mod geoip;
+pub mod hints;
 pub mod ranges;
 
 use std::net::IpAddr;
