@@ -5,6 +5,7 @@
 //! that is logged and exposed but not enforced.
 
 pub mod crawler;
+pub mod verified;
 
 use core::fmt;
 use core::str::FromStr;
