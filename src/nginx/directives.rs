@@ -28,6 +28,7 @@ use crate::conf::{
 };
 use crate::pages::PageSet;
 use crate::policy::crawler::CrawlerCache;
+use crate::policy::verified::Crawler;
 use crate::policy::{self, Action, Hardness, ThirdParties};
 use crate::reputation::geoip::GeoDb;
 use crate::reputation::ranges::{self, IpSet};
@@ -58,6 +59,8 @@ pub(crate) struct MainConf {
     pub thread_pool: *mut ngx::ffi::ngx_thread_pool_t,
     /// `captchaify_geoip_db`: countries and AS numbers, read at configuration time.
     pub geo: Option<Arc<GeoDb>>,
+    /// `captchaify_crawler_ranges`: each crawler operator's published address ranges.
+    pub crawler_ranges: Vec<(Crawler, Arc<IpSet>)>,
     /// `captchaify_feed` settings; sources not named here use their defaults.
     pub feeds: Vec<FeedSpec>,
     /// The third-party sources some location listens to (bits of [`ThirdParties`]): only
@@ -81,6 +84,7 @@ impl Default for MainConf {
             crawler_cache: OnceCell::new(),
             thread_pool: core::ptr::null_mut(),
             geo: None,
+            crawler_ranges: Vec::new(),
             feeds: Vec::new(),
             sources_in_use: 0,
             feed_secrets: OnceCell::new(),
@@ -175,6 +179,8 @@ pub(crate) struct LocConf {
     pub lookup_pending_captcha: Option<bool>,
     /// `captchaify_country` and `captchaify_asn` rules.
     pub geo_rules: Option<Arc<GeoRules>>,
+    /// `captchaify_verified_crawlers`.
+    pub verified_crawlers: Option<bool>,
     /// This location's key in the loads table, derived on first use in each worker. Never
     /// inherited: every location counts its own load.
     pub location_key: OnceCell<[u8; 16]>,
@@ -203,6 +209,7 @@ impl LocConf {
             || self.third_parties.is_some()
             || self.lookup_pending_captcha.is_some()
             || self.geo_rules.is_some()
+            || self.verified_crawlers.is_some()
     }
 
     pub fn third_parties(&self) -> ThirdParties {
@@ -250,6 +257,7 @@ impl LocConf {
             under_attack: false,
             third_parties: self.third_parties(),
             pending_is_suspicious: self.lookup_pending_captcha.unwrap_or(false),
+            verified_crawlers: self.verified_crawlers.unwrap_or(false),
         }
     }
 
@@ -305,6 +313,7 @@ impl Merge for LocConf {
         if self.geo_rules.is_none() {
             self.geo_rules.clone_from(&prev.geo_rules);
         }
+        self.verified_crawlers = self.verified_crawlers.or(prev.verified_crawlers);
         if self.geo_rules.is_some() {
             RULES_SEEN.store(true, core::sync::atomic::Ordering::Relaxed);
         }
@@ -582,6 +591,51 @@ unsafe extern "C" fn set_third_parties(
 }
 
 location_directive!(
+    set_verified_crawlers,
+    "captchaify_verified_crawlers",
+    parse_flag,
+    verified_crawlers
+);
+
+unsafe extern "C" fn set_crawler_ranges(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    const NAME: &str = "captchaify_crawler_ranges";
+    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    let args = match utf8_arguments(cf, NAME) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    let Some((name, files)) = args.split_first().filter(|(_, files)| !files.is_empty()) else {
+        return reject(cf, NAME, "expected a crawler (google, bing, apple or yandex) and one or more files");
+    };
+    let Some(crawler) = Crawler::parse(name) else {
+        return reject(cf, NAME, format_args!("unknown crawler \"{name}\", expected google, bing, apple or yandex"));
+    };
+    if mcf.crawler_ranges.iter().any(|(c, _)| *c == crawler) {
+        return reject(cf, NAME, format_args!("\"{name}\" is set twice"));
+    }
+    let mut nets = Vec::new();
+    for file in files {
+        let path = full_path(cf, file);
+        let body = match std::fs::read(&path) {
+            Ok(body) => body,
+            Err(error) => return reject(cf, NAME, format_args!("cannot read \"{}\": {}", path.display(), error)),
+        };
+        match crate::policy::verified::parse_ranges(&body) {
+            Ok(found) => nets.extend(found),
+            Err(error) => return reject(cf, NAME, format_args!("\"{}\": {}", path.display(), error)),
+        }
+    }
+    mcf.crawler_ranges.push((crawler, Arc::new(IpSet::new(nets))));
+    mcf.used = true;
+    NGX_CONF_OK
+}
+
+location_directive!(
     set_lookup_pending,
     "captchaify_lookup_pending",
     |v: &str| match v {
@@ -841,7 +895,7 @@ const fn main_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 25] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 27] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
     location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
@@ -886,6 +940,8 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 25] = [
     location_command_taking(ngx_string!("captchaify_country"), NGX_CONF_1MORE, set_country),
     location_command_taking(ngx_string!("captchaify_asn"), NGX_CONF_1MORE, set_asn),
     main_command(ngx_string!("captchaify_geoip_db"), NGX_CONF_1MORE, set_geoip_db),
+    location_command(ngx_string!("captchaify_verified_crawlers"), set_verified_crawlers),
+    main_command(ngx_string!("captchaify_crawler_ranges"), NGX_CONF_1MORE, set_crawler_ranges),
     main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),
     main_command(
         ngx_string!("captchaify_secret_file"),

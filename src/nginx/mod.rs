@@ -5,6 +5,7 @@
 
 mod audio;
 mod client;
+mod crawlers;
 mod directives;
 mod fetcher;
 mod handler;

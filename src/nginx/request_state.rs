@@ -72,7 +72,7 @@ impl RequestState {
     /// The client facts, gathered on first use and kept for later passes, with what this
     /// location's lists and rules say about the client.
     pub fn facts(&mut self, r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
-        let mut facts = *self.facts.get_or_insert_with(|| gather_facts(r, mcf, lcf.third_parties()));
+        let mut facts = *self.facts.get_or_insert_with(|| gather_facts(r, mcf, lcf));
         let rules = lcf.geo_rules.as_ref().filter(|rules| !rules.is_empty());
         let rule = rules.and_then(|rules| {
             let geo = self.geo(r, mcf);
@@ -173,7 +173,12 @@ fn gather_reputation(mcf: &MainConf, address: std::net::IpAddr, wanted: ThirdPar
 /// Everything the policy may ask about the client, read once per request. The costly parts
 /// are skipped when they cannot matter: no token, no binding to compute; no failure on record
 /// anywhere, no key to derive.
-fn gather_facts(r: &Request, mcf: &MainConf, wanted: ThirdParties) -> ClientFacts {
+fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
+    let wanted = lcf.third_parties();
+    let crawler_check = match lcf.policy().verified_crawlers {
+        true => super::crawlers::check(r, mcf),
+        false => None,
+    };
     let crawler = mcf
         .crawler_cache()
         .borrow_mut()
@@ -181,6 +186,7 @@ fn gather_facts(r: &Request, mcf: &MainConf, wanted: ThirdParties) -> ClientFact
     let Some(secrets) = mcf.secrets() else {
         return ClientFacts {
             crawler,
+            crawler_check,
             ..ClientFacts::default()
         };
     };
@@ -231,6 +237,7 @@ fn gather_facts(r: &Request, mcf: &MainConf, wanted: ThirdParties) -> ClientFact
         pass_key,
         reputation: gather_reputation(mcf, address, wanted),
         standing: Standing::default(),
+        crawler_check,
     }
 }
 

@@ -21,13 +21,14 @@ use super::ngx_http_captchaify_module;
 use crate::conf::ZoneSpec;
 use crate::state::rate::{LocationLoad, RateBucket};
 use crate::state::records::{Failures, SpentNonce};
+use crate::policy::verified::CrawlerCheck;
 use crate::state::reputation::{FeedStatus, Listed, Lookup, Pending};
 use crate::state::table::{Record, Table};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
 /// Bumped whenever the header or the set of tables changes. A reload that brings another
 /// layout into a zone of the same name and size is refused (old workers still use it).
-const LAYOUT_VERSION: u32 = 4;
+const LAYOUT_VERSION: u32 = 5;
 
 /// Where a table lives inside the zone.
 #[repr(C)]
@@ -53,6 +54,7 @@ struct ZoneHeader {
     listed: RegionRef,
     lookups: RegionRef,
     pending: RegionRef,
+    crawlers: RegionRef,
     /// The Tor exit list in force.
     tor: FeedStatus,
 }
@@ -72,6 +74,8 @@ pub(crate) struct ZoneState {
     pub lookups: Option<Table<Lookup>>,
     /// Addresses waiting to be looked up.
     pub pending: Option<Table<Pending>>,
+    /// Verdicts on addresses claiming to be search-engine crawlers.
+    pub crawlers: Option<Table<CrawlerCheck>>,
 }
 
 impl ZoneState {
@@ -88,13 +92,15 @@ impl ZoneState {
 }
 
 /// Shares of the zone's free pages for each table, in percent (at least a page each): bulk
-/// lists get 4%, per-address answers 10%, the lookup queue 1% and the locations' loads 2%;
+/// lists get 4%, per-address answers 10%, the lookup queue 1%, crawler verdicts 1% and the
+/// locations' loads 2%;
 /// of the rest spent challenges and failure counters 18% each and the rate buckets the
 /// remainder (64%).
 const LISTED_SHARE: usize = 4;
 const LISTED_FLOOR: usize = 4096;
 const LOOKUPS_SHARE: usize = 10;
 const PENDING_SHARE: usize = 1;
+const CRAWLERS_SHARE: usize = 1;
 const LOADS_SHARE: usize = 2;
 const SPENT_SHARE: usize = 18;
 const FAILURES_SHARE: usize = 18;
@@ -135,6 +141,7 @@ pub(crate) fn add(cf: *mut ngx_conf_t, spec: &ZoneSpec) -> Option<*mut ngx_shm_z
             listed: None,
             lookups: None,
             pending: None,
+            crawlers: None,
         });
         if state.is_null() {
             return None;
@@ -200,6 +207,7 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_v
         state.listed = attach(base, header_ref.listed, log, &name, "listed addresses");
         state.lookups = attach(base, header_ref.lookups, log, &name, "lookups");
         state.pending = attach(base, header_ref.pending, log, &name, "pending lookups");
+        state.crawlers = attach(base, header_ref.crawlers, log, &name, "crawler verdicts");
         if state.spent.is_none()
             || state.failures.is_none()
             || state.rate.is_none()
@@ -207,6 +215,7 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_v
             || state.listed.is_none()
             || state.lookups.is_none()
             || state.pending.is_none()
+            || state.crawlers.is_none()
         {
             return Status::NGX_ERROR.into();
         }
@@ -246,13 +255,17 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
         let listed_pages = share(free, LISTED_SHARE).max(floor.min(free / 4));
         let lookups_pages = share(free, LOOKUPS_SHARE);
         let pending_pages = share(free, PENDING_SHARE);
-        let rest = free.saturating_sub(loads_pages + listed_pages + lookups_pages + pending_pages);
+        let crawlers_pages = share(free, CRAWLERS_SHARE);
+        let rest = free.saturating_sub(
+            loads_pages + listed_pages + lookups_pages + pending_pages + crawlers_pages,
+        );
         let (spent_pages, failures_pages) = (share(rest, SPENT_SHARE), share(rest, FAILURES_SHARE));
         let rate_pages = rest.saturating_sub(spent_pages + failures_pages).max(1);
-        let (Some(listed), Some(lookups), Some(pending)) = (
+        let (Some(listed), Some(lookups), Some(pending), Some(crawlers)) = (
             new_table::<Listed>(shpool, base, listed_pages * page),
             new_table::<Lookup>(shpool, base, lookups_pages * page),
             new_table::<Pending>(shpool, base, pending_pages * page),
+            new_table::<CrawlerCheck>(shpool, base, crawlers_pages * page),
         ) else {
             return ptr::null_mut();
         };
@@ -276,6 +289,7 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
             listed,
             lookups,
             pending,
+            crawlers,
             tor: FeedStatus::default(),
         });
         (*shpool).data = header.cast();

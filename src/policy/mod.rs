@@ -111,6 +111,8 @@ pub enum Suspicion {
     ProxyOrHosting,
     /// StopForumSpam lists the address.
     Spammer,
+    /// The user agent claims a search engine's crawler that the address is not.
+    FakeCrawler,
     /// The user agent is a known crawler, bot or HTTP library, or is missing.
     CrawlerUserAgent,
     /// The address was not looked up yet (`captchaify_lookup_pending captcha`).
@@ -125,6 +127,7 @@ impl Suspicion {
             Suspicion::TorExit => "Tor exit",
             Suspicion::ProxyOrHosting => "proxy or hosting address (ip-api)",
             Suspicion::Spammer => "listed by StopForumSpam",
+            Suspicion::FakeCrawler => "fake search-engine crawler",
             Suspicion::CrawlerUserAgent => "crawler user agent",
             Suspicion::LookupPending => "address not looked up yet",
         }
@@ -223,6 +226,9 @@ pub struct LocationPolicy {
     /// A client whose address the per-address sources have not answered about yet gets the
     /// captcha (`captchaify_lookup_pending captcha`) rather than passing.
     pub pending_is_suspicious: bool,
+    /// Verified search-engine crawlers pass, fake ones are suspicious
+    /// (`captchaify_verified_crawlers on`).
+    pub verified_crawlers: bool,
 }
 
 impl LocationPolicy {
@@ -249,6 +255,9 @@ pub struct ClientFacts {
     pub reputation: Reputation,
     /// What this location's lists and rules say (set anew at every location).
     pub standing: Standing,
+    /// Whether the search-engine crawler the user agent claims is real, when it claims one
+    /// and the module checked.
+    pub crawler_check: Option<verified::Verification>,
 }
 
 impl ClientFacts {
@@ -256,6 +265,13 @@ impl ClientFacts {
     pub fn verified(&self, policy: &LocationPolicy) -> bool {
         let opens = |pass: Option<Hardness>| pass.is_some_and(|h| h >= policy.hardness);
         opens(self.cookie_pass) || (policy.accept_url_pass && opens(self.url_pass))
+    }
+
+    /// What the crawler check means here.
+    pub fn crawler_treatment(&self, policy: &LocationPolicy) -> verified::Treatment {
+        self.crawler_check.map_or(verified::Treatment::UserAgentRule, |v| {
+            verified::treatment(v, policy.verified_crawlers)
+        })
     }
 
     /// Why the client looks like a bot under this policy, if it does.
@@ -274,6 +290,8 @@ impl ClientFacts {
             Some(Suspicion::ProxyOrHosting)
         } else if sources.has(ThirdParties::STOPFORUMSPAM) && rep.spammer {
             Some(Suspicion::Spammer)
+        } else if self.crawler_treatment(policy) == verified::Treatment::Suspicious {
+            Some(Suspicion::FakeCrawler)
         } else if policy.block_crawler && self.crawler {
             Some(Suspicion::CrawlerUserAgent)
         } else if policy.pending_is_suspicious && pending {
@@ -316,6 +334,7 @@ pub fn decide(policy: &LocationPolicy, facts: &ClientFacts) -> Verdict {
         _ if facts.standing.allowed => Verdict::Pass,
         _ if suspicion == Some(Suspicion::FailedChallenges) => Verdict::Block,
         Action::Block if facts.standing.rule.is_some() => Verdict::Block,
+        _ if facts.crawler_treatment(policy) == verified::Treatment::Pass => Verdict::Pass,
         Action::Block if suspicion == Some(Suspicion::LookupPending) => {
             if facts.verified(policy) {
                 Verdict::Pass
@@ -406,6 +425,7 @@ mod tests {
             denied: false,
             rule: None,
         },
+        crawler_check: None,
     };
     const BOT: ClientFacts = ClientFacts {
         crawler: true,
@@ -429,6 +449,7 @@ mod tests {
             under_attack: false,
             third_parties: ThirdParties::ALL,
             pending_is_suspicious: false,
+            verified_crawlers: false,
         }
     }
 
@@ -512,6 +533,29 @@ mod tests {
         // A source the location does not listen to is not waited for.
         let deaf = LocationPolicy { third_parties: ThirdParties(ThirdParties::TOR), ..strict(Action::Captcha) };
         assert_eq!(decide(&deaf, &pending), Verdict::Pass);
+    }
+
+    #[test]
+    fn verified_crawlers_pass_fakes_are_suspicious() {
+        use verified::Verification::*;
+        let claim = |v| ClientFacts { crawler_check: Some(v), ..BOT };
+        let on = |action| LocationPolicy { verified_crawlers: true, ..policy(action, true) };
+        assert_eq!(decide(&on(Action::Block), &claim(Verified)), Verdict::Pass);
+        assert_eq!(decide(&on(Action::Fight), &claim(Verified)), Verdict::Pass);
+        assert_eq!(decide(&on(Action::Block), &claim(Fake)), Verdict::Block);
+        assert_eq!(claim(Fake).suspicion(&on(Action::Block)), Some(Suspicion::FakeCrawler));
+        // A fake is suspicious even where crawler user agents are not.
+        let lenient = LocationPolicy { block_crawler: false, ..on(Action::Captcha) };
+        assert_eq!(decide(&lenient, &claim(Fake)), Verdict::Challenge);
+        assert_eq!(decide(&lenient, &claim(Unknown)), Verdict::Pass);
+        // Unknown falls back to the user-agent rule.
+        assert_eq!(decide(&on(Action::Block), &claim(Unknown)), Verdict::Block);
+        // Off: nothing changes for anyone.
+        assert_eq!(decide(&policy(Action::Block, true), &claim(Verified)), Verdict::Block);
+        assert_eq!(decide(&policy(Action::Block, false), &claim(Fake)), Verdict::Pass);
+        // A verified crawler from a country a rule blocks is blocked.
+        let ruled = ClientFacts { standing: Standing { rule: Some(Action::Block), ..HUMAN.standing }, ..claim(Verified) };
+        assert_eq!(decide(&on(Action::Captcha), &ruled), Verdict::Block);
     }
 
     #[test]
