@@ -119,7 +119,7 @@ impl ZoneSpec {
     pub const DEFAULT_NAME: &'static str = "captchaify";
     pub const DEFAULT_SIZE: usize = 10 * 1024 * 1024;
     /// nginx's slab allocator needs eight pages for itself; we want room beyond that.
-    pub const MIN_SIZE: usize = 64 * 1024;
+    pub const MIN_SIZE: usize = 128 * 1024;
 
     pub fn default_zone() -> ZoneSpec {
         ZoneSpec {

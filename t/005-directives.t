@@ -117,7 +117,7 @@ captchaify_zone zone=shield:8k;
 location /p/ { captchaify_action fight; }
 --- must_die
 --- error_log eval
-qr/zone "shield" is too small: 8192 bytes, at least 65536 are needed in \S+nginx\.conf:\d+/
+qr/zone "shield" is too small: 8192 bytes, at least 131072 are needed in \S+nginx\.conf:\d+/
 
 
 

@@ -265,14 +265,14 @@ hello
 
 === TEST 13: the zone reports how many clients it holds, and warns when that is few
 --- http_config
-captchaify_zone zone=tiny:64k;
+captchaify_zone zone=tiny:128k;
 --- config
 location /p/ { captchaify_action let; }
 --- request
 GET /p/
 --- error_code: 404
 --- error_log eval
-[qr/captchaify: zone "tiny" of 65536 bytes initialised: room for \d+ clients' rate buckets \(52 bytes each\)/,
+[qr/captchaify: zone "tiny" of 131072 bytes initialised: room for \d+ clients' rate buckets \(52 bytes each\)/,
  qr/captchaify: zone "tiny" is small: it holds the rate buckets of only \d+ clients/]
 --- no_error_log
 [alert]

@@ -128,6 +128,27 @@ impl Secrets {
         Self::mac(keyed, AUDIO_DOMAIN, &message)
     }
 
+    /// The token that lets the module's own crawler-hints fetch of `uri` on `host` through
+    /// until `expires` (Unix seconds): `EXPIRES.TAG`, TAG an HMAC over all three.
+    pub fn hints_token(&self, host: &[u8], uri: &[u8], expires: u64) -> String {
+        let tag = self.sign(HINTS_DOMAIN, &hints_message(host, uri, expires));
+        format!("{expires}.{}", B64.encode(tag))
+    }
+
+    /// Whether `token` lets the fetch of `uri` on `host` through at `now`.
+    pub fn check_hints_token(&self, token: &[u8], host: &[u8], uri: &[u8], now: u64) -> bool {
+        let Some((expires, tag)) = token.split(|&b| b == b'.').collect::<Vec<_>>().split_first().and_then(|(e, rest)| {
+            let expires: u64 = core::str::from_utf8(e).ok()?.parse().ok()?;
+            match rest {
+                [tag] => Some((expires, decode_exact::<32>(tag).ok()?)),
+                _ => None,
+            }
+        }) else {
+            return false;
+        };
+        now <= expires && self.verify(HINTS_DOMAIN, &hints_message(host, uri, expires), &tag)
+    }
+
     pub fn table_key(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 16] {
         let mut hasher = SipHasher24::new_with_key(&self.table);
         // SipHash is a stream: one write of the assembled input equals many small writes,
@@ -217,6 +238,16 @@ const PASS_DOMAIN: &str = "captchaify-pass|";
 const CHALLENGE_DOMAIN: &str = "captchaify-challenge|";
 const ANSWER_DOMAIN: &str = "captchaify-answer|";
 const AUDIO_DOMAIN: &str = "captchaify-audio|";
+const HINTS_DOMAIN: &str = "captchaify-hints|";
+
+fn hints_message(host: &[u8], uri: &[u8], expires: u64) -> Vec<u8> {
+    let mut message = Vec::with_capacity(host.len() + uri.len() + 32);
+    for part in [host, uri, expires.to_string().as_bytes()] {
+        message.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        message.extend_from_slice(part);
+    }
+    message
+}
 
 /// Issues a pass token.
 pub fn issue_pass(
@@ -507,6 +538,27 @@ pub fn with_pass_argument(path: &str, token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hints_tokens_are_bound_to_host_uri_and_time() {
+        let secrets = Secrets::new(vec![7; 32], None).unwrap();
+        let token = secrets.hints_token(b"example.org", b"/a?b=1", 1000);
+        assert!(secrets.check_hints_token(token.as_bytes(), b"example.org", b"/a?b=1", 999));
+        assert!(secrets.check_hints_token(token.as_bytes(), b"example.org", b"/a?b=1", 1000));
+        assert!(!secrets.check_hints_token(token.as_bytes(), b"example.org", b"/a?b=1", 1001));
+        assert!(!secrets.check_hints_token(token.as_bytes(), b"example.org", b"/a?b=2", 999));
+        assert!(!secrets.check_hints_token(token.as_bytes(), b"example.net", b"/a?b=1", 999));
+        let later = token.replacen("1000", "9000", 1);
+        assert!(!secrets.check_hints_token(later.as_bytes(), b"example.org", b"/a?b=1", 999));
+        let other = Secrets::new(vec![8; 32], None).unwrap();
+        assert!(!other.check_hints_token(token.as_bytes(), b"example.org", b"/a?b=1", 999));
+        for junk in ["", ".", "1000", "1000.", "x.y", "1000.AAAA.BBBB"] {
+            assert!(!secrets.check_hints_token(junk.as_bytes(), b"example.org", b"/a?b=1", 0));
+        }
+        // Signed before a rotation, still good after it.
+        let rotated = Secrets::new(vec![8; 32], Some(vec![7; 32])).unwrap();
+        assert!(rotated.check_hints_token(token.as_bytes(), b"example.org", b"/a?b=1", 999));
+    }
 
     #[test]
     fn audio_seeds_are_secret_stable_and_per_language() {

@@ -71,6 +71,7 @@ pub(crate) fn serve(r: &mut Request, lcf: &LocConf) -> ngx_int_t {
             language: language.index,
             language_href: &language.chooser_href,
             chooser: Some(ChooserView { return_path: &return_path, without_cookies }),
+            hints: None,
             ..PageContext::default()
         },
     );

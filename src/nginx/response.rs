@@ -307,6 +307,7 @@ impl ChallengeOrder {
                 language: self.language,
                 language_href: &self.chooser_href,
                 chooser: None,
+                hints: None,
             },
         );
         ChallengePage { page, answer }

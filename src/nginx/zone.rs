@@ -22,13 +22,13 @@ use crate::conf::ZoneSpec;
 use crate::state::rate::{LocationLoad, RateBucket};
 use crate::state::records::{Failures, SpentNonce};
 use crate::policy::verified::CrawlerCheck;
-use crate::state::reputation::{FeedStatus, Listed, Lookup, Pending};
+use crate::state::reputation::{FeedStatus, HintJob, HintsRecord, Listed, Lookup, Pending};
 use crate::state::table::{Record, Table};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
 /// Bumped whenever the header or the set of tables changes. A reload that brings another
 /// layout into a zone of the same name and size is refused (old workers still use it).
-const LAYOUT_VERSION: u32 = 5;
+const LAYOUT_VERSION: u32 = 6;
 
 /// Where a table lives inside the zone.
 #[repr(C)]
@@ -55,6 +55,8 @@ struct ZoneHeader {
     lookups: RegionRef,
     pending: RegionRef,
     crawlers: RegionRef,
+    hints: RegionRef,
+    hint_jobs: RegionRef,
     /// The Tor exit list in force.
     tor: FeedStatus,
 }
@@ -76,6 +78,10 @@ pub(crate) struct ZoneState {
     pub pending: Option<Table<Pending>>,
     /// Verdicts on addresses claiming to be search-engine crawlers.
     pub crawlers: Option<Table<CrawlerCheck>>,
+    /// Crawler hints by page.
+    pub hints: Option<Table<HintsRecord>>,
+    /// Pages waiting for their hints to be fetched.
+    pub hint_jobs: Option<Table<HintJob>>,
 }
 
 impl ZoneState {
@@ -92,8 +98,8 @@ impl ZoneState {
 }
 
 /// Shares of the zone's free pages for each table, in percent (at least a page each): bulk
-/// lists get 4%, per-address answers 10%, the lookup queue 1%, crawler verdicts 1% and the
-/// locations' loads 2%;
+/// lists get 4%, per-address answers 10%, the lookup queue 1%, crawler verdicts 1%, crawler
+/// hints 3% and their queue 1%, and the locations' loads 2%;
 /// of the rest spent challenges and failure counters 18% each and the rate buckets the
 /// remainder (64%).
 const LISTED_SHARE: usize = 4;
@@ -101,6 +107,8 @@ const LISTED_FLOOR: usize = 4096;
 const LOOKUPS_SHARE: usize = 10;
 const PENDING_SHARE: usize = 1;
 const CRAWLERS_SHARE: usize = 1;
+const HINTS_SHARE: usize = 3;
+const HINT_JOBS_SHARE: usize = 1;
 const LOADS_SHARE: usize = 2;
 const SPENT_SHARE: usize = 18;
 const FAILURES_SHARE: usize = 18;
@@ -142,6 +150,8 @@ pub(crate) fn add(cf: *mut ngx_conf_t, spec: &ZoneSpec) -> Option<*mut ngx_shm_z
             lookups: None,
             pending: None,
             crawlers: None,
+            hints: None,
+            hint_jobs: None,
         });
         if state.is_null() {
             return None;
@@ -208,6 +218,8 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_v
         state.lookups = attach(base, header_ref.lookups, log, &name, "lookups");
         state.pending = attach(base, header_ref.pending, log, &name, "pending lookups");
         state.crawlers = attach(base, header_ref.crawlers, log, &name, "crawler verdicts");
+        state.hints = attach(base, header_ref.hints, log, &name, "crawler hints");
+        state.hint_jobs = attach(base, header_ref.hint_jobs, log, &name, "crawler hint fetches");
         if state.spent.is_none()
             || state.failures.is_none()
             || state.rate.is_none()
@@ -216,6 +228,8 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_v
             || state.lookups.is_none()
             || state.pending.is_none()
             || state.crawlers.is_none()
+            || state.hints.is_none()
+            || state.hint_jobs.is_none()
         {
             return Status::NGX_ERROR.into();
         }
@@ -256,8 +270,18 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
         let lookups_pages = share(free, LOOKUPS_SHARE);
         let pending_pages = share(free, PENDING_SHARE);
         let crawlers_pages = share(free, CRAWLERS_SHARE);
+        // Tables of large records need a few pages for their smallest size.
+        let smallest = |len: Option<usize>| len.map_or(1, |len| len.div_ceil(page));
+        let hints_pages = share(free, HINTS_SHARE).max(smallest(Table::<HintsRecord>::region_len_for(8)));
+        let hint_jobs_pages = share(free, HINT_JOBS_SHARE).max(smallest(Table::<HintJob>::region_len_for(8)));
         let rest = free.saturating_sub(
-            loads_pages + listed_pages + lookups_pages + pending_pages + crawlers_pages,
+            loads_pages
+                + listed_pages
+                + lookups_pages
+                + pending_pages
+                + crawlers_pages
+                + hints_pages
+                + hint_jobs_pages,
         );
         let (spent_pages, failures_pages) = (share(rest, SPENT_SHARE), share(rest, FAILURES_SHARE));
         let rate_pages = rest.saturating_sub(spent_pages + failures_pages).max(1);
@@ -266,6 +290,12 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
             new_table::<Lookup>(shpool, base, lookups_pages * page),
             new_table::<Pending>(shpool, base, pending_pages * page),
             new_table::<CrawlerCheck>(shpool, base, crawlers_pages * page),
+        ) else {
+            return ptr::null_mut();
+        };
+        let (Some(hints), Some(hint_jobs)) = (
+            new_table::<HintsRecord>(shpool, base, hints_pages * page),
+            new_table::<HintJob>(shpool, base, hint_jobs_pages * page),
         ) else {
             return ptr::null_mut();
         };
@@ -290,6 +320,8 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
             lookups,
             pending,
             crawlers,
+            hints,
+            hint_jobs,
             tor: FeedStatus::default(),
         });
         (*shpool).data = header.cast();
@@ -356,7 +388,7 @@ fn log_capacity(log: *mut ngx_log_t, name: &str, size: usize, state: &ZoneState)
         log,
         "captchaify: zone \"{}\" of {} bytes initialised: room for {} clients' rate buckets \
          ({} bytes each), {} spent challenges, {} failure counters, {} locations, {} listed \
-         addresses and {} looked-up addresses",
+         addresses, {} looked-up addresses and {} pages' crawler hints",
         name,
         size,
         clients,
@@ -365,14 +397,15 @@ fn log_capacity(log: *mut ngx_log_t, name: &str, size: usize, state: &ZoneState)
         state.failures.as_ref().map_or(0, |t| t.capacity()),
         state.loads.as_ref().map_or(0, |t| t.capacity()),
         state.listed.as_ref().map_or(0, |t| t.capacity()),
-        state.lookups.as_ref().map_or(0, |t| t.capacity())
+        state.lookups.as_ref().map_or(0, |t| t.capacity()),
+        state.hints.as_ref().map_or(0, |t| t.capacity())
     );
     if clients < FEW_CLIENTS {
         ngx_log_error!(
             NGX_LOG_WARN,
             log,
             "captchaify: zone \"{}\" is small: it holds the rate buckets of only {} clients, and \
-             beyond that the least recently seen are forgotten; 1m holds about 8500",
+             beyond that the least recently seen are forgotten; 1m holds about 7800",
             name,
             clients
         );

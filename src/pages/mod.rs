@@ -93,6 +93,8 @@ pub const PLACEHOLDERS: &[&str] = &[
     "audio_length",
     "message",
     "audio_href",
+    "crawler_title",
+    "crawler_head",
 ];
 
 /// The markup around a placeholder's value inside a translated string.
@@ -145,6 +147,9 @@ pub struct PageContext<'a> {
     pub language_href: &'a str,
     /// On the language chooser: how its links are made.
     pub chooser: Option<ChooserView<'a>>,
+    /// For a search-engine crawler facing the captcha: the real page's title, description
+    /// and OpenGraph tags (`captchaify_crawler_hints`).
+    pub hints: Option<&'a crate::reputation::hints::Hints>,
 }
 
 /// The parts of a captcha page that come from the challenge.
@@ -371,6 +376,8 @@ impl PageSet {
             audio.map_or("", |a| a.length),
             &message,
             audio.map_or("", |a| a.href),
+            context.hints.map_or("", |h| h.title.as_str()),
+            &context.hints.map(crate::reputation::hints::head_html).unwrap_or_default(),
         ];
         let body = template.render(&values, language, inline_markup);
         Some(Page {
@@ -463,6 +470,7 @@ mod tests {
             language: 0,
             language_href: "/.captchaify/language?return=%2Fa",
             chooser: Some(ChooserView { return_path: "/a?b=<", without_cookies: false }),
+            hints: None,
         }
     }
 
@@ -587,6 +595,7 @@ mod tests {
         let ctx = PageContext {
             language: de,
             chooser: Some(ChooserView { return_path: "/shop?item=1&x=<", without_cookies: true }),
+            hints: None,
             ..PageContext::default()
         };
         let page = pages.render(PageKind::ChangeLanguage, &ctx).unwrap();

@@ -347,3 +347,101 @@ mod tests {
         }
     }
 }
+
+/// A page's crawler hints (see `reputation::hints`), encoded.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HintsRecord {
+    pub bytes: [u8; crate::reputation::hints::HINTS_BYTES],
+}
+
+// SAFETY: plain bytes: valid for every bit pattern (decoding checks them), no pointers.
+unsafe impl Record for HintsRecord {
+    const KIND: u32 = u32::from_be_bytes(*b"HNT1");
+}
+
+/// The longest host and URI a hints fetch is made for.
+pub const HINT_HOST_MAX: usize = 255;
+pub const HINT_URI_MAX: usize = 1024;
+
+/// A page to fetch crawler hints from: this server's own address (as the client reached it),
+/// the `Host` and the URI.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HintJob {
+    addr: [u8; 16],
+    port: u16,
+    host_len: u16,
+    uri_len: u16,
+    tls: u8,
+    _reserved: u8,
+    host: [u8; HINT_HOST_MAX + 1],
+    uri: [u8; HINT_URI_MAX],
+}
+
+// SAFETY: plain bytes and integers: valid for every bit pattern (lengths are clamped when
+// read), no pointers.
+unsafe impl Record for HintJob {
+    const KIND: u32 = u32::from_be_bytes(*b"HJB1");
+}
+
+impl HintJob {
+    /// `None` when the host or URI is too long to keep.
+    pub fn new(server: std::net::SocketAddr, tls: bool, host: &[u8], uri: &[u8]) -> Option<HintJob> {
+        if host.len() > HINT_HOST_MAX || uri.len() > HINT_URI_MAX {
+            return None;
+        }
+        let mut job = HintJob {
+            addr: address_bytes(server.ip()),
+            port: server.port(),
+            host_len: host.len() as u16,
+            uri_len: uri.len() as u16,
+            tls: u8::from(tls),
+            _reserved: 0,
+            host: [0; HINT_HOST_MAX + 1],
+            uri: [0; HINT_URI_MAX],
+        };
+        job.host[..host.len()].copy_from_slice(host);
+        job.uri[..uri.len()].copy_from_slice(uri);
+        Some(job)
+    }
+
+    pub fn server(&self) -> std::net::SocketAddr {
+        let v6 = Ipv6Addr::from(self.addr);
+        let ip = v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4);
+        std::net::SocketAddr::new(ip, self.port)
+    }
+
+    pub fn tls(&self) -> bool {
+        self.tls != 0
+    }
+
+    pub fn host(&self) -> &[u8] {
+        &self.host[..usize::from(self.host_len).min(HINT_HOST_MAX)]
+    }
+
+    pub fn uri(&self) -> &[u8] {
+        &self.uri[..usize::from(self.uri_len).min(HINT_URI_MAX)]
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    #[test]
+    fn hint_jobs_round_trip_and_refuse_what_does_not_fit() {
+        let server: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let job = HintJob::new(server, false, b"example.org", b"/blog/post?id=7").unwrap();
+        assert_eq!((job.server(), job.tls(), job.host(), job.uri()), (server, false, &b"example.org"[..], &b"/blog/post?id=7"[..]));
+        let v6: std::net::SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+        assert_eq!(HintJob::new(v6, true, b"h", b"/").unwrap().server(), v6);
+        assert!(HintJob::new(server, false, &[b'a'; 256], b"/").is_none());
+        assert!(HintJob::new(server, false, b"h", &[b'/'; 1025]).is_none());
+        // Lengths scribbled over are clamped, never read past the arrays.
+        let mut broken = job;
+        broken.host_len = u16::MAX;
+        broken.uri_len = u16::MAX;
+        assert_eq!((broken.host().len(), broken.uri().len()), (HINT_HOST_MAX, HINT_URI_MAX));
+    }
+}
