@@ -22,6 +22,7 @@ use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule, Request};
 use ngx::ngx_log_error;
 
 use super::{client, MainConf};
+pub(crate) use socket2_storage::ip_of;
 use crate::policy::verified::{
     after_forward, by_published_ranges, read_and_mark, record_verification, Crawler, DnsAnswer,
     Step, Verification,

@@ -129,15 +129,20 @@ impl MainConf {
             .unwrap_or_else(|| FeedSpec::default_for(name))
     }
 
+    /// The keys of the reputation tables, from the zone's own secret.
+    pub fn feed_secrets(&self) -> Option<&Secrets> {
+        self.feed_secrets
+            .get_or_init(|| {
+                let secret = self.zone_state()?.secret()?;
+                Secrets::new(secret.to_vec(), None)
+            })
+            .as_ref()
+    }
+
     /// The key of an address in a reputation table.
     pub fn feed_key(&self, purpose: &str, addr: std::net::IpAddr) -> [u8; 16] {
-        let secrets = self.feed_secrets.get_or_init(|| {
-            let secret = self.zone_state()?.secret()?;
-            Secrets::new(secret.to_vec(), None)
-        });
         let bytes = crate::state::reputation::address_bytes(addr);
-        secrets
-            .as_ref()
+        self.feed_secrets()
             .map_or([0; 16], |s| s.table_key(purpose, &[&bytes]))
     }
 
@@ -181,6 +186,8 @@ pub(crate) struct LocConf {
     pub geo_rules: Option<Arc<GeoRules>>,
     /// `captchaify_verified_crawlers`.
     pub verified_crawlers: Option<bool>,
+    /// `captchaify_crawler_hints`.
+    pub crawler_hints: Option<bool>,
     /// This location's key in the loads table, derived on first use in each worker. Never
     /// inherited: every location counts its own load.
     pub location_key: OnceCell<[u8; 16]>,
@@ -210,6 +217,12 @@ impl LocConf {
             || self.lookup_pending_captcha.is_some()
             || self.geo_rules.is_some()
             || self.verified_crawlers.is_some()
+            || self.crawler_hints.is_some()
+    }
+
+    /// Crawlers facing the captcha see the real page's title and meta tags (default on).
+    pub fn crawler_hints(&self) -> bool {
+        self.crawler_hints.unwrap_or(true)
     }
 
     pub fn third_parties(&self) -> ThirdParties {
@@ -314,6 +327,7 @@ impl Merge for LocConf {
             self.geo_rules.clone_from(&prev.geo_rules);
         }
         self.verified_crawlers = self.verified_crawlers.or(prev.verified_crawlers);
+        self.crawler_hints = self.crawler_hints.or(prev.crawler_hints);
         if self.geo_rules.is_some() {
             RULES_SEEN.store(true, core::sync::atomic::Ordering::Relaxed);
         }
@@ -589,6 +603,13 @@ unsafe extern "C" fn set_third_parties(
     mark_used(cf);
     NGX_CONF_OK
 }
+
+location_directive!(
+    set_crawler_hints,
+    "captchaify_crawler_hints",
+    parse_flag,
+    crawler_hints
+);
 
 location_directive!(
     set_verified_crawlers,
@@ -895,7 +916,7 @@ const fn main_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 27] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 28] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
     location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
@@ -941,6 +962,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 27] = [
     location_command_taking(ngx_string!("captchaify_asn"), NGX_CONF_1MORE, set_asn),
     main_command(ngx_string!("captchaify_geoip_db"), NGX_CONF_1MORE, set_geoip_db),
     location_command(ngx_string!("captchaify_verified_crawlers"), set_verified_crawlers),
+    location_command(ngx_string!("captchaify_crawler_hints"), set_crawler_hints),
     main_command(ngx_string!("captchaify_crawler_ranges"), NGX_CONF_1MORE, set_crawler_ranges),
     main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),
     main_command(

@@ -35,7 +35,8 @@ use ngx::ngx_log_error;
 use super::{offload, MainConf};
 use crate::reputation::feeds;
 use crate::reputation::{FeedName, FeedOrigin, FeedSpec};
-use crate::state::reputation::{record_answer, Answer, FeedStatus, Source};
+use crate::reputation::hints;
+use crate::state::reputation::{record_answer, Answer, FeedStatus, HintJob, HintsRecord, Source};
 
 /// How often the event loop looks at the mailbox and the queue.
 const TICK_MS: usize = 250;
@@ -70,6 +71,19 @@ enum Report {
         addr: IpAddr,
         outcome: Result<(bool, Option<([u8; 2], u32)>), String>,
     },
+    /// A page's crawler hints (`None`: the page has none, or could not be read).
+    Hints {
+        key: [u8; 16],
+        page: String,
+        outcome: Result<Option<hints::Hints>, String>,
+    },
+}
+
+/// Pages waiting for their crawler hints.
+#[derive(Default)]
+struct PageQueue {
+    jobs: Mutex<VecDeque<([u8; 16], HintJob)>>,
+    ready: Condvar,
 }
 
 /// A per-address source's queue.
@@ -85,6 +99,7 @@ struct Shared {
     mailbox: Mutex<Vec<Report>>,
     ipapi: Queue,
     sfs: Queue,
+    pages: PageQueue,
     /// Wakes the list thread early (to stop).
     wake: Condvar,
     wake_lock: Mutex<()>,
@@ -121,6 +136,7 @@ impl Shared {
         self.wake.notify_all();
         self.ipapi.ready.notify_all();
         self.sfs.ready.notify_all();
+        self.pages.ready.notify_all();
     }
 }
 
@@ -136,7 +152,7 @@ struct Running {
     shared: Arc<Shared>,
     mcf: *const MainConf,
     timer: *mut ngx_event_t,
-    streaks: [Streak; 3],
+    streaks: [Streak; 4],
 }
 
 std::thread_local! {
@@ -156,7 +172,7 @@ pub(crate) unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int
     let Some(mcf) = (unsafe { main_conf(cycle) }) else {
         return Status::NGX_OK.into();
     };
-    if !mcf.used || mcf.sources_in_use == 0 {
+    if !mcf.used {
         return Status::NGX_OK.into();
     }
     // SAFETY: the cycle's log lives as long as the process.
@@ -219,6 +235,10 @@ fn start(mcf: &MainConf, log: *mut ngx_log_t) {
             let spec = spec(name);
             spawn(&shared, log, name.as_str(), move |shared| lookup_thread(shared, spec, source));
         }
+    }
+    // Crawler hints: idle until a crawler meets the captcha somewhere.
+    if let Some(secrets) = mcf.secrets().cloned() {
+        spawn(&shared, log, "hints", move |shared| hints_thread(shared, secrets));
     }
     let timer = offload::timer_event(tick, true, log);
     RUNNING.with(|r| {
@@ -445,6 +465,61 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source) {
     }
 }
 
+/// The crawler-hints thread: asks this server for each queued page (see `nginx::hints`).
+fn hints_thread(shared: Arc<Shared>, secrets: crate::challenge::token::Secrets) {
+    let tls = ureq::tls::TlsConfig::builder().disable_verification(true).build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("captchaify-hints/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
+        .build()
+        .into();
+    while !shared.stopped() {
+        let job = {
+            let Ok(mut jobs) = shared.pages.jobs.lock() else { return };
+            if jobs.is_empty() {
+                jobs = match shared.pages.ready.wait_timeout(jobs, Duration::from_secs(1)) {
+                    Ok((jobs, _)) => jobs,
+                    Err(_) => return,
+                };
+            }
+            jobs.pop_front()
+        };
+        let Some((key, job)) = job else { continue };
+        let host = String::from_utf8_lossy(job.host()).into_owned();
+        let page = format!("{}{}", host, String::from_utf8_lossy(job.uri()));
+        let outcome = fetch_hints(&agent, &secrets, &job);
+        shared.post(Report::Hints { key, page, outcome });
+    }
+}
+
+fn fetch_hints(agent: &ureq::Agent, secrets: &crate::challenge::token::Secrets, job: &HintJob) -> Result<Option<hints::Hints>, String> {
+    use std::io::Read;
+    let uri = core::str::from_utf8(job.uri()).map_err(|_| "the URI is not UTF-8".to_string())?;
+    let host = core::str::from_utf8(job.host()).map_err(|_| "the host is not UTF-8".to_string())?;
+    let scheme = if job.tls() { "https" } else { "http" };
+    let url = format!("{scheme}://{}{uri}", job.server());
+    let token = secrets.hints_token(job.host(), job.uri(), unix_now() + super::hints::TOKEN_SECS);
+    let mut request = agent.get(&url).header(super::hints::HEADER, &token);
+    if !host.is_empty() {
+        request = request.header("Host", host);
+    }
+    let mut response = request.call().map_err(|e| e.to_string())?;
+    if response.status().as_u16() != 200 {
+        return Err(format!("HTTP status {}", response.status().as_u16()));
+    }
+    let mut head = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .take(hints::MAX_SCAN as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| e.to_string())?;
+    Ok(hints::extract(&head))
+}
+
 fn same_address(a: IpAddr, b: IpAddr) -> bool {
     crate::state::reputation::address_bytes(a) == crate::state::reputation::address_bytes(b)
 }
@@ -561,6 +636,33 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                 }
             }
         }
+        Report::Hints { key, page, outcome } => {
+            let Some(table) = zone.hints.as_ref() else { return };
+            let (found, ttl) = match &outcome {
+                Ok(Some(found)) if !found.is_empty() => (found.clone(), super::hints::TTL_SECS),
+                _ => (hints::Hints::default(), super::hints::EMPTY_TTL_SECS),
+            };
+            match &outcome {
+                Ok(Some(found)) => {
+                    ngx_log_error!(
+                        NGX_LOG_INFO,
+                        log,
+                        "captchaify: crawler hints for {}: title \"{}\", {} meta tags",
+                        page,
+                        found.title,
+                        found.meta.len() + usize::from(!found.description.is_empty())
+                    );
+                }
+                Ok(None) => {
+                    ngx_log_error!(NGX_LOG_INFO, log, "captchaify: crawler hints for {}: the page has none", page);
+                }
+                Err(error) => {
+                    ngx_log_error!(NGX_LOG_WARN, log, "captchaify: crawler hints for {}: cannot read the page: {}", page, error);
+                }
+            }
+            let record = HintsRecord { bytes: hints::encode(&found) };
+            table.with(pid, |t| t.insert(&key, now * 1000, (now + ttl) * 1000, record));
+        }
         Report::Answer { source, addr, outcome } => {
             let Some(table) = zone.lookups.as_ref() else { return };
             let key = mcf.feed_key("lookup", addr);
@@ -601,8 +703,32 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
     }
 }
 
-/// Moves queued addresses from the zone to the threads' queues.
+/// Moves queued addresses and pages from the zone to the threads' queues.
 fn hand_out(shared: &Shared, mcf: &MainConf) {
+    hand_out_pages(shared, mcf);
+    hand_out_addresses(shared, mcf);
+}
+
+fn hand_out_pages(shared: &Shared, mcf: &MainConf) {
+    let Some(jobs) = mcf.zone_state().and_then(|z| z.hint_jobs.as_ref()) else { return };
+    if jobs.stats().len == 0 {
+        return;
+    }
+    let now_ms = unix_now() * 1000;
+    let popped: Vec<_> = jobs.with(super::client::pid(), |t| {
+        core::iter::from_fn(|| t.pop_least_recent(now_ms)).take(64).collect()
+    });
+    if let Ok(mut queue) = shared.pages.jobs.lock() {
+        for job in popped {
+            if queue.len() < 256 {
+                queue.push_back(job);
+            }
+        }
+        shared.pages.ready.notify_one();
+    }
+}
+
+fn hand_out_addresses(shared: &Shared, mcf: &MainConf) {
     let Some(pending) = mcf.zone_state().and_then(|z| z.pending.as_ref()) else { return };
     if pending.stats().len == 0 {
         return;

@@ -10,7 +10,7 @@ use ngx::ngx_log_error;
 
 use super::request_state::RateCheck;
 use super::response::ChallengeOrder;
-use super::{audio, client, language, offload, request_state, response, verify, zone, LocConf, MainConf, Module};
+use super::{audio, client, hints, language, offload, request_state, response, verify, zone, LocConf, MainConf, Module};
 use crate::challenge::token::{return_path_for, Secrets};
 use crate::policy::{decide, Hardness, ClientFacts, LocationPolicy, Outcome, Refusal, Suspicion, Verdict};
 use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadChange};
@@ -38,7 +38,12 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
     if !lcf.enabled() {
         return Status::NGX_DECLINED.into();
     }
+    // The module's own fetch of a page's crawler hints (signed, short-lived, this URI only).
+    if hints::is_own_fetch(r, mcf) {
+        return Status::NGX_DECLINED.into();
+    }
     let mut policy = lcf.policy();
+    let mut crawler = false;
     let dry_run = lcf.dry_run();
     let Some(state) = request_state::find_or_create(r) else {
         // Out of memory: refuse rather than let an unchecked request through.
@@ -47,6 +52,7 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
     let mut retry_after = None;
     let (verdict, suspicion) = if policy.needs_facts() {
         let facts = state.facts(r, mcf, lcf);
+        crawler = facts.crawler;
         // An address on the allow list is not counted: it passes everything.
         let rates = match facts.standing.allowed {
             true => state.rates.unwrap_or_default(),
@@ -91,9 +97,13 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
             }
             let terms = response::challenge_terms(lcf, return_path);
             // Drawn in the thread pool when there is one: the request resumes when it is done.
+            // A crawler sees what the page is about (once the fetcher has read it).
+            let hints = (crawler && lcf.crawler_hints())
+                .then(|| hints::for_request(r, mcf))
+                .flatten();
             match ChallengeOrder::new(r, mcf, lcf, terms, &shown_path, None, &language) {
                 None => NGX_HTTP_INTERNAL_SERVER_ERROR as _,
-                Some(order) => match offload::post(mcf.thread_pool, r, order) {
+                Some(order) => match offload::post(mcf.thread_pool, r, order.with_hints(hints)) {
                     Ok(()) => return Status::NGX_DONE.into(),
                     Err(Some(order)) => response::write_challenge_page(r, order.draw()),
                     Err(None) => NGX_HTTP_INTERNAL_SERVER_ERROR as _,

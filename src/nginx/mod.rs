@@ -9,6 +9,7 @@ mod crawlers;
 mod directives;
 mod fetcher;
 mod handler;
+mod hints;
 mod language;
 mod offload;
 mod request_state;

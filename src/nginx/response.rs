@@ -218,6 +218,8 @@ pub(crate) struct ChallengeOrder {
     language: usize,
     chooser_href: String,
     form_action: String,
+    /// The real page's hints, for a crawler.
+    hints: Option<crate::reputation::hints::Hints>,
 }
 
 /// A pointer to configuration that outlives every request of the worker (the cycle's
@@ -264,7 +266,14 @@ impl ChallengeOrder {
                 Some(tag) => format!("{VERIFY_PATH}?{LANGUAGE_NAME}={tag}"),
                 None => VERIFY_PATH.to_owned(),
             },
+            hints: None,
         })
+    }
+
+    /// Shows a crawler the real page's title, description and OpenGraph tags.
+    pub(crate) fn with_hints(mut self, hints: Option<crate::reputation::hints::Hints>) -> Self {
+        self.hints = hints;
+        self
     }
 
     /// Draws the image, signs the challenge and renders the page: pure work, no nginx.
@@ -307,7 +316,7 @@ impl ChallengeOrder {
                 language: self.language,
                 language_href: &self.chooser_href,
                 chooser: None,
-                hints: None,
+                hints: self.hints.as_ref(),
             },
         );
         ChallengePage { page, answer }

@@ -42,6 +42,13 @@ sub challenge_token {
     return "$body." . b64(hmac_sha256("captchaify-challenge|$body", $a{secret}));
 }
 
+# hints_token($host, $uri, $expires): the module's own crawler-hints fetch token.
+sub hints_token {
+    my ($host, $uri, $expires, $secret) = (@_, $SECRET);
+    my $message = join '', map { pack('V', length $_) . $_ } $host, $uri, "$expires";
+    return "$expires." . b64(hmac_sha256("captchaify-hints|$message", $secret));
+}
+
 # The token with the byte at $index changed to another token character.
 sub flip_byte {
     my ($token, $index) = @_;
