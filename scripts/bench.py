@@ -37,11 +37,20 @@ BARE_LOCATIONS = f"""
 """
 # Rate limits are off for the module's other locations: wrk is one client, and the default
 # of 120r/m would refuse it.
+# Third-party sources are off except where the reputation cases turn the Tor list on: the
+# other cases measure what they measured before the sources existed.
 MODULE_HTTP = LIMIT_REQ_ZONES + """
     captchaify_secret_file conf/secret.key;
     captchaify_rate_limit off;
     captchaify_max_rate_limit off;
+    captchaify_third_parties off;
+    captchaify_feed tor file=conf/tor-exits.txt;
 """
+# Reputation: 100,000 deny-listed ranges and a loaded Tor list of 1,500 exits, none of which
+# is the benchmark's client: the cost of looking, on a location that lets the client pass.
+REPUTATION = "captchaify_deny file=conf/deny-100k.txt; captchaify_third_parties tor;"
+DENY_RANGES = 100_000
+TOR_EXITS = 1_500
 MODULE_LOCATIONS = f"""
         location /verified/ {{ captchaify_action fight; alias html/static/; }}
         location /challenge/ {{ captchaify_action fight; }}
@@ -55,6 +64,8 @@ MODULE_LOCATIONS = f"""
         location /lean-captcha/ {{ captchaify_action captcha; {LEAN} }}
         location /lean-captcha-limit-req/ {{ captchaify_action captcha; {LIMIT_REQ} {LEAN} }}
         location /lean-rate/ {{ captchaify_action captcha; {OUR_LIMITS} {LEAN} }}
+        location /reputation/ {{ captchaify_action captcha; {REPUTATION} alias html/static/; }}
+        location /lean-reputation/ {{ captchaify_action captcha; {REPUTATION} {LEAN} }}
 """
 
 SECRET = b"captchaify-bench-secret-0123456789abcdef"
@@ -97,6 +108,13 @@ CASES = [
     ("captcha (person), lean static", "module", "/lean-captcha/a.html", 200),
     ("captcha + limit_req, lean", "module", "/lean-captcha-limit-req/a.html", 200),
     ("captcha + our rate limits, lean", "module", "/lean-rate/a.html", 200),
+    ("captcha + 100k deny ranges + Tor list", "module", "/reputation/a.html", 200),
+    ("captcha + 100k ranges + Tor, lean", "module", "/lean-reputation/a.html", 200),
+]
+# The reputation cases against the same location without any source, same profile.
+AGAINST_NO_REPUTATION = [
+    ("captcha + 100k deny ranges + Tor list", "captcha (person)"),
+    ("captcha + 100k ranges + Tor, lean", "captcha (person), lean static"),
 ]
 BASELINE = {"static": "bare nginx, static", "lean": "bare nginx, lean static"}
 # The module's rate limits against nginx's own limit_req, same profile, same run.
@@ -136,6 +154,7 @@ def start_instance(nginx, workdir, name, port, module, http=None, extra=None, lo
     if module:
         with open(os.path.join(prefix, "conf/secret.key"), "wb") as f:
             f.write(SECRET)
+        write_reputation_lists(os.path.join(prefix, "conf"))
     with open(os.path.join(prefix, "conf/nginx.conf"), "w") as f:
         f.write(CONFIG.format(load=load, main=main, port=port, http=http, log_level=log_level,
                               locations=LOCATIONS.replace("{extra}", extra)))
@@ -144,6 +163,23 @@ def start_instance(nginx, workdir, name, port, module, http=None, extra=None, lo
     master = int(open(os.path.join(prefix, "logs/nginx.pid")).read())
     worker = int(subprocess.check_output(["pgrep", "-P", str(master)]).split()[0])
     return {"prefix": prefix, "port": port, "master": master, "worker": worker}
+
+
+def write_reputation_lists(conf):
+    """100,000 deny ranges (80% IPv4 /24s, 20% IPv6 /48s, spread out) and 1,500 Tor exits,
+    none covering 127.0.0.1."""
+    with open(os.path.join(conf, "deny-100k.txt"), "w") as f:
+        for i in range(1, DENY_RANGES + 1):
+            n = (i * 40503) % 16777216
+            if i % 5:
+                if n >> 16 == 127:
+                    n ^= 1 << 16
+                f.write(f"{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}.0/24\n")
+            else:
+                f.write(f"2001:{0xdb8 + (i >> 16):x}:{i & 0xffff:x}::/48\n")
+    with open(os.path.join(conf, "tor-exits.txt"), "w") as f:
+        for i in range(TOR_EXITS):
+            f.write(f"185.{220 + i // 250}.{i % 250}.{1 + i % 200}\n")
 
 
 def cpu_ticks(pid):
@@ -481,7 +517,8 @@ def count_all_instructions(args, instances, cookie):
 
 
 # The pairs whose ratio the rate-limit figures quote: ours against limit_req and against bare.
-PAIRS = AGAINST_LIMIT_REQ + [
+PAIRS = AGAINST_LIMIT_REQ + AGAINST_NO_REPUTATION + [
+    ("captcha + 100k ranges + Tor, lean", "bare nginx, lean static"),
     ("captcha (person) + our rate limits", "bare nginx, static"),
     ("fight, verified + our rate limits", "bare nginx, static"),
     ("captcha + our rate limits, lean", "bare nginx, lean static"),
@@ -534,6 +571,13 @@ def print_medians(args, results):
         if results[ours]["rps"] and results[theirs]["rps"]:
             ratio = statistics.median(results[ours]["rps"]) / statistics.median(results[theirs]["rps"])
             print(f"  {ours:38s} x{ratio:.3f} of {theirs}")
+    print("\nreputation (100,000 deny ranges and a Tor list of 1,500) against the same location "
+          "without (median req/s ratio; CPU us/req difference):")
+    for ours, theirs in AGAINST_NO_REPUTATION:
+        if results[ours]["rps"] and results[theirs]["rps"]:
+            ratio = statistics.median(results[ours]["rps"]) / statistics.median(results[theirs]["rps"])
+            extra = statistics.median(results[ours]["us"]) - statistics.median(results[theirs]["us"])
+            print(f"  {ours:38s} x{ratio:.3f} of {theirs}; {extra:+.2f} us CPU/req")
     print("\nrate limits against bare nginx (median req/s ratio):")
     for ours, theirs in AGAINST_LIMIT_REQ:
         base = results[BASELINE["lean" if "lean" in ours else "static"]]
