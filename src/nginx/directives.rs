@@ -563,10 +563,14 @@ unsafe fn set_list(
     };
     let slot = field(lcf);
     let set = IpSet::new(nets);
-    *slot = Some(Arc::new(match slot.as_deref() {
+    let set = match slot.as_deref() {
         Some(earlier) => earlier.union(&set),
         None => set,
-    }));
+    };
+    if set.ranges() >= 1000 {
+        ngx_conf_log_error!(ngx::ffi::NGX_LOG_NOTICE, cf, "captchaify: {}: {}", name, set);
+    }
+    *slot = Some(Arc::new(set));
     mark_used(cf);
     NGX_CONF_OK
 }
