@@ -113,7 +113,7 @@ CASES = [
 ]
 # The reputation cases against the same location without any source, same profile.
 AGAINST_NO_REPUTATION = [
-    ("captcha + 100k deny ranges + Tor list", "captcha (person)"),
+    ("captcha + 100k deny ranges + Tor list", "captchaify_action captcha (person)"),
     ("captcha + 100k ranges + Tor, lean", "captcha (person), lean static"),
 ]
 BASELINE = {"static": "bare nginx, static", "lean": "bare nginx, lean static"}
