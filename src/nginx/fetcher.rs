@@ -36,7 +36,7 @@ use super::{offload, MainConf};
 use crate::reputation::feeds;
 use crate::reputation::{FeedName, FeedOrigin, FeedSpec};
 use crate::reputation::hints;
-use crate::state::reputation::{record_answer, Answer, FeedStatus, HintJob, HintsRecord, Source};
+use crate::state::reputation::{record_answer, Answer, FeedStatus, HintJob, HintsRecord, Pending, Source};
 
 /// How often the event loop looks at the mailbox and the queue.
 const TICK_MS: usize = 250;
@@ -50,6 +50,12 @@ const RETRY_FAILED_SECS: u64 = 300;
 const FIRST_BACKOFF_SECS: u64 = 30;
 /// Tor list entries written per hold of the table's lock.
 const WRITE_CHUNK: usize = 512;
+
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -71,6 +77,8 @@ enum Report {
         addr: IpAddr,
         outcome: Result<(bool, Option<([u8; 2], u32)>), String>,
     },
+    /// A per-address source was asked at this time (Unix ms).
+    Sent { source: Source, at: u64 },
     /// A page's crawler hints (`None`: the page has none, or could not be read).
     Hints {
         key: [u8; 16],
@@ -192,8 +200,31 @@ fn stop() {
             running.shared.shut_down();
             // SAFETY: the timer event is ours, on the event loop.
             unsafe { offload::delete_timer(running.timer) };
+            // SAFETY: the configuration outlives the worker's fetcher.
+            requeue(&running.shared, unsafe { &*running.mcf });
         }
     });
+}
+
+/// Puts the addresses the threads had not asked about yet back in the zone's queue, for the
+/// next generation's fetcher (a reload must not leave them unasked until they time out).
+fn requeue(shared: &Shared, mcf: &MainConf) {
+    let Some(pending) = mcf.zone_state().and_then(|z| z.pending.as_ref()) else { return };
+    let now_ms = unix_now_ms();
+    let expires = now_ms + crate::state::reputation::ASK_TIMEOUT_SECS * 1000;
+    for source in Source::ALL {
+        let Ok(mut jobs) = shared.queue(source).jobs.lock() else { continue };
+        let left: Vec<IpAddr> = jobs.drain(..).collect();
+        pending.with(super::client::pid(), |t| {
+            for addr in left {
+                let key = mcf.feed_key("lookup", addr);
+                t.update(&key, now_ms, |queued| {
+                    let bits = queued.map_or(0, |q| q.sources) | source.bit();
+                    (Some((Pending::new(addr, bits), expires)), ())
+                });
+            }
+        });
+    }
 }
 
 /// Our main configuration in a cycle.
@@ -233,7 +264,12 @@ fn start(mcf: &MainConf, log: *mut ngx_log_t) {
     for (name, source) in [(FeedName::IpApi, Source::IpApi), (FeedName::StopForumSpam, Source::StopForumSpam)] {
         if in_use(name) {
             let spec = spec(name);
-            spawn(&shared, log, name.as_str(), move |shared| lookup_thread(shared, spec, source));
+            // The requests a previous generation made in the last minute still count.
+            let history = zone
+                .and_then(|z| z.sends(source))
+                .map(|sends| sends.recent(unix_now_ms(), 60_000))
+                .unwrap_or_default();
+            spawn(&shared, log, name.as_str(), move |shared| lookup_thread(shared, spec, source, history));
         }
     }
     // Crawler hints: idle until a crawler meets the captcha somewhere.
@@ -359,12 +395,14 @@ fn list_thread(shared: Arc<Shared>, spec: FeedSpec, first_in: u64) {
 
 /// A per-address source's thread: asks about queued addresses within the source's rate,
 /// backing off while it fails.
-fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source) {
+fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: Vec<u64>) {
     let agent = agent(spec.timeout_secs);
     let FeedOrigin::Url(base) = &spec.origin else { return };
     let mut pacer = feeds::Pacer::new(spec.per_minute);
-    let started = Instant::now();
-    let now_ms = || started.elapsed().as_millis() as u64;
+    for at in history {
+        pacer.sent(at);
+    }
+    let now_ms = unix_now_ms;
     let mut backoff = 0u64;
     let mut failing: Option<String> = None;
     let mut retry_at_ms = 0u64;
@@ -407,7 +445,9 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source) {
                 return;
             }
         }
-        pacer.sent(now_ms());
+        let at = now_ms();
+        pacer.sent(at);
+        shared.post(Report::Sent { source, at });
         let url = match source {
             Source::IpApi => feeds::ipapi_url(base, batch[0]),
             Source::StopForumSpam => feeds::sfs_url(base, &batch),
@@ -634,6 +674,11 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                         next_in_secs
                     );
                 }
+            }
+        }
+        Report::Sent { source, at } => {
+            if let Some(sends) = zone.sends(source) {
+                sends.record(at);
             }
         }
         Report::Hints { key, page, outcome } => {

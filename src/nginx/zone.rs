@@ -22,13 +22,13 @@ use crate::conf::ZoneSpec;
 use crate::state::rate::{LocationLoad, RateBucket};
 use crate::state::records::{Failures, SpentNonce};
 use crate::policy::verified::CrawlerCheck;
-use crate::state::reputation::{FeedStatus, HintJob, HintsRecord, Listed, Lookup, Pending};
+use crate::state::reputation::{FeedStatus, HintJob, HintsRecord, Listed, Lookup, Pending, SendLog, Source};
 use crate::state::table::{Record, Table};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
 /// Bumped whenever the header or the set of tables changes. A reload that brings another
 /// layout into a zone of the same name and size is refused (old workers still use it).
-const LAYOUT_VERSION: u32 = 6;
+const LAYOUT_VERSION: u32 = 7;
 
 /// Where a table lives inside the zone.
 #[repr(C)]
@@ -59,6 +59,8 @@ struct ZoneHeader {
     hint_jobs: RegionRef,
     /// The Tor exit list in force.
     tor: FeedStatus,
+    /// When ip-api and StopForumSpam were last asked.
+    sends: [SendLog; 2],
 }
 
 /// This configuration's handles on the zone, kept in the configuration pool.
@@ -88,6 +90,16 @@ impl ZoneState {
     pub fn secret(&self) -> Option<[u8; 32]> {
         // SAFETY: the header was laid out by init_zone and lives as long as the zone.
         unsafe { self.header.as_ref().map(|h| h.secret) }
+    }
+
+    /// When a per-address source was last asked.
+    pub fn sends(&self, source: Source) -> Option<&SendLog> {
+        let index = match source {
+            Source::IpApi => 0,
+            Source::StopForumSpam => 1,
+        };
+        // SAFETY: as for `secret`; the log is atomics only.
+        unsafe { self.header.as_ref().and_then(|h| h.sends.get(index)) }
     }
 
     /// The state of the Tor exit list.
@@ -323,6 +335,7 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
             hints,
             hint_jobs,
             tor: FeedStatus::default(),
+            sends: Default::default(),
         });
         (*shpool).data = header.cast();
         header

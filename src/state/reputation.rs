@@ -258,10 +258,73 @@ impl FeedStatus {
     }
 }
 
+/// When a per-address source was last asked (Unix milliseconds), kept in the zone header so
+/// that a new generation of workers after a reload goes on within the source's rate instead
+/// of starting a fresh window (ip-api bans clients that keep going over it).
+#[repr(C)]
+pub struct SendLog {
+    next: AtomicU32,
+    _reserved: u32,
+    at: [AtomicU64; SendLog::LEN],
+}
+
+impl Default for SendLog {
+    fn default() -> Self {
+        SendLog {
+            next: AtomicU32::new(0),
+            _reserved: 0,
+            at: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl SendLog {
+    /// More than any source's requests per minute that the module uses by default.
+    pub const LEN: usize = 64;
+
+    pub fn record(&self, at_ms: u64) {
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) as usize % Self::LEN;
+        if let Some(cell) = self.at.get(slot) {
+            cell.store(at_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// The sends within `window_ms` before `now_ms`, oldest first.
+    pub fn recent(&self, now_ms: u64, window_ms: u64) -> Vec<u64> {
+        let mut times: Vec<u64> = self
+            .at
+            .iter()
+            .map(|cell| cell.load(Ordering::Relaxed))
+            .filter(|&at| at != 0 && at <= now_ms && now_ms - at < window_ms)
+            .collect();
+        times.sort_unstable();
+        times
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::state::table::Table;
+
+    #[test]
+    fn send_logs_keep_the_last_minute() {
+        let log = SendLog::default();
+        assert!(log.recent(100_000, 60_000).is_empty());
+        for at in [10_000, 50_000, 70_000, 99_000] {
+            log.record(at);
+        }
+        assert_eq!(log.recent(100_000, 60_000), [50_000, 70_000, 99_000]);
+        // A full ring keeps the newest LEN.
+        for i in 0..200u64 {
+            log.record(200_000 + i);
+        }
+        let recent = log.recent(300_000, 200_000);
+        assert_eq!(recent.len(), SendLog::LEN);
+        assert_eq!(recent.first(), Some(&(200_000 + 200 - SendLog::LEN as u64)));
+        // Times in the future (a clock step back) are not counted.
+        assert!(log.recent(1000, 60_000).is_empty());
+    }
 
     #[repr(C, align(64))]
     #[derive(Clone, Copy)]
