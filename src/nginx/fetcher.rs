@@ -77,6 +77,8 @@ enum Report {
         addr: IpAddr,
         outcome: Result<(bool, Option<([u8; 2], u32)>), String>,
     },
+    /// Something to log at `info`.
+    Note(String),
     /// A per-address source was asked at this time (Unix ms).
     Sent { source: Source, at: u64 },
     /// A page's crawler hints (`None`: the page has none, or could not be read).
@@ -399,8 +401,10 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
     let agent = agent(spec.timeout_secs);
     let FeedOrigin::Url(base) = &spec.origin else { return };
     let mut pacer = feeds::Pacer::new(spec.per_minute);
+    // Counted a second late: the service timed them when they arrived, a little after we
+    // did, and a request a hair too early is refused (429).
     for at in history {
-        pacer.sent(at);
+        pacer.sent(at + 1000);
     }
     let now_ms = unix_now_ms;
     let mut backoff = 0u64;
@@ -408,6 +412,18 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
     let mut retry_at_ms = 0u64;
     let queue = shared.queue(source);
     while !shared.stopped() {
+        // While the source is failing, addresses are not held back: they are answered
+        // "failed" at once (and asked again later) until the backoff is over. Otherwise the
+        // thread first waits for the rate to allow a request, holding no address meanwhile
+        // (an address taken from the queue and not asked would be lost on a reload).
+        let failing_now = failing.clone().filter(|_| now_ms() < retry_at_ms);
+        if failing_now.is_none() {
+            let wait = pacer.wait_ms(now_ms());
+            if wait > 0 {
+                shared.sleep(Duration::from_millis(wait.min(1000)));
+                continue;
+            }
+        }
         let batch: Vec<IpAddr> = {
             let Ok(mut jobs) = queue.jobs.lock() else { return };
             if jobs.is_empty() {
@@ -426,9 +442,7 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
         if batch.is_empty() {
             continue;
         }
-        // While the source is failing, addresses are not held back: they are answered
-        // "failed" at once (and asked again later) until the backoff is over.
-        if let Some(error) = failing.as_ref().filter(|_| now_ms() < retry_at_ms) {
+        if let Some(error) = failing_now {
             for addr in batch {
                 shared.post(Report::Answer {
                     source,
@@ -437,13 +451,6 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
                 });
             }
             continue;
-        }
-        let wait = pacer.wait_ms(now_ms());
-        if wait > 0 {
-            shared.sleep(Duration::from_millis(wait));
-            if shared.stopped() {
-                return;
-            }
         }
         let at = now_ms();
         pacer.sent(at);
@@ -454,8 +461,19 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
         };
         let answers: Result<Vec<(IpAddr, bool, Option<([u8; 2], u32)>)>, String> = match get(&agent, &url, feeds::JSON_MAX_BYTES as u64) {
             Ok((429, _, ttl, _)) => {
+                // Over the service's rate: the addresses wait for the window, they did not fail.
                 pacer.throttled(now_ms(), ttl);
-                Err("HTTP status 429 (over the rate limit)".to_string())
+                if let Ok(mut jobs) = queue.jobs.lock() {
+                    for addr in batch.iter().rev() {
+                        jobs.push_front(*addr);
+                    }
+                }
+                shared.post(Report::Note(format!(
+                    "{}: the service asks us to slow down (HTTP 429); waiting {} s",
+                    source.name(),
+                    ttl.unwrap_or(60)
+                )));
+                continue;
             }
             Ok((200, rl, ttl, body)) => {
                 pacer.observed(now_ms(), rl, ttl);
@@ -675,6 +693,9 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                     );
                 }
             }
+        }
+        Report::Note(text) => {
+            ngx_log_error!(NGX_LOG_INFO, log, "captchaify: {}", text);
         }
         Report::Sent { source, at } => {
             if let Some(sends) = zone.sends(source) {
