@@ -99,24 +99,25 @@ crawler hints for
 
 
 
-=== TEST 4: the fetch token cannot be forged, replayed on another URI, or used after it expires
+=== TEST 4: the fetch token cannot be forged, replayed on another URI, used after it expires, or used without the fetcher's user agent
 --- config
-location /p/ { captchaify_action captcha; }
+location /p/ { captchaify_action fight; }
 --- user_files
 >>> p/a.html
 <html><head><title>A</title></head><body>secret</body></html>
 >>> p/b.html
 <html><head><title>B</title></head><body>secret</body></html>
 --- request eval
-["GET /p/a.html", "GET /p/b.html", "GET /p/a.html", "GET /p/a.html"]
+["GET /p/a.html", "GET /p/b.html", "GET /p/a.html", "GET /p/a.html", "GET /p/a.html"]
 --- more_headers eval
 [
-"User-Agent: $::GOOGLEBOT\nX-Captchaify-Hints: 9999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-"User-Agent: $::GOOGLEBOT\nX-Captchaify-Hints: " . Captchaify::hints_token("localhost", "/p/a.html", time + 60),
-"User-Agent: $::GOOGLEBOT\nX-Captchaify-Hints: " . Captchaify::hints_token("localhost", "/p/a.html", time - 1),
-"User-Agent: $::GOOGLEBOT\nX-Captchaify-Hints: " . Captchaify::hints_token("localhost", "/p/a.html", time + 60),
+"User-Agent: captchaify-hints/test\nX-Captchaify-Hints: 9999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+"User-Agent: captchaify-hints/test\nX-Captchaify-Hints: " . Captchaify::hints_token("localhost", "/p/a.html", time + 60),
+"User-Agent: captchaify-hints/test\nX-Captchaify-Hints: " . Captchaify::hints_token("localhost", "/p/a.html", time - 1),
+"User-Agent: $::FIREFOX\nX-Captchaify-Hints: " . Captchaify::hints_token("localhost", "/p/a.html", time + 60),
+"User-Agent: captchaify-hints/test\nX-Captchaify-Hints: " . Captchaify::hints_token("localhost", "/p/a.html", time + 60),
 ]
 --- error_code eval
-[403, 403, 403, 200]
+[403, 403, 403, 403, 200]
 --- response_body_like eval
-[$::CAPTCHA, $::CAPTCHA, $::CAPTCHA, qr/secret/]
+[$::CAPTCHA, $::CAPTCHA, $::CAPTCHA, $::CAPTCHA, qr/secret/]

@@ -530,7 +530,7 @@ fn hints_thread(shared: Arc<Shared>, secrets: crate::challenge::token::Secrets) 
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
         .max_redirects(0)
-        .user_agent(concat!("captchaify-hints/", env!("CARGO_PKG_VERSION")))
+        .user_agent(super::hints::USER_AGENT)
         .tls_config(tls)
         .build()
         .into();

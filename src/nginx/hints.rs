@@ -27,8 +27,15 @@ pub(crate) const EMPTY_TTL_SECS: u64 = 600;
 /// How long a queued page waits for the fetcher before it may be queued again.
 const QUEUE_SECS: u64 = 60;
 
+/// The fetcher's `User-Agent`: only requests that claim it are looked at for a token (a
+/// look at nginx's parsed `User-Agent` costs nothing; a scan of every header would).
+pub(crate) const USER_AGENT: &str = concat!("captchaify-hints/", env!("CARGO_PKG_VERSION"));
+
 /// Whether this request is the fetcher's own, with a valid token for its host and URI.
 pub(crate) fn is_own_fetch(r: &Request, mcf: &MainConf) -> bool {
+    if !client::user_agent(r).starts_with(b"captchaify-hints/") {
+        return false;
+    }
     let Some(token) = r
         .headers_in_iterator()
         .find(|(key, _)| key.as_bytes().eq_ignore_ascii_case(HEADER.as_bytes()))
