@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod challenge;
 pub mod conf;
+pub mod crowdsec;
 pub mod pages;
 pub mod policy;
 pub mod reputation;
