@@ -6,6 +6,15 @@
 //! never expanded: an entry is keyed by the range's prefix length and masked network, and an
 //! address is looked up once per prefix length that has entries ([`PrefixLengths`]), longest
 //! first — a handful of lookups in practice (/32, /24, /16…), whatever the number of ranges.
+//!
+//! What the Local API does that this must live with (measured with Debian's CrowdSec 1.4.6,
+//! see `t/lib/crowdsec/README.md`): the stream's `deleted` list repeats a deletion for a while
+//! (everything that ended since the last pull minus 2 s) and a `startup=true` pull lists every
+//! expired decision still in its database, so applying a deletion must be idempotent (it is:
+//! it clears the remedy's time). One target can hold several decisions of one type (two bans
+//! of different lengths); the entry keeps one time per remedy, the latest, and a deletion
+//! clears it — until the next full pull brings back a ban that is still in force. The wiring
+//! must therefore re-pull with `startup=true` now and then (to do, with the glue).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::net::IpAddr;
