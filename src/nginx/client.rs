@@ -3,33 +3,43 @@
 //! The address is the connection's, as nginx has it after `realip` — never a header parsed
 //! here.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use ngx::ffi::{ngx_cached_time, ngx_pid, sockaddr_in, sockaddr_in6, AF_INET, AF_INET6};
+use ngx::ffi::{ngx_cached_time, ngx_pid, sockaddr, sockaddr_in, sockaddr_in6, socklen_t, AF_INET, AF_INET6};
 use ngx::http::Request;
 
 use crate::request;
 
 /// The client's address. Connections that are not IP (a Unix socket) count as `0.0.0.0`.
 pub(crate) fn address(r: &Request) -> IpAddr {
-    // SAFETY: a request's connection and its sockaddr stay valid for the request's lifetime;
-    // the family field tells which sockaddr variant it is.
+    // SAFETY: a request's connection and its sockaddr stay valid for the request's lifetime.
+    let connection = unsafe { &*r.connection() };
+    // SAFETY: as above; nginx sets `socklen` with `sockaddr`.
+    unsafe { socket_address(connection.sockaddr, connection.socklen) }
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+}
+
+/// The IP address and port in a C socket address (nginx's connections, the resolver's
+/// answers); `None` for a null pointer, a short length or another family.
+///
+/// # Safety
+/// `sa` is null or points at `len` readable bytes of a socket address.
+pub(crate) unsafe fn socket_address(sa: *const sockaddr, len: socklen_t) -> Option<SocketAddr> {
+    // SAFETY: per the contract; the family field tells which variant it is, and the length
+    // is checked against it.
     unsafe {
-        let connection = &*r.connection();
-        let sockaddr = connection.sockaddr;
-        if sockaddr.is_null() {
-            return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-        }
-        match u32::from((*sockaddr).sa_family) {
-            AF_INET => {
-                let sin = &*sockaddr.cast::<sockaddr_in>();
-                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
-            }
-            AF_INET6 => {
-                let sin6 = &*sockaddr.cast::<sockaddr_in6>();
-                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.__in6_u.__u6_addr8))
-            }
-            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        let family = u32::from(sa.as_ref()?.sa_family);
+        let len = len as usize;
+        if family == AF_INET && len >= core::mem::size_of::<sockaddr_in>() {
+            let sin = &*sa.cast::<sockaddr_in>();
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be(sin.sin_port)))
+        } else if family == AF_INET6 && len >= core::mem::size_of::<sockaddr_in6>() {
+            let sin6 = &*sa.cast::<sockaddr_in6>();
+            let ip = Ipv6Addr::from(sin6.sin6_addr.__in6_u.__u6_addr8);
+            Some(SocketAddr::new(IpAddr::V6(ip), u16::from_be(sin6.sin6_port)))
+        } else {
+            None
         }
     }
 }

@@ -10,7 +10,6 @@
 //! worker starts a check per address (`read_and_mark`); a check that gets no answer (time-out,
 //! server failure) is tried again after a while.
 
-use core::ffi::c_void;
 use core::ptr;
 use std::net::{IpAddr, SocketAddr};
 
@@ -22,7 +21,6 @@ use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule, Request};
 use ngx::ngx_log_error;
 
 use super::{client, MainConf};
-pub(crate) use socket2_storage::ip_of;
 use crate::policy::verified::{
     after_forward, by_published_ranges, read_and_mark, record_verification, Crawler, DnsAnswer,
     Step, Verification,
@@ -182,8 +180,8 @@ unsafe extern "C" fn forward_done(ctx: *mut ngx_resolver_ctx_t) {
         let mut found = Vec::new();
         for i in 0..(*ctx).naddrs {
             let a = &*(*ctx).addrs.add(i);
-            if let Some(addr) = socket2_storage::ip_of(a.sockaddr.cast::<c_void>(), a.socklen) {
-                found.push(addr);
+            if let Some(addr) = client::socket_address(a.sockaddr, a.socklen) {
+                found.push(addr.ip());
             }
         }
         let answer = match (*ctx).state {
@@ -216,8 +214,7 @@ fn finish(check: &Check, verdict: Verification) {
 
 /// A socket address in C layout, for the resolver.
 mod socket2_storage {
-    use core::ffi::c_void;
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    use std::net::SocketAddr;
 
     pub struct Storage {
         storage: libc::sockaddr_storage,
@@ -253,31 +250,6 @@ mod socket2_storage {
 
         pub fn len(&self) -> ngx::ffi::socklen_t {
             self.len as _
-        }
-    }
-
-    /// The IP address in a C socket address.
-    ///
-    /// # Safety
-    /// `sa` is null or points at `len` readable bytes of a socket address.
-    pub unsafe fn ip_of(sa: *const c_void, len: ngx::ffi::socklen_t) -> Option<IpAddr> {
-        if sa.is_null() {
-            return None;
-        }
-        // SAFETY: per the contract; the family field tells the layout.
-        unsafe {
-            let family = i32::from((*sa.cast::<libc::sockaddr>()).sa_family);
-            let len = len as usize;
-            if family == libc::AF_INET && len >= core::mem::size_of::<libc::sockaddr_in>() {
-                let sin = &*sa.cast::<libc::sockaddr_in>();
-                Some(IpAddr::V4(Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes())))
-            } else if family == libc::AF_INET6 && len >= core::mem::size_of::<libc::sockaddr_in6>() {
-                let sin6 = &*sa.cast::<libc::sockaddr_in6>();
-                let v6 = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
-            } else {
-                None
-            }
         }
     }
 }

@@ -9,7 +9,7 @@
 //! request through; it reads the page's head and keeps the hints in the zone for an hour, for
 //! every worker. Until then crawlers get the plain captcha page. Nothing waits.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ngx::http::Request;
 
@@ -90,13 +90,12 @@ fn local_address(r: &Request) -> Option<SocketAddr> {
         if ngx::ffi::ngx_connection_local_sockaddr(connection, core::ptr::null_mut(), 0) != 0 {
             return None;
         }
-        let sa = (*connection).local_sockaddr;
-        let ip = super::crawlers::ip_of(sa.cast(), (*connection).local_socklen)?;
-        let port = match i32::from((*sa).sa_family) {
-            libc::AF_INET => u16::from_be((*sa.cast::<libc::sockaddr_in>()).sin_port),
-            libc::AF_INET6 => u16::from_be((*sa.cast::<libc::sockaddr_in6>()).sin6_port),
-            _ => return None,
+        let local = client::socket_address((*connection).local_sockaddr, (*connection).local_socklen)?;
+        // A dual-stack listener reached over IPv4 is asked over IPv4.
+        let ip = match local.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(local.ip(), IpAddr::V4),
+            v4 => v4,
         };
-        Some(SocketAddr::new(ip, port))
+        Some(SocketAddr::new(ip, local.port()))
     }
 }
