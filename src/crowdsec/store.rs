@@ -151,11 +151,6 @@ pub fn apply(t: &mut Guard<'_, DecisionRecord>, key: &Key, change: &Change, add:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::table::Table;
-
-    #[repr(C, align(64))]
-    #[derive(Clone, Copy)]
-    struct Line([u8; 64]);
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -176,10 +171,7 @@ mod tests {
 
     #[test]
     fn ranges_stay_ranges_and_ban_beats_captcha() {
-        let len = Table::<DecisionRecord>::region_len_for(256).unwrap();
-        let mut lines = vec![Line([0; 64]); len.div_ceil(64)];
-        // SAFETY: the buffer outlives the table in this test.
-        let table = unsafe { Table::<DecisionRecord>::init(lines.as_mut_ptr().cast(), len) }.unwrap();
+        let (_buffer, table) = crate::state::table::test_table::<DecisionRecord>(256);
         let lengths = PrefixLengths::default();
         let now = 1_000_000;
         let decisions = [

@@ -1102,16 +1102,8 @@ mod tests {
         }
     }
 
-    #[repr(C, align(64))]
-    #[derive(Clone, Copy)]
-    struct Line([u8; 64]);
-
-    fn table(capacity: usize) -> (Vec<Line>, Table<CrawlerCheck>) {
-        let len = Table::<CrawlerCheck>::region_len_for(capacity).unwrap();
-        let mut lines = vec![Line([0; 64]); len.div_ceil(64)];
-        // SAFETY: the buffer is returned with the table and outlives it in each test.
-        let t = unsafe { Table::<CrawlerCheck>::init(lines.as_mut_ptr().cast(), len) }.unwrap();
-        (lines, t)
+    fn table(capacity: usize) -> (Vec<crate::state::table::TestLine>, Table<CrawlerCheck>) {
+        crate::state::table::test_table(capacity)
     }
 
     #[test]

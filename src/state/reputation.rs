@@ -305,7 +305,6 @@ impl SendLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::table::Table;
 
     #[test]
     fn send_logs_keep_the_last_minute() {
@@ -326,17 +325,7 @@ mod tests {
         assert!(log.recent(1000, 60_000).is_empty());
     }
 
-    #[repr(C, align(64))]
-    #[derive(Clone, Copy)]
-    struct Line([u8; 64]);
-
-    fn table<V: Record>(capacity: usize) -> (Vec<Line>, Table<V>) {
-        let len = Table::<V>::region_len_for(capacity).unwrap();
-        let mut lines = vec![Line([0; 64]); len.div_ceil(64)];
-        // SAFETY: the buffer is returned with the table and outlives it in each test.
-        let t = unsafe { Table::<V>::init(lines.as_mut_ptr().cast(), len) }.unwrap();
-        (lines, t)
-    }
+    use crate::state::table::test_table as table;
 
     #[test]
     fn first_sight_queues_each_wanted_source_once() {

@@ -1188,6 +1188,23 @@ impl<V: Record> Guard<'_, V> {
     }
 }
 
+/// A table over an ordinary buffer, for unit tests of the records kept in tables. The
+/// buffer is returned with the table and must outlive it.
+#[cfg(test)]
+pub fn test_table<V: Record>(capacity: usize) -> (Vec<TestLine>, Table<V>) {
+    let len = Table::<V>::region_len_for(capacity).expect("a capacity the table can hold");
+    let mut lines = vec![TestLine([0; 64]); len.div_ceil(64)];
+    // SAFETY: the buffer is returned with the table; callers keep it while they use it.
+    let table = unsafe { Table::<V>::init(lines.as_mut_ptr().cast(), len) }.expect("a fresh region");
+    (lines, table)
+}
+
+/// An aligned 64-byte piece of [`test_table`]'s buffer.
+#[cfg(test)]
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+pub struct TestLine([u8; 64]);
+
 #[cfg(test)]
 mod tests {
     use super::*;
