@@ -1,11 +1,14 @@
-//! CrowdSec both ways (issue 7, in progress): decisions streamed from a Local API into the
-//! module, and what the module learns pushed back as alerts. Pure parts only so far; nothing
-//! here is wired into nginx yet.
+//! CrowdSec both ways: decisions streamed from a Local API into the module's shared memory
+//! (`stream`, `store`), and what the module learns pushed back as alerts (`alerts`). Pure
+//! parts; the nginx side is `nginx::crowdsec`.
 
 pub mod stream;
 pub mod store;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::policy::Remediation;
+use stream::Remedy;
 
 use thiserror::Error;
 
@@ -46,6 +49,8 @@ pub enum SpecError {
     Fallback(String),
     #[error(transparent)]
     Conf(#[from] crate::conf::ConfError),
+    #[error("cannot use \"{0}\": {1}")]
+    Credential(String, String),
 }
 
 impl LapiSpec {
@@ -88,6 +93,72 @@ impl LapiSpec {
     }
 }
 
+impl Fallback {
+    /// What a decision of this kind asks of the module.
+    pub fn remediation(self, remedy: Remedy) -> Option<Remediation> {
+        match (remedy, self) {
+            (Remedy::Ban, _) | (Remedy::Other, Fallback::Block) => Some(Remediation::Ban),
+            (Remedy::Captcha, _) | (Remedy::Other, Fallback::Captcha) => Some(Remediation::Captcha),
+            (Remedy::Other, Fallback::Pass) => None,
+        }
+    }
+}
+
+/// `captchaify_crowdsec_machine LOGIN password_file=PATH [failures=N] [flood=N]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineSpec {
+    pub login: String,
+    pub password_file: PathBuf,
+    /// Wrong answers that get a client reported; `None`: `captchaify_max_failures`' count.
+    pub failures: Option<u32>,
+    /// Requests refused by the rate limit within a minute that get a client reported.
+    pub flood: u32,
+}
+
+impl MachineSpec {
+    pub const DEFAULT_FLOOD: u32 = 30;
+
+    pub fn parse(args: &[&str], resolve: impl Fn(&str) -> PathBuf) -> Result<MachineSpec, SpecError> {
+        let (login, rest) = args.split_first().ok_or(SpecError::Missing("a machine login"))?;
+        if login.is_empty() || login.contains('=') || login.len() > 128 {
+            return Err(SpecError::Parameter(login.to_string()));
+        }
+        let mut spec = MachineSpec {
+            login: login.to_string(),
+            password_file: PathBuf::new(),
+            failures: None,
+            flood: Self::DEFAULT_FLOOD,
+        };
+        let mut password_file = None;
+        let count = |value: &str| value.parse::<u32>().ok().filter(|n| (1..=100_000).contains(n));
+        for arg in rest {
+            let (key, value) = arg.split_once('=').ok_or_else(|| SpecError::Parameter(arg.to_string()))?;
+            match key {
+                "password_file" if !value.is_empty() => password_file = Some(resolve(value)),
+                "failures" => spec.failures = Some(count(value).ok_or_else(|| SpecError::Parameter(arg.to_string()))?),
+                "flood" => spec.flood = count(value).ok_or_else(|| SpecError::Parameter(arg.to_string()))?,
+                _ => return Err(SpecError::Parameter(arg.to_string())),
+            }
+        }
+        spec.password_file = password_file.ok_or(SpecError::Missing("password_file=PATH"))?;
+        Ok(spec)
+    }
+}
+
+/// A bouncer key or machine password from its file: one line, surrounding whitespace trimmed.
+pub fn read_credential(path: &Path) -> Result<String, SpecError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError::Credential(shown.clone(), e.to_string()))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(SpecError::Credential(shown, "the file is empty".into()));
+    }
+    if text.len() > 1024 || text.chars().any(|c| c.is_control()) {
+        return Err(SpecError::Credential(shown, "expected a single line of at most 1024 bytes".into()));
+    }
+    Ok(text.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +182,41 @@ mod tests {
         assert!(matches!(parse(&["http://x", "key_file=k", "bogus"]), Err(SpecError::Parameter(_))));
         assert!(matches!(parse(&["http://x", "key_file=k", "zone_size=1k"]), Err(SpecError::Conf(_))));
         assert_eq!(parse(&[]), Err(SpecError::Missing("a URL")));
+    }
+
+    #[test]
+    fn machine_specs_and_credentials() {
+        let resolve = |p: &str| PathBuf::from("/etc/nginx").join(p);
+        let spec = MachineSpec::parse(&["web-1", "password_file=cs.pw"], resolve).unwrap();
+        assert_eq!(spec.login, "web-1");
+        assert_eq!(spec.password_file, PathBuf::from("/etc/nginx/cs.pw"));
+        assert_eq!((spec.failures, spec.flood), (None, MachineSpec::DEFAULT_FLOOD));
+        let spec = MachineSpec::parse(&["m", "flood=10", "failures=5", "password_file=/p"], resolve).unwrap();
+        assert_eq!((spec.failures, spec.flood), (Some(5), 10));
+        assert_eq!(MachineSpec::parse(&["m"], resolve), Err(SpecError::Missing("password_file=PATH")));
+        assert_eq!(MachineSpec::parse(&[], resolve), Err(SpecError::Missing("a machine login")));
+        for bad in [&["m", "password_file=p", "flood=0"][..], &["m", "password_file=p", "failures=x"], &["password_file=p"], &["m", "p"]] {
+            assert!(matches!(MachineSpec::parse(bad, resolve), Err(SpecError::Parameter(_))), "{bad:?}");
+        }
+        let dir = std::env::temp_dir().join(format!("captchaify-cred-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        std::fs::write(&file, "  abc123\n").unwrap();
+        assert_eq!(read_credential(&file).unwrap(), "abc123");
+        std::fs::write(&file, "\n \n").unwrap();
+        assert!(matches!(read_credential(&file), Err(SpecError::Credential(_, _))));
+        std::fs::write(&file, "two\nlines").unwrap();
+        assert!(matches!(read_credential(&file), Err(SpecError::Credential(_, _))));
+        assert!(matches!(read_credential(&dir.join("missing")), Err(SpecError::Credential(_, _))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fallbacks() {
+        assert_eq!(Fallback::Pass.remediation(Remedy::Ban), Some(Remediation::Ban));
+        assert_eq!(Fallback::Pass.remediation(Remedy::Captcha), Some(Remediation::Captcha));
+        assert_eq!(Fallback::Pass.remediation(Remedy::Other), None);
+        assert_eq!(Fallback::Captcha.remediation(Remedy::Other), Some(Remediation::Captcha));
+        assert_eq!(Fallback::Block.remediation(Remedy::Other), Some(Remediation::Ban));
     }
 }

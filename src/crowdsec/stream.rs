@@ -39,6 +39,9 @@ pub struct Change {
     pub target: Target,
     /// Seconds the decision has left (for a deletion, unused).
     pub secs_left: u64,
+    /// The Local API's id of the decision (0 when it has none): a deletion only clears the
+    /// decision it names, not a newer one on the same target.
+    pub id: u64,
 }
 
 /// A stream answer: decisions to add, decisions to remove, and how many entries were skipped.
@@ -57,22 +60,88 @@ pub enum StreamError {
     NotJson(String),
 }
 
+/// The answer, read straight into decisions: a startup pull of 100,000 decisions is 20 MB of
+/// JSON, which must not become a tree of values in the worker that fetches it. Fields are read
+/// loosely (any JSON value) so that one odd decision is skipped, not the whole answer; fields
+/// the module does not use (`origin`, `scenario`, `until`…) are skipped unread.
 #[derive(Deserialize)]
 struct RawStream {
     #[serde(default)]
-    new: Option<Vec<serde_json::Value>>,
+    new: Option<Vec<RawDecision>>,
     #[serde(default)]
-    deleted: Option<Vec<serde_json::Value>>,
+    deleted: Option<Vec<RawDecision>>,
 }
 
 #[derive(Deserialize)]
 struct RawDecision {
-    #[serde(rename = "type")]
-    kind: String,
-    scope: String,
-    value: String,
+    #[serde(rename = "type", default)]
+    kind: Loose,
     #[serde(default)]
-    duration: Option<String>,
+    scope: Loose,
+    #[serde(default)]
+    value: Loose,
+    #[serde(default)]
+    duration: Loose,
+    #[serde(default)]
+    id: Loose,
+}
+
+/// A field that may hold anything: strings and numbers are kept, everything else is ignored.
+#[derive(Default)]
+enum Loose {
+    #[default]
+    Missing,
+    Text(String),
+    Number(u64),
+    Other,
+}
+
+impl Loose {
+    fn text(&self) -> Option<&str> {
+        match self {
+            Loose::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Loose {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Loose, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Loose;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Loose, E> {
+                Ok(Loose::Text(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Loose, E> {
+                Ok(Loose::Number(v))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// Reads a stream answer.
@@ -80,20 +149,19 @@ pub fn parse(body: &[u8]) -> Result<Delta, StreamError> {
     if body.len() > MAX_BYTES {
         return Err(StreamError::TooLarge(MAX_BYTES));
     }
-    let not_json = |e: serde_json::Error| {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(StreamError::NotJson("the answer is not a JSON object".into()));
+    }
+    let raw: RawStream = serde_json::from_slice(body).map_err(|e| {
         let mut message = e.to_string();
         message.truncate(120);
         StreamError::NotJson(message)
-    };
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(not_json)?;
-    if !value.is_object() {
-        return Err(StreamError::NotJson("the answer is not a JSON object".into()));
-    }
-    let raw: RawStream = serde_json::from_value(value).map_err(not_json)?;
+    })?;
     let mut delta = Delta::default();
     for (list, out) in [(raw.new, &mut delta.new), (raw.deleted, &mut delta.deleted)] {
-        for value in list.unwrap_or_default() {
-            match serde_json::from_value::<RawDecision>(value).ok().and_then(|d| change(&d)) {
+        for decision in list.unwrap_or_default() {
+            match change(&decision) {
                 Some(change) => out.push(change),
                 None => delta.skipped += 1,
             }
@@ -103,13 +171,13 @@ pub fn parse(body: &[u8]) -> Result<Delta, StreamError> {
 }
 
 fn change(d: &RawDecision) -> Option<Change> {
-    let remedy = match d.kind.to_ascii_lowercase().as_str() {
+    let remedy = match d.kind.text()?.to_ascii_lowercase().as_str() {
         "ban" => Remedy::Ban,
         "captcha" => Remedy::Captcha,
         _ => Remedy::Other,
     };
-    let value = d.value.trim();
-    let target = match d.scope.to_ascii_lowercase().as_str() {
+    let value = d.value.text()?.trim();
+    let target = match d.scope.text()?.to_ascii_lowercase().as_str() {
         "ip" => Target::Range(IpNet::from(value.parse::<IpAddr>().ok()?)),
         "range" => Target::Range(value.parse::<IpNet>().ok()?.trunc()),
         "country" => match value.as_bytes() {
@@ -121,8 +189,15 @@ fn change(d: &RawDecision) -> Option<Change> {
         "as" => Target::As(value.trim_start_matches(['A', 'S', 'a', 's']).parse().ok()?),
         _ => return None,
     };
-    let secs_left = d.duration.as_deref().map_or(Some(0), go_duration_secs)?;
-    Some(Change { remedy, target, secs_left })
+    let secs_left = match &d.duration {
+        Loose::Missing => 0,
+        duration => go_duration_secs(duration.text()?)?,
+    };
+    let id = match d.id {
+        Loose::Number(id) => id,
+        _ => 0,
+    };
+    Some(Change { remedy, target, secs_left, id })
 }
 
 /// Seconds in a Go duration (`1h2m3.5s`, `-3s`, `300ms`, `1.5h`), rounded down; negative
@@ -198,7 +273,7 @@ mod tests {
         let delta = parse(body).unwrap();
         assert_eq!(delta.skipped, 3);
         assert!(delta.deleted.is_empty());
-        assert_eq!(delta.new[0], Change { remedy: Remedy::Ban, target: Target::Range("192.0.2.7/32".parse().unwrap()), secs_left: 14395 });
+        assert_eq!(delta.new[0], Change { remedy: Remedy::Ban, target: Target::Range("192.0.2.7/32".parse().unwrap()), secs_left: 14395, id: 1 });
         assert_eq!(delta.new[1].target, Target::Range("203.0.113.0/24".parse().unwrap()));
         assert_eq!(delta.new[1].remedy, Remedy::Captcha);
         assert_eq!(delta.new[2].remedy, Remedy::Other);
@@ -217,5 +292,23 @@ mod tests {
         for garbage in [&b"<html>502</html>"[..], b"", b"[]", b"{\"new\": 5}", b"null"] {
             assert!(parse(garbage).is_err(), "{:?}", String::from_utf8_lossy(garbage));
         }
+    }
+
+    /// Odd fields skip their decision only; ids are kept for deletions.
+    #[test]
+    fn odd_fields_skip_one_decision() {
+        let body = br#"{"new":[
+            {"duration":"1h","id":9,"scope":"Ip","type":"ban","value":"192.0.2.9","until":"2026-01-01T00:00:00Z","simulated":false,"meta":{"a":[1,2,{"b":null}]}},
+            {"duration":3600,"id":10,"scope":"Ip","type":"ban","value":"192.0.2.10"},
+            {"duration":"1h","id":11,"scope":"Ip","type":"ban","value":19216801},
+            {"duration":"1h","id":"12","scope":["Ip"],"type":"ban","value":"192.0.2.12"},
+            {"duration":"1h","id":-1,"scope":"Ip","type":"captcha","value":"192.0.2.13"}
+        ],"deleted":[{"duration":"-1s","id":9,"scope":"Ip","type":"ban","value":"192.0.2.9"}],"extra":{"x":1}}"#;
+        let delta = parse(body).unwrap();
+        assert_eq!(delta.skipped, 3);
+        assert_eq!((delta.new[0].id, delta.new[0].secs_left), (9, 3600));
+        assert_eq!((delta.new[1].id, delta.new[1].remedy), (0, Remedy::Captcha));
+        assert_eq!(delta.deleted[0].id, 9);
+        assert!(parse(br#"{"new":[1]}"#).is_err(), "an entry that is not an object");
     }
 }

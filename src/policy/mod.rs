@@ -197,6 +197,15 @@ pub struct Reputation {
     pub sfs_pending: bool,
 }
 
+/// What a CrowdSec decision on the client asks for (after `fallback=` for unknown types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remediation {
+    /// The block page, whatever the location's action (but `let`).
+    Ban,
+    /// The captcha; a valid pass lets the client in. A `block` location blocks instead.
+    Captcha,
+}
+
 /// What the location's own lists and rules say about the client (`captchaify_allow`,
 /// `captchaify_deny`, country and AS-number rules). Recomputed for every location a request
 /// passes through.
@@ -229,6 +238,9 @@ pub struct LocationPolicy {
     /// Verified search-engine crawlers pass, fake ones are suspicious
     /// (`captchaify_verified_crawlers on`).
     pub verified_crawlers: bool,
+    /// CrowdSec's decisions apply here (`captchaify_crowdsec`, on wherever a Local API is
+    /// configured).
+    pub crowdsec: bool,
 }
 
 impl LocationPolicy {
@@ -258,6 +270,8 @@ pub struct ClientFacts {
     /// Whether the search-engine crawler the user agent claims is real, when it claims one
     /// and the module checked.
     pub crawler_check: Option<verified::Verification>,
+    /// What CrowdSec's decisions on the address ask for, when it has one in force.
+    pub crowdsec: Option<Remediation>,
 }
 
 impl ClientFacts {
@@ -272,6 +286,11 @@ impl ClientFacts {
         self.crawler_check.map_or(verified::Treatment::UserAgentRule, |v| {
             verified::treatment(v, policy.verified_crawlers)
         })
+    }
+
+    /// The CrowdSec decision that counts at this location.
+    pub fn remediation(&self, policy: &LocationPolicy) -> Option<Remediation> {
+        self.crowdsec.filter(|_| policy.crowdsec)
     }
 
     /// Why the client looks like a bot under this policy, if it does.
@@ -323,17 +342,25 @@ pub enum Verdict {
 /// before this); a country or AS-number rule replaces the location's action for the clients
 /// it matches. An address only waiting for a lookup is never blocked, at most challenged.
 ///
+/// A CrowdSec `ban` blocks at every location but `let` (and those that opt out with
+/// `captchaify_crowdsec off`); a CrowdSec `captcha` asks for a pass, which a `block` location
+/// cannot offer, so it blocks there. Only the allow list beats them.
+///
 /// Under attack every location but `let` behaves like `fight` for clients without a pass,
 /// except that `block` still blocks the suspicious ones: a flood is answered with captchas,
 /// which cost a person a few seconds and a bot its run, while verified clients keep passing.
 pub fn decide(policy: &LocationPolicy, facts: &ClientFacts) -> Verdict {
     let suspicion = facts.suspicion(policy);
     let action = facts.standing.rule.unwrap_or(policy.action);
+    let remediation = facts.remediation(policy);
     match action {
         Action::Let => Verdict::Pass,
         _ if facts.standing.allowed => Verdict::Pass,
+        _ if remediation == Some(Remediation::Ban) => Verdict::Block,
         _ if suspicion == Some(Suspicion::FailedChallenges) => Verdict::Block,
         Action::Block if facts.standing.rule.is_some() => Verdict::Block,
+        Action::Block if remediation == Some(Remediation::Captcha) => Verdict::Block,
+        _ if remediation == Some(Remediation::Captcha) && !facts.verified(policy) => Verdict::Challenge,
         _ if facts.crawler_treatment(policy) == verified::Treatment::Pass => Verdict::Pass,
         Action::Block if suspicion == Some(Suspicion::LookupPending) => {
             if facts.verified(policy) {
@@ -426,6 +453,7 @@ mod tests {
             rule: None,
         },
         crawler_check: None,
+        crowdsec: None,
     };
     const BOT: ClientFacts = ClientFacts {
         crawler: true,
@@ -450,6 +478,7 @@ mod tests {
             third_parties: ThirdParties::ALL,
             pending_is_suspicious: false,
             verified_crawlers: false,
+            crowdsec: true,
         }
     }
 
@@ -759,5 +788,42 @@ mod tests {
             under_attack: false,
         };
         assert_eq!((pass.enforced(), pass.status()), (None, "PASS"));
+    }
+
+    /// CrowdSec: a ban blocks everywhere but `let`, a captcha asks for a pass (a block
+    /// location blocks), the allow list beats both, and `captchaify_crowdsec off` ignores them.
+    #[test]
+    fn crowdsec_decisions() {
+        let banned = ClientFacts { crowdsec: Some(Remediation::Ban), ..HUMAN };
+        let verified_banned = ClientFacts { crowdsec: Some(Remediation::Ban), ..VERIFIED_HUMAN };
+        let captcha = ClientFacts { crowdsec: Some(Remediation::Captcha), ..HUMAN };
+        let verified_captcha = ClientFacts { crowdsec: Some(Remediation::Captcha), ..VERIFIED_HUMAN };
+        for action in [Action::Block, Action::Fight, Action::Captcha] {
+            assert_eq!(decide(&policy(action, false), &banned), Verdict::Block, "{action}");
+            assert_eq!(decide(&policy(action, false), &verified_banned), Verdict::Block, "{action}: a pass does not lift a ban");
+        }
+        assert_eq!(decide(&policy(Action::Let, true), &banned), Verdict::Pass);
+        assert_eq!(decide(&policy(Action::Captcha, false), &captcha), Verdict::Challenge);
+        assert_eq!(decide(&policy(Action::Fight, false), &captcha), Verdict::Challenge);
+        assert_eq!(decide(&policy(Action::Block, false), &captcha), Verdict::Block);
+        assert_eq!(decide(&policy(Action::Captcha, false), &verified_captcha), Verdict::Pass);
+        assert_eq!(decide(&policy(Action::Fight, false), &verified_captcha), Verdict::Pass);
+        assert_eq!(decide(&policy(Action::Block, false), &verified_captcha), Verdict::Block);
+        let off = LocationPolicy { crowdsec: false, ..policy(Action::Captcha, false) };
+        assert_eq!(decide(&off, &banned), Verdict::Pass);
+        assert_eq!(decide(&off, &captcha), Verdict::Pass);
+        let allowed = |facts: ClientFacts| ClientFacts { standing: Standing { allowed: true, ..facts.standing }, ..facts };
+        assert_eq!(decide(&policy(Action::Block, false), &allowed(banned)), Verdict::Pass);
+        assert_eq!(decide(&policy(Action::Fight, false), &allowed(captcha)), Verdict::Pass);
+        // A verified crawler still meets a CrowdSec captcha.
+        let crawler = ClientFacts {
+            crawler: true,
+            crawler_check: Some(verified::Verification::Verified),
+            crowdsec: Some(Remediation::Captcha),
+            ..HUMAN
+        };
+        let with_crawlers = LocationPolicy { verified_crawlers: true, ..policy(Action::Captcha, true) };
+        assert_eq!(decide(&with_crawlers, &crawler), Verdict::Challenge);
+        assert_eq!(decide(&with_crawlers, &ClientFacts { crowdsec: None, ..crawler }), Verdict::Pass);
     }
 }
