@@ -2,6 +2,7 @@
 //! module, and what the module learns pushed back as alerts. Pure parts only so far; nothing
 //! here is wired into nginx yet.
 
+pub mod alerts;
 pub mod stream;
 pub mod store;
 
