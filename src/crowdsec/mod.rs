@@ -2,6 +2,7 @@
 //! (`stream`, `store`), and what the module learns pushed back as alerts (`alerts`). Pure
 //! parts; the nginx side is `nginx::crowdsec`.
 
+pub mod alerts;
 pub mod stream;
 pub mod store;
 
