@@ -19,6 +19,7 @@ use ngx::ffi::{
 use ngx::http::{HttpModuleMainConf, Merge, MergeConfigError};
 use ngx::{ngx_conf_log_error, ngx_string};
 
+use super::crowdsec::{CrowdsecConf, Machine};
 use super::{zone, Module};
 use crate::challenge::pass_cache::PassCache;
 use crate::challenge::token::Secrets;
@@ -69,6 +70,10 @@ pub(crate) struct MainConf {
     /// Keys of the reputation tables, from the zone's own secret (which never changes for
     /// the zone's life, so lists survive a change of `captchaify_secret_file`).
     feed_secrets: OnceCell<Option<Secrets>>,
+    /// `captchaify_crowdsec_lapi`: the Local API whose decisions apply.
+    pub crowdsec: Option<CrowdsecConf>,
+    /// `captchaify_crowdsec_machine`: the credentials alerts are reported with.
+    pub crowdsec_machine: Option<Machine>,
 }
 
 impl Default for MainConf {
@@ -88,6 +93,8 @@ impl Default for MainConf {
             feeds: Vec::new(),
             sources_in_use: 0,
             feed_secrets: OnceCell::new(),
+            crowdsec: None,
+            crowdsec_machine: None,
         }
     }
 }
@@ -188,6 +195,8 @@ pub(crate) struct LocConf {
     pub verified_crawlers: Option<bool>,
     /// `captchaify_crawler_hints`.
     pub crawler_hints: Option<bool>,
+    /// `captchaify_crowdsec`.
+    pub crowdsec: Option<bool>,
     /// This location's key in the loads table, derived on first use in each worker. Never
     /// inherited: every location counts its own load.
     pub location_key: OnceCell<[u8; 16]>,
@@ -218,6 +227,13 @@ impl LocConf {
             || self.geo_rules.is_some()
             || self.verified_crawlers.is_some()
             || self.crawler_hints.is_some()
+            || self.crowdsec.is_some()
+    }
+
+    /// CrowdSec's decisions apply and signals are reported here (default on; only matters
+    /// with `captchaify_crowdsec_lapi`).
+    pub fn crowdsec(&self) -> bool {
+        self.crowdsec.unwrap_or(true)
     }
 
     /// Crawlers facing the captcha see the real page's title and meta tags (default on).
@@ -271,6 +287,7 @@ impl LocConf {
             third_parties: self.third_parties(),
             pending_is_suspicious: self.lookup_pending_captcha.unwrap_or(false),
             verified_crawlers: self.verified_crawlers.unwrap_or(false),
+            crowdsec: self.crowdsec(),
         }
     }
 
@@ -328,6 +345,10 @@ impl Merge for LocConf {
         }
         self.verified_crawlers = self.verified_crawlers.or(prev.verified_crawlers);
         self.crawler_hints = self.crawler_hints.or(prev.crawler_hints);
+        self.crowdsec = self.crowdsec.or(prev.crowdsec);
+        if self.crowdsec == Some(true) {
+            CROWDSEC_SEEN.store(true, core::sync::atomic::Ordering::Relaxed);
+        }
         if self.geo_rules.is_some() {
             RULES_SEEN.store(true, core::sync::atomic::Ordering::Relaxed);
         }
@@ -341,6 +362,8 @@ impl Merge for LocConf {
 /// The sources enabled locations listen to, gathered while the configuration is merged
 /// (reset in preconfiguration, read in postconfiguration into [`MainConf::sources_in_use`]).
 pub(crate) static SOURCES_SEEN: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+/// Whether some level says `captchaify_crowdsec on` (gathered like [`SOURCES_SEEN`]).
+pub(crate) static CROWDSEC_SEEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// Whether some location has country or AS-number rules (gathered like [`SOURCES_SEEN`]).
 pub(crate) static RULES_SEEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
@@ -660,6 +683,67 @@ unsafe extern "C" fn set_crawler_ranges(
     NGX_CONF_OK
 }
 
+location_directive!(set_crowdsec, "captchaify_crowdsec", parse_flag, crowdsec);
+
+unsafe extern "C" fn set_crowdsec_lapi(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    const NAME: &str = "captchaify_crowdsec_lapi";
+    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    if mcf.crowdsec.is_some() {
+        return reject(cf, NAME, "is duplicate");
+    }
+    let args = match utf8_arguments(cf, NAME) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    let spec = match crate::crowdsec::LapiSpec::parse(&args, |p| full_path(cf, p)) {
+        Ok(spec) => spec,
+        Err(error) => return reject(cf, NAME, error),
+    };
+    let key = match crate::crowdsec::read_credential(&spec.key_file) {
+        Ok(key) => key,
+        Err(error) => return reject(cf, NAME, error),
+    };
+    match CrowdsecConf::new(cf, spec, key) {
+        Some(crowdsec) => mcf.crowdsec = Some(crowdsec),
+        None => return NGX_CONF_ERROR,
+    }
+    mcf.used = true;
+    NGX_CONF_OK
+}
+
+unsafe extern "C" fn set_crowdsec_machine(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    const NAME: &str = "captchaify_crowdsec_machine";
+    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    if mcf.crowdsec_machine.is_some() {
+        return reject(cf, NAME, "is duplicate");
+    }
+    let args = match utf8_arguments(cf, NAME) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    let spec = match crate::crowdsec::MachineSpec::parse(&args, |p| full_path(cf, p)) {
+        Ok(spec) => spec,
+        Err(error) => return reject(cf, NAME, error),
+    };
+    let password = match crate::crowdsec::read_credential(&spec.password_file) {
+        Ok(password) => password,
+        Err(error) => return reject(cf, NAME, error),
+    };
+    mcf.crowdsec_machine = Some(Machine::new(spec, password));
+    mcf.used = true;
+    NGX_CONF_OK
+}
+
 location_directive!(
     set_lookup_pending,
     "captchaify_lookup_pending",
@@ -920,7 +1004,7 @@ const fn main_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 28] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 31] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
     location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
@@ -968,6 +1052,9 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 28] = [
     location_command(ngx_string!("captchaify_verified_crawlers"), set_verified_crawlers),
     location_command(ngx_string!("captchaify_crawler_hints"), set_crawler_hints),
     main_command(ngx_string!("captchaify_crawler_ranges"), NGX_CONF_1MORE, set_crawler_ranges),
+    location_command(ngx_string!("captchaify_crowdsec"), set_crowdsec),
+    main_command(ngx_string!("captchaify_crowdsec_lapi"), NGX_CONF_1MORE, set_crowdsec_lapi),
+    main_command(ngx_string!("captchaify_crowdsec_machine"), NGX_CONF_1MORE, set_crowdsec_machine),
     main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),
     main_command(
         ngx_string!("captchaify_secret_file"),

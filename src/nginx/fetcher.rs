@@ -188,12 +188,14 @@ pub(crate) unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int
     // SAFETY: the cycle's log lives as long as the process.
     let log = unsafe { (*cycle).log };
     start(mcf, log);
+    super::crowdsec::start(mcf, log);
     Status::NGX_OK.into()
 }
 
 /// `exit_process`: tells the threads to stop (they end within their timeout).
 pub(crate) unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
     stop();
+    super::crowdsec::stop();
 }
 
 fn stop() {
@@ -301,7 +303,12 @@ fn due_in(status: &FeedStatus, refresh_secs: u64) -> u64 {
 }
 
 /// Starts a thread with every signal blocked (signals are the event loop's business).
-fn spawn(shared: &Arc<Shared>, log: *mut ngx_log_t, what: &str, work: impl FnOnce(Arc<Shared>) + Send + 'static) {
+pub(super) fn spawn<S: Send + Sync + 'static>(
+    shared: &Arc<S>,
+    log: *mut ngx_log_t,
+    what: &str,
+    work: impl FnOnce(Arc<S>) + Send + 'static,
+) {
     let shared = Arc::clone(shared);
     // SAFETY: plain signal-mask calls on the calling thread; the mask is restored below.
     let previous = unsafe {

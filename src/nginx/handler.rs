@@ -12,7 +12,7 @@ use super::request_state::RateCheck;
 use super::response::ChallengeOrder;
 use super::{audio, client, hints, language, offload, request_state, response, verify, zone, LocConf, MainConf, Module};
 use crate::challenge::token::{return_path_for, Secrets};
-use crate::policy::{decide, Hardness, ClientFacts, LocationPolicy, Outcome, Refusal, Suspicion, Verdict};
+use crate::policy::{decide, ClientFacts, Hardness, LocationPolicy, Outcome, Refusal, Remediation, Suspicion, Verdict};
 use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadChange};
 
 /// Access phase, main requests only (nginx skips this phase for subrequests). Runs again
@@ -50,11 +50,14 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
     let mut retry_after = None;
+    let mut crowdsec = None;
     let (verdict, suspicion) = if policy.needs_facts() {
         let facts = state.facts(r, mcf, lcf);
         crawler = facts.crawler;
-        // An address on the allow list is not counted: it passes everything.
-        let rates = match facts.standing.allowed {
+        // An address on the allow list is not counted: it passes everything. Nor is one that
+        // CrowdSec bans: it is blocked whatever its rate, and not reported again for flooding.
+        let banned = facts.remediation(&policy) == Some(Remediation::Ban);
+        let rates = match facts.standing.allowed || banned {
             true => state.rates.unwrap_or_default(),
             false => *state
                 .rates
@@ -62,6 +65,7 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
         };
         policy.under_attack = rates.under_attack;
         retry_after = rates.retry_after;
+        crowdsec = facts.remediation(&policy);
         match retry_after {
             Some(_) => (Verdict::RateLimited, None),
             None => (decide(&policy, &facts), facts.suspicion(&policy)),
@@ -78,7 +82,7 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
     state.outcome = Some(outcome);
     state.action = Some(policy.action);
     if !already_logged {
-        log_outcome(r, &policy, outcome);
+        log_outcome(r, &policy, outcome, crowdsec);
     }
 
     let Some(refusal) = outcome.enforced() else {
@@ -178,6 +182,9 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
             refused => refused,
         });
         check.retry_after = admission.retry_after_secs();
+        if check.retry_after.is_some() {
+            super::crowdsec::refused(mcf, lcf, client::address(r));
+        }
         zone::warn_if_evicting(r.log(), buckets);
     }
     check
@@ -276,12 +283,15 @@ fn verdict_for(
     (decide(&policy, &facts), facts.suspicion(&policy))
 }
 
-fn log_outcome(r: &Request, policy: &LocationPolicy, outcome: Outcome) {
-    let what = match outcome.verdict {
-        Verdict::Pass => return,
-        Verdict::Block => "block",
-        Verdict::Challenge => "challenge",
-        Verdict::RateLimited => "rate-limit",
+fn log_outcome(r: &Request, policy: &LocationPolicy, outcome: Outcome, crowdsec: Option<Remediation>) {
+    let what = match (outcome.verdict, crowdsec) {
+        (Verdict::Pass, _) => return,
+        (Verdict::Block, Some(Remediation::Ban)) => "block (CrowdSec ban)",
+        (Verdict::Block, Some(Remediation::Captcha)) => "block (CrowdSec captcha)",
+        (Verdict::Block, None) => "block",
+        (Verdict::Challenge, Some(_)) => "challenge (CrowdSec captcha)",
+        (Verdict::Challenge, None) => "challenge",
+        (Verdict::RateLimited, _) => "rate-limit",
     };
     if outcome.dry_run {
         ngx_log_error!(

@@ -6,6 +6,7 @@
 mod audio;
 mod client;
 mod crawlers;
+mod crowdsec;
 mod directives;
 mod fetcher;
 mod handler;
@@ -43,6 +44,7 @@ impl HttpModule for Module {
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         directives::SOURCES_SEEN.store(0, core::sync::atomic::Ordering::Relaxed);
         directives::RULES_SEEN.store(false, core::sync::atomic::Ordering::Relaxed);
+        directives::CROWDSEC_SEEN.store(false, core::sync::atomic::Ordering::Relaxed);
         variables::register(cf).into()
     }
 
@@ -82,6 +84,17 @@ impl HttpModule for Module {
                     cf,
                     "captchaify: country and AS-number rules need captchaify_geoip_db, or the ipapi \
                      source in captchaify_third_parties"
+                );
+                return Status::NGX_ERROR.into();
+            }
+            let crowdsec_on = directives::CROWDSEC_SEEN.swap(false, core::sync::atomic::Ordering::Relaxed);
+            if mcf.crowdsec.is_none() && (crowdsec_on || mcf.crowdsec_machine.is_some()) {
+                let what = if crowdsec_on { "captchaify_crowdsec on" } else { "captchaify_crowdsec_machine" };
+                ngx::ngx_conf_log_error!(
+                    ngx::ffi::NGX_LOG_EMERG,
+                    cf,
+                    "captchaify: {} needs captchaify_crowdsec_lapi in the http block",
+                    what
                 );
                 return Status::NGX_ERROR.into();
             }

@@ -72,7 +72,14 @@ impl RequestState {
     /// The client facts, gathered on first use and kept for later passes, with what this
     /// location's lists and rules say about the client.
     pub fn facts(&mut self, r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
-        let mut facts = *self.facts.get_or_insert_with(|| gather_facts(r, mcf, lcf));
+        let mut facts = match self.facts {
+            Some(facts) => facts,
+            None => {
+                let mut facts = gather_facts(r, mcf, lcf);
+                facts.crowdsec = self.crowdsec(r, mcf);
+                facts
+            }
+        };
         let rules = lcf.geo_rules.as_ref().filter(|rules| !rules.is_empty());
         let rule = rules.and_then(|rules| {
             let geo = self.geo(r, mcf);
@@ -81,6 +88,16 @@ impl RequestState {
         facts.standing = standing(lcf, client::address(r), rule);
         self.facts = Some(facts);
         facts
+    }
+
+    /// What CrowdSec's decisions say about the client (its country and AS number are only
+    /// looked up when decisions on countries or networks exist).
+    fn crowdsec(&mut self, r: &Request, mcf: &MainConf) -> Option<crate::policy::Remediation> {
+        mcf.crowdsec.as_ref()?;
+        super::crowdsec::remediation(mcf, client::address(r), || {
+            let geo = self.geo(r, mcf);
+            (geo.country.map(|c| c.as_bytes()), geo.asn)
+        })
     }
 
     /// The client's country and AS number: from `captchaify_geoip_db` when there is one,
@@ -238,6 +255,7 @@ fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
         reputation: gather_reputation(mcf, address, wanted),
         standing: Standing::default(),
         crawler_check,
+        crowdsec: None,
     }
 }
 

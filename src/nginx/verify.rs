@@ -132,7 +132,9 @@ fn answer(r: &mut Request) -> ngx_int_t {
             }
         }
         Judgement::Wrong { terms } => {
-            let now_blocked = failures.with(client::pid(), |t| mcf.failure_limit.record(t, &failure_key, now.millis));
+            let count = failures.with(client::pid(), |t| mcf.failure_limit.record_count(t, &failure_key, now.millis));
+            let now_blocked = count >= mcf.failure_limit.max;
+            super::crowdsec::wrong_answer(mcf, lcf, address, count);
             ngx_log_error!(
                 NGX_LOG_INFO,
                 r.log(),

@@ -33,7 +33,7 @@ const LAYOUT_VERSION: u32 = 7;
 /// Where a table lives inside the zone.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct RegionRef {
+pub(super) struct RegionRef {
     offset: u64,
     len: u64,
 }
@@ -346,7 +346,7 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
 ///
 /// # Safety
 /// As for [`lay_out`]; `base` is the start of the zone.
-unsafe fn new_table<V: Record>(
+pub(super) unsafe fn new_table<V: Record>(
     shpool: *mut ngx_slab_pool_t,
     base: *mut u8,
     len: usize,
@@ -370,7 +370,7 @@ unsafe fn new_table<V: Record>(
 ///
 /// # Safety
 /// `base` is the start of a zone whose header recorded `region`.
-unsafe fn attach<V: Record>(
+pub(super) unsafe fn attach<V: Record>(
     base: *mut u8,
     region: RegionRef,
     log: *mut ngx_log_t,

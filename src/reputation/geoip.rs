@@ -61,6 +61,11 @@ impl Country {
         std::str::from_utf8(&code).ok().and_then(|s| Country::parse(s).ok())
     }
 
+    /// The two upper-case letters.
+    pub fn as_bytes(&self) -> [u8; 2] {
+        self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Two ASCII letters by construction, so this is always valid UTF-8.
         std::str::from_utf8(&self.0).unwrap_or("")

@@ -51,10 +51,16 @@ impl FailureLimit {
     /// Counts a wrong answer; returns whether the client is now blocked. The window starts at
     /// the first failure and is not extended by later ones.
     pub fn record(&self, table: &mut Guard<'_, Failures>, client: &Key, now: u64) -> bool {
+        self.record_count(table, client, now) >= self.max
+    }
+
+    /// Counts a wrong answer (or any other event under this limit); returns the count within
+    /// the window.
+    pub fn record_count(&self, table: &mut Guard<'_, Failures>, client: &Key, now: u64) -> u32 {
         let expires = now.saturating_add(self.window_ms);
         let (failures, _) = table.get_or_insert_with(client, now, expires, Failures::default);
         failures.count = failures.count.saturating_add(1);
-        failures.count >= self.max
+        failures.count
     }
 }
 
