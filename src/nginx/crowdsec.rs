@@ -371,26 +371,41 @@ pub(crate) fn remediation(
     }
     let keys = cs.keys()?;
     let status = zone.status();
-    let mut wanted: Vec<Key> = store::address_targets(address, &status.lengths)
-        .map(|target| cs.target_key(keys, &target))
-        .collect();
     let (countries, networks) = status.has_geo();
-    if (countries || networks) && mcf.geo.is_some() {
-        let (country, asn) = geo();
-        if let Some(code) = country.filter(|_| countries) {
-            wanted.push(cs.target_key(keys, &stream::Target::Country(code)));
-        }
-        if let Some(asn) = asn.filter(|_| networks) {
-            wanted.push(cs.target_key(keys, &stream::Target::As(asn)));
+    let (country, asn) = match (countries || networks) && mcf.geo.is_some() {
+        true => geo(),
+        false => (None, None),
+    };
+    let targets = store::address_targets(address, &status.lengths)
+        .chain(country.filter(|_| countries).map(stream::Target::Country))
+        .chain(asn.filter(|_| networks).map(stream::Target::As));
+    // Keys are hashed outside the lock, a batch at a time, without touching the heap: a
+    // handful of prefix lengths in practice, one batch.
+    let now = client::now();
+    let mut found = None;
+    let mut batch = [[0u8; 16]; 16];
+    let mut n = 0;
+    let mut look_up = |batch: &[Key]| {
+        let remedy = table.with(client::pid(), |t| {
+            batch
+                .iter()
+                .map(|key| status.remedy(t.get(key, now.millis).as_deref(), now.secs))
+                .fold(None, store::strongest)
+        });
+        found = store::strongest(found, remedy);
+    };
+    for target in targets {
+        batch[n] = cs.target_key(keys, &target);
+        n += 1;
+        if n == batch.len() {
+            look_up(&batch);
+            n = 0;
         }
     }
-    let now = client::now();
-    let remedy = table.with(client::pid(), |t| {
-        wanted
-            .iter()
-            .map(|key| status.remedy(t.get(key, now.millis).as_deref(), now.secs))
-            .fold(None, store::strongest)
-    })?;
+    if n > 0 {
+        look_up(&batch[..n]);
+    }
+    let remedy = found?;
     cs.lapi.fallback.remediation(remedy)
 }
 
