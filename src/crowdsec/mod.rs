@@ -34,13 +34,13 @@ pub struct LapiSpec {
     pub timeout_secs: u64,
     /// As CrowdSec's own bouncers: an unknown type is a ban unless told otherwise.
     pub fallback: Fallback,
-    /// The decisions' own shared zone (64 bytes a decision: 16m holds about 260,000).
+    /// The decisions' own shared zone (76 bytes a decision: 16m holds 197,468).
     pub zone_size: usize,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SpecError {
-    #[error("\"{0}\" is not an http:// or https:// URL")]
+    #[error("\"{0}\" is not an http:// or https:// URL with a host (and a port from 1 to 65535)")]
     Url(String),
     #[error("invalid parameter \"{0}\"")]
     Parameter(String),
@@ -57,12 +57,10 @@ pub enum SpecError {
 impl LapiSpec {
     pub fn parse(args: &[&str], resolve: impl Fn(&str) -> PathBuf) -> Result<LapiSpec, SpecError> {
         let (url, rest) = args.split_first().ok_or(SpecError::Missing("a URL"))?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(SpecError::Url(url.to_string()));
-        }
+        let url = base_url(url).ok_or_else(|| SpecError::Url(url.to_string()))?;
         let mut key_file = None;
         let mut spec = LapiSpec {
-            url: url.trim_end_matches('/').to_string() + "/",
+            url,
             key_file: PathBuf::new(),
             interval_secs: 10,
             timeout_secs: 5,
@@ -92,6 +90,37 @@ impl LapiSpec {
         spec.key_file = key_file.ok_or(SpecError::Missing("key_file=PATH"))?;
         Ok(spec)
     }
+}
+
+/// An `http://` or `https://` URL with a host and, if any, a port from 1 to 65535, as a base
+/// ending in `/` (paths like `v1/decisions/stream` are appended to it).
+fn base_url(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = match authority.strip_prefix('[') {
+        // An IPv6 literal: [::1] or [::1]:8080.
+        Some(inner) => {
+            let (address, after) = inner.split_once(']')?;
+            address.parse::<std::net::Ipv6Addr>().ok()?;
+            after.strip_prefix(':').map_or(after.is_empty().then_some(()), |port| valid_port(port))?;
+            address
+        }
+        None => {
+            let (host, port) = authority.split_once(':').map_or((authority, None), |(h, p)| (h, Some(p)));
+            if let Some(port) = port {
+                valid_port(port)?;
+            }
+            host
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    let path_ok = path.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#'));
+    (host_ok && path_ok).then(|| url[..url.len() - path.len()].to_string() + path.trim_end_matches('/') + "/")
+}
+
+fn valid_port(port: &str) -> Option<()> {
+    port.parse::<u16>().ok().filter(|&p| p > 0).map(|_| ())
 }
 
 impl Fallback {
@@ -183,6 +212,22 @@ mod tests {
         assert!(matches!(parse(&["http://x", "key_file=k", "bogus"]), Err(SpecError::Parameter(_))));
         assert!(matches!(parse(&["http://x", "key_file=k", "zone_size=1k"]), Err(SpecError::Conf(_))));
         assert_eq!(parse(&[]), Err(SpecError::Missing("a URL")));
+        for (url, base) in [
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/"),
+            ("https://lapi.example", "https://lapi.example/"),
+            ("http://[::1]:8080", "http://[::1]:8080/"),
+            ("http://[::1]", "http://[::1]/"),
+            ("http://proxy.example/crowdsec//", "http://proxy.example/crowdsec/"),
+        ] {
+            assert_eq!(base_url(url).as_deref(), Some(base), "{url}");
+        }
+        for bad in [
+            "http://", "https://", "http:///v1", "http://127.0.0.1:99999", "http://127.0.0.1:0", "http://h:",
+            "http://h:x", "http://[::1", "http://[zz]:1", "http://a b", "http://h/?q", "ftp://h", "h:8080",
+        ] {
+            assert_eq!(base_url(bad), None, "{bad}");
+            assert!(matches!(parse(&[bad, "key_file=k"]), Err(SpecError::Url(_))), "{bad}");
+        }
     }
 
     #[test]
