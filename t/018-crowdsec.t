@@ -783,7 +783,7 @@ qr{\[emerg\].*"captchaify_crowdsec_machine" directive: .*\S+/html/nowhere\.pw.* 
 
 
 
-=== TEST 34: bad failures= and flood= counts
+=== TEST 34: a bad failures= count
 --- http_config
 captchaify_crowdsec_lapi $TEST_NGINX_CROWDSEC_URL key_file=html/crowdsec.key;
 captchaify_crowdsec_machine t018-machine password_file=html/machine.pw failures=0;
@@ -794,7 +794,7 @@ location /x/ { }
 t018 machine password
 --- must_die
 --- error_log eval
-qr{\[emerg\].*"captchaify_crowdsec_machine" directive: .*"0".* in \S+nginx\.conf:\d+}
+qr{\[emerg\].*"captchaify_crowdsec_machine" directive: .*"failures=0".* in \S+nginx\.conf:\d+}
 
 
 
@@ -809,4 +809,20 @@ location /x/ { }
 t018 machine password
 --- must_die
 --- error_log eval
-qr{\[emerg\].*"captchaify_crowdsec_machine" directive: .*"many".* in \S+nginx\.conf:\d+}
+qr{\[emerg\].*"captchaify_crowdsec_machine" directive: .*"flood=many".* in \S+nginx\.conf:\d+}
+
+
+
+=== TEST 36: an empty password file
+--- http_config
+captchaify_crowdsec_lapi $TEST_NGINX_CROWDSEC_URL key_file=html/crowdsec.key;
+captchaify_crowdsec_machine t018-machine password_file=html/machine.pw;
+--- config
+location /x/ { }
+--- user_files eval
+">>> machine.pw
+
+"
+--- must_die
+--- error_log eval
+qr{\[emerg\].*"captchaify_crowdsec_machine" directive: .*\S+/html/machine\.pw.*empty.* in \S+nginx\.conf:\d+}i
