@@ -3,7 +3,7 @@
 # starts its own LAPI on 127.0.0.1:8102, registers a bouncer with a fixed key and a machine,
 # and adds the decisions below with cscli; every block's nginx then pulls them at start-up
 # (`GET /v1/decisions/stream?startup=true`), and the block's `--- init` waits for the
-# "decisions loaded" line before its requests. The LAPI is stopped at END. Clients are told
+# "decisions in force" line before its requests. The LAPI is stopped at END. Clients are told
 # apart with realip and X-Forwarded-For from 127.0.0.1. Timings, deletions, outages, reloads
 # and the fleet (alerts from one nginx enforced by another) are in t/e2e/crowdsec.
 use strict;
@@ -122,7 +122,7 @@ sub wait_for_log {
     warn "waited $seconds s in vain for $re in $log\n";
     return 0;
 }
-our $LOADED = qr/captchaify: crowdsec: \d+ decisions loaded from /;
+our $LOADED = qr/captchaify: crowdsec: \d+ decisions in force from /;
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -185,7 +185,7 @@ content
 --- response_body_like eval
 [$::BLOCKED, $::BLOCKED, $::BLOCKED, $::CONTENT, $::CONTENT, $::CAPTCHA_PAGE]
 --- error_log eval
-qr{\[notice\] .*captchaify: crowdsec: $::LIVE decisions loaded from http://127\.0\.0\.1:8102/? in \d+ ms}
+qr{\[notice\] .*captchaify: crowdsec: $::LIVE decisions in force from http://127\.0\.0\.1:8102/? \(full pull: \d+ bytes in \d+ ms, written in \d+ ms\)}
 
 
 
@@ -529,7 +529,7 @@ content
 --- error_code eval
 [403, 200]
 --- error_log eval
-qr{\[notice\] .*captchaify: crowdsec: $::LIVE decisions loaded from http://127\.0\.0\.1:8102/? in \d+ ms}
+qr{\[notice\] .*captchaify: crowdsec: $::LIVE decisions in force from http://127\.0\.0\.1:8102/? \(full pull: \d+ bytes in \d+ ms, written in \d+ ms\)}
 
 
 
@@ -578,9 +578,9 @@ main::wait_for_log(qr/\[warn\].*captchaify: crowdsec:/)
 --- error_code eval
 [200, 200]
 --- error_log eval
-qr{\[warn\] .*captchaify: crowdsec: .*\b403\b}
+qr{\[warn\] .*captchaify: crowdsec: cannot pull decisions from http://127\.0\.0\.1:8102/? .*\bHTTP 403\b.*; no decisions loaded yet; next try in \d+ s}
 --- no_error_log
-decisions loaded
+decisions in force
 
 
 
@@ -603,9 +603,9 @@ main::wait_for_log(qr/\[warn\].*captchaify: crowdsec:/)
 --- error_code eval
 [200, 200]
 --- error_log eval
-qr{\[warn\] .*captchaify: crowdsec: .*127\.0\.0\.1:8109}
+qr{\[warn\] .*captchaify: crowdsec: cannot pull decisions from http://127\.0\.0\.1:8109/? .*; no decisions loaded yet; next try in \d+ s}
 --- no_error_log
-decisions loaded
+decisions in force
 
 
 
