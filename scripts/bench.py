@@ -7,9 +7,13 @@ import hmac
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
 import time
+
+import crowdsec_load
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
@@ -68,6 +72,30 @@ MODULE_LOCATIONS = f"""
         location /lean-reputation/ {{ captchaify_action captcha; {REPUTATION} {LEAN} }}
 """
 
+# CrowdSec: a third instance, the module's http block plus a Local API (Debian's CrowdSec
+# 1.4.6 on loopback, scripts/crowdsec-lapi) holding 100,000 decisions (crowdsec_load.py),
+# none about the benchmark's client. Its own instance, because the module looks the client
+# up in the decisions at every location that gathers facts once a Local API is configured,
+# `captchaify_crowdsec off` locations included (the decision is only ignored there): in the
+# module instance, every other case would pay for the lookup. The "off" case shows that.
+CROWDSEC_KEY = "0be4c4b0a1bc0ffee0123456789abcde"
+CROWDSEC_HTTP = MODULE_HTTP + """
+    captchaify_crowdsec_lapi http://127.0.0.1:{lapi_port} key_file=conf/crowdsec.key interval={interval};
+    captchaify_crowdsec off;
+"""
+CROWDSEC_LOCATIONS = f"""
+        location /crowdsec/ {{ captchaify_action captcha; captchaify_crowdsec on; alias html/static/; }}
+        location /lean-crowdsec/ {{ captchaify_action captcha; captchaify_crowdsec on; {LEAN} }}
+        location /crowdsec-off/ {{ captchaify_action captcha; alias html/static/; }}
+"""
+# Under callgrind, no delta pull during the requests counted: their number would depend on
+# how long valgrind takes (the startup pull is waited for, and cancels out).
+CALLGRIND_INTERVAL = "3600s"
+
+# Ports: the bare and module instances, the flood run's, the CrowdSec instance and its LAPI.
+PORTS = {"bare": 8101, "module": 8110, "flood": 8111, "crowdsec": 8112,
+         "lapi": int(os.environ.get("CROWDSEC_PORT", 8120))}
+
 SECRET = b"captchaify-bench-secret-0123456789abcdef"
 
 CONFIG = """{load}
@@ -110,11 +138,20 @@ CASES = [
     ("captcha + our rate limits, lean", "module", "/lean-rate/a.html", 200),
     ("captcha + 100k deny ranges + Tor list", "module", "/reputation/a.html", 200),
     ("captcha + 100k ranges + Tor, lean", "module", "/lean-reputation/a.html", 200),
+    ("captcha + 100k CrowdSec decisions", "crowdsec", "/crowdsec/a.html", 200),
+    ("captcha + 100k CrowdSec, lean", "crowdsec", "/lean-crowdsec/a.html", 200),
+    ("captcha, CrowdSec off, 100k loaded", "crowdsec", "/crowdsec-off/a.html", 200),
 ]
 # The reputation cases against the same location without any source, same profile.
 AGAINST_NO_REPUTATION = [
     ("captcha + 100k deny ranges + Tor list", "captchaify_action captcha (person)"),
     ("captcha + 100k ranges + Tor, lean", "captcha (person), lean static"),
+]
+# The CrowdSec cases against the same location in the instance without a Local API.
+AGAINST_NO_CROWDSEC = [
+    ("captcha + 100k CrowdSec decisions", "captchaify_action captcha (person)"),
+    ("captcha + 100k CrowdSec, lean", "captcha (person), lean static"),
+    ("captcha, CrowdSec off, 100k loaded", "captchaify_action captcha (person)"),
 ]
 BASELINE = {"static": "bare nginx, static", "lean": "bare nginx, lean static"}
 # The module's rate limits against nginx's own limit_req, same profile, same run.
@@ -139,7 +176,7 @@ def pass_token(address, user_agent, hardness=2, lifetime=86400):
 
 
 def start_instance(nginx, workdir, name, port, module, http=None, extra=None, log_level="warn",
-                   main=""):
+                   main="", crowdsec_key=None, callgrind_http=None):
     prefix = os.path.join(workdir, name)
     shutil.rmtree(prefix, ignore_errors=True)
     for sub in ("conf", "logs", "html/static"):
@@ -155,9 +192,13 @@ def start_instance(nginx, workdir, name, port, module, http=None, extra=None, lo
         with open(os.path.join(prefix, "conf/secret.key"), "wb") as f:
             f.write(SECRET)
         write_reputation_lists(os.path.join(prefix, "conf"))
-    with open(os.path.join(prefix, "conf/nginx.conf"), "w") as f:
-        f.write(CONFIG.format(load=load, main=main, port=port, http=http, log_level=log_level,
-                              locations=LOCATIONS.replace("{extra}", extra)))
+    if crowdsec_key:
+        with open(os.path.join(prefix, "conf/crowdsec.key"), "w") as f:
+            f.write(crowdsec_key + "\n")
+    for conf, http_block in (("nginx.conf", http), ("callgrind.conf", callgrind_http or http)):
+        with open(os.path.join(prefix, "conf", conf), "w") as f:
+            f.write(CONFIG.format(load=load, main=main, port=port, http=http_block, log_level=log_level,
+                                  locations=LOCATIONS.replace("{extra}", extra)))
     subprocess.run([nginx, "-p", prefix, "-c", "conf/nginx.conf"], check=True)
     time.sleep(0.5)
     master = int(open(os.path.join(prefix, "logs/nginx.pid")).read())
@@ -180,6 +221,80 @@ def write_reputation_lists(conf):
     with open(os.path.join(conf, "tor-exits.txt"), "w") as f:
         for i in range(TOR_EXITS):
             f.write(f"185.{220 + i // 250}.{i % 250}.{1 + i % 200}\n")
+
+
+IN_FORCE = re.compile(r"captchaify: crowdsec: (\d+) decisions in force from (\S+) \(full pull: (\d+) "
+                      r"bytes in (\d+) ms, written in (\d+) ms\)")
+ROOM = re.compile(r'zone "captchaify_crowdsec" of (\d+) bytes initialised: room for (\d+) CrowdSec '
+                  r"decisions \((\d+) bytes each\)")
+
+
+def wait_for_decisions(log, offset=0, timeout=120, worker=None):
+    """Waits for the startup pull to be in force (the notice in the error log after OFFSET),
+    checks that it holds every decision; returns what the log says about it, and the
+    worker's memory before and after when WORKER is given."""
+    memory_before = memory(worker) if worker else None
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(log, errors="replace") as f:
+            f.seek(offset)
+            text = f.read()
+        trouble = [line for line in text.splitlines()
+                   if "crowdsec" in line and re.search(r"\[(warn|error|crit|alert|emerg)\]", line)]
+        if trouble:
+            raise SystemExit(f"{log}: {trouble[0]}")
+        found = IN_FORCE.search(text)
+        if found:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{log}: no \"decisions in force\" within {timeout} s")
+        time.sleep(0.05)
+    n, url, size, fetch_ms, write_ms = found.groups()
+    if int(n) != crowdsec_load.TOTAL:
+        raise SystemExit(f"{log}: {n} decisions in force, expected {crowdsec_load.TOTAL} "
+                         f"(a stale cache? remove target/bench-crowdsec)")
+    figures = {"decisions": int(n), "url": url, "bytes": int(size), "fetch_ms": int(fetch_ms),
+               "write_ms": int(write_ms)}
+    room = ROOM.search(text)
+    if room:
+        figures.update(zone_bytes=int(room.group(1)), room=int(room.group(2)),
+                       bytes_each=int(room.group(3)))
+    if worker:
+        time.sleep(0.5)  # the last tick's pages, and the pull's buffers freed
+        figures.update(memory_before=memory_before, memory_after=memory(worker))
+    return figures
+
+
+def memory(pid):
+    """The process's resident memory (kB): total, anonymous, shared (the zones' pages it has
+    touched), and its peak."""
+    fields = {}
+    for line in open(f"/proc/{pid}/status"):
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "RssAnon", "RssShmem", "VmHWM"):
+            fields[name] = int(value.split()[0])
+    return fields
+
+
+def print_crowdsec(figures, lapi_note):
+    if not figures:
+        return
+    f = figures
+    print(f"\nCrowdSec: {f['decisions']:,} decisions in the Local API ({crowdsec_load.V4_ADDRESSES:,} "
+          f"IPv4 addresses, {crowdsec_load.V4_RANGES:,} IPv4 /24s, {crowdsec_load.V6_RANGES:,} IPv6 /64s; "
+          f"{lapi_note})")
+    print(f"  startup pull: {f['bytes']:,} bytes fetched and parsed in {f['fetch_ms']:,} ms, "
+          f"written to the zone in {f['write_ms']:,} ms ({f['bytes'] / f['decisions']:.0f} bytes of JSON "
+          "per decision)")
+    if "room" in f:
+        print(f"  zone: {f['zone_bytes']:,} bytes, room for {f['room']:,} decisions, {f['bytes_each']} bytes "
+              f"each; {f['decisions']:,} use {f['decisions'] * f['bytes_each'] / 2**20:.1f} MiB")
+    if f.get("memory_before"):
+        b, a = f["memory_before"], f["memory_after"]
+        print(f"  worker memory (kB) when started / with the decisions in force: "
+              + ", ".join(f"{k} {b[k]:,} / {a[k]:,}" for k in ("VmRSS", "RssAnon", "RssShmem", "VmHWM")))
+        print(f"  zone pages touched per decision: {(a['RssShmem'] - b['RssShmem']) * 1024 / f['decisions']:.0f} "
+              "bytes")
 
 
 def cpu_ticks(pid):
@@ -233,13 +348,18 @@ def run_wrk(url, duration, script, status, headers):
 
 
 def count_instructions(nginx, prefix, path, requests, status, headers):
-    """Instructions nginx executes to start, serve `requests` keepalive GETs, and stop."""
+    """Instructions nginx executes to start, serve `requests` keepalive GETs, and stop (with
+    conf/callgrind.conf: nginx.conf but for CrowdSec's pull interval). With a Local API, the
+    requests wait for the startup pull to be in force."""
     out = os.path.join(prefix, "logs", f"callgrind.{requests}.out")
+    conf = open(os.path.join(prefix, "conf/callgrind.conf")).read()
+    log = os.path.join(prefix, "logs/error.log")
+    log_offset = os.path.getsize(log) if os.path.exists(log) else 0
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", nginx, "-p", prefix,
-         "-c", "conf/nginx.conf", "-g", "daemon off; master_process off;"],
+         "-c", "conf/callgrind.conf", "-g", "daemon off; master_process off;"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port = int(re.search(r"listen 127.0.0.1:(\d+)", open(os.path.join(prefix, "conf/nginx.conf")).read()).group(1))
+    port = int(re.search(r"listen 127.0.0.1:(\d+)", conf).group(1))
     import http.client
     try:
         for _ in range(3000):  # valgrind starts slowly (it also builds the glyph cache)
@@ -251,6 +371,8 @@ def count_instructions(nginx, prefix, path, requests, status, headers):
                 time.sleep(0.1)
         else:
             raise SystemExit(f"nginx under valgrind did not listen on port {port} within 5 minutes")
+        if "captchaify_crowdsec_lapi" in conf:
+            wait_for_decisions(log, log_offset, timeout=600)
         for _ in range(requests):
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()
@@ -320,50 +442,101 @@ def main():
     ap.add_argument("--images-tool", help="the captcha-images binary, for the generation figures")
     ap.add_argument("--cases", help="only the configurations whose label matches this regex "
                     "(the bare baselines always run)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--crowdsec-cache", default=os.path.join(root, "target", "bench-crowdsec"),
+                    help="where the Local API's state with the 100,000 decisions is kept")
     args = ap.parse_args()
     if args.cases:
         global CASES
         CASES = [c for c in CASES if re.search(args.cases, c[0]) or c[0] in BASELINE.values()]
-
-    instances = {
-        "bare": start_instance(args.nginx, args.workdir, "bare", 8101, None),
-        "module": start_instance(args.nginx, args.workdir, "module", 8102, args.module),
-    }
-    script = os.path.join(args.workdir, "report.lua")
-    with open(script, "w") as f:
-        f.write(WRK_REPORT)
-    cookie = pass_token("127.0.0.1", BROWSER)
-    results = {label: {"rps": [], "p99": [], "us": []} for label, _, _, _ in CASES}
-    results = collections.defaultdict(lambda: {"rps": [], "p99": [], "us": []}, results)
+    use_crowdsec = any(inst == "crowdsec" for _, inst, _, _ in CASES)
+    for name in ["bare", "module", "flood"] + (["crowdsec", "lapi"] if use_crowdsec else []):
+        if port_taken(PORTS[name]):
+            raise SystemExit(f"127.0.0.1:{PORTS[name]} ({name}) is taken: the bench needs it"
+                             + (" (CROWDSEC_PORT=... chooses another)" if name == "lapi" else ""))
+    # The Local API is stopped on the way out, also when the bench is told to stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    lapi = {"script": os.path.join(root, "scripts", "crowdsec-lapi"),
+            "dir": os.path.join(os.path.abspath(args.workdir), "crowdsec-lapi"),
+            "cache": args.crowdsec_cache} if use_crowdsec else None
     try:
-        for rnd in range(1, args.rounds + 1):
-            for label, inst, path, status in CASES:
-                i = instances[inst]
-                url = f"http://127.0.0.1:{i['port']}{path}"
-                before = cpu_ticks(i["worker"])
-                rps, p99, total = run_wrk(url, args.duration, script, status, headers_for(label, cookie))
-                ticks = cpu_ticks(i["worker"]) - before
-                us = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / total
-                r = results[label]
-                r["rps"].append(rps); r["p99"].append(p99); r["us"].append(us)
-                print(f"round {rnd}: {label:38s} {rps:>10,.0f} req/s  p99 {p99:.2f} ms  "
-                      f"{us:.1f} us CPU/req", flush=True)
-        paired = paired_comparison(args, instances, script, cookie)
+        out = run_all(args, lapi)
+    finally:
+        if lapi:
+            crowdsec_load.stop(lapi["script"], lapi["dir"])
+    if args.images_tool:
+        image_generation(args.workdir, args.images_tool)
+    print_crowdsec(out["crowdsec"], out["lapi_note"])
+    if not args.rounds:
+        return
+    print_medians(args, out["results"])
+    print_paired(out["paired"])
+
+
+def port_taken(port):
+    import socket
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def run_all(args, lapi):
+    """The timed rounds, the paired runs, the flood run and the instruction counts, with the
+    CrowdSec instance and its Local API when LAPI says where (the caller stops the LAPI)."""
+    out = {"crowdsec": {}, "lapi_note": "", "ir": None}
+    instances = {}
+    cookie = pass_token("127.0.0.1", BROWSER)
+    try:
+        if lapi:
+            url, out["lapi_note"] = crowdsec_load.prepare(lapi["script"], lapi["cache"], lapi["dir"],
+                                                          PORTS["lapi"], CROWDSEC_KEY)
+            print(f"CrowdSec Local API on {url}: {out['lapi_note']}", flush=True)
+        instances["bare"] = start_instance(args.nginx, args.workdir, "bare", PORTS["bare"], None)
+        instances["module"] = start_instance(args.nginx, args.workdir, "module", PORTS["module"], args.module)
+        if lapi:
+            http = {interval: CROWDSEC_HTTP.format(lapi_port=PORTS["lapi"], interval=interval)
+                    for interval in ("10s", CALLGRIND_INTERVAL)}
+            t0 = time.monotonic()
+            cs = instances["crowdsec"] = start_instance(
+                args.nginx, args.workdir, "crowdsec", PORTS["crowdsec"], args.module,
+                http=http["10s"], callgrind_http=http[CALLGRIND_INTERVAL], extra=CROWDSEC_LOCATIONS,
+                log_level="notice", crowdsec_key=CROWDSEC_KEY)
+            out["crowdsec"] = wait_for_decisions(os.path.join(cs["prefix"], "logs/error.log"),
+                                                 worker=cs["worker"])
+            print(f"CrowdSec instance: {out['crowdsec']['decisions']:,} decisions in force "
+                  f"{time.monotonic() - t0:.1f} s after its start", flush=True)
+        out["results"] = timed_rounds(args, instances, cookie)
+        out["paired"] = paired_comparison(args, instances, os.path.join(args.workdir, "report.lua"), cookie)
     finally:
         for i in instances.values():
             subprocess.run(["kill", "-QUIT", str(i["master"])])
         time.sleep(1)
-
     if os.environ.get("FLOOD") != "0":
         flood_figures(args)
     if os.environ.get("CALLGRIND") != "0":
-        count_all_instructions(args, instances, cookie)
-    if args.images_tool:
-        image_generation(args.workdir, args.images_tool)
-    if not args.rounds:
-        return
-    print_medians(args, results)
-    print_paired(paired)
+        out["ir"] = count_all_instructions(args, instances, cookie)
+    return out
+
+
+def timed_rounds(args, instances, cookie):
+    script = os.path.join(args.workdir, "report.lua")
+    with open(script, "w") as f:
+        f.write(WRK_REPORT)
+    results = {label: {"rps": [], "p99": [], "us": []} for label, _, _, _ in CASES}
+    results = collections.defaultdict(lambda: {"rps": [], "p99": [], "us": []}, results)
+    for rnd in range(1, args.rounds + 1):
+        for label, inst, path, status in CASES:
+            i = instances[inst]
+            url = f"http://127.0.0.1:{i['port']}{path}"
+            before = cpu_ticks(i["worker"])
+            rps, p99, total = run_wrk(url, args.duration, script, status, headers_for(label, cookie))
+            ticks = cpu_ticks(i["worker"]) - before
+            us = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / total
+            r = results[label]
+            r["rps"].append(rps); r["p99"].append(p99); r["us"].append(us)
+            print(f"round {rnd}: {label:38s} {rps:>10,.0f} req/s  p99 {p99:.2f} ms  "
+                  f"{us:.1f} us CPU/req", flush=True)
+    return results
 
 
 # The flood run: one location with the default limits (120r/m per client, 1200r/m for all),
@@ -451,7 +624,7 @@ def flood_figures(args):
     window = repetitions * per_rep / rate
     print(f"\nflood run: one verified client ({repetitions} x {per_rep} requests at {rate:.0f}/s, "
           "each time a fresh address and pass) on a location with the default limits", flush=True)
-    inst = start_instance(args.nginx, args.workdir, "flood", 8103, args.module,
+    inst = start_instance(args.nginx, args.workdir, "flood", PORTS["flood"], args.module,
                           http=FLOOD_HTTP, extra=FLOOD_LOCATIONS, log_level="notice",
                           main=os.environ.get("FLOOD_MAIN", ""))
     lua = os.path.join(args.workdir, "flood.lua")
@@ -510,14 +683,14 @@ def count_all_instructions(args, instances, cookie):
         base = ir[BASELINE["lean" if "lean" in label else "static"]]
         print(f"  {label:38s} {ir[label]:>10,.0f}  ({ir[label] - base:+,.0f}, "
               f"x{ir[label] / base:.3f} of bare)", flush=True)
-    for ours, theirs in AGAINST_LIMIT_REQ:
+    for ours, theirs in AGAINST_LIMIT_REQ + AGAINST_NO_REPUTATION + AGAINST_NO_CROWDSEC:
         if ours in ir and theirs in ir:
             print(f"  {ours:38s} {ir[ours] - ir[theirs]:+,.0f} against {theirs}")
     return ir
 
 
 # The pairs whose ratio the rate-limit figures quote: ours against limit_req and against bare.
-PAIRS = AGAINST_LIMIT_REQ + AGAINST_NO_REPUTATION + [
+PAIRS = AGAINST_LIMIT_REQ + AGAINST_NO_REPUTATION + AGAINST_NO_CROWDSEC + [
     ("captcha + 100k ranges + Tor, lean", "bare nginx, lean static"),
     ("captcha (person) + our rate limits", "bare nginx, static"),
     ("fight, verified + our rate limits", "bare nginx, static"),
@@ -574,6 +747,14 @@ def print_medians(args, results):
     print("\nreputation (100,000 deny ranges and a Tor list of 1,500) against the same location "
           "without (median req/s ratio; CPU us/req difference):")
     for ours, theirs in AGAINST_NO_REPUTATION:
+        if results[ours]["rps"] and results[theirs]["rps"]:
+            ratio = statistics.median(results[ours]["rps"]) / statistics.median(results[theirs]["rps"])
+            extra = statistics.median(results[ours]["us"]) - statistics.median(results[theirs]["us"])
+            print(f"  {ours:38s} x{ratio:.3f} of {theirs}; {extra:+.2f} us CPU/req")
+    if any(results[ours]["rps"] for ours, _ in AGAINST_NO_CROWDSEC):
+        print(f"\nCrowdSec ({crowdsec_load.TOTAL:,} decisions loaded, none about the client) against the same "
+              "location in the instance without a Local API (median req/s ratio; CPU us/req difference):")
+    for ours, theirs in AGAINST_NO_CROWDSEC:
         if results[ours]["rps"] and results[theirs]["rps"]:
             ratio = statistics.median(results[ours]["rps"]) / statistics.median(results[theirs]["rps"])
             extra = statistics.median(results[ours]["us"]) - statistics.median(results[theirs]["us"])
