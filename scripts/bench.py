@@ -362,8 +362,9 @@ def count_instructions(nginx, prefix, path, requests, status, headers):
     """Instructions nginx's event loop executes while it starts, serves `requests` keepalive
     GETs and stops (with conf/callgrind.conf: nginx.conf but for CrowdSec's pull interval).
     Only the event loop is counted (--toggle-collect): start-up work varies from run to run
-    by up to 1M instructions (the regex crate's compilation differs with the order of a
-    randomly seeded hash set), ±250 per request in a difference of 2,000 requests. The
+    by up to 1M instructions (seen in the regex crate's literal extraction, Vec::dedup_by and
+    malloc), ±250 per request in a difference of 2,000 requests; so does the module instance
+    in "captcha (person)" from 16,108 to 17,316 without it, ±35 with it. The
     requests wait for what the module loads in the background at start (the Tor list,
     CrowdSec's startup pull), which the event loop applies: otherwise whether it is done by
     the end of the short run (in one count of the difference or in both) depends on timing."""
