@@ -87,15 +87,26 @@ impl PrefixLengths {
         }
     }
 
-    /// The lengths in use for this address's family, longest first.
+    /// The lengths in use for this address's family, longest first. Only the set bits are
+    /// visited: a request pays for the lengths in use, not for all 33 or 129.
     pub fn for_address(&self, addr: IpAddr) -> impl Iterator<Item = u8> {
-        let (bits, top) = match addr {
-            IpAddr::V4(_) => ([self.v4.load(Ordering::Relaxed), 0, 0], 32u8),
-            IpAddr::V6(_) => (self.v6.each_ref().map(|w| w.load(Ordering::Relaxed)), 128u8),
+        let mut words = match addr {
+            IpAddr::V4(_) => [self.v4.load(Ordering::Relaxed) & ((1 << 33) - 1), 0, 0],
+            IpAddr::V6(_) => self.v6.each_ref().map(|w| w.load(Ordering::Relaxed)),
         };
-        (0..=top)
-            .rev()
-            .filter(move |&n| bits.get(usize::from(n / 64)).is_some_and(|w| w & (1 << (n % 64)) != 0))
+        // /128 lives in the third word's bit 0; nothing above it counts.
+        words[2] &= 1;
+        let mut word = words.len();
+        core::iter::from_fn(move || loop {
+            let bits = words.get_mut(word.checked_sub(1)?)?;
+            if *bits == 0 {
+                word -= 1;
+                continue;
+            }
+            let bit = 63 - bits.leading_zeros();
+            *bits &= !(1u64 << bit);
+            return Some(((word - 1) * 64) as u8 + bit as u8);
+        })
     }
 }
 
@@ -334,6 +345,12 @@ mod tests {
         store.full(&decisions, NOW);
         assert_eq!(store.status.lengths.for_address(ip("1.2.3.4")).collect::<Vec<_>>(), [32, 24]);
         assert_eq!(store.status.lengths.for_address(ip("::1")).collect::<Vec<_>>(), [32]);
+        let lengths = PrefixLengths::default();
+        for net in ["0.0.0.0/0", "1.2.3.4/32", "10.0.0.0/8", "::/0", "::1/128", "2001:db8::/64", "2001:db8::/63", "2001:db8::/65"] {
+            lengths.mark(net.parse().unwrap());
+        }
+        assert_eq!(lengths.for_address(ip("1.2.3.4")).collect::<Vec<_>>(), [32, 8, 0]);
+        assert_eq!(lengths.for_address(ip("::2")).collect::<Vec<_>>(), [128, 65, 64, 63, 0]);
         assert_eq!(store.verdict("203.0.113.7", NOW), Some(Remedy::Ban));
         assert_eq!(store.verdict("203.0.113.8", NOW), Some(Remedy::Captcha));
         assert_eq!(store.verdict("203.0.113.0", NOW), Some(Remedy::Captcha));

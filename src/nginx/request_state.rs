@@ -31,6 +31,8 @@ pub(crate) struct RequestState {
     pub rates: Option<RateCheck>,
     /// The client's country and AS number, looked up on first use.
     geo: Option<GeoFacts>,
+    /// What CrowdSec's decisions say, looked up on first use.
+    crowdsec: Option<Option<crate::policy::Remediation>>,
 }
 
 /// Where the client is, from the GeoIP database or else from ip-api's answer.
@@ -72,13 +74,11 @@ impl RequestState {
     /// The client facts, gathered on first use and kept for later passes, with what this
     /// location's lists and rules say about the client.
     pub fn facts(&mut self, r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
-        let mut facts = match self.facts {
-            Some(facts) => facts,
-            None => {
-                let mut facts = gather_facts(r, mcf, lcf);
-                facts.crowdsec = self.crowdsec(r, mcf);
-                facts
-            }
+        let mut facts = *self.facts.get_or_insert_with(|| gather_facts(r, mcf, lcf));
+        // Looked up once, on the first location that applies CrowdSec's decisions.
+        facts.crowdsec = match lcf.crowdsec() {
+            true => self.crowdsec(r, mcf),
+            false => None,
         };
         let rules = lcf.geo_rules.as_ref().filter(|rules| !rules.is_empty());
         let rule = rules.and_then(|rules| {
@@ -94,10 +94,15 @@ impl RequestState {
     /// looked up when decisions on countries or networks exist).
     fn crowdsec(&mut self, r: &Request, mcf: &MainConf) -> Option<crate::policy::Remediation> {
         mcf.crowdsec.as_ref()?;
-        super::crowdsec::remediation(mcf, client::address(r), || {
+        if let Some(known) = self.crowdsec {
+            return known;
+        }
+        let found = super::crowdsec::remediation(mcf, client::address(r), || {
             let geo = self.geo(r, mcf);
             (geo.country.map(|c| c.as_bytes()), geo.asn)
-        })
+        });
+        self.crowdsec = Some(found);
+        found
     }
 
     /// The client's country and AS number: from `captchaify_geoip_db` when there is one,
@@ -325,6 +330,7 @@ pub(crate) fn find_or_create(r: &Request) -> Option<&mut RequestState> {
             outcome: None,
             rates: None,
             geo: None,
+            crowdsec: None,
         });
         (*cleanup).handler = Some(state_marker);
         r.set_module_ctx(state.cast(), Module::module());
