@@ -23,10 +23,10 @@ use core::mem::size_of;
 use core::ptr::{self, addr_of_mut};
 use std::cell::OnceCell;
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ngx::core::Status;
 use ngx::ffi::{
@@ -36,7 +36,8 @@ use ngx::ffi::{
 use ngx::ngx_log_error;
 
 use super::zone::{attach, new_table, RegionRef};
-use super::{client, fetcher, ngx_http_captchaify_module, offload, LocConf, MainConf};
+use super::fetcher::{self, agent, unix_now, Control, Streak};
+use super::{client, ngx_http_captchaify_module, offload, LocConf, MainConf};
 use crate::challenge::token::Secrets;
 use crate::crowdsec::alerts::{self, Scenario, Signal};
 use crate::crowdsec::store::{self, DecisionRecord, StoreStatus};
@@ -44,6 +45,7 @@ use crate::crowdsec::stream::{self, Change, Delta};
 use crate::crowdsec::{LapiSpec, MachineSpec};
 use crate::policy::Remediation;
 use crate::state::records::{FailureLimit, Failures, SpentNonce};
+use crate::state::reputation::{address_bytes, address_from_bytes};
 use crate::state::table::{Key, Record, Table};
 
 /// The decisions zone's name (one per nginx instance).
@@ -52,8 +54,6 @@ const MAGIC: u64 = u64::from_be_bytes(*b"cfycsec\0");
 const LAYOUT_VERSION: u32 = 1;
 /// As CrowdSec's remediation-component spec asks: `crowdsec-<name>-bouncer/<version>`.
 const USER_AGENT: &str = concat!("crowdsec-captchaify-bouncer/", env!("CARGO_PKG_VERSION"));
-/// The machine's user agent (the Local API shows its version from it).
-const MACHINE_AGENT: &str = concat!("captchaify/", env!("CARGO_PKG_VERSION"));
 const TICK_MS: usize = 250;
 /// Changes written per tick at most (about 3 ms of work).
 const CHANGES_PER_TICK: usize = 20_000;
@@ -167,12 +167,8 @@ unsafe impl Record for SignalJob {
 
 impl SignalJob {
     fn new(signal: &Signal) -> SignalJob {
-        let addr = match signal.addr {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-            IpAddr::V6(v6) => v6,
-        };
         SignalJob {
-            addr: addr.octets(),
+            addr: address_bytes(signal.addr),
             scenario: match signal.scenario {
                 Scenario::CaptchaFailures => 0,
                 Scenario::Flood => 1,
@@ -185,10 +181,9 @@ impl SignalJob {
     }
 
     fn signal(&self) -> Signal {
-        let v6 = Ipv6Addr::from(self.addr);
         Signal {
             scenario: if self.scenario == 0 { Scenario::CaptchaFailures } else { Scenario::Flood },
-            addr: v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            addr: address_from_bytes(self.addr),
             count: self.count,
             window_secs: u64::from(self.window_secs),
             first_secs: u64::from(self.at_secs),
@@ -362,14 +357,12 @@ pub(crate) fn remediation(
     address: IpAddr,
     geo: impl FnOnce() -> (Option<[u8; 2]>, Option<u32>),
 ) -> Option<Remediation> {
-    let cs = mcf.crowdsec.as_ref()?;
-    let zone = cs.zone()?;
+    let (cs, zone, keys) = handles(mcf)?;
     let table = zone.decisions.as_ref()?;
-    // The length is an atomic read: an empty store needs neither keys nor the lock.
+    // The length is an atomic read: an empty store needs no hashing and no lock.
     if table.stats().len == 0 {
         return None;
     }
-    let keys = cs.keys()?;
     let status = zone.status();
     let (countries, networks) = status.has_geo();
     let (country, asn) = match (countries || networks) && mcf.geo.is_some() {
@@ -430,10 +423,10 @@ pub(crate) fn refused(mcf: &MainConf, lcf: &LocConf, address: IpAddr) {
     if !reporting(mcf, lcf, address) {
         return;
     }
-    let Some((cs, zone)) = mcf.crowdsec.as_ref().and_then(|cs| Some((cs, cs.zone()?))) else { return };
-    let (Some(floods), Some(keys)) = (zone.floods.as_ref(), cs.keys()) else { return };
+    let Some((_, zone, keys)) = handles(mcf) else { return };
+    let Some(floods) = zone.floods.as_ref() else { return };
     let limit = FailureLimit { max: machine.spec.flood, window_ms: FLOOD_WINDOW_MS };
-    let key = keys.table_key("cs-flood", &[&crate::state::reputation::address_bytes(address)]);
+    let key = keys.table_key("cs-flood", &[&address_bytes(address)]);
     let now = client::now().millis;
     let count = floods.with(client::pid(), |t| limit.record_count(t, &key, now));
     if count >= limit.max {
@@ -441,20 +434,31 @@ pub(crate) fn refused(mcf: &MainConf, lcf: &LocConf, address: IpAddr) {
     }
 }
 
+/// The configuration, the zone and its keys, when the zone is there.
+fn handles(mcf: &MainConf) -> Option<(&CrowdsecConf, &CrowdsecZone, &Secrets)> {
+    let cs = mcf.crowdsec.as_ref()?;
+    Some((cs, cs.zone()?, cs.keys()?))
+}
+
 /// Queues a signal for the machine thread, once per client and scenario every ten minutes.
 fn queue_signal(mcf: &MainConf, scenario: Scenario, address: IpAddr, count: u32, window_secs: u64) {
-    let Some((cs, zone)) = mcf.crowdsec.as_ref().and_then(|cs| Some((cs, cs.zone()?))) else { return };
-    let (Some(reported), Some(signals), Some(keys)) = (zone.reported.as_ref(), zone.signals.as_ref(), cs.keys()) else {
+    let now = client::now().secs;
+    let signal = Signal { scenario, addr: address, count, window_secs, first_secs: now, last_secs: now };
+    put_signal(mcf, &signal, true);
+}
+
+/// Puts a signal in the zone's queue; with `once`, unless the client was reported for this
+/// scenario in the last ten minutes.
+fn put_signal(mcf: &MainConf, signal: &Signal, once: bool) {
+    let Some((_, zone, keys)) = handles(mcf) else { return };
+    let (Some(reported), Some(signals)) = (zone.reported.as_ref(), zone.signals.as_ref()) else { return };
+    let key = keys.table_key(signal.scenario.name(), &[&address_bytes(signal.addr)]);
+    let now = client::now().millis;
+    let until = now + REPORT_AGAIN_SECS * 1000;
+    if once && !reported.with(client::pid(), |t| t.insert_if_absent(&key, now, until, SpentNonce::default())) {
         return;
-    };
-    let key = keys.table_key(scenario.name(), &[&crate::state::reputation::address_bytes(address)]);
-    let now = client::now();
-    let until = now.millis + REPORT_AGAIN_SECS * 1000;
-    let fresh = reported.with(client::pid(), |t| t.insert_if_absent(&key, now.millis, until, SpentNonce::default()));
-    if fresh {
-        let signal = Signal { scenario, addr: address, count, window_secs, first_secs: now.secs, last_secs: now.secs };
-        signals.with(client::pid(), |t| t.insert(&key, now.millis, until, SignalJob::new(&signal)));
     }
+    signals.with(client::pid(), |t| t.insert(&key, now, until, SignalJob::new(signal)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -476,30 +480,17 @@ enum Report {
 
 #[derive(Default)]
 struct Shared {
-    stop: AtomicBool,
-    mailbox: Mutex<Vec<Report>>,
+    control: Control<Report>,
+    /// Signals for the machine thread.
     signals: Mutex<VecDeque<Signal>>,
     ready: Condvar,
-    wake: Condvar,
-    wake_lock: Mutex<()>,
 }
 
-impl Shared {
-    fn post(&self, report: Report) {
-        if let Ok(mut mailbox) = self.mailbox.lock() {
-            mailbox.push(report);
-        }
-    }
+impl core::ops::Deref for Shared {
+    type Target = Control<Report>;
 
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    fn sleep(&self, d: Duration) {
-        let Ok(guard) = self.wake_lock.lock() else { return };
-        if !self.stopped() {
-            let _ = self.wake.wait_timeout(guard, d);
-        }
+    fn deref(&self) -> &Control<Report> {
+        &self.control
     }
 }
 
@@ -516,12 +507,6 @@ struct Work {
     applying: Option<Instant>,
 }
 
-#[derive(Default)]
-struct Streak {
-    failing: bool,
-    failures: u64,
-}
-
 struct Running {
     shared: Arc<Shared>,
     mcf: *const MainConf,
@@ -534,10 +519,6 @@ struct Running {
 
 std::thread_local! {
     static RUNNING: RefCell<Option<Running>> = const { RefCell::new(None) };
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Starts the stream (and the machine) in worker 0, when a Local API is configured.
@@ -571,8 +552,7 @@ pub(crate) fn start(mcf: &MainConf, log: *mut ngx_log_t) {
 pub(crate) fn stop() {
     RUNNING.with(|r| {
         let Some(running) = r.borrow_mut().take() else { return };
-        running.shared.stop.store(true, Ordering::Relaxed);
-        running.shared.wake.notify_all();
+        running.shared.control.stop();
         running.shared.ready.notify_all();
         // SAFETY: the timer event is ours, on the event loop.
         unsafe { offload::delete_timer(running.timer) };
@@ -580,26 +560,9 @@ pub(crate) fn stop() {
         // SAFETY: the configuration outlives the worker's threads.
         let mcf = unsafe { &*running.mcf };
         for signal in left {
-            requeue(mcf, &signal);
+            put_signal(mcf, &signal, false);
         }
     });
-}
-
-fn requeue(mcf: &MainConf, signal: &Signal) {
-    let Some((cs, zone)) = mcf.crowdsec.as_ref().and_then(|cs| Some((cs, cs.zone()?))) else { return };
-    let (Some(signals), Some(keys)) = (zone.signals.as_ref(), cs.keys()) else { return };
-    let key = keys.table_key(signal.scenario.name(), &[&crate::state::reputation::address_bytes(signal.addr)]);
-    let now = client::now().millis;
-    signals.with(client::pid(), |t| t.insert(&key, now, now + REPORT_AGAIN_SECS * 1000, SignalJob::new(signal)));
-}
-
-fn agent(timeout_secs: u64, user_agent: &str) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(timeout_secs)))
-        .http_status_as_error(false)
-        .user_agent(user_agent)
-        .build()
-        .into()
 }
 
 /// The stream thread: a full pull at start, after failures and every hour; deltas between.
@@ -664,7 +627,7 @@ fn pull(agent: &ureq::Agent, url: &str, key: &str) -> Result<(Delta, usize), Str
 
 /// The machine thread: reports queued signals as alerts, logging in when it must.
 fn machine_thread(shared: Arc<Shared>, lapi: LapiSpec, machine: Machine) {
-    let agent = agent(lapi.timeout_secs, MACHINE_AGENT);
+    let agent = agent(lapi.timeout_secs, fetcher::USER_AGENT);
     let mut token: Option<alerts::Login> = None;
     let mut backoff = 0;
     while !shared.stopped() {
@@ -760,9 +723,7 @@ fn login(agent: &ureq::Agent, lapi: &LapiSpec, machine: &Machine) -> Result<aler
 
 /// The event loop's tick: applies pulls, logs, hands signals to the machine thread.
 unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
-    // SAFETY: nginx's process globals, read on the main thread.
-    let leaving = unsafe { ngx::ffi::ngx_exiting != 0 || ngx::ffi::ngx_terminate != 0 || ngx::ffi::ngx_quit != 0 };
-    if leaving {
+    if fetcher::leaving() {
         stop();
         return;
     }
@@ -773,8 +734,7 @@ unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
         let mcf = unsafe { &*running.mcf };
         // SAFETY: the timer event carries the cycle's log.
         let log = unsafe { (*running.timer).log };
-        let reports = running.shared.mailbox.lock().map(|mut m| core::mem::take(&mut *m)).unwrap_or_default();
-        for report in reports {
+        for report in running.shared.take() {
             receive(running, mcf, log, report);
         }
         if let Some(cs) = mcf.crowdsec.as_ref() {
@@ -792,16 +752,9 @@ fn receive(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: R
     match report {
         Report::Pull { full, outcome, took_ms, next_in_secs } => match outcome {
             Ok((delta, bytes)) => {
-                if running.pulls.failing {
-                    ngx_log_error!(
-                        NGX_LOG_NOTICE,
-                        log,
-                        "captchaify: crowdsec: {} answers again after {} failed pulls",
-                        url,
-                        running.pulls.failures
-                    );
+                if let Some(failures) = running.pulls.succeeded() {
+                    ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: crowdsec: {} answers again after {} failed pulls", url, failures);
                 }
-                running.pulls = Streak::default();
                 if let Some(zone) = cs.zone() {
                     zone.status().pulled_at.store(unix_now(), Ordering::Relaxed);
                 }
@@ -811,9 +764,7 @@ fn receive(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: R
                 running.work.push_back(Work { full, generation: None, delta, done: 0, bytes, took_ms, applying: None });
             }
             Err(error) => {
-                running.pulls.failures += 1;
-                let level = if running.pulls.failing { NGX_LOG_INFO } else { NGX_LOG_WARN };
-                running.pulls.failing = true;
+                let level = running.pulls.failed();
                 let kept = cs.zone().map(|z| z.status()).filter(|s| s.loaded()).map_or_else(
                     || "no decisions loaded yet".to_string(),
                     |s| {
@@ -837,10 +788,9 @@ fn receive(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: R
         },
         Report::Alerts { outcome, next_in_secs } => match outcome {
             Ok(signals) => {
-                if running.posts.failing {
-                    ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: crowdsec: alerts go through again after {} failures", running.posts.failures);
+                if let Some(failures) = running.posts.succeeded() {
+                    ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: crowdsec: alerts go through again after {} failures", failures);
                 }
-                running.posts = Streak::default();
                 let list: Vec<String> = signals.iter().take(5).map(|s| format!("{} {}", s.scenario.name(), s.addr)).collect();
                 ngx_log_error!(
                     NGX_LOG_INFO,
@@ -852,10 +802,7 @@ fn receive(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: R
                 );
             }
             Err(error) => {
-                running.posts.failures += 1;
-                let level = if running.posts.failing { NGX_LOG_INFO } else { NGX_LOG_WARN };
-                running.posts.failing = true;
-                ngx_log_error!(level, log, "captchaify: crowdsec: cannot report alerts to {}: {}; kept, next try in {} s", url, error, next_in_secs);
+                ngx_log_error!(running.posts.failed(), log, "captchaify: crowdsec: cannot report alerts to {}: {}; kept, next try in {} s", url, error, next_in_secs);
             }
         },
     }

@@ -57,7 +57,7 @@ fn unix_now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -103,25 +103,74 @@ struct Queue {
     ready: Condvar,
 }
 
-#[derive(Default)]
-struct Shared {
+/// What the background threads and the event loop share, whatever the work: the stop flag,
+/// the mailbox of reports, and a sleep that a stop cuts short.
+pub(super) struct Control<R> {
     stop: AtomicBool,
-    mailbox: Mutex<Vec<Report>>,
-    ipapi: Queue,
-    sfs: Queue,
-    pages: PageQueue,
-    /// Wakes the list thread early (to stop).
+    mailbox: Mutex<Vec<R>>,
     wake: Condvar,
     wake_lock: Mutex<()>,
 }
 
-impl Shared {
-    fn post(&self, report: Report) {
+impl<R> Default for Control<R> {
+    fn default() -> Self {
+        Control {
+            stop: AtomicBool::new(false),
+            mailbox: Mutex::new(Vec::new()),
+            wake: Condvar::new(),
+            wake_lock: Mutex::new(()),
+        }
+    }
+}
+
+impl<R> Control<R> {
+    pub fn post(&self, report: R) {
         if let Ok(mut mailbox) = self.mailbox.lock() {
             mailbox.push(report);
         }
     }
 
+    /// The reports posted since the last call (event loop).
+    pub fn take(&self) -> Vec<R> {
+        self.mailbox.lock().map(|mut m| core::mem::take(&mut *m)).unwrap_or_default()
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps up to `d`, waking early when told to stop.
+    pub fn sleep(&self, d: Duration) {
+        let Ok(guard) = self.wake_lock.lock() else { return };
+        if !self.stopped() {
+            let _ = self.wake.wait_timeout(guard, d);
+        }
+    }
+
+    /// Tells the threads to stop (those waiting on their own queues must be woken too).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake.notify_all();
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    control: Control<Report>,
+    ipapi: Queue,
+    sfs: Queue,
+    pages: PageQueue,
+}
+
+impl core::ops::Deref for Shared {
+    type Target = Control<Report>;
+
+    fn deref(&self) -> &Control<Report> {
+        &self.control
+    }
+}
+
+impl Shared {
     fn queue(&self, source: Source) -> &Queue {
         match source {
             Source::IpApi => &self.ipapi,
@@ -129,32 +178,43 @@ impl Shared {
         }
     }
 
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    /// Sleeps up to `d`, waking early when told to stop.
-    fn sleep(&self, d: Duration) {
-        let Ok(guard) = self.wake_lock.lock() else { return };
-        if !self.stopped() {
-            let _ = self.wake.wait_timeout(guard, d);
-        }
-    }
-
     fn shut_down(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.wake.notify_all();
+        self.control.stop();
         self.ipapi.ready.notify_all();
         self.sfs.ready.notify_all();
         self.pages.ready.notify_all();
     }
 }
 
-/// A failure streak of one source: logged when it starts and when it ends.
+/// A failure streak of one source or service: logged at `warn` when it starts, at `info`
+/// while it lasts, at `notice` when it ends; never per request.
 #[derive(Default)]
-struct Streak {
+pub(super) struct Streak {
     failing: bool,
     failures: u64,
+}
+
+impl Streak {
+    /// Counts a failure; the level to log it at.
+    pub fn failed(&mut self) -> ngx::ffi::ngx_uint_t {
+        self.failures += 1;
+        let level = if self.failing { NGX_LOG_INFO } else { NGX_LOG_WARN };
+        self.failing = true;
+        level as _
+    }
+
+    /// Ends the streak, if any: how many failures it had (to log the recovery).
+    pub fn succeeded(&mut self) -> Option<u64> {
+        let ended = self.failing.then_some(self.failures);
+        *self = Streak::default();
+        ended
+    }
+}
+
+/// Whether the worker is leaving (reload, shutdown): the background work stops.
+pub(super) fn leaving() -> bool {
+    // SAFETY: nginx's process globals, read on the main thread.
+    unsafe { ngx::ffi::ngx_exiting != 0 || ngx::ffi::ngx_terminate != 0 || ngx::ffi::ngx_quit != 0 }
 }
 
 /// The event loop's side, in worker 0.
@@ -332,11 +392,14 @@ pub(super) fn spawn<S: Send + Sync + 'static>(
     }
 }
 
-fn agent(timeout_secs: u64) -> ureq::Agent {
+/// The module's own user agent for the services it asks.
+pub(super) const USER_AGENT: &str = concat!("captchaify/", env!("CARGO_PKG_VERSION"));
+
+pub(super) fn agent(timeout_secs: u64, user_agent: &str) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(timeout_secs)))
         .http_status_as_error(false)
-        .user_agent(concat!("captchaify/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent)
         .build()
         .into()
 }
@@ -365,7 +428,7 @@ fn get(agent: &ureq::Agent, url: &str, limit: u64) -> Result<(u16, Option<u32>, 
 /// The bulk-list thread: fetches at start (unless a fresh list is loaded) and then every
 /// refresh interval; after a failure, sooner, backing off.
 fn list_thread(shared: Arc<Shared>, spec: FeedSpec, first_in: u64) {
-    let agent = agent(spec.timeout_secs);
+    let agent = agent(spec.timeout_secs, USER_AGENT);
     shared.sleep(Duration::from_secs(first_in));
     let mut backoff = FIRST_BACKOFF_SECS;
     while !shared.stopped() {
@@ -405,7 +468,7 @@ fn list_thread(shared: Arc<Shared>, spec: FeedSpec, first_in: u64) {
 /// A per-address source's thread: asks about queued addresses within the source's rate,
 /// backing off while it fails.
 fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: Vec<u64>) {
-    let agent = agent(spec.timeout_secs);
+    let agent = agent(spec.timeout_secs, USER_AGENT);
     let FeedOrigin::Url(base) = &spec.origin else { return };
     let mut pacer = feeds::Pacer::new(spec.per_minute);
     // Counted a second late: the service timed them when they arrived, a little after we
@@ -591,9 +654,7 @@ fn same_address(a: IpAddr, b: IpAddr) -> bool {
 
 /// The event loop's tick: applies what the threads found, hands them new addresses.
 unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
-    // SAFETY: nginx's process globals, read on the main thread.
-    let leaving = unsafe { ngx::ffi::ngx_exiting != 0 || ngx::ffi::ngx_terminate != 0 || ngx::ffi::ngx_quit != 0 };
-    if leaving {
+    if leaving() {
         stop();
         return;
     }
@@ -604,13 +665,7 @@ unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
         let mcf = unsafe { &*running.mcf };
         // SAFETY: the timer event carries the cycle's log.
         let log = unsafe { (*running.timer).log };
-        let reports = running
-            .shared
-            .mailbox
-            .lock()
-            .map(|mut m| core::mem::take(&mut *m))
-            .unwrap_or_default();
-        for report in reports {
+        for report in running.shared.take() {
             apply(running, mcf, log, report);
         }
         hand_out(&running.shared, mcf);
@@ -648,11 +703,9 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                         });
                     }
                     status.publish(generation, kept as u32, now);
-                    let level = if streak.failing { NGX_LOG_NOTICE } else { NGX_LOG_INFO };
-                    if streak.failing {
-                        ngx_log_error!(level, log, "captchaify: {}: {} answers again after {} failures", name.as_str(), origin, streak.failures);
+                    if let Some(failures) = streak.succeeded() {
+                        ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: {}: {} answers again after {} failures", name.as_str(), origin, failures);
                     }
-                    *streak = Streak::default();
                     ngx_log_error!(
                         NGX_LOG_NOTICE,
                         log,
@@ -676,7 +729,6 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                     }
                 }
                 Err(error) => {
-                    streak.failures += 1;
                     let count = status.count.load(Ordering::Relaxed);
                     let kept = match status.generation.load(Ordering::Acquire) {
                         0 => "no list loaded yet".to_string(),
@@ -686,10 +738,8 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                             now.saturating_sub(status.fetched_at.load(Ordering::Relaxed))
                         ),
                     };
-                    let level = if streak.failing { NGX_LOG_INFO } else { NGX_LOG_WARN };
-                    streak.failing = true;
                     ngx_log_error!(
-                        level,
+                        streak.failed(),
                         log,
                         "captchaify: {}: cannot load {}: {}; {}; next try in {} s",
                         name.as_str(),
@@ -749,17 +799,15 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
             }];
             match outcome {
                 Ok((suspicious, geo)) => {
-                    if streak.failing {
-                        ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: {}: answering again after {} failed lookups", source.name(), streak.failures);
+                    if let Some(failures) = streak.succeeded() {
+                        ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: {}: answering again after {} failed lookups", source.name(), failures);
                     }
-                    *streak = Streak::default();
                     let answer = if suspicious { Answer::Suspicious } else { Answer::Clean };
                     table.with(pid, |t| record_answer(t, &key, now, source, answer, now + spec.ttl_secs, geo));
                 }
                 Err(error) => {
-                    streak.failures += 1;
-                    if !streak.failing {
-                        streak.failing = true;
+                    // Logged when the streak starts only: a failing source fails every address.
+                    if streak.failed() == NGX_LOG_WARN as ngx::ffi::ngx_uint_t {
                         ngx_log_error!(
                             NGX_LOG_WARN,
                             log,

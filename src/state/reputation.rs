@@ -153,11 +153,7 @@ impl Pending {
     }
 
     pub fn address(&self) -> IpAddr {
-        let v6 = Ipv6Addr::from(self.addr);
-        match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        }
+        address_from_bytes(self.addr)
     }
 
     pub fn asks(&self, source: Source) -> bool {
@@ -171,6 +167,12 @@ pub fn address_bytes(addr: IpAddr) -> [u8; 16] {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
     }
+}
+
+/// The address [`address_bytes`] made.
+pub fn address_from_bytes(bytes: [u8; 16]) -> IpAddr {
+    let v6 = Ipv6Addr::from(bytes);
+    v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
 }
 
 /// How long an address stays queued (and its answer `Asked`) before it is queued again.
