@@ -766,21 +766,21 @@ def print_medians(args, results):
         if results[ours]["rps"] and results[theirs]["rps"]:
             ratio = statistics.median(results[ours]["rps"]) / statistics.median(results[theirs]["rps"])
             print(f"  {ours:38s} x{ratio:.3f} of {theirs}")
+    def against(pairs):
+        """Each case against its reference: median req/s ratio and CPU us/req difference."""
+        for ours, theirs in pairs:
+            if results[ours]["rps"] and results[theirs]["rps"]:
+                ratio = statistics.median(results[ours]["rps"]) / statistics.median(results[theirs]["rps"])
+                extra = statistics.median(results[ours]["us"]) - statistics.median(results[theirs]["us"])
+                print(f"  {ours:38s} x{ratio:.3f} of {theirs}; {extra:+.2f} us CPU/req")
+
     print("\nreputation (100,000 deny ranges and a Tor list of 1,500) against the same location "
           "without (median req/s ratio; CPU us/req difference):")
-    for ours, theirs in AGAINST_NO_REPUTATION:
-        if results[ours]["rps"] and results[theirs]["rps"]:
-            ratio = statistics.median(results[ours]["rps"]) / statistics.median(results[theirs]["rps"])
-            extra = statistics.median(results[ours]["us"]) - statistics.median(results[theirs]["us"])
-            print(f"  {ours:38s} x{ratio:.3f} of {theirs}; {extra:+.2f} us CPU/req")
+    against(AGAINST_NO_REPUTATION)
     if any(results[ours]["rps"] for ours, _ in AGAINST_NO_CROWDSEC):
         print(f"\nCrowdSec ({crowdsec_load.TOTAL:,} decisions loaded, none about the client) against the same "
               "location in the instance without a Local API (median req/s ratio; CPU us/req difference):")
-    for ours, theirs in AGAINST_NO_CROWDSEC:
-        if results[ours]["rps"] and results[theirs]["rps"]:
-            ratio = statistics.median(results[ours]["rps"]) / statistics.median(results[theirs]["rps"])
-            extra = statistics.median(results[ours]["us"]) - statistics.median(results[theirs]["us"])
-            print(f"  {ours:38s} x{ratio:.3f} of {theirs}; {extra:+.2f} us CPU/req")
+    against(AGAINST_NO_CROWDSEC)
     print("\nrate limits against bare nginx (median req/s ratio):")
     for ours, theirs in AGAINST_LIMIT_REQ:
         base = results[BASELINE["lean" if "lean" in ours else "static"]]
