@@ -37,6 +37,8 @@ pub enum ConfError {
     Rate(#[from] crate::state::rate::InvalidRate),
     #[error("invalid parameter \"{0}\", expected cooldown=TIME")]
     Parameter(String),
+    #[error("invalid parameter \"{0}\", expected network=N or network=off")]
+    FailuresParameter(String),
     #[error("invalid status \"{0}\", expected a code from 400 to 599")]
     Status(String),
     #[error("{0}")]
@@ -80,6 +82,32 @@ impl MaxRateLimit {
                 .strip_prefix("cooldown=")
                 .ok_or_else(|| ConfError::Parameter(arg.to_string()))?;
             limit.cooldown_ms = parse_duration_in(seconds, 1, 86400)? * 1000;
+        }
+        Ok(limit)
+    }
+}
+
+impl crate::state::records::FailureLimit {
+    /// `captchaify_max_failures number [window] [network=number|off]`: the network budget is
+    /// ten times the client's unless given.
+    pub fn parse(args: &[&str]) -> Result<Self, ConfError> {
+        use crate::state::records::FailureLimit;
+        let [max, rest @ ..] = args else {
+            return Err(ConfError::Count(String::new(), 1000));
+        };
+        let max = parse_count(max, 1000)?;
+        let mut limit = FailureLimit {
+            max,
+            network_max: Some(max.saturating_mul(FailureLimit::NETWORK_FACTOR)),
+            ..FailureLimit::default()
+        };
+        for (n, arg) in rest.iter().enumerate() {
+            match arg.strip_prefix("network=") {
+                Some("off") => limit.network_max = None,
+                Some(count) => limit.network_max = Some(parse_count(count, 1_000_000)?),
+                None if n == 0 => limit.window_ms = parse_duration_in(arg, 1, 7 * 86400)? * 1000,
+                None => return Err(ConfError::FailuresParameter(arg.to_string())),
+            }
         }
         Ok(limit)
     }
@@ -373,5 +401,21 @@ mod tests {
         for bad in ["", "k", "-1m", "1g", "1.5m", "99999999999999999999999m"] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn max_failures_take_a_window_and_a_network_budget() {
+        use crate::state::records::FailureLimit;
+        let parse = |args: &[&str]| FailureLimit::parse(args);
+        let hours = |h: u64| h * 3600 * 1000;
+        assert_eq!(parse(&["3"]), Ok(FailureLimit { max: 3, window_ms: hours(2), network_max: Some(30) }));
+        assert_eq!(parse(&["5", "1h"]), Ok(FailureLimit { max: 5, window_ms: hours(1), network_max: Some(50) }));
+        assert_eq!(parse(&["5", "network=7"]), Ok(FailureLimit { max: 5, window_ms: hours(2), network_max: Some(7) }));
+        assert_eq!(parse(&["5", "1h", "network=off"]), Ok(FailureLimit { max: 5, window_ms: hours(1), network_max: None }));
+        assert_eq!(parse(&[]), Err(ConfError::Count(String::new(), 1000)));
+        assert_eq!(parse(&["0"]), Err(ConfError::Count("0".into(), 1000)));
+        assert_eq!(parse(&["3", "network=x"]), Err(ConfError::Count("x".into(), 1_000_000)));
+        assert_eq!(parse(&["3", "1h", "2h"]), Err(ConfError::FailuresParameter("2h".into())));
+        assert_eq!(parse(&["3", "soon"]), Err(ConfError::Duration("soon".into())));
     }
 }

@@ -57,7 +57,7 @@ GET /p/a.txt
 --- more_headers eval
 "User-Agent: $::FIREFOX"
 --- error_code: 403
---- response_body_like: ^<form action="/\.captchaify/verify" method="post"><img src="data:image/png;base64,[A-Za-z0-9+/=]+"><input name="challenge" value="c1\.[A-Za-z0-9_.-]+"></form>$
+--- response_body_like: ^<form action="/\.captchaify/verify" method="post"><img src="data:image/png;base64,[A-Za-z0-9+/=]+"><input name="challenge" value="c2\.[A-Za-z0-9_.-]+"></form>$
 
 
 

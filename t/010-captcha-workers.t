@@ -61,4 +61,4 @@ location /p/ { captchaify_action fight; }
 --- error_code eval
 [(403) x 6]
 --- response_body_like eval
-[(qr/name="challenge" value="c1\./) x 6]
+[(qr/name="challenge" value="c2\./) x 6]

@@ -36,7 +36,7 @@ Cache-Control: no-store
 --- response_headers_like
 Content-Security-Policy: .*media-src data:
 --- response_body_like eval
-qr{(?s)<img class="captcha" src="data:image/png;base64,.*<p id="captchaify-audio-help">.*<audio controls preload="auto" src="data:audio/wav;base64,UklGR[A-Za-z0-9+/=]{4000,}">.*<a class="download" href="/\.captchaify/audio\?challenge=c1\.[A-Za-z0-9_.-]+&amp;lang=en" download="captcha\.wav" type="audio/wav">Download the recording \(WAV sound file\)</a>.*<label for="captchaify-digits">Type the 9–14 digits you hear</label>\s*<input id="captchaify-digits" name="digits" type="text" inputmode="numeric"}
+qr{(?s)<img class="captcha" src="data:image/png;base64,.*<p id="captchaify-audio-help">.*<audio controls preload="auto" src="data:audio/wav;base64,UklGR[A-Za-z0-9+/=]{4000,}">.*<a class="download" href="/\.captchaify/audio\?challenge=c2\.[A-Za-z0-9_.-]+&amp;lang=en" download="captcha\.wav" type="audio/wav">Download the recording \(WAV sound file\)</a>.*<label for="captchaify-digits">Type the 9–14 digits you hear</label>\s*<input id="captchaify-digits" name="digits" type="text" inputmode="numeric"}
 
 
 
@@ -134,12 +134,13 @@ location /p/ { captchaify_action fight; captchaify_hardness 3; }
 
 
 === TEST 8: a wrong answer's new hardness-3 captcha counts against the audio budget too
-(the form posts to /.captchaify/verify, which takes the server's settings)
+(the form posts to /.captchaify/verify; the budget is the one of the location that showed the
+captcha, carried in the challenge, whatever the module's path says)
 --- config
-captchaify_audio_rate_limit 1r/m;
-location /p/ { captchaify_action fight; captchaify_hardness 3; }
+captchaify_audio_rate_limit off;
+location /p/ { captchaify_action fight; captchaify_hardness 3; captchaify_audio_rate_limit 1r/m; }
 --- pipelined_requests eval
-[::answer_form(::hard_token(), "KXMPW4CE3R", "1"), ::answer_form(::hard_token(), "KXMPW4CE3R", "2")]
+[::answer_form(::hard_token(audio => "1m"), "KXMPW4CE3R", "1"), ::answer_form(::hard_token(audio => "1m"), "KXMPW4CE3R", "2")]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -224,12 +225,13 @@ $::FORM
 
 
 
-=== TEST 14: downloads count against the audio budget (of the server: the path is the module's)
+=== TEST 14: downloads count against the audio budget of the location that showed the captcha
+(carried in the challenge: `off` where the module's path falls lifts nothing)
 --- config
-captchaify_audio_rate_limit 2r/m;
-location /p/ { captchaify_action fight; captchaify_hardness 3; }
+captchaify_audio_rate_limit off;
+location /p/ { captchaify_action fight; captchaify_hardness 3; captchaify_audio_rate_limit 2r/m; }
 --- pipelined_requests eval
-my $t = ::hard_token();
+my $t = ::hard_token(audio => "2m");
 [("GET /.captchaify/audio?challenge=$t&lang=en") x 3]
 --- more_headers eval
 "User-Agent: $::FIREFOX"

@@ -455,16 +455,19 @@ pub fn wav_8bit(samples: &[f32], peak: f32) -> Vec<u8> {
         sample_format: hound::SampleFormat::Int,
     };
     let mut cursor = std::io::Cursor::new(Vec::with_capacity(samples.len() + 64));
-    {
-        let mut writer = hound::WavWriter::new(&mut cursor, spec).expect("WAV header");
+    // Writing into memory cannot fail; should it all the same, the clip is empty, not a panic.
+    let written = hound::WavWriter::new(&mut cursor, spec).and_then(|mut writer| {
         for &v in samples {
             // Rounded: the offset keeps the value positive, where `as` truncates.
             let q = ((v * scale + 128.5) as i32 - 128).clamp(-128, 127) as i8;
-            writer.write_sample(q).expect("in memory");
+            writer.write_sample(q)?;
         }
-        writer.finalize().expect("in memory");
+        writer.finalize()
+    });
+    match written {
+        Ok(()) => cursor.into_inner(),
+        Err(_) => Vec::new(),
     }
-    cursor.into_inner()
 }
 
 /// A mono 16-bit WAV of `samples` as they are (±1 full scale).
@@ -476,16 +479,16 @@ pub fn wav_16bit(samples: &[f32]) -> Vec<u8> {
         sample_format: hound::SampleFormat::Int,
     };
     let mut cursor = std::io::Cursor::new(Vec::with_capacity(2 * samples.len() + 64));
-    {
-        let mut writer = hound::WavWriter::new(&mut cursor, spec).expect("WAV header");
+    let written = hound::WavWriter::new(&mut cursor, spec).and_then(|mut writer| {
         for &v in samples {
-            writer
-                .write_sample((v * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
-                .expect("in memory");
+            writer.write_sample((v * 32767.0).round().clamp(-32768.0, 32767.0) as i16)?;
         }
-        writer.finalize().expect("in memory");
+        writer.finalize()
+    });
+    match written {
+        Ok(()) => cursor.into_inner(),
+        Err(_) => Vec::new(),
     }
-    cursor.into_inner()
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! the request body, keeps the shared tables and sends the result.
 
 use super::image::normalize_answer;
-use super::token::{check_challenge, issue_pass, ChallengeTerms, ClientBinding, Delivery, Secrets};
+use super::token::{issue_pass, Challenge, ChallengeTerms, ClientBinding, Delivery, Secrets};
+use crate::state::records::Spend;
 
 /// The longest form body accepted (a challenge token with the longest return path fits in
 /// about 4 kB).
@@ -111,27 +112,34 @@ pub enum Judgement {
     Solved { pass: String, delivery: Delivery, pass_age: u64, return_path: String },
     /// Wrong answer to a genuine, fresh challenge: counts as a failure.
     Wrong { terms: ChallengeTerms },
-    /// Expired, already used, someone else's, or not a challenge of ours: no failure is
-    /// counted (a double click must not cost an attempt), a fresh captcha is shown.
-    Stale { terms: Option<ChallengeTerms> },
+    /// Expired or already used: no failure is counted (a double click must not cost an
+    /// attempt), a fresh captcha is shown.
+    Stale { terms: ChallengeTerms },
+    /// The challenge could not be marked used, so it was not judged (judging it would let it
+    /// be answered again later): a fresh captcha, never a pass.
+    Unjudged { terms: ChallengeTerms },
 }
 
-/// Judges a form. `spend` records the challenge's nonce until the given expiry and says
-/// whether it was still unspent; it is called only for genuine, unexpired challenges, before
-/// the answer is looked at, so every challenge is single-use whatever the answer.
+/// Judges a form answering `challenge` (genuine and this client's: see
+/// [`super::token::check_challenge`]). `spend` records the challenge's nonce until the given
+/// expiry (Unix seconds); it is called only for unexpired challenges, before the answer is
+/// looked at, so every challenge is single-use whatever the answer.
 pub fn judge(
     secrets: &Secrets,
+    challenge: Challenge,
     form: &Form,
     client: ClientBinding,
     now: u64,
-    spend: impl FnOnce(&[u8; 16], u64) -> bool,
+    spend: impl FnOnce(&[u8; 16], u64) -> Spend,
     new_pass_id: [u8; 16],
 ) -> Judgement {
-    let Ok(challenge) = check_challenge(secrets, &form.challenge, client) else {
-        return Judgement::Stale { terms: None };
-    };
-    if challenge.expired(now) || !spend(&challenge.nonce, challenge.expires) {
-        return Judgement::Stale { terms: Some(challenge.terms) };
+    if challenge.expired(now) {
+        return Judgement::Stale { terms: challenge.terms };
+    }
+    match spend(&challenge.nonce, challenge.expires) {
+        Spend::Fresh => {}
+        Spend::Replayed => return Judgement::Stale { terms: challenge.terms },
+        Spend::NoRoom => return Judgement::Unjudged { terms: challenge.terms },
     }
     let text = std::str::from_utf8(&form.answer).ok().and_then(normalize_answer);
     // At hardness 3 the challenge also asked for the digits of its audio clip.
@@ -159,8 +167,22 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::challenge::token::{check_pass, issue_challenge};
+    use crate::challenge::token::{check_challenge, check_pass, issue_challenge, Budget};
     use crate::policy::Hardness;
+
+    /// The glue's order: the challenge is read and checked, then judged; `None` when it is
+    /// not a genuine challenge of this client's.
+    fn judge_form(
+        s: &Secrets,
+        form: &Form,
+        client: ClientBinding,
+        now: u64,
+        spend: impl FnOnce(&[u8; 16], u64) -> Spend,
+        id: [u8; 16],
+    ) -> Option<Judgement> {
+        let challenge = check_challenge(s, &form.challenge, client).ok()?;
+        Some(judge(s, challenge, form, client, now, spend, id))
+    }
 
     const NOW: u64 = 1_800_000_000;
 
@@ -177,6 +199,7 @@ mod tests {
             hardness: Hardness::NORMAL,
             pass_age: 3600,
             delivery: Delivery::Cookie,
+            budget: Budget::default(),
             return_path: "/account".into(),
         }
     }
@@ -205,15 +228,15 @@ mod tests {
         let token = issue_challenge(&s, client(), &hard, NOW + 120, [1; 16], &answer);
         let attempt = |text: &str, digits: &str| {
             let f = Form { challenge: token.as_bytes().to_vec(), answer: text.as_bytes().to_vec(), digits: digits.as_bytes().to_vec() };
-            judge(&s, &f, client(), NOW, |_, _| true, [2; 16])
+            judge_form(&s, &f, client(), NOW, |_, _| Spend::Fresh, [2; 16])
         };
-        let wrong = Judgement::Wrong { terms: hard.clone() };
+        let wrong = Some(Judgement::Wrong { terms: hard.clone() });
         assert_eq!(attempt("KXMP4WCE3R", "40917352860"), wrong, "text right, digits wrong");
         assert_eq!(attempt("KXMP4WCE3X", "40917352861"), wrong, "digits right, text wrong");
         assert_eq!(attempt("KXMP4WCE3R", ""), wrong, "no digits");
         assert_eq!(attempt("", "40917352861"), wrong, "no text");
         assert_eq!(attempt("KXMP4WCE3R|40917352861", ""), wrong, "both in the text field");
-        assert!(matches!(attempt("kxmp4wce3r", "4091 7352 861"), Judgement::Solved { .. }));
+        assert!(matches!(attempt("kxmp4wce3r", "4091 7352 861"), Some(Judgement::Solved { .. })));
     }
 
     #[test]
@@ -231,11 +254,11 @@ mod tests {
         let s = secrets();
         let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "KXMP4W");
         let mut spent = Vec::new();
-        let judgement = judge(&s, &form(&token, " kxmp 4w "), client(), NOW, |n, exp| {
+        let judgement = judge_form(&s, &form(&token, " kxmp 4w "), client(), NOW, |n, exp| {
             spent.push((*n, exp));
-            true
+            Spend::Fresh
         }, [2; 16]);
-        let Judgement::Solved { pass, delivery, pass_age, return_path } = judgement else {
+        let Some(Judgement::Solved { pass, delivery, pass_age, return_path }) = judgement else {
             panic!("not solved: {judgement:?}");
         };
         assert_eq!((delivery, pass_age, return_path.as_str()), (Delivery::Cookie, 3600, "/account"));
@@ -250,8 +273,8 @@ mod tests {
         let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "KXMP4W");
         let mut spent = 0;
         for answer in ["KXMP4", "KXMP4WW", "", "KXMP4W\u{0}", "ÄÖÜ"] {
-            let j = judge(&s, &form(&token, answer), client(), NOW, |_, _| { spent += 1; true }, [0; 16]);
-            assert_eq!(j, Judgement::Wrong { terms: terms() }, "{answer:?}");
+            let j = judge_form(&s, &form(&token, answer), client(), NOW, |_, _| { spent += 1; Spend::Fresh }, [0; 16]);
+            assert_eq!(j, Some(Judgement::Wrong { terms: terms() }), "{answer:?}");
         }
         assert_eq!(spent, 5);
     }
@@ -260,15 +283,26 @@ mod tests {
     fn replayed_expired_foreign_and_forged_challenges_are_stale() {
         let s = secrets();
         let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "KXMP4W");
-        let stale = Judgement::Stale { terms: Some(terms()) };
-        assert_eq!(judge(&s, &form(&token, "KXMP4W"), client(), NOW, |_, _| false, [0; 16]), stale);
-        let never = |_: &[u8; 16], _: u64| -> bool { panic!("an expired challenge must not be spent") };
-        assert_eq!(judge(&s, &form(&token, "KXMP4W"), client(), NOW + 120, never, [0; 16]), stale);
+        let stale = Some(Judgement::Stale { terms: terms() });
+        assert_eq!(judge_form(&s, &form(&token, "KXMP4W"), client(), NOW, |_, _| Spend::Replayed, [0; 16]), stale);
+        let never = |_: &[u8; 16], _: u64| -> Spend { panic!("an expired challenge must not be spent") };
+        assert_eq!(judge_form(&s, &form(&token, "KXMP4W"), client(), NOW + 120, never, [0; 16]), stale);
         let other = ClientBinding::new("192.0.2.11".parse().unwrap(), b"Mozilla/5.0");
-        let none = Judgement::Stale { terms: None };
-        assert_eq!(judge(&s, &form(&token, "KXMP4W"), other, NOW, |_, _| true, [0; 16]), none);
+        let none = None;
+        assert_eq!(judge_form(&s, &form(&token, "KXMP4W"), other, NOW, |_, _| Spend::Fresh, [0; 16]), none);
         let forged = issue_challenge(&Secrets::new(vec![7; 32], None).unwrap(), client(), &terms(), NOW + 120, [1; 16], "A");
-        assert_eq!(judge(&s, &form(&forged, "A"), client(), NOW, |_, _| true, [0; 16]), none);
-        assert_eq!(judge(&s, &Form::default(), client(), NOW, |_, _| true, [0; 16]), none);
+        assert_eq!(judge_form(&s, &form(&forged, "A"), client(), NOW, |_, _| Spend::Fresh, [0; 16]), none);
+        assert_eq!(judge_form(&s, &Form::default(), client(), NOW, |_, _| Spend::Fresh, [0; 16]), none);
+    }
+
+    /// A challenge whose nonce cannot be remembered is not judged: even the right answer
+    /// earns no pass, since the same challenge could otherwise be answered again.
+    #[test]
+    fn a_challenge_that_cannot_be_marked_used_is_not_judged() {
+        let s = secrets();
+        let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "KXMP4W");
+        let unjudged = Some(Judgement::Unjudged { terms: terms() });
+        assert_eq!(judge_form(&s, &form(&token, "KXMP4W"), client(), NOW, |_, _| Spend::NoRoom, [0; 16]), unjudged);
+        assert_eq!(judge_form(&s, &form(&token, "WRONG"), client(), NOW, |_, _| Spend::NoRoom, [0; 16]), unjudged);
     }
 }

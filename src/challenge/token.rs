@@ -4,12 +4,17 @@
 //!
 //! ```text
 //! pass:      v1.<expires>.<hardness>.<id>.<client>.<mac>
-//! challenge: c1.<expires>.<hardness>.<age>.<delivery>.<nonce>.<client>.<answer>.<return>.<mac>
+//! challenge: c2.<expires>.<hardness>.<age>.<delivery>.<prefix>.<rate>.<audio>.<location>
+//!              .<nonce>.<client>.<answer>.<return>.<mac>
 //! ```
 //!
 //! - `expires`: Unix time in seconds, decimal; `hardness`: `1`–`3`; `age`: how long the pass
 //!   earned by solving the challenge lasts, in seconds; `delivery`: `c` (cookie) or `u` (URL
-//!   argument) — both decided by the location that showed the captcha;
+//!   argument) — all decided by the location that showed the captcha;
+//! - `prefix`, `rate`, `audio`, `location`: that location's [`Budget`], by which the
+//!   module's own paths count the client: its IPv6 prefix length, its page and audio rate
+//!   limits (`120m` is 120 per minute, `10s` 10 per second, `off`), and its key in the rate
+//!   table (16 bytes);
 //! - `id`, `nonce`: 16 random bytes; `answer`: the first 16 bytes of
 //!   `HMAC(secret, "captchaify-answer|" + nonce + "|" + normalized answer)` — a commitment, so
 //!   the token never reveals the answer and cannot be checked offline without the secret;
@@ -31,6 +36,7 @@ use std::hash::Hasher;
 use siphasher::sip128::{Hasher128, SipHasher24};
 
 use crate::policy::Hardness;
+use crate::state::rate::Rate;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -108,7 +114,7 @@ impl Secrets {
     /// The audio seed of a challenge token, with the secret that signed it (the previous one
     /// for a challenge made just before a rotation). `None` for a token not signed by us.
     pub fn audio_seed_of(&self, token: &[u8], nonce: &[u8; 16], language: &str) -> Option<[u8; 32]> {
-        let (body, fields) = split_signed(token, 10).ok()?;
+        let (body, fields) = split_signed(token, CHALLENGE_FIELDS).ok()?;
         let tag = decode_exact::<32>(fields.last()?).ok()?;
         let signed_by = |keyed: &HmacSha256| {
             let mut mac = keyed.clone();
@@ -234,6 +240,9 @@ pub struct Pass {
     pub id: [u8; 16],
 }
 
+/// Dot-separated fields of a challenge token, the MAC included.
+const CHALLENGE_FIELDS: usize = 14;
+
 const PASS_DOMAIN: &str = "captchaify-pass|";
 const CHALLENGE_DOMAIN: &str = "captchaify-challenge|";
 const ANSWER_DOMAIN: &str = "captchaify-answer|";
@@ -336,8 +345,53 @@ pub struct ChallengeTerms {
     /// Lifetime of the pass a solution earns, in seconds.
     pub pass_age: u64,
     pub delivery: Delivery,
+    pub budget: Budget,
     /// Where to send the client once solved: a same-site relative path.
     pub return_path: String,
+}
+
+/// The limits of the location that showed a captcha. The module's own paths
+/// (`/.captchaify/verify`, `/.captchaify/audio`) answer for that location wherever they fall
+/// in the configuration, so they count the client by these, carried in the signed challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// `captchaify_ipv6_prefix`: the bits an IPv6 client is counted by.
+    pub ipv6_prefix: u8,
+    /// `captchaify_rate_limit`: the client's requests to the location; `None` when off.
+    pub rate: Option<Rate>,
+    /// `captchaify_audio_rate_limit`: the client's audio captchas; `None` when off.
+    pub audio: Option<Rate>,
+    /// The location's key in the rate table.
+    pub location: [u8; 16],
+}
+
+impl Default for Budget {
+    /// The defaults of a location that sets nothing (for tests and forged challenges).
+    fn default() -> Self {
+        Budget { ipv6_prefix: 64, rate: Some(Rate::per_minute(120)), audio: Some(Rate::per_minute(6)), location: [0; 16] }
+    }
+}
+
+fn rate_field(rate: Option<Rate>) -> String {
+    match rate {
+        Some(rate) if rate.period_ms == 1000 => format!("{}s", rate.count),
+        Some(rate) => format!("{}m", rate.count),
+        None => "off".to_owned(),
+    }
+}
+
+fn parse_rate_field(field: &[u8]) -> Result<Option<Rate>, Rejection> {
+    let (number, period_ms) = match field {
+        b"off" => return Ok(None),
+        [number @ .., b's'] => (number, 1000),
+        [number @ .., b'm'] => (number, 60_000),
+        _ => return Err(Rejection::Malformed),
+    };
+    let count = u32::try_from(parse_u64(number)?).map_err(|_| Rejection::Malformed)?;
+    if count == 0 || count > Rate::MAX_COUNT {
+        return Err(Rejection::Malformed);
+    }
+    Ok(Some(Rate { count, period_ms }))
 }
 
 /// A challenge as handed out with a captcha page.
@@ -385,11 +439,16 @@ pub fn issue_challenge(
     answer: &str,
 ) -> String {
     let commitment = answer_commitment(&secrets.current_mac, &nonce, answer);
+    let budget = &terms.budget;
     let body = format!(
-        "c1.{expires}.{}.{}.{}.{}.{}.{}.{}",
+        "c2.{expires}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}",
         terms.hardness.get(),
         terms.pass_age,
         terms.delivery.code(),
+        budget.ipv6_prefix,
+        rate_field(budget.rate),
+        rate_field(budget.audio),
+        B64.encode(budget.location),
         B64.encode(nonce),
         B64.encode(client.0),
         B64.encode(commitment),
@@ -408,13 +467,13 @@ pub fn check_challenge(
     token: &[u8],
     client: ClientBinding,
 ) -> Result<Challenge, Rejection> {
-    let (body, fields) = split_signed(token, 10)?;
-    let [version, expires, hardness, age, delivery, nonce, binding, answer, return_path, mac] =
+    let (body, fields) = split_signed(token, CHALLENGE_FIELDS)?;
+    let [version, expires, hardness, age, delivery, prefix, rate, audio, location, nonce, binding, answer, return_path, mac] =
         fields[..]
     else {
         return Err(Rejection::Malformed);
     };
-    if version != b"c1" {
+    if version != b"c2" {
         return Err(Rejection::Malformed);
     }
     if !secrets.verify(CHALLENGE_DOMAIN, body, &decode_exact::<32>(mac)?) {
@@ -427,6 +486,15 @@ pub fn check_challenge(
             hardness: parse_hardness(hardness)?,
             pass_age: parse_u64(age)?,
             delivery: Delivery::parse(delivery)?,
+            budget: Budget {
+                ipv6_prefix: u8::try_from(parse_u64(prefix)?)
+                    .ok()
+                    .filter(|bits| (1..=128).contains(bits))
+                    .ok_or(Rejection::Malformed)?,
+                rate: parse_rate_field(rate)?,
+                audio: parse_rate_field(audio)?,
+                location: decode_exact::<16>(location)?,
+            },
             // Signed by us, but checked again: the rules may have tightened since.
             return_path: String::from_utf8(return_path)
                 .ok()
@@ -476,22 +544,35 @@ fn parse_hardness(field: &[u8]) -> Result<Hardness, Rejection> {
 pub const MAX_RETURN_PATH: usize = 2048;
 
 /// Whether `path` may follow a solved captcha: same-site and relative only. It must start
-/// with one `/` (not `//`, which browsers read as another host), contain no backslash (which
-/// browsers read as `/`), no control characters (header injection), no spaces and nothing
-/// beyond ASCII.
+/// with one `/` (not `//`, which browsers read as another host) and hold only the characters
+/// a URI path and query may (RFC 3986: letters, digits, `-._~!$&'()*+,;=:@/?` and `%`
+/// followed by two hex digits): no backslash (which browsers read as `/`), no control
+/// characters (header injection), no spaces, quotes or angle brackets, nothing beyond ASCII.
 pub fn is_safe_return_path(path: &[u8]) -> bool {
     path.len() <= MAX_RETURN_PATH
         && path.first() == Some(&b'/')
-        && !matches!(path.get(1), Some(b'/' | b'\\'))
-        && path.iter().all(|&b| b.is_ascii_graphic() && b != b'\\')
+        && path.get(1) != Some(&b'/')
+        && path.iter().enumerate().all(|(i, &b)| match b {
+            b'%' => path.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)),
+            b => is_uri_char(b),
+        })
 }
 
-/// The return path for a request URI as nginx saw it: non-ASCII bytes percent-encoded, our own
-/// `captchaify=` argument removed, and `/` whenever the result would not be safe.
+/// A character that may stand for itself in a URI path or query (RFC 3986's `pchar`, `/` and
+/// `?`), apart from `%`, which starts an escape.
+fn is_uri_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b)
+}
+
+/// The return path for a request URI as nginx saw it: every byte that may not stand for
+/// itself percent-encoded (a `%` that starts no escape too), our own `captchaify=` argument
+/// removed, and `/` whenever the result would not be safe.
 pub fn return_path_for(unparsed_uri: &[u8]) -> String {
     let mut path = String::with_capacity(unparsed_uri.len());
-    for &b in unparsed_uri {
-        if b.is_ascii_graphic() {
+    for (i, &b) in unparsed_uri.iter().enumerate() {
+        let escape = b == b'%'
+            && unparsed_uri.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+        if is_uri_char(b) || escape {
             path.push(b as char);
         } else {
             path.push_str(&format!("%{b:02X}"));
@@ -569,7 +650,7 @@ mod tests {
         let other = Secrets::new(b"another secret of thirty-two bytes!!".to_vec(), None).unwrap();
         assert_ne!(s.audio_seed(&[1; 16], "en"), other.audio_seed(&[1; 16], "en"));
         // The download path derives the seed the page used, also across a rotation.
-        let terms = ChallengeTerms { hardness: Hardness::HARD, pass_age: 60, delivery: Delivery::Cookie, return_path: "/".into() };
+        let terms = ChallengeTerms { hardness: Hardness::HARD, pass_age: 60, delivery: Delivery::Cookie, budget: Budget::default(), return_path: "/".into() };
         let token = issue_challenge(&s, client(), &terms, 100, [1; 16], "A|1");
         assert_eq!(s.audio_seed_of(token.as_bytes(), &[1; 16], "en"), Some(s.audio_seed(&[1; 16], "en")));
         let rotated = Secrets::new(b"another secret of thirty-two bytes!!".to_vec(), Some(b"0123456789abcdef0123456789abcdef".to_vec())).unwrap();
@@ -649,6 +730,7 @@ mod tests {
             hardness: Hardness::HARD,
             pass_age: 3600,
             delivery: Delivery::UrlArgument,
+            budget: Budget { ipv6_prefix: 56, rate: Some(Rate { count: 10, period_ms: 1000 }), audio: None, location: [5; 16] },
             return_path: "/login?next=1".into(),
         };
         let token = issue_challenge(&s, client(), &terms, NOW + 120, [9; 16], "K7MPXW");
@@ -683,14 +765,21 @@ mod tests {
     #[test]
     fn return_paths_are_same_site_and_relative() {
         for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "\\/evil.example",
-                    "evil.example", "", "/a\r\nSet-Cookie: x=1", "/a b", "/\t/evil.example"] {
+                    "evil.example", "", "/a\r\nSet-Cookie: x=1", "/a b", "/\t/evil.example",
+                    "/a\"b", "/<script>", "/a>b", "/a`b", "/a{b}", "/a|b", "/a^b", "/a[0]", "/a#b",
+                    "/%", "/%4", "/%zz", "/a%2"] {
             assert!(!is_safe_return_path(bad.as_bytes()), "{bad:?}");
         }
-        for good in ["/", "/login", "/a/b?c=d&e=%2F%2Fx", "/%2F%2Fevil.example", "/%5Cevil"] {
+        for good in ["/", "/login", "/a/b?c=d&e=%2F%2Fx", "/%2F%2Fevil.example", "/%5Cevil",
+                     "/a-b_c.d~e", "/!$&'()*+,;=:@", "/p?q=/x?y"] {
             assert!(is_safe_return_path(good.as_bytes()), "{good:?}");
         }
         assert_eq!(return_path_for(b"//evil.example/x"), "/");
         assert_eq!(return_path_for(b"/caf\xc3\xa9?q=a b"), "/caf%C3%A9?q=a%20b");
+        assert_eq!(return_path_for(b"/a\"><script>x</script>"), "/a%22%3E%3Cscript%3Ex%3C/script%3E");
+        assert_eq!(return_path_for(b"/100%?x=%zz&y=%4"), "/100%25?x=%25zz&y=%254");
+        assert_eq!(return_path_for(b"/a%2Fb%c3%A9"), "/a%2Fb%c3%A9", "escapes are kept");
+        assert_eq!(return_path_for(b"/{a}|`b`^[c]#d"), "/%7Ba%7D%7C%60b%60%5E%5Bc%5D%23d");
         assert_eq!(return_path_for(b"/a\r\nLocation: x"), "/a%0D%0ALocation:%20x");
         assert_eq!(return_path_for(&[b'/'; 3000]), "/");
         assert_eq!(return_path_for(b"/p?captchaify=abc&x=1"), "/p?x=1");

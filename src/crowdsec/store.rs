@@ -40,6 +40,7 @@ pub struct DecisionRecord {
 // SAFETY: plain integers: valid for every bit pattern, no pointers.
 unsafe impl Record for DecisionRecord {
     const KIND: u32 = u32::from_be_bytes(*b"CSD2");
+    const NAME: &'static str = "CrowdSec decisions";
 }
 
 fn slot(remedy: Remedy) -> usize {
@@ -301,7 +302,7 @@ mod tests {
         /// A full pull: everything under a new generation, then published.
         fn full(&self, decisions: &[Change], now: u64) {
             let generation = self.status.next_generation();
-            self.table.with(1, |t| {
+            self.table.with(crate::state::holder::Holder::immortal(1), |t| {
                 for d in decisions {
                     self.status.note_target(&d.target);
                     apply(t, &key(&d.target), d, true, now, generation);
@@ -312,7 +313,7 @@ mod tests {
 
         fn delta(&self, new: &[Change], deleted: &[Change], now: u64) {
             let generation = self.status.current();
-            self.table.with(1, |t| {
+            self.table.with(crate::state::holder::Holder::immortal(1), |t| {
                 for d in deleted {
                     apply(t, &key(&d.target), d, false, now, generation);
                 }
@@ -324,7 +325,7 @@ mod tests {
         }
 
         fn verdict(&self, addr: &str, at: u64) -> Option<Remedy> {
-            self.table.with(1, |t| {
+            self.table.with(crate::state::holder::Holder::immortal(1), |t| {
                 address_targets(ip(addr), &self.status.lengths)
                     .map(|target| self.status.remedy(t.get(&key(&target), at * 1000).as_deref(), at))
                     .fold(None, strongest)
@@ -417,14 +418,14 @@ mod tests {
         assert_eq!(store.verdict("192.0.2.7", NOW), Some(Remedy::Ban));
         // Pull 2 knows .6 (now a ban) and .7; .5 was deleted while the stream was down.
         let generation = store.status.next_generation();
-        store.table.with(1, |t| {
+        store.table.with(crate::state::holder::Holder::immortal(1), |t| {
             let d = change(Remedy::Ban, "192.0.2.6/32", 3600, 4);
             apply(t, &key(&d.target), &d, true, NOW + 5, generation);
         });
         // Half-written: the old picture still holds for .5, and .6 already shows the new entry.
         assert_eq!(store.verdict("192.0.2.5", NOW + 5), Some(Remedy::Ban));
         assert_eq!(store.verdict("192.0.2.6", NOW + 5), Some(Remedy::Ban));
-        store.table.with(1, |t| {
+        store.table.with(crate::state::holder::Holder::immortal(1), |t| {
             let d = change(Remedy::Ban, "192.0.2.7/32", 3600, 3);
             apply(t, &key(&d.target), &d, true, NOW + 5, generation);
         });

@@ -9,6 +9,7 @@ use ngx::ffi::{ngx_cached_time, ngx_pid, sockaddr, sockaddr_in, sockaddr_in6, so
 use ngx::http::Request;
 
 use crate::request;
+use crate::state::holder::Holder;
 
 /// The client's address. Connections that are not IP (a Unix socket) count as `0.0.0.0`.
 pub(crate) fn address(r: &Request) -> IpAddr {
@@ -81,10 +82,16 @@ pub(crate) fn is_get_or_head(r: &Request) -> bool {
     method == ngx::ffi::NGX_HTTP_GET as usize || method == ngx::ffi::NGX_HTTP_HEAD as usize
 }
 
-/// Whether the client reached us over TLS (cookies then get `Secure`).
+/// Whether the client reached us over TLS.
 pub(crate) fn is_https(r: &Request) -> bool {
     // SAFETY: the connection of a live request is valid.
     unsafe { !(*r.connection()).ssl.is_null() }
+}
+
+/// Whether the module's cookies get `Secure` (`captchaify_secure_cookies`): by default when
+/// the client reached nginx over TLS; behind a proxy that terminates TLS, as the operator says.
+pub(crate) fn secure_cookies(r: &Request, lcf: &super::LocConf) -> bool {
+    lcf.secure_cookies().is_secure(r)
 }
 
 /// nginx's cached clock, the module's only time source.
@@ -104,8 +111,9 @@ pub(crate) fn now() -> Now {
     Now { secs, millis: secs.saturating_mul(1000).saturating_add(msec as u64) }
 }
 
-/// This process's pid, recorded as the holder of a shared table's lock.
-pub(crate) fn pid() -> u32 {
+/// This process, as the holder of a shared table's lock: its pid and start time, so that a
+/// waiter can tell when it died holding the lock (see `state::holder`).
+pub(crate) fn holder() -> Holder {
     // SAFETY: nginx sets ngx_pid once per process, before any request is handled.
-    u32::try_from(unsafe { ngx_pid }).unwrap_or(0)
+    Holder::process(u32::try_from(unsafe { ngx_pid }).unwrap_or(0))
 }

@@ -69,7 +69,7 @@ pub(crate) fn check(r: &Request, mcf: &MainConf) -> Option<Verification> {
     let table = mcf.zone_state()?.crawlers.as_ref()?;
     let key = mcf.feed_key("crawler", addr);
     let now = client::now().secs;
-    let (verdict, start) = table.with(client::pid(), |t| read_and_mark(t, &key, crawler, now));
+    let (verdict, start) = table.with(client::holder(), |t| read_and_mark(t, &key, crawler, now));
     if start {
         let check = Box::new(Check {
             mcf,
@@ -119,29 +119,31 @@ fn start_reverse(check: Box<Check>) -> Result<(), Box<Check>> {
 /// The PTR answer: a name in the operator's domain is resolved forward, anything else ends
 /// the check.
 unsafe extern "C" fn reverse_done(ctx: *mut ngx_resolver_ctx_t) {
-    // SAFETY: the context we started, whose data is our check.
-    let (check, state, name) = unsafe {
-        let check = Box::from_raw((*ctx).data.cast::<Check>());
-        let name = String::from_utf8_lossy((*ctx).name.as_bytes()).into_owned();
-        (check, (*ctx).state, name)
-    };
-    // SAFETY: done with the context (its name was copied above).
-    unsafe { ngx_resolve_addr_done(ctx) };
-    let names = [name];
-    let answer = match state {
-        0 => DnsAnswer::Found(&names[..]),
-        RESOLVE_NXDOMAIN | RESOLVE_FORMERR => DnsAnswer::NotFound,
-        _ => DnsAnswer::Failed,
-    };
-    match check.crawler.after_reverse(answer) {
-        Step::Done(verdict) => finish(&check, verdict),
-        Step::Forward(host) => {
-            let host = host.to_string();
-            if let Err(check) = start_forward(check, &host) {
-                finish(&check, Verification::Unknown);
+    super::unwind::guarded("a crawler's reverse lookup", || (), move || {
+        // SAFETY: the context we started, whose data is our check.
+        let (check, state, name) = unsafe {
+            let check = Box::from_raw((*ctx).data.cast::<Check>());
+            let name = String::from_utf8_lossy((*ctx).name.as_bytes()).into_owned();
+            (check, (*ctx).state, name)
+        };
+        // SAFETY: done with the context (its name was copied above).
+        unsafe { ngx_resolve_addr_done(ctx) };
+        let names = [name];
+        let answer = match state {
+            0 => DnsAnswer::Found(&names[..]),
+            RESOLVE_NXDOMAIN | RESOLVE_FORMERR => DnsAnswer::NotFound,
+            _ => DnsAnswer::Failed,
+        };
+        match check.crawler.after_reverse(answer) {
+            Step::Done(verdict) => finish(&check, verdict),
+            Step::Forward(host) => {
+                let host = host.to_string();
+                if let Err(check) = start_forward(check, &host) {
+                    finish(&check, Verification::Unknown);
+                }
             }
         }
-    }
+    })
 }
 
 fn start_forward(check: Box<Check>, host: &str) -> Result<(), Box<Check>> {
@@ -173,30 +175,32 @@ fn start_forward(check: Box<Check>, host: &str) -> Result<(), Box<Check>> {
 
 /// The A/AAAA answer: the name must lead back to the address.
 unsafe extern "C" fn forward_done(ctx: *mut ngx_resolver_ctx_t) {
-    // SAFETY: the context we started, whose data is our check; its addresses are valid until
-    // ngx_resolve_name_done.
-    let (check, verdict) = unsafe {
-        let check = Box::from_raw((*ctx).data.cast::<Check>());
-        let mut found = Vec::new();
-        for i in 0..(*ctx).naddrs {
-            let a = &*(*ctx).addrs.add(i);
-            if let Some(addr) = client::socket_address(a.sockaddr, a.socklen) {
-                found.push(addr.ip());
+    super::unwind::guarded("a crawler's forward lookup", || (), move || {
+        // SAFETY: the context we started, whose data is our check; its addresses are valid until
+        // ngx_resolve_name_done.
+        let (check, verdict) = unsafe {
+            let check = Box::from_raw((*ctx).data.cast::<Check>());
+            let mut found = Vec::new();
+            for i in 0..(*ctx).naddrs {
+                let a = &*(*ctx).addrs.add(i);
+                if let Some(addr) = client::socket_address(a.sockaddr, a.socklen) {
+                    found.push(addr.ip());
+                }
             }
-        }
-        let answer = match (*ctx).state {
-            0 => DnsAnswer::Found(&found[..]),
-            RESOLVE_NXDOMAIN | RESOLVE_FORMERR => DnsAnswer::NotFound,
-            _ => DnsAnswer::Failed,
+            let answer = match (*ctx).state {
+                0 => DnsAnswer::Found(&found[..]),
+                RESOLVE_NXDOMAIN | RESOLVE_FORMERR => DnsAnswer::NotFound,
+                _ => DnsAnswer::Failed,
+            };
+            let verdict = after_forward(check.addr, answer);
+            let name = (*ctx).name;
+            ngx_resolve_name_done(ctx);
+            // The name we leaked in start_forward.
+            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(name.data, name.len)));
+            (check, verdict)
         };
-        let verdict = after_forward(check.addr, answer);
-        let name = (*ctx).name;
-        ngx_resolve_name_done(ctx);
-        // The name we leaked in start_forward.
-        drop(Box::from_raw(ptr::slice_from_raw_parts_mut(name.data, name.len)));
-        (check, verdict)
-    };
-    finish(&check, verdict);
+        finish(&check, verdict);
+    })
 }
 
 /// Records the verdict for every worker; an unanswered check is retried later.
@@ -209,7 +213,7 @@ fn finish(check: &Check, verdict: Verification) {
         Verification::Unknown => RETRY_SECS,
         _ => VERDICT_TTL_SECS,
     };
-    table.with(client::pid(), |t| record_verification(t, &check.key, check.crawler, verdict, now, ttl));
+    table.with(client::holder(), |t| record_verification(t, &check.key, check.crawler, verdict, now, ttl));
 }
 
 /// A socket address in C layout, for the resolver.

@@ -44,14 +44,15 @@ use crate::crowdsec::store::{self, DecisionRecord, StoreStatus};
 use crate::crowdsec::stream::{self, Change, Delta};
 use crate::crowdsec::{LapiSpec, MachineSpec};
 use crate::policy::Remediation;
-use crate::state::records::{FailureLimit, Failures, SpentNonce};
+use crate::state::records::{count_event, EventCount, Mark};
+use crate::state::table::Placed;
 use crate::state::reputation::{address_bytes, address_from_bytes};
 use crate::state::table::{Key, Record, Table};
 
 /// The decisions zone's name (one per nginx instance).
 pub(crate) const ZONE_NAME: &str = "captchaify_crowdsec";
 const MAGIC: u64 = u64::from_be_bytes(*b"cfycsec\0");
-const LAYOUT_VERSION: u32 = 1;
+const LAYOUT_VERSION: u32 = 2;
 /// As CrowdSec's remediation-component spec asks: `crowdsec-<name>-bouncer/<version>`.
 const USER_AGENT: &str = concat!("crowdsec-captchaify-bouncer/", env!("CARGO_PKG_VERSION"));
 const TICK_MS: usize = 250;
@@ -163,6 +164,7 @@ pub(crate) struct SignalJob {
 // SAFETY: plain integers: valid for every bit pattern, no pointers.
 unsafe impl Record for SignalJob {
     const KIND: u32 = u32::from_be_bytes(*b"CSS1");
+    const NAME: &'static str = "CrowdSec signals";
 }
 
 impl SignalJob {
@@ -211,9 +213,9 @@ pub(crate) struct CrowdsecZone {
     header: *mut Header,
     decisions: Option<Table<DecisionRecord>>,
     /// Clients reported recently, per scenario.
-    reported: Option<Table<SpentNonce>>,
+    reported: Option<Table<Mark>>,
     /// Rate-limit refusals per client within the flood window.
-    floods: Option<Table<Failures>>,
+    floods: Option<Table<EventCount>>,
     /// Signals waiting for the machine thread.
     signals: Option<Table<SignalJob>>,
 }
@@ -258,51 +260,53 @@ fn add_zone(cf: *mut ngx_conf_t, size: usize) -> Option<*mut ngx_shm_zone_t> {
 }
 
 unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_void) -> ngx_int_t {
-    // SAFETY: nginx calls this with the zone declared in add_zone, whose data is our
-    // CrowdsecZone; the zone's memory starts with its slab pool.
-    unsafe {
-        let zone = &mut *shm_zone;
-        let state = &mut *zone.data.cast::<CrowdsecZone>();
-        let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
-        let log = zone.shm.log;
-        let reused = !previous.is_null() || zone.shm.exists != 0;
-        let header = if reused { (*shpool).data.cast::<Header>() } else { lay_out(shpool) };
-        let Some(h) = header.as_ref() else {
-            ngx_log_error!(NGX_LOG_EMERG, log, "captchaify: zone \"{}\" is too small to lay out", ZONE_NAME);
-            return Status::NGX_ERROR.into();
-        };
-        if h.magic != MAGIC || h.layout_version != LAYOUT_VERSION {
-            ngx_log_error!(
-                NGX_LOG_EMERG,
-                log,
-                "captchaify: zone \"{}\" was laid out by another version of the module; restart nginx, \
-                 or change zone_size",
-                ZONE_NAME
-            );
-            return Status::NGX_ERROR.into();
+    super::unwind::guarded("the CrowdSec zone's init", || Status::NGX_ERROR.into(), move || {
+        // SAFETY: nginx calls this with the zone declared in add_zone, whose data is our
+        // CrowdsecZone; the zone's memory starts with its slab pool.
+        unsafe {
+            let zone = &mut *shm_zone;
+            let state = &mut *zone.data.cast::<CrowdsecZone>();
+            let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
+            let log = zone.shm.log;
+            let reused = !previous.is_null() || zone.shm.exists != 0;
+            let header = if reused { (*shpool).data.cast::<Header>() } else { lay_out(shpool) };
+            let Some(h) = header.as_ref() else {
+                ngx_log_error!(NGX_LOG_EMERG, log, "captchaify: zone \"{}\" is too small to lay out", ZONE_NAME);
+                return Status::NGX_ERROR.into();
+            };
+            if h.magic != MAGIC || h.layout_version != LAYOUT_VERSION {
+                ngx_log_error!(
+                    NGX_LOG_EMERG,
+                    log,
+                    "captchaify: zone \"{}\" was laid out by another version of the module; restart nginx, \
+                     or change zone_size",
+                    ZONE_NAME
+                );
+                return Status::NGX_ERROR.into();
+            }
+            state.header = header;
+            let base = zone.shm.addr;
+            state.decisions = attach(base, h.decisions, log, ZONE_NAME, "decisions");
+            state.reported = attach(base, h.reported, log, ZONE_NAME, "reported clients");
+            state.floods = attach(base, h.floods, log, ZONE_NAME, "flood counters");
+            state.signals = attach(base, h.signals, log, ZONE_NAME, "signals");
+            if state.decisions.is_none() || state.reported.is_none() || state.floods.is_none() || state.signals.is_none() {
+                return Status::NGX_ERROR.into();
+            }
+            if !reused {
+                ngx_log_error!(
+                    NGX_LOG_NOTICE,
+                    log,
+                    "captchaify: zone \"{}\" of {} bytes initialised: room for {} CrowdSec decisions ({} bytes each)",
+                    ZONE_NAME,
+                    zone.shm.size,
+                    state.decisions.as_ref().map_or(0, |t| t.capacity()),
+                    Table::<DecisionRecord>::bytes_per_entry()
+                );
+            }
+            Status::NGX_OK.into()
         }
-        state.header = header;
-        let base = zone.shm.addr;
-        state.decisions = attach(base, h.decisions, log, ZONE_NAME, "decisions");
-        state.reported = attach(base, h.reported, log, ZONE_NAME, "reported clients");
-        state.floods = attach(base, h.floods, log, ZONE_NAME, "flood counters");
-        state.signals = attach(base, h.signals, log, ZONE_NAME, "signals");
-        if state.decisions.is_none() || state.reported.is_none() || state.floods.is_none() || state.signals.is_none() {
-            return Status::NGX_ERROR.into();
-        }
-        if !reused {
-            ngx_log_error!(
-                NGX_LOG_NOTICE,
-                log,
-                "captchaify: zone \"{}\" of {} bytes initialised: room for {} CrowdSec decisions ({} bytes each)",
-                ZONE_NAME,
-                zone.shm.size,
-                state.decisions.as_ref().map_or(0, |t| t.capacity()),
-                Table::<DecisionRecord>::bytes_per_entry()
-            );
-        }
-        Status::NGX_OK.into()
-    }
+    })
 }
 
 /// Lays out a fresh zone. Null when something does not fit.
@@ -325,8 +329,8 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t) -> *mut Header {
         let decisions_pages = free.saturating_sub(reported_pages + floods_pages + signals_pages).max(1);
         let (Some(decisions), Some(reported), Some(floods), Some(signals)) = (
             new_table::<DecisionRecord>(shpool, base, decisions_pages * page),
-            new_table::<SpentNonce>(shpool, base, reported_pages * page),
-            new_table::<Failures>(shpool, base, floods_pages * page),
+            new_table::<Mark>(shpool, base, reported_pages * page),
+            new_table::<EventCount>(shpool, base, floods_pages * page),
             new_table::<SignalJob>(shpool, base, signals_pages * page),
         ) else {
             return ptr::null_mut();
@@ -379,7 +383,7 @@ pub(crate) fn remediation(
     let mut batch = [[0u8; 16]; 16];
     let mut n = 0;
     let mut look_up = |batch: &[Key]| {
-        let remedy = table.with(client::pid(), |t| {
+        let remedy = table.with(client::holder(), |t| {
             batch
                 .iter()
                 .map(|key| status.remedy(t.get(key, now.millis).as_deref(), now.secs))
@@ -425,11 +429,10 @@ pub(crate) fn refused(mcf: &MainConf, lcf: &LocConf, address: IpAddr) {
     }
     let Some((_, zone, keys)) = handles(mcf) else { return };
     let Some(floods) = zone.floods.as_ref() else { return };
-    let limit = FailureLimit { max: machine.spec.flood, window_ms: FLOOD_WINDOW_MS };
     let key = keys.table_key("cs-flood", &[&address_bytes(address)]);
     let now = client::now().millis;
-    let count = floods.with(client::pid(), |t| limit.record_count(t, &key, now));
-    if count >= limit.max {
+    let count = floods.with(client::holder(), |t| count_event(t, &key, now, FLOOD_WINDOW_MS));
+    if count >= machine.spec.flood {
         queue_signal(mcf, Scenario::Flood, address, count, FLOOD_WINDOW_MS / 1000);
     }
 }
@@ -455,10 +458,10 @@ fn put_signal(mcf: &MainConf, signal: &Signal, once: bool) {
     let key = keys.table_key(signal.scenario.name(), &[&address_bytes(signal.addr)]);
     let now = client::now().millis;
     let until = now + REPORT_AGAIN_SECS * 1000;
-    if once && !reported.with(client::pid(), |t| t.insert_if_absent(&key, now, until, SpentNonce::default())) {
+    if once && reported.with(client::holder(), |t| t.insert_if_absent(&key, now, until, Mark::default())) != Placed::Inserted {
         return;
     }
-    signals.with(client::pid(), |t| t.insert(&key, now, until, SignalJob::new(signal)));
+    signals.with(client::holder(), |t| t.insert(&key, now, until, SignalJob::new(signal)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -723,26 +726,29 @@ fn login(agent: &ureq::Agent, lapi: &LapiSpec, machine: &Machine) -> Result<aler
 
 /// The event loop's tick: applies pulls, logs, hands signals to the machine thread.
 unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
-    if fetcher::leaving() {
-        stop();
-        return;
-    }
-    RUNNING.with(|r| {
-        let mut r = r.borrow_mut();
-        let Some(running) = r.as_mut() else { return };
-        // SAFETY: the configuration lives as long as this worker's cycle.
-        let mcf = unsafe { &*running.mcf };
-        // SAFETY: the timer event carries the cycle's log.
-        let log = unsafe { (*running.timer).log };
-        for report in running.shared.take() {
-            receive(running, mcf, log, report);
+    super::unwind::guarded("CrowdSec's tick", || (), || {
+        if fetcher::leaving() {
+            stop();
+            return;
         }
-        if let Some(cs) = mcf.crowdsec.as_ref() {
-            write_some(running, cs, log);
-            hand_out(running, cs);
-        }
-        // SAFETY: the timer has just fired, so it is not set.
-        unsafe { offload::add_timer(running.timer, TICK_MS as _) };
+        RUNNING.with(|r| {
+            let mut r = r.borrow_mut();
+            let Some(running) = r.as_mut() else { return };
+            // Armed again first, so that a fault below cannot stop the ticks.
+            // SAFETY: the timer has just fired, so it is not set.
+            unsafe { offload::add_timer(running.timer, TICK_MS as _) };
+            // SAFETY: the configuration lives as long as this worker's cycle.
+            let mcf = unsafe { &*running.mcf };
+            // SAFETY: the timer event carries the cycle's log.
+            let log = unsafe { (*running.timer).log };
+            for report in running.shared.take() {
+                receive(running, mcf, log, report);
+            }
+            if let Some(cs) = mcf.crowdsec.as_ref() {
+                write_some(running, cs, log);
+                hand_out(running, cs);
+            }
+        });
     });
 }
 
@@ -837,7 +843,7 @@ fn write_some(running: &mut Running, cs: &CrowdsecConf, log: *mut ngx_log_t) {
                     }
                 })
                 .collect();
-            table.with(client::pid(), |t| {
+            table.with(client::holder(), |t| {
                 for (key, change, add) in &changes {
                     store::apply(t, key, change, *add, now, generation);
                 }
@@ -848,7 +854,7 @@ fn write_some(running: &mut Running, cs: &CrowdsecConf, log: *mut ngx_log_t) {
         if work.done < total {
             return;
         }
-        let work = running.work.pop_front().expect("the front work exists");
+        let Some(work) = running.work.pop_front() else { return };
         let applied_ms = work.applying.map_or(0, |t| t.elapsed().as_millis());
         if work.full {
             status.publish(generation, work.delta.new.len() as u64, now);
@@ -892,7 +898,7 @@ fn hand_out(running: &Running, cs: &CrowdsecConf) {
         return;
     }
     let now_ms = unix_now() * 1000;
-    let popped: Vec<SignalJob> = signals.with(client::pid(), |t| {
+    let popped: Vec<SignalJob> = signals.with(client::holder(), |t| {
         core::iter::from_fn(|| t.pop_least_recent(now_ms)).take(ALERTS_PER_POST).map(|(_, job)| job).collect()
     });
     if let Ok(mut queue) = running.shared.signals.lock() {

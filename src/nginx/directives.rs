@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_shm_zone_t, ngx_str_t, NGX_CONF_1MORE, NGX_CONF_TAKE1, NGX_CONF_TAKE12,
+    ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value_t, ngx_http_complex_value_t,
+    ngx_shm_zone_t, ngx_str_t, NGX_CONF_1MORE, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_CONF_TAKE123,
     NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
     NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
@@ -24,7 +25,7 @@ use super::{zone, Module};
 use crate::challenge::pass_cache::PassCache;
 use crate::challenge::token::Secrets;
 use crate::conf::{
-    parse_count, parse_duration_in, parse_flag, parse_ipv6_prefix, parse_rate_or_off, parse_status,
+    parse_duration_in, parse_flag, parse_ipv6_prefix, parse_rate_or_off, parse_status,
     read_secret_file, MaxRateLimit, ZoneSpec,
 };
 use crate::pages::PageSet;
@@ -197,6 +198,9 @@ pub(crate) struct LocConf {
     pub crawler_hints: Option<bool>,
     /// `captchaify_crowdsec`.
     pub crowdsec: Option<bool>,
+    /// `captchaify_secure_cookies`: a setting of the module's own paths, which does not make
+    /// the module act here by itself.
+    pub secure_cookies: Option<SecureCookies>,
     /// This location's key in the loads table, derived on first use in each worker. Never
     /// inherited: every location counts its own load.
     pub location_key: OnceCell<[u8; 16]>,
@@ -234,6 +238,11 @@ impl LocConf {
     /// with `captchaify_crowdsec_lapi`).
     pub fn crowdsec(&self) -> bool {
         self.crowdsec.unwrap_or(true)
+    }
+
+    /// When the module's cookies get `Secure` (default: over TLS).
+    pub fn secure_cookies(&self) -> SecureCookies {
+        self.secure_cookies.unwrap_or(SecureCookies::Auto)
     }
 
     /// Crawlers facing the captcha see the real page's title and meta tags (default on).
@@ -346,6 +355,7 @@ impl Merge for LocConf {
         self.verified_crawlers = self.verified_crawlers.or(prev.verified_crawlers);
         self.crawler_hints = self.crawler_hints.or(prev.crawler_hints);
         self.crowdsec = self.crowdsec.or(prev.crowdsec);
+        self.secure_cookies = self.secure_cookies.or(prev.secure_cookies);
         if self.crowdsec == Some(true) {
             CROWDSEC_SEEN.store(true, core::sync::atomic::Ordering::Relaxed);
         }
@@ -356,6 +366,37 @@ impl Merge for LocConf {
             SOURCES_SEEN.fetch_or(self.third_parties().0, core::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+/// `captchaify_secure_cookies`: when the pass and language cookies get `Secure`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SecureCookies {
+    /// When the client reached nginx over TLS.
+    Auto,
+    Always,
+    Never,
+    /// When the value (with variables, e.g. `$http_x_forwarded_proto` behind a proxy that
+    /// terminates TLS) is `https` or `on`.
+    When(*mut ngx_http_complex_value_t),
+}
+
+impl SecureCookies {
+    pub fn is_secure(self, r: &ngx::http::Request) -> bool {
+        match self {
+            SecureCookies::Auto => super::client::is_https(r),
+            SecureCookies::Always => true,
+            SecureCookies::Never => false,
+            SecureCookies::When(value) => {
+                let raw: *const ngx::ffi::ngx_http_request_t = r.into();
+                let mut out = ngx_str_t::default();
+                // SAFETY: `value` was compiled at configuration time in the configuration's
+                // pool, which outlives every request; nginx evaluates it into the request pool.
+                let ok = unsafe { ngx::ffi::ngx_http_complex_value(raw.cast_mut(), value, &mut out) }
+                    == ngx::core::Status::NGX_OK.0;
+                ok && matches!(out.as_bytes(), b"https" | b"on")
+            }
+        }
     }
 }
 
@@ -374,29 +415,31 @@ pub(crate) unsafe extern "C" fn init_main_conf(
     cf: *mut ngx_conf_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes this module's main configuration, created by create_main_conf.
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    if !mcf.used {
-        return NGX_CONF_OK;
-    }
-    if mcf.zone.is_null() {
-        match zone::add(cf, &ZoneSpec::default_zone()) {
-            Some(shm_zone) => mcf.zone = shm_zone,
-            None => return NGX_CONF_ERROR,
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        // SAFETY: nginx passes this module's main configuration, created by create_main_conf.
+        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+        if !mcf.used {
+            return NGX_CONF_OK;
         }
-    }
-    policy::crawler::warm_up();
-    crate::challenge::image::warm_up();
-    crate::challenge::audio::warm_up();
-    if !PageSet::builtin().is_complete() {
-        ngx_conf_log_error!(
-            NGX_LOG_EMERG,
-            cf,
-            "captchaify: the built-in templates do not parse"
-        );
-        return NGX_CONF_ERROR;
-    }
-    NGX_CONF_OK
+        if mcf.zone.is_null() {
+            match zone::add(cf, &ZoneSpec::default_zone()) {
+                Some(shm_zone) => mcf.zone = shm_zone,
+                None => return NGX_CONF_ERROR,
+            }
+        }
+        policy::crawler::warm_up();
+        crate::challenge::image::warm_up();
+        crate::challenge::audio::warm_up();
+        if !PageSet::builtin().is_complete() {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "captchaify: the built-in templates do not parse"
+            );
+            return NGX_CONF_ERROR;
+        }
+        NGX_CONF_OK
+    })
 }
 
 /// The only argument of the directive being parsed (all ours take exactly one, which nginx
@@ -463,7 +506,9 @@ macro_rules! location_directive {
             _cmd: *mut ngx_command_t,
             conf: *mut c_void,
         ) -> *mut c_char {
-            set_location_value(cf, conf, $name, $parse, |c| &mut c.$field)
+            super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+                set_location_value(cf, conf, $name, $parse, |c| &mut c.$field)
+            })
         }
     };
 }
@@ -542,8 +587,10 @@ unsafe extern "C" fn set_template_dir(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    let load = |value: &str| PageSet::load_dir(&full_path(cf, value)).map(Arc::new);
-    set_location_value(cf, conf, "captchaify_template_dir", load, |c| &mut c.pages)
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        let load = |value: &str| PageSet::load_dir(&full_path(cf, value)).map(Arc::new);
+        set_location_value(cf, conf, "captchaify_template_dir", load, |c| &mut c.pages)
+    })
 }
 
 unsafe extern "C" fn set_default_language(
@@ -551,19 +598,21 @@ unsafe extern "C" fn set_default_language(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
-    // The block's own template set (shared, not copied), or the built-in one.
-    let own = unsafe { &*conf.cast::<LocConf>() }.pages.clone();
-    let pages = own.as_deref().unwrap_or_else(|| PageSet::builtin());
-    let check = |tag: &str| {
-        if pages.languages().find(tag.as_bytes()).is_some() {
-            Ok(tag.to_ascii_lowercase())
-        } else {
-            let known: Vec<&str> = pages.languages().all().iter().map(|l| l.tag.as_str()).collect();
-            Err(format!("\"{tag}\" is not one of the languages here ({})", known.join(", ")))
-        }
-    };
-    set_location_value(cf, conf, "captchaify_default_language", check, |c| &mut c.default_language)
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+        // The block's own template set (shared, not copied), or the built-in one.
+        let own = unsafe { &*conf.cast::<LocConf>() }.pages.clone();
+        let pages = own.as_deref().unwrap_or_else(|| PageSet::builtin());
+        let check = |tag: &str| {
+            if pages.languages().find(tag.as_bytes()).is_some() {
+                Ok(tag.to_ascii_lowercase())
+            } else {
+                let known: Vec<&str> = pages.languages().all().iter().map(|l| l.tag.as_str()).collect();
+                Err(format!("\"{tag}\" is not one of the languages here ({})", known.join(", ")))
+            }
+        };
+        set_location_value(cf, conf, "captchaify_default_language", check, |c| &mut c.default_language)
+    })
 }
 
 /// `captchaify_allow` and `captchaify_deny`: addresses, ranges and `file=PATH`; several lines
@@ -599,13 +648,17 @@ unsafe fn set_list(
 }
 
 unsafe extern "C" fn set_allow(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    // SAFETY: called by nginx for this directive.
-    unsafe { set_list(cf, conf, "captchaify_allow", |c| &mut c.allow) }
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        // SAFETY: called by nginx for this directive.
+        unsafe { set_list(cf, conf, "captchaify_allow", |c| &mut c.allow) }
+    })
 }
 
 unsafe extern "C" fn set_deny(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    // SAFETY: called by nginx for this directive.
-    unsafe { set_list(cf, conf, "captchaify_deny", |c| &mut c.deny) }
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        // SAFETY: called by nginx for this directive.
+        unsafe { set_list(cf, conf, "captchaify_deny", |c| &mut c.deny) }
+    })
 }
 
 unsafe extern "C" fn set_third_parties(
@@ -613,22 +666,24 @@ unsafe extern "C" fn set_third_parties(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    const NAME: &str = "captchaify_third_parties";
-    // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
-    let lcf = unsafe { &mut *conf.cast::<LocConf>() };
-    if lcf.third_parties.is_some() {
-        return reject(cf, NAME, "is duplicate");
-    }
-    let args = match utf8_arguments(cf, NAME) {
-        Ok(args) => args,
-        Err(error) => return error,
-    };
-    match ThirdParties::parse(&args) {
-        Ok(parties) => lcf.third_parties = Some(parties),
-        Err(error) => return reject(cf, NAME, error),
-    }
-    mark_used(cf);
-    NGX_CONF_OK
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        const NAME: &str = "captchaify_third_parties";
+        // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+        let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+        if lcf.third_parties.is_some() {
+            return reject(cf, NAME, "is duplicate");
+        }
+        let args = match utf8_arguments(cf, NAME) {
+            Ok(args) => args,
+            Err(error) => return error,
+        };
+        match ThirdParties::parse(&args) {
+            Ok(parties) => lcf.third_parties = Some(parties),
+            Err(error) => return reject(cf, NAME, error),
+        }
+        mark_used(cf);
+        NGX_CONF_OK
+    })
 }
 
 location_directive!(
@@ -650,70 +705,124 @@ unsafe extern "C" fn set_crawler_ranges(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    const NAME: &str = "captchaify_crawler_ranges";
-    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    let args = match utf8_arguments(cf, NAME) {
-        Ok(args) => args,
-        Err(error) => return error,
-    };
-    let Some((name, files)) = args.split_first().filter(|(_, files)| !files.is_empty()) else {
-        return reject(cf, NAME, "expected a crawler (google, bing, apple or yandex) and one or more files");
-    };
-    let Some(crawler) = Crawler::parse(name) else {
-        return reject(cf, NAME, format_args!("unknown crawler \"{name}\", expected google, bing, apple or yandex"));
-    };
-    if mcf.crawler_ranges.iter().any(|(c, _)| *c == crawler) {
-        return reject(cf, NAME, format_args!("\"{name}\" is set twice"));
-    }
-    let mut nets = Vec::new();
-    for file in files {
-        let path = full_path(cf, file);
-        let body = match std::fs::read(&path) {
-            Ok(body) => body,
-            Err(error) => return reject(cf, NAME, format_args!("cannot read \"{}\": {}", path.display(), error)),
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        const NAME: &str = "captchaify_crawler_ranges";
+        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+        let args = match utf8_arguments(cf, NAME) {
+            Ok(args) => args,
+            Err(error) => return error,
         };
-        match crate::policy::verified::parse_ranges(&body) {
-            Ok(found) => nets.extend(found),
-            Err(error) => return reject(cf, NAME, format_args!("\"{}\": {}", path.display(), error)),
+        let Some((name, files)) = args.split_first().filter(|(_, files)| !files.is_empty()) else {
+            return reject(cf, NAME, "expected a crawler (google, bing, apple or yandex) and one or more files");
+        };
+        let Some(crawler) = Crawler::parse(name) else {
+            return reject(cf, NAME, format_args!("unknown crawler \"{name}\", expected google, bing, apple or yandex"));
+        };
+        if mcf.crawler_ranges.iter().any(|(c, _)| *c == crawler) {
+            return reject(cf, NAME, format_args!("\"{name}\" is set twice"));
         }
-    }
-    mcf.crawler_ranges.push((crawler, Arc::new(IpSet::new(nets))));
-    mcf.used = true;
-    NGX_CONF_OK
+        let mut nets = Vec::new();
+        for file in files {
+            let path = full_path(cf, file);
+            let body = match std::fs::read(&path) {
+                Ok(body) => body,
+                Err(error) => return reject(cf, NAME, format_args!("cannot read \"{}\": {}", path.display(), error)),
+            };
+            match crate::policy::verified::parse_ranges(&body) {
+                Ok(found) => nets.extend(found),
+                Err(error) => return reject(cf, NAME, format_args!("\"{}\": {}", path.display(), error)),
+            }
+        }
+        mcf.crawler_ranges.push((crawler, Arc::new(IpSet::new(nets))));
+        mcf.used = true;
+        NGX_CONF_OK
+    })
 }
 
 location_directive!(set_crowdsec, "captchaify_crowdsec", parse_flag, crowdsec);
+
+unsafe extern "C" fn set_secure_cookies(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        const NAME: &str = "captchaify_secure_cookies";
+        // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+        let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+        if lcf.secure_cookies.is_some() {
+            return reject(cf, NAME, "is duplicate");
+        }
+        // SAFETY: called from a directive handler.
+        let Some(mut arg) = (unsafe { single_argument(cf) }) else {
+            return reject(cf, NAME, "takes one argument");
+        };
+        let value = match arg.as_bytes() {
+            b"auto" => SecureCookies::Auto,
+            b"on" => SecureCookies::Always,
+            b"off" => SecureCookies::Never,
+            bytes if bytes.contains(&b'$') => {
+                // SAFETY: the configuration pool outlives the configuration; nginx fills the
+                // zeroed compile context and the value it points at.
+                unsafe {
+                    let value = ngx::ffi::ngx_pcalloc((*cf).pool, core::mem::size_of::<ngx_http_complex_value_t>())
+                        .cast::<ngx_http_complex_value_t>();
+                    if value.is_null() {
+                        return NGX_CONF_ERROR;
+                    }
+                    let mut ccv: ngx_http_compile_complex_value_t = core::mem::zeroed();
+                    ccv.cf = cf;
+                    ccv.value = &mut arg;
+                    ccv.complex_value = value;
+                    if ngx::ffi::ngx_http_compile_complex_value(&mut ccv) != ngx::core::Status::NGX_OK.0 {
+                        return NGX_CONF_ERROR;
+                    }
+                    SecureCookies::When(value)
+                }
+            }
+            other => {
+                let other = String::from_utf8_lossy(other);
+                return reject(cf, NAME, format_args!("invalid value \"{other}\", expected auto, on, off or a value with variables"));
+            }
+        };
+        lcf.secure_cookies = Some(value);
+        mark_used(cf);
+        NGX_CONF_OK
+    })
+}
 
 unsafe extern "C" fn set_crowdsec_lapi(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    const NAME: &str = "captchaify_crowdsec_lapi";
-    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    if mcf.crowdsec.is_some() {
-        return reject(cf, NAME, "is duplicate");
-    }
-    let args = match utf8_arguments(cf, NAME) {
-        Ok(args) => args,
-        Err(error) => return error,
-    };
-    let spec = match crate::crowdsec::LapiSpec::parse(&args, |p| full_path(cf, p)) {
-        Ok(spec) => spec,
-        Err(error) => return reject(cf, NAME, error),
-    };
-    let key = match crate::crowdsec::read_credential(&spec.key_file) {
-        Ok(key) => key,
-        Err(error) => return reject(cf, NAME, error),
-    };
-    match CrowdsecConf::new(cf, spec, key) {
-        Some(crowdsec) => mcf.crowdsec = Some(crowdsec),
-        None => return NGX_CONF_ERROR,
-    }
-    mcf.used = true;
-    NGX_CONF_OK
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        const NAME: &str = "captchaify_crowdsec_lapi";
+        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+        if mcf.crowdsec.is_some() {
+            return reject(cf, NAME, "is duplicate");
+        }
+        let args = match utf8_arguments(cf, NAME) {
+            Ok(args) => args,
+            Err(error) => return error,
+        };
+        let spec = match crate::crowdsec::LapiSpec::parse(&args, |p| full_path(cf, p)) {
+            Ok(spec) => spec,
+            Err(error) => return reject(cf, NAME, error),
+        };
+        let key = match crate::crowdsec::read_credential(&spec.key_file) {
+            Ok(key) => key,
+            Err(error) => return reject(cf, NAME, error),
+        };
+        match CrowdsecConf::new(cf, spec, key) {
+            Some(crowdsec) => mcf.crowdsec = Some(crowdsec),
+            None => return NGX_CONF_ERROR,
+        }
+        mcf.used = true;
+        NGX_CONF_OK
+    })
 }
 
 unsafe extern "C" fn set_crowdsec_machine(
@@ -721,27 +830,29 @@ unsafe extern "C" fn set_crowdsec_machine(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    const NAME: &str = "captchaify_crowdsec_machine";
-    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    if mcf.crowdsec_machine.is_some() {
-        return reject(cf, NAME, "is duplicate");
-    }
-    let args = match utf8_arguments(cf, NAME) {
-        Ok(args) => args,
-        Err(error) => return error,
-    };
-    let spec = match crate::crowdsec::MachineSpec::parse(&args, |p| full_path(cf, p)) {
-        Ok(spec) => spec,
-        Err(error) => return reject(cf, NAME, error),
-    };
-    let password = match crate::crowdsec::read_credential(&spec.password_file) {
-        Ok(password) => password,
-        Err(error) => return reject(cf, NAME, error),
-    };
-    mcf.crowdsec_machine = Some(Machine::new(spec, password));
-    mcf.used = true;
-    NGX_CONF_OK
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        const NAME: &str = "captchaify_crowdsec_machine";
+        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+        if mcf.crowdsec_machine.is_some() {
+            return reject(cf, NAME, "is duplicate");
+        }
+        let args = match utf8_arguments(cf, NAME) {
+            Ok(args) => args,
+            Err(error) => return error,
+        };
+        let spec = match crate::crowdsec::MachineSpec::parse(&args, |p| full_path(cf, p)) {
+            Ok(spec) => spec,
+            Err(error) => return reject(cf, NAME, error),
+        };
+        let password = match crate::crowdsec::read_credential(&spec.password_file) {
+            Ok(password) => password,
+            Err(error) => return reject(cf, NAME, error),
+        };
+        mcf.crowdsec_machine = Some(Machine::new(spec, password));
+        mcf.used = true;
+        NGX_CONF_OK
+    })
 }
 
 location_directive!(
@@ -760,23 +871,25 @@ unsafe extern "C" fn set_feed(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    const NAME: &str = "captchaify_feed";
-    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    let args = match utf8_arguments(cf, NAME) {
-        Ok(args) => args,
-        Err(error) => return error,
-    };
-    let spec = match FeedSpec::parse(&args, |p| full_path(cf, p)) {
-        Ok(spec) => spec,
-        Err(error) => return reject(cf, NAME, error),
-    };
-    if mcf.feeds.iter().any(|f| f.name == spec.name) {
-        return reject(cf, NAME, format_args!("\"{}\" is set twice", spec.name.as_str()));
-    }
-    mcf.feeds.push(spec);
-    mcf.used = true;
-    NGX_CONF_OK
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        const NAME: &str = "captchaify_feed";
+        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+        let args = match utf8_arguments(cf, NAME) {
+            Ok(args) => args,
+            Err(error) => return error,
+        };
+        let spec = match FeedSpec::parse(&args, |p| full_path(cf, p)) {
+            Ok(spec) => spec,
+            Err(error) => return reject(cf, NAME, error),
+        };
+        if mcf.feeds.iter().any(|f| f.name == spec.name) {
+            return reject(cf, NAME, format_args!("\"{}\" is set twice", spec.name.as_str()));
+        }
+        mcf.feeds.push(spec);
+        mcf.used = true;
+        NGX_CONF_OK
+    })
 }
 
 /// `captchaify_country CC... ACTION` and `captchaify_asn N... ACTION`; several lines at one
@@ -803,11 +916,15 @@ fn set_geo_rule(
 }
 
 unsafe extern "C" fn set_country(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    set_geo_rule(cf, conf, "captchaify_country", GeoRules::add_countries)
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        set_geo_rule(cf, conf, "captchaify_country", GeoRules::add_countries)
+    })
 }
 
 unsafe extern "C" fn set_asn(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    set_geo_rule(cf, conf, "captchaify_asn", GeoRules::add_asns)
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        set_geo_rule(cf, conf, "captchaify_asn", GeoRules::add_asns)
+    })
 }
 
 unsafe extern "C" fn set_geoip_db(
@@ -815,26 +932,28 @@ unsafe extern "C" fn set_geoip_db(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    const NAME: &str = "captchaify_geoip_db";
-    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    if mcf.geo.is_some() {
-        return reject(cf, NAME, "is duplicate");
-    }
-    let args = match utf8_arguments(cf, NAME) {
-        Ok(args) => args,
-        Err(error) => return error,
-    };
-    let paths: Vec<PathBuf> = args.iter().map(|a| full_path(cf, a)).collect();
-    match GeoDb::open(&paths) {
-        Ok(db) => {
-            ngx_conf_log_error!(ngx::ffi::NGX_LOG_NOTICE, cf, "captchaify: GeoIP: {}", db.describe());
-            mcf.geo = Some(Arc::new(db));
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        const NAME: &str = "captchaify_geoip_db";
+        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+        if mcf.geo.is_some() {
+            return reject(cf, NAME, "is duplicate");
         }
-        Err(error) => return reject(cf, NAME, error),
-    }
-    mcf.used = true;
-    NGX_CONF_OK
+        let args = match utf8_arguments(cf, NAME) {
+            Ok(args) => args,
+            Err(error) => return error,
+        };
+        let paths: Vec<PathBuf> = args.iter().map(|a| full_path(cf, a)).collect();
+        match GeoDb::open(&paths) {
+            Ok(db) => {
+                ngx_conf_log_error!(ngx::ffi::NGX_LOG_NOTICE, cf, "captchaify: GeoIP: {}", db.describe());
+                mcf.geo = Some(Arc::new(db));
+            }
+            Err(error) => return reject(cf, NAME, error),
+        }
+        mcf.used = true;
+        NGX_CONF_OK
+    })
 }
 
 unsafe extern "C" fn set_max_rate_limit(
@@ -842,22 +961,24 @@ unsafe extern "C" fn set_max_rate_limit(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    const NAME: &str = "captchaify_max_rate_limit";
-    // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
-    let lcf = unsafe { &mut *conf.cast::<LocConf>() };
-    if lcf.max_rate_limit.is_some() {
-        return reject(cf, NAME, "is duplicate");
-    }
-    let args = match utf8_arguments(cf, NAME) {
-        Ok(args) => args,
-        Err(error) => return error,
-    };
-    match MaxRateLimit::parse(&args) {
-        Ok(limit) => lcf.max_rate_limit = Some(limit),
-        Err(error) => return reject(cf, NAME, error),
-    }
-    mark_used(cf);
-    NGX_CONF_OK
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        const NAME: &str = "captchaify_max_rate_limit";
+        // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+        let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+        if lcf.max_rate_limit.is_some() {
+            return reject(cf, NAME, "is duplicate");
+        }
+        let args = match utf8_arguments(cf, NAME) {
+            Ok(args) => args,
+            Err(error) => return error,
+        };
+        match MaxRateLimit::parse(&args) {
+            Ok(limit) => lcf.max_rate_limit = Some(limit),
+            Err(error) => return reject(cf, NAME, error),
+        }
+        mark_used(cf);
+        NGX_CONF_OK
+    })
 }
 
 /// The arguments after the directive name, as UTF-8.
@@ -878,30 +999,32 @@ unsafe extern "C" fn set_secret_file(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    const NAME: &str = "captchaify_secret_file";
-    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    if mcf.secret_files.is_some() {
-        return reject(cf, NAME, "is duplicate");
-    }
-    let args = match utf8_arguments(cf, NAME) {
-        Ok(args) => args,
-        Err(error) => return error,
-    };
-    let mut secrets = Vec::new();
-    for arg in args {
-        match read_secret_file(&full_path(cf, arg), Secrets::MIN_LEN) {
-            Ok(secret) => secrets.push(secret),
-            Err(error) => return reject(cf, NAME, error),
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        const NAME: &str = "captchaify_secret_file";
+        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+        if mcf.secret_files.is_some() {
+            return reject(cf, NAME, "is duplicate");
         }
-    }
-    let mut secrets = secrets.into_iter();
-    let (Some(current), previous) = (secrets.next(), secrets.next()) else {
-        return reject(cf, NAME, "needs a file");
-    };
-    mcf.secret_files = Secrets::new(current, previous);
-    mcf.used = true;
-    NGX_CONF_OK
+        let args = match utf8_arguments(cf, NAME) {
+            Ok(args) => args,
+            Err(error) => return error,
+        };
+        let mut secrets = Vec::new();
+        for arg in args {
+            match read_secret_file(&full_path(cf, arg), Secrets::MIN_LEN) {
+                Ok(secret) => secrets.push(secret),
+                Err(error) => return reject(cf, NAME, error),
+            }
+        }
+        let mut secrets = secrets.into_iter();
+        let (Some(current), previous) = (secrets.next(), secrets.next()) else {
+            return reject(cf, NAME, "needs a file");
+        };
+        mcf.secret_files = Secrets::new(current, previous);
+        mcf.used = true;
+        NGX_CONF_OK
+    })
 }
 
 unsafe extern "C" fn set_max_failures(
@@ -909,33 +1032,25 @@ unsafe extern "C" fn set_max_failures(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    const NAME: &str = "captchaify_max_failures";
-    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    if mcf.failure_limit_set {
-        return reject(cf, NAME, "is duplicate");
-    }
-    let args = match utf8_arguments(cf, NAME) {
-        Ok(args) => args,
-        Err(error) => return error,
-    };
-    let max = match args.first().map(|a| parse_count(a, 1000)) {
-        Some(Ok(max)) => max,
-        Some(Err(error)) => return reject(cf, NAME, error),
-        None => return reject(cf, NAME, "needs a number"),
-    };
-    let window_secs = match args.get(1).map(|a| parse_duration_in(a, 1, 7 * 86400)) {
-        None => FailureLimit::default().window_ms / 1000,
-        Some(Ok(secs)) => secs,
-        Some(Err(error)) => return reject(cf, NAME, error),
-    };
-    mcf.failure_limit = FailureLimit {
-        max,
-        window_ms: window_secs * 1000,
-    };
-    mcf.failure_limit_set = true;
-    mcf.used = true;
-    NGX_CONF_OK
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        const NAME: &str = "captchaify_max_failures";
+        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+        if mcf.failure_limit_set {
+            return reject(cf, NAME, "is duplicate");
+        }
+        let args = match utf8_arguments(cf, NAME) {
+            Ok(args) => args,
+            Err(error) => return error,
+        };
+        match FailureLimit::parse(&args) {
+            Ok(limit) => mcf.failure_limit = limit,
+            Err(error) => return reject(cf, NAME, error),
+        }
+        mcf.failure_limit_set = true;
+        mcf.used = true;
+        NGX_CONF_OK
+    })
 }
 
 unsafe extern "C" fn set_zone(
@@ -943,26 +1058,28 @@ unsafe extern "C" fn set_zone(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    if !mcf.zone.is_null() {
-        return reject(cf, "captchaify_zone", "is duplicate");
-    }
-    // SAFETY: called from a directive handler.
-    let Some(arg) = (unsafe { single_argument(cf) }) else {
-        return reject(cf, "captchaify_zone", "takes one argument");
-    };
-    let spec = match arg.to_str().map(ZoneSpec::parse) {
-        Ok(Ok(spec)) => spec,
-        Ok(Err(error)) => return reject(cf, "captchaify_zone", error),
-        Err(_) => return reject(cf, "captchaify_zone", "argument is not valid UTF-8"),
-    };
-    match zone::add(cf, &spec) {
-        Some(shm_zone) => mcf.zone = shm_zone,
-        None => return NGX_CONF_ERROR,
-    }
-    mcf.used = true;
-    NGX_CONF_OK
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+        if !mcf.zone.is_null() {
+            return reject(cf, "captchaify_zone", "is duplicate");
+        }
+        // SAFETY: called from a directive handler.
+        let Some(arg) = (unsafe { single_argument(cf) }) else {
+            return reject(cf, "captchaify_zone", "takes one argument");
+        };
+        let spec = match arg.to_str().map(ZoneSpec::parse) {
+            Ok(Ok(spec)) => spec,
+            Ok(Err(error)) => return reject(cf, "captchaify_zone", error),
+            Err(_) => return reject(cf, "captchaify_zone", "argument is not valid UTF-8"),
+        };
+        match zone::add(cf, &spec) {
+            Some(shm_zone) => mcf.zone = shm_zone,
+            None => return NGX_CONF_ERROR,
+        }
+        mcf.used = true;
+        NGX_CONF_OK
+    })
 }
 
 const ANY_LEVEL: usize = (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF) as usize;
@@ -1004,7 +1121,7 @@ const fn main_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 31] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 32] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
     location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
@@ -1053,6 +1170,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 31] = [
     location_command(ngx_string!("captchaify_crawler_hints"), set_crawler_hints),
     main_command(ngx_string!("captchaify_crawler_ranges"), NGX_CONF_1MORE, set_crawler_ranges),
     location_command(ngx_string!("captchaify_crowdsec"), set_crowdsec),
+    location_command(ngx_string!("captchaify_secure_cookies"), set_secure_cookies),
     main_command(ngx_string!("captchaify_crowdsec_lapi"), NGX_CONF_1MORE, set_crowdsec_lapi),
     main_command(ngx_string!("captchaify_crowdsec_machine"), NGX_CONF_1MORE, set_crowdsec_machine),
     main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),
@@ -1063,7 +1181,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 31] = [
     ),
     main_command(
         ngx_string!("captchaify_max_failures"),
-        NGX_CONF_TAKE12,
+        NGX_CONF_TAKE123,
         set_max_failures,
     ),
     ngx_command_t::empty(),

@@ -232,30 +232,36 @@ std::thread_local! {
 /// `init_process`: starts the fetcher in worker 0 (or the single process) when a source is
 /// in use. Threads start here, after the fork, never in the master.
 pub(crate) unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    // SAFETY: nginx's process globals, read on the main thread.
-    let (process, worker) = unsafe { (ngx::ffi::ngx_process, ngx::ffi::ngx_worker) };
-    let single = process == NGX_PROCESS_SINGLE as ngx::ffi::ngx_uint_t;
-    if !(single || (process == NGX_PROCESS_WORKER as ngx::ffi::ngx_uint_t && worker == 0)) {
-        return Status::NGX_OK.into();
-    }
-    // SAFETY: the cycle is live; its http configuration, if any, holds our main conf.
-    let Some(mcf) = (unsafe { main_conf(cycle) }) else {
-        return Status::NGX_OK.into();
-    };
-    if !mcf.used {
-        return Status::NGX_OK.into();
-    }
-    // SAFETY: the cycle's log lives as long as the process.
-    let log = unsafe { (*cycle).log };
-    start(mcf, log);
-    super::crowdsec::start(mcf, log);
-    Status::NGX_OK.into()
+    super::unwind::guarded("the worker's start", || Status::NGX_OK.into(), move || {
+        // Every process that may take a table's lock over from a dead worker says so in the log.
+        let _ = crate::state::table::TAKEOVER_REPORT.set(super::zone::report_takeover);
+        // SAFETY: nginx's process globals, read on the main thread.
+        let (process, worker) = unsafe { (ngx::ffi::ngx_process, ngx::ffi::ngx_worker) };
+        let single = process == NGX_PROCESS_SINGLE as ngx::ffi::ngx_uint_t;
+        if !(single || (process == NGX_PROCESS_WORKER as ngx::ffi::ngx_uint_t && worker == 0)) {
+            return Status::NGX_OK.into();
+        }
+        // SAFETY: the cycle is live; its http configuration, if any, holds our main conf.
+        let Some(mcf) = (unsafe { main_conf(cycle) }) else {
+            return Status::NGX_OK.into();
+        };
+        if !mcf.used {
+            return Status::NGX_OK.into();
+        }
+        // SAFETY: the cycle's log lives as long as the process.
+        let log = unsafe { (*cycle).log };
+        start(mcf, log);
+        super::crowdsec::start(mcf, log);
+        Status::NGX_OK.into()
+    })
 }
 
 /// `exit_process`: tells the threads to stop (they end within their timeout).
 pub(crate) unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
-    stop();
-    super::crowdsec::stop();
+    super::unwind::guarded("the worker's exit", || (), move || {
+        stop();
+        super::crowdsec::stop();
+    })
 }
 
 fn stop() {
@@ -279,7 +285,7 @@ fn requeue(shared: &Shared, mcf: &MainConf) {
     for source in Source::ALL {
         let Ok(mut jobs) = shared.queue(source).jobs.lock() else { continue };
         let left: Vec<IpAddr> = jobs.drain(..).collect();
-        pending.with(super::client::pid(), |t| {
+        pending.with(super::client::holder(), |t| {
             for addr in left {
                 let key = mcf.feed_key("lookup", addr);
                 t.update(&key, now_ms, |queued| {
@@ -654,23 +660,26 @@ fn same_address(a: IpAddr, b: IpAddr) -> bool {
 
 /// The event loop's tick: applies what the threads found, hands them new addresses.
 unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
-    if leaving() {
-        stop();
-        return;
-    }
-    RUNNING.with(|r| {
-        let mut r = r.borrow_mut();
-        let Some(running) = r.as_mut() else { return };
-        // SAFETY: the configuration lives as long as this worker's cycle.
-        let mcf = unsafe { &*running.mcf };
-        // SAFETY: the timer event carries the cycle's log.
-        let log = unsafe { (*running.timer).log };
-        for report in running.shared.take() {
-            apply(running, mcf, log, report);
+    super::unwind::guarded("the reputation fetcher's tick", || (), || {
+        if leaving() {
+            stop();
+            return;
         }
-        hand_out(&running.shared, mcf);
-        // SAFETY: the timer has just fired, so it is not set.
-        unsafe { offload::add_timer(running.timer, TICK_MS as _) };
+        RUNNING.with(|r| {
+            let mut r = r.borrow_mut();
+            let Some(running) = r.as_mut() else { return };
+            // Armed again first, so that a fault below cannot stop the ticks.
+            // SAFETY: the timer has just fired, so it is not set.
+            unsafe { offload::add_timer(running.timer, TICK_MS as _) };
+            // SAFETY: the configuration lives as long as this worker's cycle.
+            let mcf = unsafe { &*running.mcf };
+            // SAFETY: the timer event carries the cycle's log.
+            let log = unsafe { (*running.timer).log };
+            for report in running.shared.take() {
+                apply(running, mcf, log, report);
+            }
+            hand_out(&running.shared, mcf);
+        });
     });
 }
 
@@ -678,7 +687,7 @@ unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
 fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Report) {
     let Some(zone) = mcf.zone_state() else { return };
     let now = unix_now();
-    let pid = super::client::pid();
+    let holder = super::client::holder();
     match report {
         Report::List {
             name,
@@ -695,7 +704,7 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                     let capacity = table.capacity();
                     let kept = addrs.len().min(capacity);
                     for chunk in addrs[..kept].chunks(WRITE_CHUNK) {
-                        table.with(pid, |t| {
+                        table.with(holder, |t| {
                             for addr in chunk {
                                 let key = mcf.feed_key("tor", *addr);
                                 t.insert(&key, now * 1000, u64::MAX, FeedStatus::entry(generation));
@@ -784,7 +793,7 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                 }
             }
             let record = HintsRecord { bytes: hints::encode(&found) };
-            table.with(pid, |t| t.insert(&key, now * 1000, (now + ttl) * 1000, record));
+            table.with(holder, |t| t.insert(&key, now * 1000, (now + ttl) * 1000, record));
         }
         Report::Answer { source, addr, outcome } => {
             let Some(table) = zone.lookups.as_ref() else { return };
@@ -803,7 +812,7 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                         ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: {}: answering again after {} failed lookups", source.name(), failures);
                     }
                     let answer = if suspicious { Answer::Suspicious } else { Answer::Clean };
-                    table.with(pid, |t| record_answer(t, &key, now, source, answer, now + spec.ttl_secs, geo));
+                    table.with(holder, |t| record_answer(t, &key, now, source, answer, now + spec.ttl_secs, geo));
                 }
                 Err(error) => {
                     // Logged when the streak starts only: a failing source fails every address.
@@ -817,7 +826,7 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                             error
                         );
                     }
-                    table.with(pid, |t| record_answer(t, &key, now, source, Answer::Failed, now + RETRY_FAILED_SECS, None));
+                    table.with(holder, |t| record_answer(t, &key, now, source, Answer::Failed, now + RETRY_FAILED_SECS, None));
                 }
             }
         }
@@ -836,7 +845,7 @@ fn hand_out_pages(shared: &Shared, mcf: &MainConf) {
         return;
     }
     let now_ms = unix_now() * 1000;
-    let popped: Vec<_> = jobs.with(super::client::pid(), |t| {
+    let popped: Vec<_> = jobs.with(super::client::holder(), |t| {
         core::iter::from_fn(|| t.pop_least_recent(now_ms)).take(64).collect()
     });
     if let Ok(mut queue) = shared.pages.jobs.lock() {
@@ -855,7 +864,7 @@ fn hand_out_addresses(shared: &Shared, mcf: &MainConf) {
         return;
     }
     let now_ms = unix_now() * 1000;
-    let popped: Vec<_> = pending.with(super::client::pid(), |t| {
+    let popped: Vec<_> = pending.with(super::client::holder(), |t| {
         core::iter::from_fn(|| t.pop_least_recent(now_ms)).take(BATCH).collect()
     });
     for source in Source::ALL {

@@ -10,10 +10,11 @@ use ngx::ngx_log_error;
 
 use super::request_state::RateCheck;
 use super::response::ChallengeOrder;
-use super::{audio, client, hints, language, offload, request_state, response, verify, zone, LocConf, MainConf, Module};
-use crate::challenge::token::{return_path_for, Secrets};
+use super::{audio, client, hints, language, offload, request_state, response, unwind, verify, zone, LocConf, MainConf, Module};
+use crate::challenge::token::{return_path_for, Budget, Secrets};
 use crate::policy::{decide, ClientFacts, Hardness, LocationPolicy, Outcome, Refusal, Remediation, Suspicion, Verdict};
-use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadChange};
+use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadChange, Rate};
+use crate::state::table::Key;
 
 /// Access phase, main requests only (nginx skips this phase for subrequests). Runs again
 /// after each internal redirect, with the facts of the first pass and the new location's
@@ -21,6 +22,14 @@ use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadCh
 pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls phase handlers with a live request.
     let r = unsafe { Request::from_ngx_http_request(r) };
+    unwind::guarded("the access handler", || NGX_HTTP_INTERNAL_SERVER_ERROR as _, || access(r))
+}
+
+fn access(r: &mut Request) -> ngx_int_t {
+    #[cfg(feature = "test-answers")]
+    if unwind::test_fault(r) == Some(unwind::TestFault::PanicHandler) {
+        panic!("the test fault X-Captchaify-Test-Fault: panic-handler");
+    }
     let (Some(mcf), Some(lcf)) = (Module::main_conf(r), Module::location_conf(r)) else {
         return Status::NGX_DECLINED.into();
     };
@@ -95,11 +104,11 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
     let rc = match refusal {
         Refusal::Block => response::write_block(r, lcf, &shown_path, suspicion, &language),
         Refusal::Challenge => {
-            if let Some(retry_after) = audio_budget_spent(r, mcf, lcf, policy.hardness) {
+            let terms = response::challenge_terms(r, mcf, lcf, return_path);
+            if let Some(retry_after) = audio_budget_spent(r, mcf, &terms.budget, policy.hardness) {
                 let rc = response::write_rate_limited(r, lcf, &shown_path, retry_after, &language);
                 return response::finish(r, rc);
             }
-            let terms = response::challenge_terms(lcf, return_path);
             // Drawn in the thread pool when there is one: the request resumes when it is done.
             // A crawler sees what the page is about (once the fetcher has read it).
             let hints = (crawler && lcf.crawler_hints())
@@ -133,11 +142,11 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
         return check;
     };
     let now = client::now().millis;
-    let pid = client::pid();
+    let holder = client::holder();
     let max = lcf.max_rate_limit();
-    let location = *lcf.location_key.get_or_init(|| location_key(r, secrets));
+    let location = this_location(r, secrets, lcf);
     if let (Some(limit), Some(loads)) = (max.rate, zone.loads.as_ref()) {
-        let report = loads.with(pid, |t| observe_load(t, &location, now, limit, max.cooldown_ms));
+        let report = loads.with(holder, |t| observe_load(t, &location, now, limit, max.cooldown_ms));
         check.under_attack = report.under_attack;
         match report.change {
             Some(LoadChange::Entered) => {
@@ -165,17 +174,13 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
         }
     }
     if let (Some(rate), Some(buckets)) = (lcf.rate_limit(), zone.rate.as_ref()) {
-        // Buckets per location: a client's requests to one location do not use up its
-        // allowance at another.
-        let (identity, len) = client_identity(client::address(r), lcf.ipv6_prefix());
-        let identity = identity.get(..len).unwrap_or_default();
-        let client_key = secrets.table_key("client", &[&location, identity]);
+        let client_key = client_bucket(secrets, &location, client::address(r), lcf.ipv6_prefix());
         // A verified client is counted by its pass token too: one pass shared by many
         // clients is throttled as one client.
         let token_key = facts
             .pass_key
             .map(|pass| secrets.table_key("token", &[&location, &pass]));
-        let admission = buckets.with(pid, |t| match admit(t, &client_key, now, rate) {
+        let admission = buckets.with(holder, |t| match admit(t, &client_key, now, rate) {
             Admission::Admitted => {
                 token_key.map_or(Admission::Admitted, |key| admit(t, &key, now, rate))
             }
@@ -190,26 +195,66 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
     check
 }
 
+/// A client's bucket at a location: its identity (IPv6 by `ipv6_prefix` bits) under the
+/// location's key, so that a client's requests to one location do not use up its allowance
+/// at another.
+fn client_bucket(secrets: &Secrets, location: &[u8; 16], address: std::net::IpAddr, ipv6_prefix: u8) -> Key {
+    let (identity, len) = client_identity(address, ipv6_prefix);
+    secrets.table_key("client", &[location, identity.get(..len).unwrap_or_default()])
+}
+
+/// Counts one request against a bucket; `Some(retry_after)` when refused.
+fn spend_budget(mcf: &MainConf, key: &Key, rate: Rate) -> Option<u64> {
+    let buckets = mcf.zone_state()?.rate.as_ref()?;
+    let now = client::now().millis;
+    let admission = buckets.with(client::holder(), |t| admit(t, key, now, rate));
+    admission.retry_after_secs()
+}
+
+/// This location's limits, as its challenges carry them to the module's own paths.
+pub(crate) fn budget(r: &Request, mcf: &MainConf, lcf: &LocConf) -> Budget {
+    Budget {
+        ipv6_prefix: lcf.ipv6_prefix(),
+        rate: lcf.rate_limit(),
+        audio: lcf.audio_rate_limit(),
+        location: mcf.secrets().map_or([0; 16], |secrets| this_location(r, secrets, lcf)),
+    }
+}
+
+/// Counts an answer posted to `/.captchaify/verify` against the client's page budget at the
+/// location whose captcha it answers, like any request there: the answers of one client are
+/// bounded like its page views. `Some(retry_after)` when the budget is spent.
+pub(crate) fn answer_budget_spent(r: &Request, mcf: &MainConf, budget: &Budget) -> Option<u64> {
+    let rate = budget.rate?;
+    let key = client_bucket(mcf.secrets()?, &budget.location, client::address(r), budget.ipv6_prefix);
+    let retry_after = spend_budget(mcf, &key, rate);
+    if retry_after.is_some() {
+        ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: rate-limit (answers)");
+    }
+    retry_after
+}
+
 /// Counts an audio captcha (hardness 3) against the client's audio budget, which is stricter
 /// than its page budget because a clip costs more to make than an image. `Some(retry_after)`
 /// when the budget is spent: the client then gets the rate-limit page instead. One budget per
-/// client across all locations.
-pub(crate) fn audio_budget_spent(r: &Request, mcf: &MainConf, lcf: &LocConf, hardness: Hardness) -> Option<u64> {
+/// client across all locations, by the limits of the location whose captcha it is.
+pub(crate) fn audio_budget_spent(r: &Request, mcf: &MainConf, budget: &Budget, hardness: Hardness) -> Option<u64> {
     if hardness.get() < 3 {
         return None;
     }
-    let rate = lcf.audio_rate_limit()?;
-    let (zone, secrets) = (mcf.zone_state()?, mcf.secrets()?);
-    let buckets = zone.rate.as_ref()?;
-    let (identity, len) = client_identity(client::address(r), lcf.ipv6_prefix());
-    let key = secrets.table_key("audio", &[identity.get(..len).unwrap_or_default()]);
-    let now = client::now().millis;
-    let admission = buckets.with(client::pid(), |t| admit(t, &key, now, rate));
-    let retry_after = admission.retry_after_secs();
+    let rate = budget.audio?;
+    let (identity, len) = client_identity(client::address(r), budget.ipv6_prefix);
+    let key = mcf.secrets()?.table_key("audio", &[identity.get(..len).unwrap_or_default()]);
+    let retry_after = spend_budget(mcf, &key, rate);
     if retry_after.is_some() {
         ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: audio captcha budget spent");
     }
     retry_after
+}
+
+/// This location's key in the rate and loads tables, derived once per worker.
+fn this_location(r: &Request, secrets: &Secrets, lcf: &LocConf) -> [u8; 16] {
+    *lcf.location_key.get_or_init(|| location_key(r, secrets))
 }
 
 /// A location's key in the loads table: its server's name and its own, keyed with the secret,
@@ -234,6 +279,10 @@ fn location_name(r: &Request) -> String {
 pub(crate) unsafe extern "C" fn subrequest_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls phase handlers with a live request.
     let r = unsafe { Request::from_ngx_http_request(r) };
+    unwind::guarded("the subrequest handler", || NGX_HTTP_INTERNAL_SERVER_ERROR as _, || subrequest(r))
+}
+
+fn subrequest(r: &mut Request) -> ngx_int_t {
     if r.is_main() {
         return Status::NGX_DECLINED.into();
     }

@@ -72,12 +72,12 @@ pub(crate) fn for_request(r: &Request, mcf: &MainConf) -> Option<Hints> {
     let (host, uri) = (host(r), r.unparsed_uri().as_bytes());
     let key = key(mcf, host, uri);
     let now = client::now();
-    let pid = client::pid();
-    if let Some(record) = table.with(pid, |t| t.get(&key, now.millis).copied()) {
+    let holder = client::holder();
+    if let Some(record) = table.with(holder, |t| t.get(&key, now.millis).copied()) {
         return decode(&record.bytes).filter(|h| !h.is_empty());
     }
     let job = HintJob::new(local_address(r)?, client::is_https(r), host, uri)?;
-    jobs.with(pid, |t| t.insert_if_absent(&key, now.millis, now.millis + QUEUE_SECS * 1000, job));
+    jobs.with(holder, |t| t.insert_if_absent(&key, now.millis, now.millis + QUEUE_SECS * 1000, job));
     None
 }
 

@@ -1,6 +1,6 @@
 //! The page language of a request, and the language chooser at its module-owned path.
 
-use ngx::ffi::{ngx_int_t, NGX_HTTP_NOT_ALLOWED};
+use ngx::ffi::ngx_int_t;
 use ngx::http::Request;
 
 use super::{client, response, LocConf};
@@ -45,7 +45,7 @@ pub(crate) fn choose(r: &Request, lcf: &LocConf, return_path: &str) -> PageLangu
 /// client back to PATH, which must be a same-site relative path (else `/`).
 pub(crate) fn serve(r: &mut Request, lcf: &LocConf) -> ngx_int_t {
     if !client::is_get_or_head(r) {
-        return NGX_HTTP_NOT_ALLOWED as _;
+        return response::write_not_allowed(r, "GET, HEAD");
     }
     let first = |name: &[u8]| client::argument(r, name);
     let return_path = first(b"return")
@@ -59,7 +59,7 @@ pub(crate) fn serve(r: &mut Request, lcf: &LocConf) -> ngx_int_t {
         if without_cookies {
             return response::write_redirect(r, &with_language_argument(&return_path, tag), &[]);
         }
-        let secure = if client::is_https(r) { "; Secure" } else { "" };
+        let secure = if client::secure_cookies(r, lcf) { "; Secure" } else { "" };
         let cookie = format!("{LANGUAGE_NAME}={tag}; Path=/; Max-Age={COOKIE_AGE_SECS}; SameSite=Lax{secure}");
         return response::write_redirect(r, &return_path, &[("Set-Cookie", &cookie)]);
     }

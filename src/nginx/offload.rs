@@ -129,14 +129,16 @@ fn arm_guard() {
 
 /// Re-arms the guard while anything is still being drawn or waiting.
 unsafe extern "C" fn guard_fired(ev: *mut ngx_event_t) {
-    let busy = QUEUE.with(|q| {
-        let q = q.borrow();
-        q.in_flight > 0 || !q.waiting.is_empty()
-    });
-    if busy {
-        // SAFETY: `ev` is the guard event, which has just fired (its timer is not set).
-        unsafe { add_timer(ev, GUARD_INTERVAL_MS) };
-    }
+    super::unwind::guarded("the drawing guard timer", || (), move || {
+        let busy = QUEUE.with(|q| {
+            let q = q.borrow();
+            q.in_flight > 0 || !q.waiting.is_empty()
+        });
+        if busy {
+            // SAFETY: `ev` is the guard event, which has just fired (its timer is not set).
+            unsafe { add_timer(ev, GUARD_INTERVAL_MS) };
+        }
+    })
 }
 
 /// A stand-alone timer event that lives as long as the worker. A cancelable one does not hold
@@ -254,7 +256,8 @@ unsafe extern "C" fn draw(data: *mut c_void, _log: *mut ngx_log_t) {
     // pool hands the task back to the event loop.
     let job = unsafe { &mut *data.cast::<Job>() };
     if let Some(order) = job.order.take() {
-        // A panic must not cross into C; a job without a page answers 500.
+        // A panic must not cross into C; a job without a page answers 500 (logged by
+        // `finished`, on the event loop: this thread must not touch nginx).
         job.drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| order.draw())).ok();
     }
 }
@@ -271,12 +274,22 @@ unsafe extern "C" fn finished(ev: *mut ngx_event_t) {
         (*raw).set_aio(0);
         let r = Request::from_ngx_http_request(raw);
         let rc = match job.drawn {
-            Some(drawn) => write_challenge_page(r, drawn),
-            None => NGX_HTTP_INTERNAL_SERVER_ERROR as _,
+            Some(drawn) => super::unwind::guarded("sending a captcha page", || NGX_HTTP_INTERNAL_SERVER_ERROR as _, || {
+                write_challenge_page(r, drawn)
+            }),
+            None => {
+                ngx::ngx_log_error!(
+                    ngx::ffi::NGX_LOG_ALERT,
+                    r.log(),
+                    "captchaify: internal error while drawing a captcha (a panic, caught in the \
+                     drawing thread); answered 500, the worker goes on"
+                );
+                NGX_HTTP_INTERNAL_SERVER_ERROR as _
+            }
         };
         let connection = (*raw).connection;
         ngx_http_finalize_request(raw, rc);
         ngx_http_run_posted_requests(connection);
     }
-    start_next();
+    super::unwind::guarded("starting the next drawing", || (), start_next);
 }

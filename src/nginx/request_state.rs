@@ -12,9 +12,11 @@ use ngx::ffi::{ngx_http_request_t, ngx_pool_cleanup_add, ngx_pool_t};
 use ngx::http::{HttpModule, Request};
 
 use super::{client, LocConf, MainConf, Module};
-use crate::challenge::token::{check_pass, client_prefix, ClientBinding, PASS_NAME};
+use crate::challenge::token::{check_pass, ClientBinding, PASS_NAME};
 use crate::policy::{Action, ClientFacts, Hardness, Outcome, Reputation, Standing, ThirdParties};
 use crate::reputation::geoip::Country;
+use crate::state::rate::client_identity;
+use crate::state::records::FailureKeys;
 use crate::state::reputation::{read_and_mark, Answer, Pending, Source, ASK_TIMEOUT_SECS};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cfyreqst");
@@ -122,7 +124,7 @@ impl RequestState {
             }
             let key = mcf.feed_key("lookup", address);
             let now = client::now().millis;
-            let entry = lookups.with(client::pid(), |t| t.get(&key, now).copied());
+            let entry = lookups.with(client::holder(), |t| t.get(&key, now).copied());
             entry.map_or_else(GeoFacts::default, |e| {
                 GeoFacts::new(Country::from_bytes(e.country), (e.asn != 0).then_some(e.asn))
             })
@@ -150,12 +152,12 @@ fn gather_reputation(mcf: &MainConf, address: std::net::IpAddr, wanted: ThirdPar
     let Some(zone) = mcf.zone_state().filter(|_| used != 0) else {
         return reputation;
     };
-    let (now, pid) = (client::now(), client::pid());
+    let (now, holder) = (client::now(), client::holder());
     if used & ThirdParties::TOR != 0 {
         if let (Some(status), Some(table)) = (zone.tor(), zone.listed.as_ref()) {
             if status.count.load(core::sync::atomic::Ordering::Relaxed) > 0 {
                 let key = mcf.feed_key("tor", address);
-                reputation.tor = table.with(pid, |t| status.lists(t.get(&key, now.millis).as_deref()));
+                reputation.tor = table.with(holder, |t| status.lists(t.get(&key, now.millis).as_deref()));
             }
         }
     }
@@ -173,10 +175,10 @@ fn gather_reputation(mcf: &MainConf, address: std::net::IpAddr, wanted: ThirdPar
         return reputation;
     };
     let key = mcf.feed_key("lookup", address);
-    let (entry, ask) = lookups.with(pid, |t| read_and_mark(t, &key, now.secs, sources));
+    let (entry, ask) = lookups.with(holder, |t| read_and_mark(t, &key, now.secs, sources));
     if ask != 0 {
         let expires = now.millis + ASK_TIMEOUT_SECS * 1000;
-        pending.with(pid, |t| {
+        pending.with(holder, |t| {
             t.update(&key, now.millis, |queued| {
                 let bits = queued.map_or(0, |q| q.sources) | ask;
                 (Some((Pending::new(address, bits), expires)), ())
@@ -246,9 +248,9 @@ fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
     let failed_too_often = failures
         .filter(|table| table.stats().len > 0)
         .is_some_and(|table| {
-            let key = failure_key(mcf, address);
-            table.with(client::pid(), |t| {
-                mcf.failure_limit.is_blocked(t, &key, now.millis)
+            let keys = failure_keys(mcf, address, lcf.ipv6_prefix());
+            table.with(client::holder(), |t| {
+                mcf.failure_limit.is_blocked(t, &keys, now.millis)
             })
         });
     ClientFacts {
@@ -264,11 +266,27 @@ fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
     }
 }
 
-/// The failure table's key for a client: its address (IPv6 by /64), keyed with the secret.
-pub(crate) fn failure_key(mcf: &MainConf, address: std::net::IpAddr) -> [u8; 16] {
-    let prefix = client_prefix(address);
-    mcf.secrets()
-        .map_or([0; 16], |s| s.table_key("failures", &[prefix.as_bytes()]))
+/// The failure table's keys for a client: its address (IPv6 by `ipv6_prefix` bits) and, for
+/// IPv6 counted by more than 48 bits, its /48 network, keyed with the secret.
+pub(crate) fn failure_keys(mcf: &MainConf, address: std::net::IpAddr, ipv6_prefix: u8) -> FailureKeys {
+    let key = |purpose, bits| {
+        let (identity, len) = client_identity(address, bits);
+        let identity = identity.get(..len).unwrap_or_default();
+        mcf.secrets().map_or([0; 16], |s| s.table_key(purpose, &[identity]))
+    };
+    let ipv6 = len_of(address) == 17;
+    FailureKeys {
+        client: key("failures", ipv6_prefix),
+        network: (ipv6 && ipv6_prefix > NETWORK_BITS).then(|| key("failures-network", NETWORK_BITS)),
+    }
+}
+
+/// The network whose clients share a failure budget: an IPv6 /48, a site's usual allocation.
+const NETWORK_BITS: u8 = 48;
+
+/// The length of an address's identity: 4 for IPv4 (mapped ones too), 17 for IPv6.
+fn len_of(address: std::net::IpAddr) -> usize {
+    client_identity(address, 128).1
 }
 
 type CleanupFn = unsafe extern "C" fn(*mut core::ffi::c_void);

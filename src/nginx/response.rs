@@ -54,6 +54,43 @@ pub(crate) fn write_page(r: &mut Request, page: Option<Page>, extra: &[(&str, &s
     write_response(r, page.status, "text/html", &headers, page.body.as_bytes())
 }
 
+/// Answers a bare status from one of the module's own paths (`405`, `410`, `413`, …) with a
+/// short page of its own, so that it carries `no-store` and the other fixed headers like
+/// every page of ours (nginx's own error page would not). A 413 closes the connection rather
+/// than read the rest of a body too large to want. For a 405 see [`write_not_allowed`].
+pub(crate) fn write_status(r: &mut Request, status: u16) -> ngx_int_t {
+    write_status_with(r, status, &[])
+}
+
+/// `405 Method Not Allowed`, saying which methods the path takes.
+pub(crate) fn write_not_allowed(r: &mut Request, allow: &str) -> ngx_int_t {
+    write_status_with(r, 405, &[("Allow", allow)])
+}
+
+fn write_status_with(r: &mut Request, status: u16, extra: &[(&str, &str)]) -> ngx_int_t {
+    let reason = match status {
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        410 => "Gone",
+        413 => "Content Too Large",
+        _ => "Internal Server Error",
+    };
+    let raw: *mut ngx_http_request_t = r.into();
+    if status == 413 {
+        // SAFETY: `raw` is the live request.
+        unsafe { (*raw).set_keepalive(0) };
+    }
+    let headers: Vec<(&str, &str)> = Page::FIXED_HEADERS
+        .iter()
+        .copied()
+        .chain([("Content-Security-Policy", "default-src 'none'")])
+        .chain(extra.iter().copied())
+        .collect();
+    let body = format!("{status} {reason}\n");
+    write_response(r, status, "text/plain", &headers, body.as_bytes())
+}
+
 /// Sends `303 See Other` to a same-site relative `location` (never made absolute, never
 /// anywhere else), with optional extra headers such as `Set-Cookie`.
 pub(crate) fn write_redirect(r: &mut Request, location: &str, extra: &[(&str, &str)]) -> ngx_int_t {
@@ -174,7 +211,7 @@ pub(crate) fn write_rate_limited(
 }
 
 /// The terms a location sets for the captcha it shows.
-pub(crate) fn challenge_terms(lcf: &LocConf, return_path: String) -> ChallengeTerms {
+pub(crate) fn challenge_terms(r: &Request, mcf: &MainConf, lcf: &LocConf, return_path: String) -> ChallengeTerms {
     use crate::challenge::token::Delivery;
     ChallengeTerms {
         hardness: lcf.hardness.unwrap_or_default(),
@@ -184,6 +221,7 @@ pub(crate) fn challenge_terms(lcf: &LocConf, return_path: String) -> ChallengeTe
         } else {
             Delivery::Cookie
         },
+        budget: super::handler::budget(r, mcf, lcf),
         return_path,
     }
 }
@@ -199,7 +237,7 @@ pub(crate) fn write_challenge(
     language: &PageLanguage,
 ) -> ngx_int_t {
     let Some(order) = ChallengeOrder::new(r, mcf, lcf, terms.clone(), shown_path, message, language) else {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+        return write_status(r, 500);
     };
     write_challenge_page(r, order.draw())
 }
@@ -220,6 +258,9 @@ pub(crate) struct ChallengeOrder {
     form_action: String,
     /// The real page's hints, for a crawler.
     hints: Option<crate::reputation::hints::Hints>,
+    /// A fault the test builds may be asked to make while drawing.
+    #[cfg(feature = "test-answers")]
+    fault: Option<super::unwind::TestFault>,
 }
 
 /// A pointer to configuration that outlives every request of the worker (the cycle's
@@ -267,6 +308,8 @@ impl ChallengeOrder {
                 None => VERIFY_PATH.to_owned(),
             },
             hints: None,
+            #[cfg(feature = "test-answers")]
+            fault: super::unwind::test_fault(r),
         })
     }
 
@@ -278,6 +321,12 @@ impl ChallengeOrder {
 
     /// Draws the image, signs the challenge and renders the page: pure work, no nginx.
     pub(crate) fn draw(self) -> ChallengePage {
+        #[cfg(feature = "test-answers")]
+        match self.fault {
+            Some(super::unwind::TestFault::PanicDraw) => panic!("the test fault X-Captchaify-Test-Fault: panic-draw"),
+            Some(super::unwind::TestFault::AbortDraw) => std::process::abort(),
+            _ => {}
+        }
         // SAFETY: see `Shared`: both point at the worker's configuration.
         let (secrets, pages) = unsafe { (&*self.secrets.0, &*self.pages.0) };
         // Every random choice of this challenge comes from a ChaCha20 stream seeded by the OS.

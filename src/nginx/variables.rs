@@ -69,12 +69,14 @@ unsafe extern "C" fn get_variable(
 ) -> ngx_int_t {
     // SAFETY: nginx calls variable getters with a live request and value slot.
     let (r, v) = unsafe { (Request::from_ngx_http_request(r), &mut *v) };
-    let value = VARIABLES.get(data).and_then(|(_, getter, create)| {
-        let state = match create {
-            true => request_state::find_or_create(r),
-            false => request_state::find(r),
-        };
-        state.and_then(|state| getter(r, state))
+    let value = super::unwind::guarded("a variable", || None, || {
+        VARIABLES.get(data).and_then(|(_, getter, create)| {
+            let state = match create {
+                true => request_state::find_or_create(r),
+                false => request_state::find(r),
+            };
+            state.and_then(|state| getter(r, state))
+        })
     });
     match value {
         Some(text) => {

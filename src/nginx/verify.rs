@@ -5,19 +5,18 @@
 use ngx::core::Status;
 use ngx::ffi::{
     ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_POST,
-    NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_INFO,
+    NGX_HTTP_POST, NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_INFO,
 };
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
 use ngx::ngx_log_error;
 
 use super::language;
-use super::{client, handler, request_state, response, LocConf, MainConf, Module};
+use super::{client, handler, request_state, response, unwind, zone, LocConf, MainConf, Module};
 use crate::challenge::flow::{judge, Form, Judgement, MAX_FORM_BYTES};
-use crate::challenge::token::{with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME};
+use crate::challenge::token::{check_challenge, with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME};
 use crate::pages::Message;
 use crate::policy::Suspicion;
-use crate::state::records::SpentNonce;
+use crate::state::records::spend;
 
 /// Access-phase entry for the verify path: start reading the form.
 pub(crate) fn start(r: &mut Request) -> ngx_int_t {
@@ -25,10 +24,12 @@ pub(crate) fn start(r: &mut Request) -> ngx_int_t {
     // SAFETY: `raw` is the live request in its access phase.
     unsafe {
         if (*raw).method != NGX_HTTP_POST as usize {
-            return NGX_HTTP_NOT_ALLOWED as _;
+            let rc = response::write_not_allowed(r, "POST");
+            return response::finish(r, rc);
         }
         if (*raw).headers_in.content_length_n > MAX_FORM_BYTES as i64 {
-            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE as _;
+            let rc = response::write_status(r, 413);
+            return response::finish(r, rc);
         }
         (*raw).set_request_body_in_single_buf(1);
         let rc = ngx_http_read_client_request_body(raw, Some(form_read));
@@ -46,7 +47,7 @@ pub(crate) fn start(r: &mut Request) -> ngx_int_t {
 unsafe extern "C" fn form_read(raw: *mut ngx_http_request_t) {
     // SAFETY: nginx calls the body handler with the live request.
     let r = unsafe { Request::from_ngx_http_request(raw) };
-    let rc = answer(r);
+    let rc = unwind::guarded("the answer handler", || ngx::ffi::NGX_HTTP_INTERNAL_SERVER_ERROR as _, || answer(r));
     // SAFETY: as above; this completes the request with our response's send result.
     unsafe { ngx_http_finalize_request(raw, rc) };
 }
@@ -85,42 +86,56 @@ fn form_body(r: &Request) -> Option<Vec<u8>> {
 
 fn answer(r: &mut Request) -> ngx_int_t {
     let (Some(mcf), Some(lcf)) = (Module::main_conf(r), Module::location_conf(r)) else {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+        return response::write_status(r, 500);
     };
     let Some(body) = form_body(r) else {
-        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE as _;
+        return response::write_status(r, 413);
     };
     let (Some(secrets), Some(zone)) = (mcf.secrets(), mcf.zone_state()) else {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+        return response::write_status(r, 500);
     };
     let (Some(spent), Some(failures)) = (zone.spent.as_ref(), zone.failures.as_ref()) else {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+        return response::write_status(r, 500);
     };
     let address = client::address(r);
     let binding = ClientBinding::new(address, client::user_agent(r));
-    let failure_key = request_state::failure_key(mcf, address);
     let now = client::now();
     let form = Form::parse(&body);
+    // Garbage, forged or someone else's: answered for this path's own location.
+    let challenge = check_challenge(secrets, &form.challenge, binding).ok();
+    let terms = match &challenge {
+        Some(challenge) => challenge.terms.clone(),
+        None => response::challenge_terms(r, mcf, lcf, "/".into()),
+    };
 
-    if failures.with(client::pid(), |t| mcf.failure_limit.is_blocked(t, &failure_key, now.millis)) {
-        let language = language::choose(r, lcf, "/");
-        return response::write_block(r, lcf, "/", Some(Suspicion::FailedChallenges), &language);
+    // Counted like a request to the location whose captcha this answers.
+    if let Some(retry_after) = handler::answer_budget_spent(r, mcf, &terms.budget) {
+        let language = language::choose(r, lcf, &terms.return_path);
+        return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, &language);
     }
+    let failure_keys = request_state::failure_keys(mcf, address, terms.budget.ipv6_prefix);
+    if failures.with(client::holder(), |t| mcf.failure_limit.is_blocked(t, &failure_keys, now.millis)) {
+        let language = language::choose(r, lcf, &terms.return_path);
+        return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges), &language);
+    }
+    let Some(challenge) = challenge else {
+        return rechallenge(r, mcf, lcf, &terms, Message::Stale);
+    };
 
     let mut pass_id = [0u8; 16];
     if getrandom::getrandom(&mut pass_id).is_err() {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
+        return response::write_status(r, 500);
     }
     let spend = |nonce: &[u8; 16], expires: u64| {
         let expires_ms = expires.saturating_mul(1000);
-        spent.with(client::pid(), |t| t.insert_if_absent(nonce, now.millis, expires_ms, SpentNonce::default()))
+        spent.with(client::holder(), |t| spend(t, nonce, now.millis, expires_ms))
     };
-    match judge(secrets, &form, binding, now.secs, spend, pass_id) {
+    match judge(secrets, challenge, &form, binding, now.secs, spend, pass_id) {
         Judgement::Solved { pass, delivery, pass_age, return_path } => {
             ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: captcha solved");
             match delivery {
                 Delivery::Cookie => {
-                    let secure = if client::is_https(r) { "; Secure" } else { "" };
+                    let secure = if client::secure_cookies(r, lcf) { "; Secure" } else { "" };
                     let cookie = format!(
                         "{PASS_NAME}={pass}; Path=/; Max-Age={pass_age}; HttpOnly; SameSite=Lax{secure}"
                     );
@@ -132,23 +147,26 @@ fn answer(r: &mut Request) -> ngx_int_t {
             }
         }
         Judgement::Wrong { terms } => {
-            let count = failures.with(client::pid(), |t| mcf.failure_limit.record_count(t, &failure_key, now.millis));
-            let now_blocked = count >= mcf.failure_limit.max;
-            super::crowdsec::wrong_answer(mcf, lcf, address, count);
+            let recorded = failures.with(client::holder(), |t| mcf.failure_limit.record(t, &failure_keys, now.millis));
+            if !recorded.kept {
+                zone::warn_full(r.log(), zone::Full::Failures);
+            }
+            super::crowdsec::wrong_answer(mcf, lcf, address, recorded.count);
             ngx_log_error!(
                 NGX_LOG_INFO,
                 r.log(),
                 "captchaify: wrong answer{}",
-                if now_blocked { ", client blocked" } else { "" }
+                if recorded.blocked { ", client blocked" } else { "" }
             );
-            if now_blocked {
+            if recorded.blocked {
                 let language = language::choose(r, lcf, &terms.return_path);
                 return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges), &language);
             }
             rechallenge(r, mcf, lcf, &terms, Message::Wrong)
         }
-        Judgement::Stale { terms } => {
-            let terms = terms.unwrap_or_else(|| response::challenge_terms(lcf, "/".into()));
+        Judgement::Stale { terms } => rechallenge(r, mcf, lcf, &terms, Message::Stale),
+        Judgement::Unjudged { terms } => {
+            zone::warn_full(r.log(), zone::Full::Spent);
             rechallenge(r, mcf, lcf, &terms, Message::Stale)
         }
     }
@@ -165,7 +183,7 @@ fn rechallenge(
 ) -> ngx_int_t {
     // The page's language and its chooser link are those of the page answered.
     let language = &language::choose(r, lcf, &terms.return_path);
-    if let Some(retry_after) = handler::audio_budget_spent(r, mcf, lcf, terms.hardness) {
+    if let Some(retry_after) = handler::audio_budget_spent(r, mcf, &terms.budget, terms.hardness) {
         return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, language);
     }
     response::write_challenge(r, mcf, lcf, terms, &terms.return_path, Some(message), language)

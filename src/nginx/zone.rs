@@ -28,7 +28,7 @@ use crate::state::table::{Record, Table};
 const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
 /// Bumped whenever the header or the set of tables changes. A reload that brings another
 /// layout into a zone of the same name and size is refused (old workers still use it).
-const LAYOUT_VERSION: u32 = 7;
+const LAYOUT_VERSION: u32 = 8;
 
 /// Where a table lives inside the zone.
 #[repr(C)]
@@ -187,69 +187,71 @@ pub(crate) unsafe fn state<'a>(shm_zone: *mut ngx_shm_zone_t) -> Option<&'a Zone
 /// Zone init callback, also run for `nginx -t`: attach to the layout a previous configuration
 /// made, or lay out a fresh zone.
 unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_void) -> ngx_int_t {
-    // SAFETY: nginx calls this with the zone declared in `add`, whose data is our ZoneState;
-    // the zone's memory starts with its slab pool.
-    unsafe {
-        let zone = &mut *shm_zone;
-        let state = &mut *zone.data.cast::<ZoneState>();
-        let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
-        let log = zone.shm.log;
-        let name = String::from_utf8_lossy(zone.shm.name.as_bytes()).into_owned();
-        let reused = !previous.is_null() || zone.shm.exists != 0;
-        let header = if reused {
-            (*shpool).data.cast::<ZoneHeader>()
-        } else {
-            lay_out(shpool, zone.shm.size)
-        };
-        let Some(header_ref) = header.as_ref() else {
-            ngx_log_error!(
-                NGX_LOG_EMERG,
-                log,
-                "captchaify: zone \"{}\" is too small to lay out",
-                name
-            );
-            return Status::NGX_ERROR.into();
-        };
-        if header_ref.magic != MAGIC || header_ref.layout_version != LAYOUT_VERSION {
-            ngx_log_error!(
-                NGX_LOG_EMERG,
-                log,
-                "captchaify: zone \"{}\" was laid out by another version of the module; \
-                 restart nginx, or give the zone another name or size",
-                name
-            );
-            return Status::NGX_ERROR.into();
+    super::unwind::guarded("the zone's init", || Status::NGX_ERROR.into(), move || {
+        // SAFETY: nginx calls this with the zone declared in `add`, whose data is our ZoneState;
+        // the zone's memory starts with its slab pool.
+        unsafe {
+            let zone = &mut *shm_zone;
+            let state = &mut *zone.data.cast::<ZoneState>();
+            let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
+            let log = zone.shm.log;
+            let name = String::from_utf8_lossy(zone.shm.name.as_bytes()).into_owned();
+            let reused = !previous.is_null() || zone.shm.exists != 0;
+            let header = if reused {
+                (*shpool).data.cast::<ZoneHeader>()
+            } else {
+                lay_out(shpool, zone.shm.size)
+            };
+            let Some(header_ref) = header.as_ref() else {
+                ngx_log_error!(
+                    NGX_LOG_EMERG,
+                    log,
+                    "captchaify: zone \"{}\" is too small to lay out",
+                    name
+                );
+                return Status::NGX_ERROR.into();
+            };
+            if header_ref.magic != MAGIC || header_ref.layout_version != LAYOUT_VERSION {
+                ngx_log_error!(
+                    NGX_LOG_EMERG,
+                    log,
+                    "captchaify: zone \"{}\" was laid out by another version of the module; \
+                     restart nginx, or give the zone another name or size",
+                    name
+                );
+                return Status::NGX_ERROR.into();
+            }
+            state.header = header;
+            let base = zone.shm.addr;
+            state.spent = attach(base, header_ref.spent, log, &name, "spent challenges");
+            state.failures = attach(base, header_ref.failures, log, &name, "failures");
+            state.rate = attach(base, header_ref.rate, log, &name, "rate");
+            state.loads = attach(base, header_ref.loads, log, &name, "locations");
+            state.listed = attach(base, header_ref.listed, log, &name, "listed addresses");
+            state.lookups = attach(base, header_ref.lookups, log, &name, "lookups");
+            state.pending = attach(base, header_ref.pending, log, &name, "pending lookups");
+            state.crawlers = attach(base, header_ref.crawlers, log, &name, "crawler verdicts");
+            state.hints = attach(base, header_ref.hints, log, &name, "crawler hints");
+            state.hint_jobs = attach(base, header_ref.hint_jobs, log, &name, "crawler hint fetches");
+            if state.spent.is_none()
+                || state.failures.is_none()
+                || state.rate.is_none()
+                || state.loads.is_none()
+                || state.listed.is_none()
+                || state.lookups.is_none()
+                || state.pending.is_none()
+                || state.crawlers.is_none()
+                || state.hints.is_none()
+                || state.hint_jobs.is_none()
+            {
+                return Status::NGX_ERROR.into();
+            }
+            if !reused {
+                log_capacity(log, &name, zone.shm.size, state);
+            }
+            Status::NGX_OK.into()
         }
-        state.header = header;
-        let base = zone.shm.addr;
-        state.spent = attach(base, header_ref.spent, log, &name, "spent challenges");
-        state.failures = attach(base, header_ref.failures, log, &name, "failures");
-        state.rate = attach(base, header_ref.rate, log, &name, "rate");
-        state.loads = attach(base, header_ref.loads, log, &name, "locations");
-        state.listed = attach(base, header_ref.listed, log, &name, "listed addresses");
-        state.lookups = attach(base, header_ref.lookups, log, &name, "lookups");
-        state.pending = attach(base, header_ref.pending, log, &name, "pending lookups");
-        state.crawlers = attach(base, header_ref.crawlers, log, &name, "crawler verdicts");
-        state.hints = attach(base, header_ref.hints, log, &name, "crawler hints");
-        state.hint_jobs = attach(base, header_ref.hint_jobs, log, &name, "crawler hint fetches");
-        if state.spent.is_none()
-            || state.failures.is_none()
-            || state.rate.is_none()
-            || state.loads.is_none()
-            || state.listed.is_none()
-            || state.lookups.is_none()
-            || state.pending.is_none()
-            || state.crawlers.is_none()
-            || state.hints.is_none()
-            || state.hint_jobs.is_none()
-        {
-            return Status::NGX_ERROR.into();
-        }
-        if !reused {
-            log_capacity(log, &name, zone.shm.size, state);
-        }
-        Status::NGX_OK.into()
-    }
+    })
 }
 
 /// Lays out a fresh zone: header, secret and empty tables. Null when something does not fit.
@@ -425,6 +427,64 @@ fn log_capacity(log: *mut ngx_log_t, name: &str, size: usize, state: &ZoneState)
     }
 }
 
+/// What the zone had no room left to remember.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Full {
+    /// An answered challenge: answers go unjudged until room frees up.
+    Spent,
+    /// A client's wrong answer: it goes uncounted.
+    Failures,
+}
+
+/// Whether a warning last given at `warned_at` (Unix seconds, 0 for never) may be given again
+/// at `now`; if so, records `now`.
+fn once_a_minute(warned_at: &core::sync::atomic::AtomicU64, now: u64) -> bool {
+    use core::sync::atomic::Ordering;
+    let last = warned_at.load(Ordering::Relaxed);
+    if last != 0 && now < last.saturating_add(60) {
+        return false;
+    }
+    warned_at.store(now, Ordering::Relaxed);
+    true
+}
+
+/// Warns, at most once a minute per worker and kind, that the zone had no room left for
+/// what must not be forgotten, so the module failed closed.
+pub(crate) fn warn_full(log: *mut ngx_log_t, full: Full) {
+    use core::sync::atomic::AtomicU64;
+    static WARNED_AT: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    let (warned_at, what) = match full {
+        Full::Spent => (
+            &WARNED_AT[0],
+            "no room left to remember answered challenges: answers are not judged (a fresh \
+             captcha, never a pass) until some of the last two minutes' challenges expire",
+        ),
+        Full::Failures => (
+            &WARNED_AT[1],
+            "the failure table is full of blocked clients: new wrong answers are not counted \
+             until some blocks expire",
+        ),
+    };
+    if once_a_minute(warned_at, super::client::now().secs) {
+        ngx_log_error!(NGX_LOG_WARN, log, "captchaify: {}; give captchaify_zone more memory", what);
+    }
+}
+
+/// Logs that this worker took a table's lock over from a worker that died holding it (set
+/// as [`crate::state::table::TAKEOVER_REPORT`] in every worker).
+pub(crate) fn report_takeover(table: &str, dead_pid: u32) {
+    // SAFETY: the cycle and its log live as long as the worker.
+    let log = unsafe { (*ngx::ffi::ngx_cycle).log };
+    ngx_log_error!(
+        NGX_LOG_WARN,
+        log,
+        "captchaify: took over the lock of the {} table from process {}, which died holding \
+         it; the table was checked and repaired",
+        table,
+        dead_pid
+    );
+}
+
 /// Warns, at most once a minute per worker, when the rate table had to evict live buckets
 /// since the last look: the zone is too small for the traffic. The log is never flooded.
 pub(crate) fn warn_if_evicting(log: *mut ngx_log_t, table: &Table<RateBucket>) {
@@ -435,12 +495,10 @@ pub(crate) fn warn_if_evicting(log: *mut ngx_log_t, table: &Table<RateBucket>) {
     if evictions <= SEEN.load(Ordering::Relaxed) {
         return;
     }
-    let now = super::client::now().secs;
-    if now < WARNED_AT.load(Ordering::Relaxed).saturating_add(60) {
+    if !once_a_minute(&WARNED_AT, super::client::now().secs) {
         return;
     }
     let before = SEEN.swap(evictions, Ordering::Relaxed);
-    WARNED_AT.store(now, Ordering::Relaxed);
     ngx_log_error!(
         NGX_LOG_WARN,
         log,

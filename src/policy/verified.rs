@@ -471,6 +471,7 @@ pub struct CrawlerCheck {
 // no pointers.
 unsafe impl Record for CrawlerCheck {
     const KIND: u32 = u32::from_be_bytes(*b"VCR1");
+    const NAME: &'static str = "crawler verdicts";
 }
 
 const NONE: u8 = 0;
@@ -1111,7 +1112,7 @@ mod tests {
         let (_buf, t) = table(64);
         let key = [3; 16];
         let g = Crawler::Google;
-        t.with(1, |t| {
+        t.with(crate::state::holder::Holder::immortal(1), |t| {
             assert_eq!(
                 read_and_mark(t, &key, g, 1000),
                 (Verification::Unknown, true)

@@ -4,4 +4,5 @@
 pub mod rate;
 pub mod records;
 pub mod reputation;
+pub mod holder;
 pub mod table;

@@ -100,6 +100,7 @@ pub struct RateBucket {
 // SAFETY: a plain integer: valid for every bit pattern, no pointers.
 unsafe impl Record for RateBucket {
     const KIND: u32 = u32::from_be_bytes(*b"RAT1");
+    const NAME: &'static str = "rate buckets";
 }
 
 /// The answer to one request.
@@ -166,6 +167,7 @@ pub struct LocationLoad {
 // SAFETY: plain integers: valid for every bit pattern, no pointers.
 unsafe impl Record for LocationLoad {
     const KIND: u32 = u32::from_be_bytes(*b"LOD1");
+    const NAME: &'static str = "locations";
 }
 
 /// What one request saw of its location's load.
@@ -274,7 +276,7 @@ mod tests {
         let offset = base.align_offset(Table::<V>::region_align());
         // SAFETY: the boxed slice outlives the table and is used by nobody else.
         let table = unsafe { Table::<V>::init(base.add(offset), len) }.unwrap();
-        table.with(std::process::id(), f)
+        table.with(crate::state::holder::Holder::immortal(1), f)
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! The records kept in the shared tables, and the rules that read and write them.
+//!
+//! Two of them must survive any pressure for room, or an attacker who fills the zone would
+//! undo them: a spent challenge (or the challenge is accepted again) and a block for wrong
+//! answers (or the client gets its guesses back). Both are pinned ([`Record::pinned`]): the
+//! table never evicts them while they live, and when it has no room left for a new one the
+//! caller fails closed. The others only count, and may be forgotten.
 
-use super::table::{Guard, Key, Record};
+use super::table::{Guard, Key, Placed, Record};
 
 /// A challenge nonce that has been answered: kept until the challenge expires, so that each
 /// challenge is single-use across all workers.
@@ -12,100 +18,317 @@ pub struct SpentNonce {
 
 // SAFETY: a plain integer: valid for every bit pattern, no pointers.
 unsafe impl Record for SpentNonce {
-    const KIND: u32 = u32::from_be_bytes(*b"NON1");
+    const KIND: u32 = u32::from_be_bytes(*b"NON2");
+    const NAME: &'static str = "spent challenges";
+
+    fn pinned(&self) -> bool {
+        true
+    }
 }
 
-/// Wrong answers of one client within its failure window (which starts at the first one).
+/// What spending a challenge's nonce found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    /// First use: the challenge may be judged.
+    Fresh,
+    /// Answered before: stale.
+    Replayed,
+    /// No room to remember it without forgetting another live one: the challenge must not be
+    /// judged (fail closed), or it could be answered again later.
+    NoRoom,
+}
+
+/// Records the first use of a challenge nonce until `expires_ms`.
+pub fn spend(table: &mut Guard<'_, SpentNonce>, nonce: &Key, now_ms: u64, expires_ms: u64) -> Spend {
+    match table.insert_if_absent(nonce, now_ms, expires_ms, SpentNonce::default()) {
+        Placed::Inserted => Spend::Fresh,
+        Placed::Present => Spend::Replayed,
+        Placed::Full => Spend::NoRoom,
+    }
+}
+
+/// Wrong answers of one client, or of one network, within its failure window (which starts
+/// at the first one). Pinned once it blocks.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Failures {
+    pub count: u32,
+    /// Non-zero once `count` reached the limit: the entry is a block.
+    blocked: u32,
+}
+
+// SAFETY: plain integers: valid for every bit pattern, no pointers.
+unsafe impl Record for Failures {
+    const KIND: u32 = u32::from_be_bytes(*b"FAI2");
+    const NAME: &'static str = "failures";
+
+    fn pinned(&self) -> bool {
+        self.blocked != 0
+    }
+}
+
+/// The failure table's keys for a client: its own (an IPv4 address, or its IPv6 prefix of
+/// `captchaify_ipv6_prefix` bits) and, for IPv6, its network's (the /48 around it), so that
+/// a host holding a whole /48 cannot multiply its guesses by its 65,536 /64s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureKeys {
+    pub client: Key,
+    pub network: Option<Key>,
+}
+
+/// `captchaify_max_failures`: how many wrong answers a client may give within a window before
+/// it is blocked for the rest of that window, and how many its network may give in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureLimit {
+    pub max: u32,
+    pub window_ms: u64,
+    /// Wrong answers of all the clients of one IPv6 /48 together; `None` for no such budget.
+    pub network_max: Option<u32>,
+}
+
+impl Default for FailureLimit {
+    fn default() -> Self {
+        FailureLimit { max: 3, window_ms: 2 * 3600 * 1000, network_max: Some(3 * Self::NETWORK_FACTOR) }
+    }
+}
+
+/// What counting a wrong answer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The client's wrong answers within its window, this one included (0 if not kept).
+    pub count: u32,
+    /// The client (or its network) has now used up its attempts.
+    pub blocked: bool,
+    /// Whether the table had room to remember the answer (it had, unless it was full of
+    /// blocks).
+    pub kept: bool,
+}
+
+impl FailureLimit {
+    /// The network budget, when not set: ten times the client's.
+    pub const NETWORK_FACTOR: u32 = 10;
+
+    /// Whether the client, or its network, has used up its attempts.
+    pub fn is_blocked(&self, table: &mut Guard<'_, Failures>, keys: &FailureKeys, now: u64) -> bool {
+        let over = |table: &mut Guard<'_, Failures>, key: &Key, max: u32| {
+            table.get(key, now).is_some_and(|f| f.count >= max)
+        };
+        over(table, &keys.client, self.max)
+            || keys.network.zip(self.network_max).is_some_and(|(key, max)| over(table, &key, max))
+    }
+
+    /// Counts a wrong answer against the client and its network. The window starts at the
+    /// first failure and is not extended by later ones. A count that reaches its limit pins
+    /// its entry: the block outlives any pressure for room.
+    pub fn record(&self, table: &mut Guard<'_, Failures>, keys: &FailureKeys, now: u64) -> Recorded {
+        let (count, client_kept) = self.count(table, &keys.client, self.max, now);
+        let (network_count, network_kept) = match keys.network.zip(self.network_max) {
+            Some((key, max)) => self.count(table, &key, max, now),
+            None => (0, true),
+        };
+        let network_blocked = self.network_max.is_some_and(|max| network_count >= max);
+        Recorded { count, blocked: count >= self.max || network_blocked, kept: client_kept && network_kept }
+    }
+
+    fn count(&self, table: &mut Guard<'_, Failures>, key: &Key, max: u32, now: u64) -> (u32, bool) {
+        let expires = now.saturating_add(self.window_ms);
+        match table.try_get_or_insert_with(key, now, expires, Failures::default) {
+            Some((failures, _)) => {
+                failures.count = failures.count.saturating_add(1);
+                if failures.count >= max {
+                    failures.blocked = 1;
+                }
+                (failures.count, true)
+            }
+            None => (0, false),
+        }
+    }
+}
+
+/// A mark that something happened to a key, kept until it expires and forgotten first under
+/// pressure (e.g. "this client was reported to CrowdSec lately").
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mark {
+    _marker: u32,
+}
+
+// SAFETY: a plain integer: valid for every bit pattern, no pointers.
+unsafe impl Record for Mark {
+    const KIND: u32 = u32::from_be_bytes(*b"MRK1");
+    const NAME: &'static str = "marks";
+}
+
+/// Events of one key within a window that starts at the first; forgotten first under
+/// pressure.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventCount {
     pub count: u32,
     _reserved: u32,
 }
 
 // SAFETY: plain integers: valid for every bit pattern, no pointers.
-unsafe impl Record for Failures {
-    const KIND: u32 = u32::from_be_bytes(*b"FAI1");
+unsafe impl Record for EventCount {
+    const KIND: u32 = u32::from_be_bytes(*b"EVC1");
+    const NAME: &'static str = "event counts";
 }
 
-/// `captchaify_max_failures`: how many wrong answers a client may give within a window before
-/// it is blocked for the rest of that window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureLimit {
-    pub max: u32,
-    pub window_ms: u64,
-}
-
-impl Default for FailureLimit {
-    fn default() -> Self {
-        FailureLimit { max: 3, window_ms: 2 * 3600 * 1000 }
-    }
-}
-
-impl FailureLimit {
-    /// Whether the client has used up its attempts.
-    pub fn is_blocked(&self, table: &mut Guard<'_, Failures>, client: &Key, now: u64) -> bool {
-        table.get(client, now).is_some_and(|f| f.count >= self.max)
-    }
-
-    /// Counts a wrong answer; returns whether the client is now blocked. The window starts at
-    /// the first failure and is not extended by later ones.
-    pub fn record(&self, table: &mut Guard<'_, Failures>, client: &Key, now: u64) -> bool {
-        self.record_count(table, client, now) >= self.max
-    }
-
-    /// Counts a wrong answer (or any other event under this limit); returns the count within
-    /// the window.
-    pub fn record_count(&self, table: &mut Guard<'_, Failures>, client: &Key, now: u64) -> u32 {
-        let expires = now.saturating_add(self.window_ms);
-        let (failures, _) = table.get_or_insert_with(client, now, expires, Failures::default);
-        failures.count = failures.count.saturating_add(1);
-        failures.count
-    }
+/// Counts an event of `key` within a window of `window_ms` that starts at its first event;
+/// returns the count within the window.
+pub fn count_event(table: &mut Guard<'_, EventCount>, key: &Key, now: u64, window_ms: u64) -> u32 {
+    let expires = now.saturating_add(window_ms);
+    let (events, _) = table.get_or_insert_with(key, now, expires, EventCount::default);
+    events.count = events.count.saturating_add(1);
+    events.count
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::table::Table;
+    use crate::state::holder::Holder;
+    use crate::state::table::{test_table, Table};
 
-    fn with_table<V: Record, R>(f: impl FnOnce(&Table<V>) -> R) -> R {
-        let len = Table::<V>::region_len_for(64).unwrap();
-        let words = vec![0u64; len.div_ceil(8) + Table::<V>::region_align()];
-        let mut words = words.into_boxed_slice();
-        let base = words.as_mut_ptr() as *mut u8;
-        let offset = base.align_offset(Table::<V>::region_align());
-        // SAFETY: the boxed slice outlives the table and is used by nobody else.
-        let table = unsafe { Table::<V>::init(base.add(offset), len) }.unwrap();
-        f(&table)
+    const ME: Holder = Holder::immortal(1);
+
+    fn keys(client: u8) -> FailureKeys {
+        FailureKeys { client: [client; 16], network: None }
     }
 
     #[test]
     fn the_third_failure_blocks_for_the_rest_of_the_window() {
-        let limit = FailureLimit { max: 3, window_ms: 1000 };
-        with_table::<Failures, _>(|table| {
-            table.with(std::process::id(), |t| {
-                let client = [1; 16];
-                assert!(!limit.record(t, &client, 0));
-                assert!(!limit.record(t, &client, 500));
-                assert!(!limit.is_blocked(t, &client, 600));
-                assert!(limit.record(t, &client, 900));
-                assert!(limit.is_blocked(t, &client, 999));
-                assert!(!limit.is_blocked(t, &[2; 16], 999), "another client");
-                assert!(!limit.is_blocked(t, &client, 1000), "the window ends 1 s after the first failure");
-                assert!(!limit.record(t, &client, 1000), "a new window starts");
-            })
+        let limit = FailureLimit { max: 3, window_ms: 1000, network_max: None };
+        let (_buffer, table) = test_table::<Failures>(64);
+        table.with(ME, |t| {
+            let client = keys(1);
+            let first = limit.record(t, &client, 0);
+            assert_eq!(first, Recorded { count: 1, blocked: false, kept: true });
+            assert!(!limit.record(t, &client, 500).blocked);
+            assert!(!limit.is_blocked(t, &client, 600));
+            assert!(limit.record(t, &client, 900).blocked);
+            assert!(limit.is_blocked(t, &client, 999));
+            assert!(!limit.is_blocked(t, &keys(2), 999), "another client");
+            assert!(!limit.is_blocked(t, &client, 1000), "the window ends 1 s after the first failure");
+            assert!(!limit.record(t, &client, 1000).blocked, "a new window starts");
         });
     }
 
     #[test]
+    fn a_network_has_a_budget_of_its_own() {
+        let limit = FailureLimit { max: 3, window_ms: 10_000, network_max: Some(5) };
+        let (_buffer, table) = test_table::<Failures>(64);
+        table.with(ME, |t| {
+            let network = Some([99; 16]);
+            let host = |n: u8| FailureKeys { client: [n; 16], network };
+            for n in 1..=4 {
+                assert!(!limit.record(t, &host(n), 0).blocked, "wrong answer {n} of the network");
+            }
+            assert!(!limit.is_blocked(t, &host(9), 0));
+            let fifth = limit.record(t, &host(5), 0);
+            assert_eq!(fifth, Recorded { count: 1, blocked: true, kept: true }, "the network's fifth");
+            assert!(limit.is_blocked(t, &host(9), 0), "a fresh host of a blocked network");
+            assert!(!limit.is_blocked(t, &FailureKeys { client: [9; 16], network: Some([98; 16]) }, 0));
+            assert!(!limit.is_blocked(t, &host(9), 10_000), "until the window ends");
+        });
+    }
+
+    /// The fault this guards against: a blocked client unblocked by a flood of wrong answers
+    /// from elsewhere that pushed its entry out of a small table.
+    #[test]
+    fn blocks_outlive_any_flood_of_other_failures() {
+        let limit = FailureLimit { max: 3, window_ms: 3_600_000, network_max: None };
+        let (_buffer, table) = test_table::<Failures>(64);
+        table.with(ME, |t| {
+            let blocked = keys(0);
+            for at in 0..3 {
+                limit.record(t, &blocked, at);
+            }
+            assert!(limit.is_blocked(t, &blocked, 3));
+            let mut refused = 0;
+            for n in 1..=10_000u32 {
+                let mut other = [0u8; 16];
+                other[..4].copy_from_slice(&n.to_le_bytes());
+                other[15] = 1;
+                let recorded = limit.record(t, &FailureKeys { client: other, network: None }, 10 + u64::from(n));
+                refused += u32::from(!recorded.kept);
+            }
+            assert!(limit.is_blocked(t, &blocked, 20_000), "still blocked after 10,000 other failures");
+            assert_eq!(refused, 0, "partial counts make room for each other");
+        });
+    }
+
+    #[test]
+    fn a_table_full_of_blocks_refuses_new_failures_and_keeps_the_blocks() {
+        let limit = FailureLimit { max: 1, window_ms: 3_600_000, network_max: None };
+        let (_buffer, table) = test_table::<Failures>(16);
+        table.with(ME, |t| {
+            for n in 0..16 {
+                assert!(limit.record(t, &keys(n), 0).blocked);
+            }
+            let refused = limit.record(t, &keys(200), 1);
+            assert_eq!(refused, Recorded { count: 0, blocked: false, kept: false });
+            for n in 0..16 {
+                assert!(limit.is_blocked(t, &keys(n), 2), "block {n} kept");
+            }
+            // Once blocks expire their room is taken again.
+            assert!(limit.record(t, &keys(200), 3_600_000).kept);
+        });
+        assert_eq!(table.stats().refusals, 1);
+    }
+
+    #[test]
     fn spent_nonces_are_single_use_until_they_expire() {
-        with_table::<SpentNonce, _>(|table| {
-            table.with(std::process::id(), |t| {
-                assert!(t.insert_if_absent(&[9; 16], 0, 120_000, SpentNonce::default()));
-                assert!(!t.insert_if_absent(&[9; 16], 1, 120_000, SpentNonce::default()));
-                assert!(t.insert_if_absent(&[9; 16], 120_000, 240_000, SpentNonce::default()));
-            })
+        let (_buffer, table) = test_table::<SpentNonce>(64);
+        table.with(ME, |t| {
+            assert_eq!(spend(t, &[9; 16], 0, 120_000), Spend::Fresh);
+            assert_eq!(spend(t, &[9; 16], 1, 120_000), Spend::Replayed);
+            assert_eq!(spend(t, &[9; 16], 120_000, 240_000), Spend::Fresh);
+        });
+    }
+
+    /// The fault this guards against: an answered challenge accepted a second time after
+    /// enough other solves had pushed its nonce out of a small table.
+    #[test]
+    fn a_full_spent_table_refuses_rather_than_forget() {
+        let capacity = 32;
+        let (_buffer, table) = test_table::<SpentNonce>(capacity);
+        let nonce = |n: u32| {
+            let mut k = [0u8; 16];
+            k[..4].copy_from_slice(&n.to_le_bytes());
+            k[8] = 7;
+            k
+        };
+        table.with(ME, |t| {
+            for n in 0..capacity as u32 {
+                assert_eq!(spend(t, &nonce(n), 0, 120_000), Spend::Fresh);
+            }
+            for n in 1000..1100 {
+                assert_eq!(spend(t, &nonce(n), 1, 120_000), Spend::NoRoom, "no room: fail closed");
+            }
+            for n in 0..capacity as u32 {
+                assert_eq!(spend(t, &nonce(n), 2, 120_000), Spend::Replayed, "nonce {n} still spent");
+            }
+            // Expired ones make room again.
+            assert_eq!(spend(t, &nonce(5000), 120_000, 240_000), Spend::Fresh);
+        });
+    }
+
+    #[test]
+    fn marks_and_event_counts_make_room_for_new_ones() {
+        let (_marks_buffer, marks) = test_table::<Mark>(16);
+        marks.with(ME, |t| {
+            for n in 0..100u8 {
+                assert_eq!(t.insert_if_absent(&[n; 16], 0, 1000, Mark::default()), Placed::Inserted);
+            }
+        });
+        let (_buffer, counts): (_, Table<EventCount>) = test_table(16);
+        counts.with(ME, |t| {
+            assert_eq!(count_event(t, &[1; 16], 0, 1000), 1);
+            assert_eq!(count_event(t, &[1; 16], 999, 1000), 2);
+            assert_eq!(count_event(t, &[1; 16], 1000, 1000), 1, "a new window");
+            for n in 2..100u8 {
+                assert_eq!(count_event(t, &[n; 16], 1000, 1000), 1);
+            }
         });
     }
 }

@@ -29,6 +29,7 @@ pub struct Listed {
 // SAFETY: plain integers: valid for every bit pattern, no pointers.
 unsafe impl Record for Listed {
     const KIND: u32 = u32::from_be_bytes(*b"LST1");
+    const NAME: &'static str = "listed addresses";
 }
 
 /// One source's answer about an address.
@@ -97,6 +98,7 @@ pub struct Lookup {
 // SAFETY: plain integers: valid for every bit pattern, no pointers.
 unsafe impl Record for Lookup {
     const KIND: u32 = u32::from_be_bytes(*b"LKP1");
+    const NAME: &'static str = "lookups";
 }
 
 impl Lookup {
@@ -141,6 +143,7 @@ pub struct Pending {
 // SAFETY: plain bytes: valid for every bit pattern, no pointers.
 unsafe impl Record for Pending {
     const KIND: u32 = u32::from_be_bytes(*b"PND1");
+    const NAME: &'static str = "pending lookups";
 }
 
 impl Pending {
@@ -334,7 +337,7 @@ mod tests {
         let (_buf, t) = table::<Lookup>(64);
         let key = [7; 16];
         let both = Source::IpApi.bit() | Source::StopForumSpam.bit();
-        t.with(1, |g| {
+        t.with(crate::state::holder::Holder::immortal(1), |g| {
             let (entry, ask) = read_and_mark(g, &key, 1000, both);
             assert_eq!(ask, both);
             assert_eq!(entry.answer(Source::IpApi, 1000), Answer::Asked);
@@ -348,7 +351,7 @@ mod tests {
     fn answers_hold_until_their_time_and_keep_each_other() {
         let (_buf, t) = table::<Lookup>(64);
         let key = [9; 16];
-        t.with(1, |g| {
+        t.with(crate::state::holder::Holder::immortal(1), |g| {
             read_and_mark(g, &key, 0, Source::IpApi.bit());
             record_answer(g, &key, 5, Source::IpApi, Answer::Suspicious, 100, Some((*b"DE", 3320)));
             record_answer(g, &key, 6, Source::StopForumSpam, Answer::Clean, 50, None);
@@ -373,16 +376,16 @@ mod tests {
         let now = 1;
         assert!(!status.lists(None));
         let g1 = status.next_generation();
-        t.with(1, |g| g.insert(&[1; 16], now, u64::MAX, FeedStatus::entry(g1)));
+        t.with(crate::state::holder::Holder::immortal(1), |g| g.insert(&[1; 16], now, u64::MAX, FeedStatus::entry(g1)));
         // Not in force before it is published.
-        assert!(!t.with(1, |g| status.lists(g.get(&[1; 16], now).as_deref())));
+        assert!(!t.with(crate::state::holder::Holder::immortal(1), |g| status.lists(g.get(&[1; 16], now).as_deref())));
         status.publish(g1, 1, 100);
-        assert!(t.with(1, |g| status.lists(g.get(&[1; 16], now).as_deref())));
+        assert!(t.with(crate::state::holder::Holder::immortal(1), |g| status.lists(g.get(&[1; 16], now).as_deref())));
         let g2 = status.next_generation();
-        t.with(1, |g| g.insert(&[2; 16], now, u64::MAX, FeedStatus::entry(g2)));
+        t.with(crate::state::holder::Holder::immortal(1), |g| g.insert(&[2; 16], now, u64::MAX, FeedStatus::entry(g2)));
         status.publish(g2, 1, 200);
-        assert!(!t.with(1, |g| status.lists(g.get(&[1; 16], now).as_deref())));
-        assert!(t.with(1, |g| status.lists(g.get(&[2; 16], now).as_deref())));
+        assert!(!t.with(crate::state::holder::Holder::immortal(1), |g| status.lists(g.get(&[1; 16], now).as_deref())));
+        assert!(t.with(crate::state::holder::Holder::immortal(1), |g| status.lists(g.get(&[2; 16], now).as_deref())));
         assert_eq!(status.fetched_at.load(Ordering::Relaxed), 200);
     }
 
@@ -412,6 +415,7 @@ pub struct HintsRecord {
 // SAFETY: plain bytes: valid for every bit pattern (decoding checks them), no pointers.
 unsafe impl Record for HintsRecord {
     const KIND: u32 = u32::from_be_bytes(*b"HNT1");
+    const NAME: &'static str = "crawler hints";
 }
 
 /// The longest host and URI a hints fetch is made for.
@@ -437,6 +441,7 @@ pub struct HintJob {
 // read), no pointers.
 unsafe impl Record for HintJob {
     const KIND: u32 = u32::from_be_bytes(*b"HJB1");
+    const NAME: &'static str = "crawler hint fetches";
 }
 
 impl HintJob {

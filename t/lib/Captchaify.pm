@@ -30,14 +30,18 @@ sub pass_token {
     return "$body." . b64(hmac_sha256("captchaify-pass|$body", $a{secret}));
 }
 
-# challenge_token(address => ..., ua => ..., answer => 'KXMPW4', return => '/p', ...)
+# challenge_token(address => ..., ua => ..., answer => 'KXMPW4', return => '/p', ...); the
+# protected location's budget: prefix => 64, rate => '120m', audio => '6m' (or 'off'),
+# location => 16 bytes.
 sub challenge_token {
     my %a = (hardness => 2, age => 3600, delivery => 'c', expires => time + 120,
              nonce => join('', map { chr int rand 256 } 1 .. 16), secret => $SECRET,
-             return => '/', @_);
+             return => '/', prefix => 64, rate => '120m', audio => '6m',
+             location => "\0" x 16, @_);
     my $nonce = b64($a{nonce});
     my $commitment = substr(hmac_sha256("captchaify-answer|$nonce|$a{answer}", $a{secret}), 0, 16);
-    my $body = join '.', 'c1', $a{expires}, $a{hardness}, $a{age}, $a{delivery}, $nonce,
+    my $body = join '.', 'c2', $a{expires}, $a{hardness}, $a{age}, $a{delivery},
+        $a{prefix}, $a{rate}, $a{audio}, b64($a{location}), $nonce,
         b64(client_binding($a{address}, $a{ua})), b64($commitment), b64($a{return});
     return "$body." . b64(hmac_sha256("captchaify-challenge|$body", $a{secret}));
 }
