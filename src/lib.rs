@@ -9,6 +9,7 @@ pub mod conf;
 pub mod crowdsec;
 pub mod pages;
 pub mod policy;
+pub mod process;
 pub mod reputation;
 pub mod request;
 pub mod state;

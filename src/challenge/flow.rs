@@ -3,7 +3,7 @@
 
 use super::image::normalize_answer;
 use super::token::{issue_pass, Challenge, ChallengeTerms, ClientBinding, Delivery, Secrets};
-use crate::state::records::Spend;
+use crate::state::spent::Spend;
 
 /// The longest form body accepted (a challenge token with the longest return path fits in
 /// about 4 kB).
@@ -115,9 +115,6 @@ pub enum Judgement {
     /// Expired or already used: no failure is counted (a double click must not cost an
     /// attempt), a fresh captcha is shown.
     Stale { terms: ChallengeTerms },
-    /// The challenge could not be marked used, so it was not judged (judging it would let it
-    /// be answered again later): a fresh captcha, never a pass.
-    Unjudged { terms: ChallengeTerms },
 }
 
 /// Judges a form answering `challenge` (genuine and this client's: see
@@ -136,10 +133,8 @@ pub fn judge(
     if challenge.expired(now) {
         return Judgement::Stale { terms: challenge.terms };
     }
-    match spend(&challenge.nonce, challenge.expires) {
-        Spend::Fresh => {}
-        Spend::Replayed => return Judgement::Stale { terms: challenge.terms },
-        Spend::NoRoom => return Judgement::Unjudged { terms: challenge.terms },
+    if spend(&challenge.nonce, challenge.expires) == Spend::Replayed {
+        return Judgement::Stale { terms: challenge.terms };
     }
     let text = std::str::from_utf8(&form.answer).ok().and_then(normalize_answer);
     // At hardness 3 the challenge also asked for the digits of its audio clip.
@@ -293,16 +288,5 @@ mod tests {
         let forged = issue_challenge(&Secrets::new(vec![7; 32], None).unwrap(), client(), &terms(), NOW + 120, [1; 16], "A");
         assert_eq!(judge_form(&s, &form(&forged, "A"), client(), NOW, |_, _| Spend::Fresh, [0; 16]), none);
         assert_eq!(judge_form(&s, &Form::default(), client(), NOW, |_, _| Spend::Fresh, [0; 16]), none);
-    }
-
-    /// A challenge whose nonce cannot be remembered is not judged: even the right answer
-    /// earns no pass, since the same challenge could otherwise be answered again.
-    #[test]
-    fn a_challenge_that_cannot_be_marked_used_is_not_judged() {
-        let s = secrets();
-        let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "KXMP4W");
-        let unjudged = Some(Judgement::Unjudged { terms: terms() });
-        assert_eq!(judge_form(&s, &form(&token, "KXMP4W"), client(), NOW, |_, _| Spend::NoRoom, [0; 16]), unjudged);
-        assert_eq!(judge_form(&s, &form(&token, "WRONG"), client(), NOW, |_, _| Spend::NoRoom, [0; 16]), unjudged);
     }
 }

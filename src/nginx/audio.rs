@@ -39,7 +39,7 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
         return response::write_status(r, 404);
     }
     let now = client::now();
-    let answered = spent.with(client::holder(), |t| t.peek(&challenge.nonce, now.millis).is_some());
+    let answered = spent.is_spent(client::holder(), &challenge.nonce, challenge.expires);
     if challenge.expired(now.secs) || answered {
         return response::write_status(r, 410);
     }

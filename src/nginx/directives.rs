@@ -427,6 +427,16 @@ pub(crate) unsafe extern "C" fn init_main_conf(
                 None => return NGX_CONF_ERROR,
             }
         }
+        if let Some(path) = crate::process::replaced_module_file() {
+            ngx_conf_log_error!(
+                ngx::ffi::NGX_LOG_WARN,
+                cf,
+                "captchaify: the module file \"{}\" was replaced since nginx loaded it, and a \
+                 reload keeps running the module loaded then; to run the new one, restart nginx \
+                 or upgrade its binary in place (kill -USR2 the master, then kill -QUIT the old one)",
+                path
+            );
+        }
         policy::crawler::warm_up();
         crate::challenge::image::warm_up();
         crate::challenge::audio::warm_up();

@@ -234,7 +234,7 @@ std::thread_local! {
 pub(crate) unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     super::unwind::guarded("the worker's start", || Status::NGX_OK.into(), move || {
         // Every process that may take a table's lock over from a dead worker says so in the log.
-        let _ = crate::state::table::TAKEOVER_REPORT.set(super::zone::report_takeover);
+        let _ = crate::state::lock::TAKEOVER_REPORT.set(super::zone::report_takeover);
         // SAFETY: nginx's process globals, read on the main thread.
         let (process, worker) = unsafe { (ngx::ffi::ngx_process, ngx::ffi::ngx_worker) };
         let single = process == NGX_PROCESS_SINGLE as ngx::ffi::ngx_uint_t;

@@ -27,8 +27,15 @@ pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ng
 
 fn access(r: &mut Request) -> ngx_int_t {
     #[cfg(feature = "test-answers")]
-    if unwind::test_fault(r) == Some(unwind::TestFault::PanicHandler) {
-        panic!("the test fault X-Captchaify-Test-Fault: panic-handler");
+    match unwind::test_fault(r) {
+        Some(unwind::TestFault::PanicHandler) => panic!("the test fault X-Captchaify-Test-Fault: panic-handler"),
+        Some(unwind::TestFault::AbortLocked) => {
+            let rate = Module::main_conf(r).and_then(|mcf| mcf.zone_state()?.rate.as_ref());
+            if let Some(rate) = rate {
+                rate.with(client::holder(), |_| std::process::abort());
+            }
+        }
+        _ => {}
     }
     let (Some(mcf), Some(lcf)) = (Module::main_conf(r), Module::location_conf(r)) else {
         return Status::NGX_DECLINED.into();

@@ -41,7 +41,8 @@ pub(crate) fn guarded<R>(what: &'static str, fallback: impl FnOnce() -> R, body:
 }
 
 /// The test builds' way to make a fault happen where the fault tests need one: the
-/// `X-Captchaify-Test-Fault` request header (`panic-handler`, `panic-draw`, `abort-draw`).
+/// `X-Captchaify-Test-Fault` request header (`panic-handler`, `panic-draw`, `abort-draw`,
+/// `abort-locked`).
 /// Release builds have no such thing (scripts/test checks that the header's name is absent).
 #[cfg(feature = "test-answers")]
 pub(crate) fn test_fault(r: &ngx::http::Request) -> Option<TestFault> {
@@ -53,6 +54,7 @@ pub(crate) fn test_fault(r: &ngx::http::Request) -> Option<TestFault> {
         b"panic-handler" => Some(TestFault::PanicHandler),
         b"panic-draw" => Some(TestFault::PanicDraw),
         b"abort-draw" => Some(TestFault::AbortDraw),
+        b"abort-locked" => Some(TestFault::AbortLocked),
         _ => None,
     }
 }
@@ -66,4 +68,7 @@ pub(crate) enum TestFault {
     PanicDraw,
     /// The process aborts while the captcha is drawn (as an out-of-memory abort would).
     AbortDraw,
+    /// The process aborts while it holds the rate table's lock (as a `kill -9` at the wrong
+    /// moment would).
+    AbortLocked,
 }

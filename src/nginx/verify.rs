@@ -16,7 +16,6 @@ use crate::challenge::flow::{judge, Form, Judgement, MAX_FORM_BYTES};
 use crate::challenge::token::{check_challenge, with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME};
 use crate::pages::Message;
 use crate::policy::Suspicion;
-use crate::state::records::spend;
 
 /// Access-phase entry for the verify path: start reading the form.
 pub(crate) fn start(r: &mut Request) -> ngx_int_t {
@@ -127,8 +126,12 @@ fn answer(r: &mut Request) -> ngx_int_t {
         return response::write_status(r, 500);
     }
     let spend = |nonce: &[u8; 16], expires: u64| {
-        let expires_ms = expires.saturating_mul(1000);
-        spent.with(client::holder(), |t| spend(t, nonce, now.millis, expires_ms))
+        let outcome = spent.spend(client::holder(), nonce, expires);
+        let (load, designed) = spent.load(now.secs);
+        if load > designed as u64 {
+            zone::warn_full(r.log(), zone::Full::Spent { false_replays: spent.false_replay_rate(expires) });
+        }
+        outcome
     };
     match judge(secrets, challenge, &form, binding, now.secs, spend, pass_id) {
         Judgement::Solved { pass, delivery, pass_age, return_path } => {
@@ -165,10 +168,6 @@ fn answer(r: &mut Request) -> ngx_int_t {
             rechallenge(r, mcf, lcf, &terms, Message::Wrong)
         }
         Judgement::Stale { terms } => rechallenge(r, mcf, lcf, &terms, Message::Stale),
-        Judgement::Unjudged { terms } => {
-            zone::warn_full(r.log(), zone::Full::Spent);
-            rechallenge(r, mcf, lcf, &terms, Message::Stale)
-        }
     }
 }
 

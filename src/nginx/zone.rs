@@ -20,7 +20,8 @@ use super::directives::reject;
 use super::ngx_http_captchaify_module;
 use crate::conf::ZoneSpec;
 use crate::state::rate::{LocationLoad, RateBucket};
-use crate::state::records::{Failures, SpentNonce};
+use crate::state::records::Failures;
+use crate::state::spent::SpentSet;
 use crate::policy::verified::CrawlerCheck;
 use crate::state::reputation::{FeedStatus, HintJob, HintsRecord, Listed, Lookup, Pending, SendLog, Source};
 use crate::state::table::{Record, Table};
@@ -28,7 +29,7 @@ use crate::state::table::{Record, Table};
 const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
 /// Bumped whenever the header or the set of tables changes. A reload that brings another
 /// layout into a zone of the same name and size is refused (old workers still use it).
-const LAYOUT_VERSION: u32 = 8;
+const LAYOUT_VERSION: u32 = 9;
 
 /// Where a table lives inside the zone.
 #[repr(C)]
@@ -66,7 +67,8 @@ struct ZoneHeader {
 /// This configuration's handles on the zone, kept in the configuration pool.
 pub(crate) struct ZoneState {
     header: *mut ZoneHeader,
-    pub spent: Option<Table<SpentNonce>>,
+    /// Answered challenges, by window of expiry.
+    pub spent: Option<SpentSet>,
     pub failures: Option<Table<Failures>>,
     /// Rate buckets of clients and of pass tokens.
     pub rate: Option<Table<RateBucket>>,
@@ -223,7 +225,7 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_v
             }
             state.header = header;
             let base = zone.shm.addr;
-            state.spent = attach(base, header_ref.spent, log, &name, "spent challenges");
+            state.spent = attach_spent(base, header_ref.spent, log, &name);
             state.failures = attach(base, header_ref.failures, log, &name, "failures");
             state.rate = attach(base, header_ref.rate, log, &name, "rate");
             state.loads = attach(base, header_ref.loads, log, &name, "locations");
@@ -315,7 +317,7 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
         };
         let (Some(loads), Some(spent), Some(failures), Some(rate)) = (
             new_table::<LocationLoad>(shpool, base, loads_pages * page),
-            new_table::<SpentNonce>(shpool, base, spent_pages * page),
+            new_spent_set(shpool, base, spent_pages * page),
             new_table::<Failures>(shpool, base, failures_pages * page),
             new_table::<RateBucket>(shpool, base, rate_pages * page),
         ) else {
@@ -368,6 +370,37 @@ pub(super) unsafe fn new_table<V: Record>(
     }
 }
 
+/// Allocates a region of `len` bytes from the slab and lays out an empty spent set in it.
+///
+/// # Safety
+/// As for [`lay_out`]; `base` is the start of the zone.
+unsafe fn new_spent_set(shpool: *mut ngx_slab_pool_t, base: *mut u8, len: usize) -> Option<RegionRef> {
+    // SAFETY: as in new_table.
+    unsafe {
+        let region = ngx_slab_alloc(shpool, len).cast::<u8>();
+        if region.is_null() {
+            return None;
+        }
+        SpentSet::init(region, len).ok()?;
+        Some(RegionRef { offset: region.offset_from(base) as u64, len: len as u64 })
+    }
+}
+
+/// Attaches the spent set laid out earlier, logging why not when it cannot.
+///
+/// # Safety
+/// As for [`attach`].
+unsafe fn attach_spent(base: *mut u8, region: RegionRef, log: *mut ngx_log_t, zone: &str) -> Option<SpentSet> {
+    // SAFETY: the offset and length were recorded by lay_out for this very zone.
+    match unsafe { SpentSet::attach(base.add(region.offset as usize), region.len as usize) } {
+        Ok(set) => Some(set),
+        Err(error) => {
+            ngx_log_error!(NGX_LOG_EMERG, log, "captchaify: zone \"{}\": spent challenges: {}", zone, error);
+            None
+        }
+    }
+}
+
 /// Attaches a table laid out earlier, logging why not when it cannot.
 ///
 /// # Safety
@@ -402,13 +435,13 @@ fn log_capacity(log: *mut ngx_log_t, name: &str, size: usize, state: &ZoneState)
         NGX_LOG_NOTICE,
         log,
         "captchaify: zone \"{}\" of {} bytes initialised: room for {} clients' rate buckets \
-         ({} bytes each), {} spent challenges, {} failure counters, {} locations, {} listed \
-         addresses, {} looked-up addresses and {} pages' crawler hints",
+         ({} bytes each), {} answered challenges per two minutes, {} failure counters, {} \
+         locations, {} listed addresses, {} looked-up addresses and {} pages' crawler hints",
         name,
         size,
         clients,
         Table::<RateBucket>::bytes_per_entry(),
-        state.spent.as_ref().map_or(0, |t| t.capacity()),
+        state.spent.as_ref().map_or(0, |s| s.designed_load()),
         state.failures.as_ref().map_or(0, |t| t.capacity()),
         state.loads.as_ref().map_or(0, |t| t.capacity()),
         state.listed.as_ref().map_or(0, |t| t.capacity()),
@@ -430,8 +463,9 @@ fn log_capacity(log: *mut ngx_log_t, name: &str, size: usize, state: &ZoneState)
 /// What the zone had no room left to remember.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Full {
-    /// An answered challenge: answers go unjudged until room frees up.
-    Spent,
+    /// Answered challenges beyond the load the spent set was sized for: this share of fresh
+    /// answers is taken for replays (and gets a fresh captcha).
+    Spent { false_replays: f64 },
     /// A client's wrong answer: it goes uncounted.
     Failures,
 }
@@ -453,25 +487,35 @@ fn once_a_minute(warned_at: &core::sync::atomic::AtomicU64, now: u64) -> bool {
 pub(crate) fn warn_full(log: *mut ngx_log_t, full: Full) {
     use core::sync::atomic::AtomicU64;
     static WARNED_AT: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
-    let (warned_at, what) = match full {
-        Full::Spent => (
-            &WARNED_AT[0],
-            "no room left to remember answered challenges: answers are not judged (a fresh \
-             captcha, never a pass) until some of the last two minutes' challenges expire",
-        ),
-        Full::Failures => (
-            &WARNED_AT[1],
-            "the failure table is full of blocked clients: new wrong answers are not counted \
-             until some blocks expire",
-        ),
-    };
-    if once_a_minute(warned_at, super::client::now().secs) {
-        ngx_log_error!(NGX_LOG_WARN, log, "captchaify: {}; give captchaify_zone more memory", what);
+    let now = super::client::now().secs;
+    match full {
+        Full::Spent { false_replays } => {
+            if once_a_minute(&WARNED_AT[0], now) {
+                ngx_log_error!(
+                    NGX_LOG_WARN,
+                    log,
+                    "captchaify: more challenges answered in two minutes than the zone was sized \
+                     for: about {:.1}% of right answers are taken for replays and get a fresh \
+                     captcha (none is ever accepted twice); give captchaify_zone more memory",
+                    false_replays * 100.0
+                );
+            }
+        }
+        Full::Failures => {
+            if once_a_minute(&WARNED_AT[1], now) {
+                ngx_log_error!(
+                    NGX_LOG_WARN,
+                    log,
+                    "captchaify: the failure table is full of blocked clients: new wrong answers \
+                     are not counted until some blocks expire; give captchaify_zone more memory"
+                );
+            }
+        }
     }
 }
 
 /// Logs that this worker took a table's lock over from a worker that died holding it (set
-/// as [`crate::state::table::TAKEOVER_REPORT`] in every worker).
+/// as [`crate::state::lock::TAKEOVER_REPORT`] in every worker).
 pub(crate) fn report_takeover(table: &str, dead_pid: u32) {
     // SAFETY: the cycle and its log live as long as the worker.
     let log = unsafe { (*ngx::ffi::ngx_cycle).log };

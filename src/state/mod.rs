@@ -4,5 +4,7 @@
 pub mod rate;
 pub mod records;
 pub mod reputation;
+pub mod spent;
 pub mod holder;
+pub mod lock;
 pub mod table;

@@ -1,51 +1,11 @@
 //! The records kept in the shared tables, and the rules that read and write them.
 //!
-//! Two of them must survive any pressure for room, or an attacker who fills the zone would
-//! undo them: a spent challenge (or the challenge is accepted again) and a block for wrong
-//! answers (or the client gets its guesses back). Both are pinned ([`Record::pinned`]): the
-//! table never evicts them while they live, and when it has no room left for a new one the
-//! caller fails closed. The others only count, and may be forgotten.
+//! A block for wrong answers must survive any pressure for room, or an attacker who fills the
+//! zone would give the client its guesses back: it is pinned ([`Record::pinned`]), the table
+//! never evicts it while it lives. (Spent challenges, which must not be forgotten either, have
+//! a store of their own: `state::spent`.) The other records only count, and may be forgotten.
 
-use super::table::{Guard, Key, Placed, Record};
-
-/// A challenge nonce that has been answered: kept until the challenge expires, so that each
-/// challenge is single-use across all workers.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SpentNonce {
-    _marker: u32,
-}
-
-// SAFETY: a plain integer: valid for every bit pattern, no pointers.
-unsafe impl Record for SpentNonce {
-    const KIND: u32 = u32::from_be_bytes(*b"NON2");
-    const NAME: &'static str = "spent challenges";
-
-    fn pinned(&self) -> bool {
-        true
-    }
-}
-
-/// What spending a challenge's nonce found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spend {
-    /// First use: the challenge may be judged.
-    Fresh,
-    /// Answered before: stale.
-    Replayed,
-    /// No room to remember it without forgetting another live one: the challenge must not be
-    /// judged (fail closed), or it could be answered again later.
-    NoRoom,
-}
-
-/// Records the first use of a challenge nonce until `expires_ms`.
-pub fn spend(table: &mut Guard<'_, SpentNonce>, nonce: &Key, now_ms: u64, expires_ms: u64) -> Spend {
-    match table.insert_if_absent(nonce, now_ms, expires_ms, SpentNonce::default()) {
-        Placed::Inserted => Spend::Fresh,
-        Placed::Present => Spend::Replayed,
-        Placed::Full => Spend::NoRoom,
-    }
-}
+use super::table::{Guard, Key, Record};
 
 /// Wrong answers of one client, or of one network, within its failure window (which starts
 /// at the first one). Pinned once it blocks.
@@ -187,7 +147,7 @@ pub fn count_event(table: &mut Guard<'_, EventCount>, key: &Key, now: u64, windo
 mod tests {
     use super::*;
     use crate::state::holder::Holder;
-    use crate::state::table::{test_table, Table};
+    use crate::state::table::{test_table, Placed, Table};
 
     const ME: Holder = Holder::immortal(1);
 
@@ -274,43 +234,6 @@ mod tests {
             assert!(limit.record(t, &keys(200), 3_600_000).kept);
         });
         assert_eq!(table.stats().refusals, 1);
-    }
-
-    #[test]
-    fn spent_nonces_are_single_use_until_they_expire() {
-        let (_buffer, table) = test_table::<SpentNonce>(64);
-        table.with(ME, |t| {
-            assert_eq!(spend(t, &[9; 16], 0, 120_000), Spend::Fresh);
-            assert_eq!(spend(t, &[9; 16], 1, 120_000), Spend::Replayed);
-            assert_eq!(spend(t, &[9; 16], 120_000, 240_000), Spend::Fresh);
-        });
-    }
-
-    /// The fault this guards against: an answered challenge accepted a second time after
-    /// enough other solves had pushed its nonce out of a small table.
-    #[test]
-    fn a_full_spent_table_refuses_rather_than_forget() {
-        let capacity = 32;
-        let (_buffer, table) = test_table::<SpentNonce>(capacity);
-        let nonce = |n: u32| {
-            let mut k = [0u8; 16];
-            k[..4].copy_from_slice(&n.to_le_bytes());
-            k[8] = 7;
-            k
-        };
-        table.with(ME, |t| {
-            for n in 0..capacity as u32 {
-                assert_eq!(spend(t, &nonce(n), 0, 120_000), Spend::Fresh);
-            }
-            for n in 1000..1100 {
-                assert_eq!(spend(t, &nonce(n), 1, 120_000), Spend::NoRoom, "no room: fail closed");
-            }
-            for n in 0..capacity as u32 {
-                assert_eq!(spend(t, &nonce(n), 2, 120_000), Spend::Replayed, "nonce {n} still spent");
-            }
-            // Expired ones make room again.
-            assert_eq!(spend(t, &nonce(5000), 120_000, 240_000), Spend::Fresh);
-        });
     }
 
     #[test]

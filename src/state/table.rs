@@ -84,14 +84,12 @@ use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
 use core::ptr::{self, addr_of, addr_of_mut, NonNull};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::hint::spin_loop;
-use std::thread::yield_now;
-use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 pub use super::holder::Holder;
-use super::holder::{pid_of, Life};
+use super::holder::pid_of;
+use super::lock::{report_takeover, LockWord};
 
 /// A table key: a keyed hash of whatever identifies the entry (see the module docs).
 pub type Key = [u8; 16];
@@ -212,14 +210,7 @@ const FREE: u32 = 0;
 const OCCUPIED: u32 = u32::from_be_bytes(*b"OCCU");
 const ADOPTED: u32 = u32::from_be_bytes(*b"ADOP");
 
-/// The lock word of a free lock; otherwise it holds the holder's [`Holder::word`].
-const UNLOCKED: u64 = 0;
-const SPINS_BEFORE_YIELD: u32 = 100;
-/// How long a waiter waits before it first asks whether the holder lives, and then how
-/// often it asks again. Locked sections last microseconds; a rebuild of the largest table,
-/// a few milliseconds.
-const PROBE_AFTER: Duration = Duration::from_millis(1);
-const PROBE_EVERY: Duration = Duration::from_millis(1);
+
 
 // Slot indexes are u32 and converted with `as usize`.
 const _: () = assert!(size_of::<usize>() >= size_of::<u32>());
@@ -243,8 +234,7 @@ struct Identity {
 /// Fields every process reads and writes concurrently: atomics only.
 #[repr(C)]
 struct Counters {
-    /// [`UNLOCKED`] or the holder's [`Holder::word`].
-    lock: AtomicU64,
+    lock: LockWord,
     /// Non-zero when the next lock holder must rebuild the lists first.
     needs_rebuild: AtomicU32,
     /// Occupied slots. Written under the lock, read by [`Table::stats`] without it.
@@ -440,7 +430,7 @@ impl<V: Record> Table<V> {
             ptr::write(
                 addr_of_mut!((*header).counters),
                 Counters {
-                    lock: AtomicU64::new(UNLOCKED),
+                    lock: LockWord::new(),
                     needs_rebuild: AtomicU32::new(0),
                     len: AtomicU32::new(0),
                     evictions: AtomicU64::new(0),
@@ -565,7 +555,7 @@ impl<V: Record> Table<V> {
     #[inline]
     pub fn with<R>(&self, holder: Holder, f: impl FnOnce(&mut Guard<'_, V>) -> R) -> R {
         let counters = self.counters();
-        let held = HeldLock::acquire(counters, holder);
+        let held = counters.lock.acquire(holder, Some(&counters.needs_rebuild));
         let taken_from = held.taken_from;
         // SAFETY: we hold the lock, so nothing else accesses the slots, buckets or links
         // until `held` is dropped, which happens after the last use of `guard`.
@@ -592,7 +582,6 @@ impl<V: Record> Table<V> {
     /// Capacity, occupancy, evictions and lock holder, read without taking the lock.
     pub fn stats(&self) -> Stats {
         let counters = self.counters();
-        let holder = counters.lock.load(Ordering::Relaxed);
         Stats {
             capacity: self.capacity,
             len: counters.len.load(Ordering::Relaxed) as usize,
@@ -600,7 +589,7 @@ impl<V: Record> Table<V> {
             refusals: counters.refusals.load(Ordering::Relaxed),
             takeovers: counters.takeovers.load(Ordering::Relaxed),
             dead_holder: Some(counters.dead_holder.load(Ordering::Relaxed)).filter(|&pid| pid != 0),
-            lock_holder: (holder != UNLOCKED).then(|| pid_of(holder)),
+            lock_holder: counters.lock.holder_pid(),
         }
     }
 
@@ -637,89 +626,6 @@ impl<V: Record> Table<V> {
                 _invariant: PhantomData,
             }
         }
-    }
-}
-
-/// Who hears that this process took a lock over from a dead holder: `(table, pid)`, the
-/// table named by its records' [`Record::NAME`]. Set once per process by the code that can
-/// log (nginx's glue); called outside the lock.
-pub static TAKEOVER_REPORT: std::sync::OnceLock<fn(&str, u32)> = std::sync::OnceLock::new();
-
-fn report_takeover(table: &str, dead_pid: u32) {
-    if let Some(report) = TAKEOVER_REPORT.get() {
-        report(table, dead_pid);
-    }
-}
-
-/// The lock word, held until dropped (also when the closure in `with` unwinds).
-struct HeldLock<'a> {
-    counters: &'a Counters,
-    word: u64,
-    /// The word of the holder that died holding the lock, when it was taken over from one:
-    /// the lists need a rebuild.
-    taken_from: Option<u64>,
-}
-
-impl<'a> HeldLock<'a> {
-    fn acquire(counters: &'a Counters, holder: Holder) -> Self {
-        let lock = &counters.lock;
-        let word = holder.word();
-        let held = |taken_from| Self { counters, word, taken_from };
-        let mut spins = 0;
-        // Set once spinning gives way to yielding: the slow path, where the clock is read.
-        let mut next_probe: Option<Instant> = None;
-        loop {
-            if lock
-                .compare_exchange_weak(UNLOCKED, word, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return held(None);
-            }
-            // Wait on a plain load, so waiters do not fight over the cache line.
-            loop {
-                let current = lock.load(Ordering::Relaxed);
-                if current == UNLOCKED {
-                    break;
-                }
-                if spins < SPINS_BEFORE_YIELD {
-                    spins += 1;
-                    spin_loop();
-                    continue;
-                }
-                yield_now();
-                let now = Instant::now();
-                let due = *next_probe.get_or_insert(now + PROBE_AFTER);
-                if now < due {
-                    continue;
-                }
-                next_probe = Some(now + PROBE_EVERY);
-                // Only the word that was judged dead is replaced: if the lock changed hands
-                // meanwhile, the exchange fails and the wait goes on.
-                if holder.probe(current) == Life::Dead
-                    && lock
-                        .compare_exchange(current, word, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    return held(Some(current));
-                }
-            }
-        }
-    }
-}
-
-impl Drop for HeldLock<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            // The closure was cut short: whatever it was doing may be half done.
-            self.counters.needs_rebuild.store(1, Ordering::Relaxed);
-        }
-        // Only if it is still ours: if it was taken over meanwhile, it is someone else's.
-        let _ = self.counters.lock.compare_exchange(
-            self.word,
-            UNLOCKED,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
     }
 }
 
@@ -768,18 +674,6 @@ impl<V: Record> Guard<'_, V> {
         }
         self.touch(hit.index);
         self.slot_mut(hit.index).map(|slot| &mut slot.value)
-    }
-
-    /// The value of the live entry for `key`, leaving its recency alone (a table whose order
-    /// is the order of insertion stays so).
-    pub fn peek(&mut self, key: &Key, now: u64) -> Option<&V> {
-        let lookup = self.find(key);
-        let hit = lookup.hit?;
-        if !self.is_live(hit.index, now) {
-            self.release(lookup.bucket, hit);
-            return None;
-        }
-        self.slot(hit.index).map(|slot| &slot.value)
     }
 
     /// The value of the live entry for `key`, or a new entry holding `init()` that expires at
@@ -1374,6 +1268,8 @@ pub struct TestLine([u8; 64]);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::holder::Life;
+    use std::hint::spin_loop;
     use std::collections::HashMap;
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
@@ -1626,10 +1522,7 @@ mod tests {
     /// What a worker killed while holding the lock leaves behind (a pid from
     /// [`DEAD_PIDS`] on, or a live one to stand for a holder that is only slow).
     fn die_holding_lock<V: Record>(table: &Table<V>, pid: u32) {
-        table
-            .counters()
-            .lock
-            .store(process(pid).word(), Ordering::Relaxed);
+        table.counters().lock.set_raw(process(pid).word());
     }
 
     // ----- Sizes ----------------------------------------------------------------------------
@@ -2036,7 +1929,7 @@ mod tests {
             finished.recv_timeout(Duration::from_millis(100)).is_err(),
             "a waiter must not take the lock from a live holder"
         );
-        table.counters().lock.store(UNLOCKED, Ordering::Release);
+        table.counters().lock.set_raw(0);
         finished.recv_timeout(Duration::from_secs(5)).expect("the waiter got the lock once freed");
         waiter.join().unwrap();
         assert_eq!(table.stats().takeovers, 0);
@@ -2078,13 +1971,9 @@ mod tests {
         if child == 0 {
             // SAFETY: getpid is async-signal-safe.
             let pid = unsafe { libc::getpid() } as u32;
-            let word = Holder::with_probe(pid, 0, dead_from_4000).word();
-            let counters = table.counters();
-            while counters
-                .lock
-                .compare_exchange(UNLOCKED, word, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {}
+            // Taken directly, as a process does that dies before it would release it.
+            let held = table.counters().lock.acquire(Holder::with_probe(pid, 0, dead_from_4000), None);
+            core::mem::forget(held);
             // Half an insert: a slot taken off the free list and written, never linked.
             // SAFETY: we hold the lock.
             let guard = unsafe { table.guard_unchecked() };
@@ -2206,7 +2095,7 @@ mod tests {
                 }
             }
             let table = region.attach::<Hits>().unwrap();
-            table.counters().lock.store(UNLOCKED, Ordering::Relaxed);
+            table.counters().lock.set_raw(0);
             for n in 0..scaled(100) {
                 table.with(PID, |t| {
                     let k = key(rng.below(80));
