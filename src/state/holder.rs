@@ -35,6 +35,7 @@ impl Holder {
     /// The calling process, probed through `/proc`. `pid` is the caller's own pid (nginx's
     /// `ngx_pid`), passed in so that no system call is made per lock; the start time is read
     /// once per pid and cached. Call it only from the process `pid` names.
+    #[inline]
     pub fn process(pid: u32) -> Holder {
         use core::sync::atomic::{AtomicU64, Ordering};
         // The last (pid, word) pair: a forked child has another pid, so it never reuses its
@@ -64,6 +65,7 @@ impl Holder {
     }
 
     /// The word written into the lock while this holder has it.
+    #[inline]
     pub fn word(self) -> u64 {
         self.word
     }

@@ -36,20 +36,26 @@ impl LockWord {
 
     /// Takes the lock for `holder`, waiting as long as a live holder has it. `on_unwind` is
     /// set to 1 if the lock is released by a panic unwinding (the store may be half updated).
+    #[inline]
     pub fn acquire<'a>(&'a self, holder: Holder, on_unwind: Option<&'a AtomicU32>) -> Held<'a> {
         let word = holder.word();
-        let held = |taken_from| Held { lock: self, word, taken_from, on_unwind };
+        let taken_from = match self.0.compare_exchange(UNLOCKED, word, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => None,
+            Err(_) => self.wait(holder),
+        };
+        Held { lock: self, word, taken_from, on_unwind }
+    }
+
+    /// The contended path of [`LockWord::acquire`]: returns once the lock is ours, with the
+    /// word of the dead holder it was taken from, if it was.
+    #[cold]
+    #[inline(never)]
+    fn wait(&self, holder: Holder) -> Option<u64> {
+        let word = holder.word();
         let mut spins = 0;
         // Set once spinning gives way to yielding: the slow path, where the clock is read.
         let mut next_probe: Option<Instant> = None;
         loop {
-            if self
-                .0
-                .compare_exchange_weak(UNLOCKED, word, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return held(None);
-            }
             // Wait on a plain load, so waiters do not fight over the cache line.
             loop {
                 let current = self.0.load(Ordering::Relaxed);
@@ -76,8 +82,15 @@ impl LockWord {
                         .compare_exchange(current, word, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok()
                 {
-                    return held(Some(current));
+                    return Some(current);
                 }
+            }
+            if self
+                .0
+                .compare_exchange_weak(UNLOCKED, word, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return None;
             }
         }
     }
@@ -105,6 +118,7 @@ pub struct Held<'a> {
 }
 
 impl Drop for Held<'_> {
+    #[inline]
     fn drop(&mut self) {
         if std::thread::panicking() {
             if let Some(flag) = self.on_unwind {
