@@ -61,7 +61,7 @@ impl Secrets {
     /// `None` if a secret is shorter than [`Secrets::MIN_LEN`] bytes.
     pub fn new(current: Vec<u8>, previous: Option<Vec<u8>>) -> Option<Secrets> {
         let long_enough = |s: &Vec<u8>| s.len() >= Self::MIN_LEN;
-        if !(long_enough(&current) && previous.as_ref().is_none_or(long_enough)) {
+        if !(long_enough(&current) && previous.as_ref().map_or(true, long_enough)) {
             return None;
         }
         // HMAC accepts keys of any length: new_from_slice cannot fail for it.

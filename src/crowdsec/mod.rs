@@ -102,7 +102,7 @@ fn base_url(url: &str) -> Option<String> {
         Some(inner) => {
             let (address, after) = inner.split_once(']')?;
             address.parse::<std::net::Ipv6Addr>().ok()?;
-            after.strip_prefix(':').map_or(after.is_empty().then_some(()), |port| valid_port(port))?;
+            after.strip_prefix(':').map_or(after.is_empty().then_some(()), valid_port)?;
             address
         }
         None => {

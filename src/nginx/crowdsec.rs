@@ -726,29 +726,14 @@ fn login(agent: &ureq::Agent, lapi: &LapiSpec, machine: &Machine) -> Result<aler
 
 /// The event loop's tick: applies pulls, logs, hands signals to the machine thread.
 unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
-    super::unwind::guarded("CrowdSec's tick", || (), || {
-        if fetcher::leaving() {
-            stop();
-            return;
+    fetcher::run_tick("CrowdSec's tick", &RUNNING, stop, |r| (r.mcf, r.timer), |running, mcf, log| {
+        for report in running.shared.take() {
+            receive(running, mcf, log, report);
         }
-        RUNNING.with(|r| {
-            let mut r = r.borrow_mut();
-            let Some(running) = r.as_mut() else { return };
-            // Armed again first, so that a fault below cannot stop the ticks.
-            // SAFETY: the timer has just fired, so it is not set.
-            unsafe { offload::add_timer(running.timer, TICK_MS as _) };
-            // SAFETY: the configuration lives as long as this worker's cycle.
-            let mcf = unsafe { &*running.mcf };
-            // SAFETY: the timer event carries the cycle's log.
-            let log = unsafe { (*running.timer).log };
-            for report in running.shared.take() {
-                receive(running, mcf, log, report);
-            }
-            if let Some(cs) = mcf.crowdsec.as_ref() {
-                write_some(running, cs, log);
-                hand_out(running, cs);
-            }
-        });
+        if let Some(cs) = mcf.crowdsec.as_ref() {
+            write_some(running, cs, log);
+            hand_out(running, cs);
+        }
     });
 }
 

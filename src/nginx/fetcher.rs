@@ -660,25 +660,40 @@ fn same_address(a: IpAddr, b: IpAddr) -> bool {
 
 /// The event loop's tick: applies what the threads found, hands them new addresses.
 unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
-    super::unwind::guarded("the reputation fetcher's tick", || (), || {
+    run_tick("the reputation fetcher's tick", &RUNNING, stop, |r| (r.mcf, r.timer), |running, mcf, log| {
+        for report in running.shared.take() {
+            apply(running, mcf, log, report);
+        }
+        hand_out(&running.shared, mcf);
+    });
+}
+
+/// What a background tick does (the fetcher's, CrowdSec's): stops when the worker leaves;
+/// otherwise arms its timer again first, so that a fault in `work` cannot stop the ticks, and
+/// runs `work` with the configuration and the log, a panic caught.
+pub(crate) fn run_tick<R: 'static>(
+    what: &'static str,
+    running: &'static std::thread::LocalKey<RefCell<Option<R>>>,
+    stop: fn(),
+    parts: fn(&R) -> (*const MainConf, *mut ngx_event_t),
+    work: impl FnOnce(&mut R, &MainConf, *mut ngx_log_t),
+) {
+    super::unwind::guarded(what, || (), || {
         if leaving() {
             stop();
             return;
         }
-        RUNNING.with(|r| {
+        running.with(|r| {
             let mut r = r.borrow_mut();
             let Some(running) = r.as_mut() else { return };
-            // Armed again first, so that a fault below cannot stop the ticks.
-            // SAFETY: the timer has just fired, so it is not set.
-            unsafe { offload::add_timer(running.timer, TICK_MS as _) };
-            // SAFETY: the configuration lives as long as this worker's cycle.
-            let mcf = unsafe { &*running.mcf };
-            // SAFETY: the timer event carries the cycle's log.
-            let log = unsafe { (*running.timer).log };
-            for report in running.shared.take() {
-                apply(running, mcf, log, report);
-            }
-            hand_out(&running.shared, mcf);
+            let (mcf, timer) = parts(running);
+            // SAFETY: the timer has just fired, so it is not set; the configuration lives as
+            // long as this worker's cycle, and the timer event carries the cycle's log.
+            let (mcf, log) = unsafe {
+                offload::add_timer(timer, TICK_MS as _);
+                (&*mcf, (*timer).log)
+            };
+            work(running, mcf, log);
         });
     });
 }

@@ -108,6 +108,12 @@ impl LockWord {
     }
 }
 
+impl Default for LockWord {
+    fn default() -> Self {
+        LockWord::new()
+    }
+}
+
 /// A held lock, released when dropped (also when a panic unwinds through its holder).
 pub struct Held<'a> {
     lock: &'a LockWord,
