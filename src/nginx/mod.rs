@@ -43,13 +43,13 @@ impl HttpModule for Module {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-    unwind::guarded("the module's preconfiguration", || Status::NGX_ERROR.into(), move || {
+        unwind::guarded("the module's preconfiguration", || Status::NGX_ERROR.into(), move || {
             directives::SOURCES_SEEN.store(0, core::sync::atomic::Ordering::Relaxed);
             directives::RULES_SEEN.store(false, core::sync::atomic::Ordering::Relaxed);
             directives::CROWDSEC_SEEN.store(false, core::sync::atomic::Ordering::Relaxed);
             variables::register(cf).into()
-    })
-}
+        })
+    }
 
     unsafe extern "C" fn merge_loc_conf(
         _cf: *mut ngx_conf_t,
@@ -68,7 +68,7 @@ impl HttpModule for Module {
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-    unwind::guarded("the module's postconfiguration", || Status::NGX_ERROR.into(), move || {
+        unwind::guarded("the module's postconfiguration", || Status::NGX_ERROR.into(), move || {
             // SAFETY: nginx calls postconfiguration with a valid configuration context.
             let cf = unsafe { &mut *cf };
             let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
@@ -120,8 +120,8 @@ impl HttpModule for Module {
                 }
             }
             Status::NGX_OK.into()
-    })
-}
+        })
+    }
 }
 
 unsafe impl HttpModuleMainConf for Module {

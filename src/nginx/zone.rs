@@ -225,7 +225,8 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_v
             }
             state.header = header;
             let base = zone.shm.addr;
-            state.spent = attach_spent(base, header_ref.spent, log, &name);
+            state.spent =
+            attach_with(base, header_ref.spent, log, &name, "spent challenges", |region, len| SpentSet::attach(region, len));
             state.failures = attach(base, header_ref.failures, log, &name, "failures");
             state.rate = attach(base, header_ref.rate, log, &name, "rate");
             state.loads = attach(base, header_ref.loads, log, &name, "locations");
@@ -317,7 +318,7 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
         };
         let (Some(loads), Some(spent), Some(failures), Some(rate)) = (
             new_table::<LocationLoad>(shpool, base, loads_pages * page),
-            new_spent_set(shpool, base, spent_pages * page),
+            new_region(shpool, base, spent_pages * page, |region, len| SpentSet::init(region, len).is_ok()),
             new_table::<Failures>(shpool, base, failures_pages * page),
             new_table::<RateBucket>(shpool, base, rate_pages * page),
         ) else {
@@ -355,49 +356,33 @@ pub(super) unsafe fn new_table<V: Record>(
     base: *mut u8,
     len: usize,
 ) -> Option<RegionRef> {
-    // Slab allocations of a page or more are page-aligned, which covers the table's alignment.
+    // SAFETY: per the contract.
+    unsafe { new_region(shpool, base, len, |region, len| Table::<V>::init(region, len).is_ok()) }
+}
+
+/// Allocates a region of `len` bytes from the slab and lays out an empty store in it with
+/// `init` (which says whether it could).
+///
+/// # Safety
+/// As for [`lay_out`]; `base` is the start of the zone; `init` gets fresh memory of `len`
+/// bytes inside the zone that nobody else uses yet.
+unsafe fn new_region(
+    shpool: *mut ngx_slab_pool_t,
+    base: *mut u8,
+    len: usize,
+    init: impl FnOnce(*mut u8, usize) -> bool,
+) -> Option<RegionRef> {
+    // Slab allocations of a page or more are page-aligned, which covers the stores' alignment.
     // SAFETY: per the contract; the region is fresh memory of `len` bytes inside the zone.
     unsafe {
         let region = ngx_slab_alloc(shpool, len).cast::<u8>();
-        if region.is_null() {
+        if region.is_null() || !init(region, len) {
             return None;
         }
-        Table::<V>::init(region, len).ok()?;
         Some(RegionRef {
             offset: region.offset_from(base) as u64,
             len: len as u64,
         })
-    }
-}
-
-/// Allocates a region of `len` bytes from the slab and lays out an empty spent set in it.
-///
-/// # Safety
-/// As for [`lay_out`]; `base` is the start of the zone.
-unsafe fn new_spent_set(shpool: *mut ngx_slab_pool_t, base: *mut u8, len: usize) -> Option<RegionRef> {
-    // SAFETY: as in new_table.
-    unsafe {
-        let region = ngx_slab_alloc(shpool, len).cast::<u8>();
-        if region.is_null() {
-            return None;
-        }
-        SpentSet::init(region, len).ok()?;
-        Some(RegionRef { offset: region.offset_from(base) as u64, len: len as u64 })
-    }
-}
-
-/// Attaches the spent set laid out earlier, logging why not when it cannot.
-///
-/// # Safety
-/// As for [`attach`].
-unsafe fn attach_spent(base: *mut u8, region: RegionRef, log: *mut ngx_log_t, zone: &str) -> Option<SpentSet> {
-    // SAFETY: the offset and length were recorded by lay_out for this very zone.
-    match unsafe { SpentSet::attach(base.add(region.offset as usize), region.len as usize) } {
-        Ok(set) => Some(set),
-        Err(error) => {
-            ngx_log_error!(NGX_LOG_EMERG, log, "captchaify: zone \"{}\": spent challenges: {}", zone, error);
-            None
-        }
     }
 }
 
@@ -412,9 +397,25 @@ pub(super) unsafe fn attach<V: Record>(
     zone: &str,
     what: &str,
 ) -> Option<Table<V>> {
+    // SAFETY: per the contract.
+    unsafe { attach_with(base, region, log, zone, what, |region, len| Table::<V>::attach(region, len)) }
+}
+
+/// Attaches a store laid out earlier with `attach`, logging why not when it cannot.
+///
+/// # Safety
+/// `base` is the start of a zone whose header recorded `region`.
+unsafe fn attach_with<S>(
+    base: *mut u8,
+    region: RegionRef,
+    log: *mut ngx_log_t,
+    zone: &str,
+    what: &str,
+    attach: impl FnOnce(*mut u8, usize) -> Result<S, crate::state::table::TableError>,
+) -> Option<S> {
     // SAFETY: the offset and length were recorded by lay_out for this very zone.
-    match unsafe { Table::<V>::attach(base.add(region.offset as usize), region.len as usize) } {
-        Ok(table) => Some(table),
+    match attach(unsafe { base.add(region.offset as usize) }, region.len as usize) {
+        Ok(store) => Some(store),
         Err(error) => {
             ngx_log_error!(
                 NGX_LOG_EMERG,

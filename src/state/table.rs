@@ -48,9 +48,9 @@
 //!
 //! # Pinned entries
 //!
-//! Some entries must not be forgotten to make room: a spent challenge nonce (forgetting it
-//! would accept the challenge a second time) or a client blocked for its wrong answers. Their
-//! records say so ([`Record::pinned`]). An insert never evicts a live pinned entry: when the
+//! Some entries must not be forgotten to make room: a client blocked for its wrong answers
+//! (forgetting it would give the client its guesses back). Their records say so
+//! ([`Record::pinned`]). An insert never evicts a live pinned entry: when the
 //! entries it looks at near the least recently used end are all pinned and live, it refuses
 //! ([`Placed::Full`], counted in [`Stats::refusals`]) and the caller fails closed. The
 //! infallible inserts ([`Guard::insert`], [`Guard::get_or_insert_with`], [`Guard::update`])
@@ -58,13 +58,11 @@
 //!
 //! # Locking
 //!
-//! One spinlock word in the header serialises every process. It holds 0 when free and the
-//! holder's identity otherwise ([`Holder`]: its pid and start time). Waiters spin briefly,
-//! then yield the CPU; one that has waited over a millisecond asks, once a millisecond,
-//! whether the holder still lives, and takes the lock over from a dead one (a worker killed
-//! by `kill -9`, the OOM killer or an abort while it held the lock). The new holder rebuilds
-//! the lists before anything else (see "Repair"), so what the dead holder left half done is
-//! undone or completed. The only way in is [`Table::with`], which runs a closure on a
+//! One [`LockWord`] in the header serialises every process: it names its holder ([`Holder`]:
+//! pid and start time), and a waiter takes it over from a holder that died holding it (a
+//! worker killed by `kill -9`, the OOM killer or an abort; see `state::lock`). The new holder
+//! rebuilds the lists before anything else (see "Repair"), so what the dead holder left half
+//! done is undone or completed. The only way in is [`Table::with`], which runs a closure on a
 //! [`Guard`] and releases the lock when the closure returns (or unwinds, in which case the
 //! next holder rebuilds too): references into the table cannot escape the closure.
 //!
