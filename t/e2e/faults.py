@@ -284,10 +284,10 @@ def part_abort(prefix, binary, module_dir, flavour):
 # ----- 2. the module file replaced under a running nginx -----------------------------------------
 
 def install_atomic(source, target):
-    """What scripts/lib.sh's install_atomic does: a copy renamed over the target."""
-    temporary = f"{target}.new.{os.getpid()}"
-    shutil.copy(source, temporary)
-    os.replace(temporary, target)
+    """scripts/lib.sh's install_atomic, the way scripts/build installs a module: a copy
+    renamed over the target."""
+    lib = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "lib.sh")
+    subprocess.run(["bash", "-c", 'source "$0" && install_atomic "$1" "$2" 0644', lib, source, target], check=True)
 
 
 def part_replace(prefix, binary, module_dir, flavour):
