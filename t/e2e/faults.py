@@ -614,7 +614,11 @@ def main():
         elif part == "pressure":
             part_pressure(prefix, binary, module_dir, flavour, zone)
         elif part == "kills":
-            part_kills(prefix, binary, module_dir, flavour, seconds)
+            # KILL_RUNS=10 repeats the loop (the "ten clean runs in a row").
+            for run in range(int(os.environ.get("KILL_RUNS", "1"))):
+                before = failed
+                part_kills(prefix, binary, module_dir, flavour, seconds)
+                print(f"# kill loop {run + 1}: {'clean' if failed == before else 'FAILED'}", flush=True)
         else:
             raise SystemExit(f"unknown part {part}")
     print(f"{passed} passed, {failed} failed")
