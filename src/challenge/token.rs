@@ -276,6 +276,17 @@ pub fn issue_pass(
     format!("{body}.{}", B64.encode(mac))
 }
 
+/// Whether `token` has the shape of a pass (`v1.` and a pass's length), so that one request
+/// can bring many cookies but only one plausible candidate is ever checked.
+pub fn looks_like_pass(token: &[u8]) -> bool {
+    token.starts_with(b"v1.") && (PASS_MIN_LEN..=PASS_MAX_LEN).contains(&token.len())
+}
+
+/// A pass's length: `v1.` + expiry (1–20 digits) + hardness + 22 + 16 + 43 base64 characters
+/// and five dots.
+const PASS_MIN_LEN: usize = 3 + 1 + 1 + 22 + 16 + 43 + 4;
+const PASS_MAX_LEN: usize = 3 + 20 + 1 + 22 + 16 + 43 + 4;
+
 /// Reads a pass token; accepts it only if it is genuine, unexpired, for this client, and at
 /// least as hard as `required`.
 pub fn check_pass(
@@ -683,6 +694,21 @@ mod tests {
         assert_eq!(check_pass(&s, token.as_bytes(), other_ua, Hardness::EASY, NOW), Err(Rejection::OtherClient));
         let other_ip = ClientBinding::new("203.0.113.8".parse().unwrap(), b"Mozilla/5.0 Firefox/128.0");
         assert_eq!(check_pass(&s, token.as_bytes(), other_ip, Hardness::EASY, NOW), Err(Rejection::OtherClient));
+    }
+
+    #[test]
+    fn passes_have_a_recognisable_shape() {
+        let s = secrets();
+        for expires in [1, NOW + 3600, u64::MAX] {
+            assert!(looks_like_pass(issue_pass(&s, client(), Hardness::NORMAL, expires, [7; 16]).as_bytes()));
+        }
+        let challenge = issue_challenge(&s, client(), &ChallengeTerms {
+            hardness: Hardness::HARD, pass_age: 60, delivery: Delivery::Cookie, budget: Budget::default(), return_path: "/".into(),
+        }, NOW, [1; 16], "A");
+        for junk in [&b""[..], b"v1.", b"v2.1.2.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                     challenge.as_bytes(), &[b'v'; 5000]] {
+            assert!(!looks_like_pass(junk), "{:?}", String::from_utf8_lossy(junk));
+        }
     }
 
     #[test]

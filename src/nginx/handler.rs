@@ -68,17 +68,29 @@ fn access(r: &mut Request) -> ngx_int_t {
     let mut retry_after = None;
     let mut crowdsec = None;
     let (verdict, suspicion) = if policy.needs_facts() {
-        let facts = state.facts(r, mcf, lcf);
+        let mut facts = state.facts(r, mcf, lcf);
         crawler = facts.crawler;
         // An address on the allow list is not counted: it passes everything. Nor is one that
         // CrowdSec bans: it is blocked whatever its rate, and not reported again for flooding.
         let banned = facts.remediation(&policy) == Some(Remediation::Ban);
-        let rates = match facts.standing.allowed || banned {
-            true => state.rates.unwrap_or_default(),
-            false => *state
-                .rates
-                .get_or_insert_with(|| check_rates(r, mcf, lcf, &facts)),
+        let counted = !(facts.standing.allowed || banned);
+        let mut rates = match counted {
+            true => *state.rates.get_or_insert_with(|| check_rates(r, mcf, lcf, &facts)),
+            false => state.rates.unwrap_or_default(),
         };
+        // A client over its limit is answered before its pass costs an HMAC; within it, a pass
+        // not in the cache is checked now, and counted by its token too.
+        if rates.retry_after.is_none() {
+            if let (Some(confirmed), new_key) = state.confirm_pass(r, mcf) {
+                facts.cookie_pass = confirmed.cookie_pass;
+                facts.url_pass = confirmed.url_pass;
+                facts.pass_key = confirmed.pass_key;
+                if let Some(key) = new_key.filter(|_| counted) {
+                    rates.retry_after = token_budget_spent(r, mcf, lcf, &key);
+                    state.rates = Some(rates);
+                }
+            }
+        }
         policy.under_attack = rates.under_attack;
         retry_after = rates.retry_after;
         crowdsec = facts.remediation(&policy);
@@ -228,6 +240,19 @@ pub(crate) fn budget(r: &Request, mcf: &MainConf, lcf: &LocConf) -> Budget {
     }
 }
 
+/// Counts the request against the bucket of a pass found valid only now (not in the cache):
+/// one pass shared by many clients is throttled as one client. `Some(retry_after)` when over.
+fn token_budget_spent(r: &Request, mcf: &MainConf, lcf: &LocConf, pass_key: &[u8; 16]) -> Option<u64> {
+    let rate = lcf.rate_limit()?;
+    let secrets = mcf.secrets()?;
+    let key = secrets.table_key("token", &[&this_location(r, secrets, lcf), pass_key]);
+    let retry_after = spend_budget(mcf, &key, rate);
+    if retry_after.is_some() {
+        super::crowdsec::refused(mcf, lcf, client::address(r));
+    }
+    retry_after
+}
+
 /// Counts an answer posted to `/.captchaify/verify` against the client's page budget at the
 /// location whose captcha it answers, like any request there: the answers of one client are
 /// bounded like its page views. `Some(retry_after)` when the budget is spent.
@@ -331,7 +356,10 @@ fn verdict_for(
     if !policy.needs_facts() {
         return (Verdict::Pass, None);
     }
-    let facts = state.facts(r, mcf, lcf);
+    state.facts(r, mcf, lcf);
+    let (Some(facts), _) = state.confirm_pass(r, mcf) else {
+        return (Verdict::Pass, None);
+    };
     let policy = LocationPolicy {
         under_attack: state.rates.is_some_and(|r| r.under_attack),
         ..*policy

@@ -12,7 +12,7 @@ use ngx::ffi::{ngx_http_request_t, ngx_pool_cleanup_add, ngx_pool_t};
 use ngx::http::{HttpModule, Request};
 
 use super::{client, LocConf, MainConf, Module};
-use crate::challenge::token::{check_pass, ClientBinding, PASS_NAME};
+use crate::challenge::token::{check_pass, looks_like_pass, ClientBinding, PASS_NAME};
 use crate::policy::{Action, ClientFacts, Hardness, Outcome, Reputation, Standing, ThirdParties};
 use crate::reputation::geoip::Country;
 use crate::state::rate::client_identity;
@@ -35,6 +35,9 @@ pub(crate) struct RequestState {
     geo: Option<GeoFacts>,
     /// What CrowdSec's decisions say, looked up on first use.
     crowdsec: Option<Option<crate::policy::Remediation>>,
+    /// The request's pass candidate is not in this worker's cache: it is verified (an HMAC)
+    /// only once the client is known to be within its rate limit (see `confirm_pass`).
+    pass_unverified: bool,
 }
 
 /// Where the client is, from the GeoIP database or else from ip-api's answer.
@@ -76,7 +79,14 @@ impl RequestState {
     /// The client facts, gathered on first use and kept for later passes, with what this
     /// location's lists and rules say about the client.
     pub fn facts(&mut self, r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
-        let mut facts = *self.facts.get_or_insert_with(|| gather_facts(r, mcf, lcf));
+        let mut facts = match self.facts {
+            Some(facts) => facts,
+            None => {
+                let (facts, unverified) = gather_facts(r, mcf, lcf);
+                self.pass_unverified = unverified;
+                facts
+            }
+        };
         // Looked up once, on the first location that applies CrowdSec's decisions.
         facts.crowdsec = match lcf.crowdsec() {
             true => self.crowdsec(r, mcf),
@@ -90,6 +100,38 @@ impl RequestState {
         facts.standing = standing(lcf, client::address(r), rule);
         self.facts = Some(facts);
         facts
+    }
+
+    /// Verifies the request's pass candidate if it was not in the cache (one HMAC at most per
+    /// request, whatever the request carries). Returns the facts with its outcome, and the
+    /// pass's key when it was found valid just now (for the per-token rate limit).
+    pub fn confirm_pass(&mut self, r: &Request, mcf: &MainConf) -> (Option<ClientFacts>, Option<[u8; 16]>) {
+        let Some(mut facts) = self.facts else { return (None, None) };
+        if !std::mem::take(&mut self.pass_unverified) {
+            return (Some(facts), None);
+        }
+        let (Some(secrets), Some((token, origin))) = (mcf.secrets(), pass_candidate(r)) else {
+            return (Some(facts), None);
+        };
+        ngx::ngx_log_error!(ngx::ffi::NGX_LOG_DEBUG, r.log(), "captchaify: checking a pass not in this worker's cache");
+        let address = client::address(r);
+        let binding = ClientBinding::new(address, client::user_agent(r));
+        let now = client::now().secs;
+        // Garbage, forged, expired or foreign tokens simply do not count.
+        let Ok(pass) = check_pass(secrets, token, binding, Hardness::EASY, now) else {
+            return (Some(facts), None);
+        };
+        let key = secrets.table_key("token", &[token]);
+        let mut cache = mcf.pass_cache().borrow_mut();
+        let client_hash = cache.client_hash(address, client::user_agent(r));
+        cache.put(token, client_hash, pass.expires, (pass.hardness, key));
+        match origin {
+            PassOrigin::Cookie => facts.cookie_pass = Some(pass.hardness),
+            PassOrigin::Url => facts.url_pass = Some(pass.hardness),
+        }
+        facts.pass_key = Some(key);
+        self.facts = Some(facts);
+        (Some(facts), Some(key))
     }
 
     /// What CrowdSec's decisions say about the client (its country and AS number are only
@@ -197,7 +239,7 @@ fn gather_reputation(mcf: &MainConf, address: std::net::IpAddr, wanted: ThirdPar
 /// Everything the policy may ask about the client, read once per request. The costly parts
 /// are skipped when they cannot matter: no token, no binding to compute; no failure on record
 /// anywhere, no key to derive.
-fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
+fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> (ClientFacts, bool) {
     let wanted = lcf.third_parties();
     let crawler_check = match lcf.policy().verified_crawlers {
         true => super::crawlers::check(r, mcf),
@@ -207,42 +249,28 @@ fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
         .crawler_cache()
         .borrow_mut()
         .is_crawler(r.user_agent().map(|ua| ua.as_bytes()));
-    let Some(secrets) = mcf.secrets() else {
-        return ClientFacts {
-            crawler,
-            crawler_check,
-            ..ClientFacts::default()
-        };
-    };
+    if mcf.secrets().is_none() {
+        return (ClientFacts { crawler, crawler_check, ..ClientFacts::default() }, false);
+    }
     let address = client::address(r);
     let now = client::now();
-    let mut binding = None;
-    let mut cache = mcf.pass_cache().borrow_mut();
-    let mut cached_client = None;
-    // Garbage, forged, expired or foreign tokens simply do not count. A pass this worker has
-    // verified before for the same client is taken from its cache.
-    let mut best_pass = |tokens: &mut dyn Iterator<Item = &[u8]>| -> Option<(Hardness, [u8; 16])> {
-        tokens
-            .filter_map(|token| {
-                let client_hash = *cached_client
-                    .get_or_insert_with(|| cache.client_hash(address, client::user_agent(r)));
-                if let Some(known) = cache.get(token, client_hash, now.secs) {
-                    return Some(known);
+    // One pass candidate per request, looked up in this worker's cache only: a cached pass
+    // costs a hash, anything else waits for `confirm_pass`, after the rate limits. A request
+    // stuffed with forged tokens thus costs one check at most, and none when over its limit.
+    let (mut cookie_pass, mut url_pass, mut pass_key, mut unverified) = (None, None, None, false);
+    if let Some((token, origin)) = pass_candidate(r) {
+        let cache = mcf.pass_cache().borrow();
+        match cache.get(token, cache.client_hash(address, client::user_agent(r)), now.secs) {
+            Some((hardness, key)) => {
+                match origin {
+                    PassOrigin::Cookie => cookie_pass = Some(hardness),
+                    PassOrigin::Url => url_pass = Some(hardness),
                 }
-                let binding = *binding
-                    .get_or_insert_with(|| ClientBinding::new(address, client::user_agent(r)));
-                let pass = check_pass(secrets, token, binding, Hardness::EASY, now.secs).ok()?;
-                let known = (pass.hardness, secrets.table_key("token", &[token]));
-                cache.put(token, client_hash, pass.expires, known);
-                Some(known)
-            })
-            .max_by_key(|(hardness, _)| *hardness)
-    };
-    let cookie = best_pass(&mut client::cookies(r, PASS_NAME.as_bytes()));
-    let url = best_pass(&mut client::arguments(r, PASS_NAME.as_bytes()));
-    let (cookie_pass, url_pass) = (cookie.map(|p| p.0), url.map(|p| p.0));
-    // The pass that counts for per-token limits: the cookie's, else the URL's.
-    let pass_key = cookie.or(url).map(|p| p.1);
+                pass_key = Some(key);
+            }
+            None => unverified = true,
+        }
+    }
     let failures = mcf.zone_state().and_then(|zone| zone.failures.as_ref());
     // The table's length is an atomic read: an empty table needs neither a key nor the lock.
     let failed_too_often = failures
@@ -253,7 +281,7 @@ fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
                 mcf.failure_limit.is_blocked(t, &keys, now.millis)
             })
         });
-    ClientFacts {
+    let facts = ClientFacts {
         crawler,
         cookie_pass,
         url_pass,
@@ -263,6 +291,26 @@ fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
         standing: Standing::default(),
         crawler_check,
         crowdsec: None,
+    };
+    (facts, unverified)
+}
+
+/// Where a pass candidate came from.
+#[derive(Clone, Copy)]
+enum PassOrigin {
+    Cookie,
+    Url,
+}
+
+/// The request's pass candidate: the first `captchaify` cookie that looks like a pass, else
+/// the first such URL argument (the location's policy decides whether one from the URL
+/// counts). Only this one is ever checked.
+fn pass_candidate(r: &Request) -> Option<(&[u8], PassOrigin)> {
+    let name = PASS_NAME.as_bytes();
+    let cookie = client::cookies(r, name).find(|token| looks_like_pass(token));
+    match cookie {
+        Some(token) => Some((token, PassOrigin::Cookie)),
+        None => client::arguments(r, name).find(|token| looks_like_pass(token)).map(|token| (token, PassOrigin::Url)),
     }
 }
 
@@ -349,6 +397,7 @@ pub(crate) fn find_or_create(r: &Request) -> Option<&mut RequestState> {
             rates: None,
             geo: None,
             crowdsec: None,
+            pass_unverified: false,
         });
         (*cleanup).handler = Some(state_marker);
         r.set_module_ctx(state.cast(), Module::module());

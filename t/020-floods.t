@@ -1,0 +1,77 @@
+# Floods cost the attacker, not us (issue 16): one pass candidate per request, and none at all
+# checked for a client already over its limit.
+use lib 't/lib';
+use Captchaify;
+use Test::Nginx::Socket 'no_plan';
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    Captchaify::secret_setup($block);
+    Captchaify::clean_log($block) unless defined $block->must_die;
+});
+
+our $LOCAL = "127.0.0.1";
+our $PASS = Captchaify::pass_token(address => $LOCAL, ua => $FIREFOX);
+# A pass of the right shape, signed with another secret: it costs a check, and fails it.
+our $FORGED = Captchaify::pass_token(address => $LOCAL, ua => $FIREFOX, secret => "not-the-secret-not-the-secret-not-the");
+
+repeat_each(1);
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: one pass candidate per request: the first cookie that looks like a pass
+(garbage before it is skipped by its shape; a forged pass before a good one hides the good one)
+--- config
+location /p/ { captchaify_action fight; }
+--- request eval
+["GET /p/a.txt", "GET /p/a.txt", "GET /p/a.txt"]
+--- more_headers eval
+["User-Agent: $::FIREFOX\nCookie: captchaify=garbage; captchaify=$::PASS",
+ "User-Agent: $::FIREFOX\nCookie: captchaify=$::FORGED; captchaify=$::PASS",
+ "User-Agent: $::FIREFOX\nCookie: captchaify=$::PASS; captchaify=$::FORGED"]
+--- error_code eval
+[404, 403, 404]
+
+
+
+=== TEST 2: two hundred forged passes (each in its own Cookie header) cost one check
+--- config
+location /p/ { captchaify_action fight; }
+--- request
+GET /p/a.txt
+--- more_headers eval
+"User-Agent: $::FIREFOX\n" . join("\n", map { "Cookie: captchaify=" . Captchaify::pass_token(address => $::LOCAL, ua => $::FIREFOX, id => pack("N4", $_, 0, 0, 0), secret => "not-the-secret-not-the-secret-not-the") } 1 .. 200)
+--- error_code: 403
+--- grep_error_log: checking a pass not in this worker's cache
+--- grep_error_log_out
+checking a pass not in this worker's cache
+
+
+
+=== TEST 3: a valid pass within its limit is checked once, and opens the page
+--- config
+location /p/ { captchaify_action fight; }
+--- request
+GET /p/a.txt
+--- more_headers eval
+"User-Agent: $::FIREFOX\nCookie: captchaify=$::PASS"
+--- error_code: 404
+--- grep_error_log: checking a pass not in this worker's cache
+--- grep_error_log_out
+checking a pass not in this worker's cache
+
+
+
+=== TEST 4: a client already over its limit is answered before its pass is checked
+--- config
+location /p/ { captchaify_action fight; captchaify_rate_limit 2r/m; }
+--- pipelined_requests eval
+["GET /p/a.txt", "GET /p/a.txt", "GET /p/a.txt"]
+--- more_headers eval
+["User-Agent: $::FIREFOX", "User-Agent: $::FIREFOX", "User-Agent: $::FIREFOX\nCookie: captchaify=$::PASS"]
+--- error_code eval
+[403, 403, 429]
+--- no_error_log
+checking a pass not in this worker's cache
