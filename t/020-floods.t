@@ -75,3 +75,17 @@ location /p/ { captchaify_action fight; captchaify_rate_limit 2r/m; }
 [403, 403, 429]
 --- no_error_log
 checking a pass not in this worker's cache
+
+
+
+=== TEST 5: a wrong answer's fresh captcha is drawn in the thread pool, off the event loop
+--- config
+location /p/ { captchaify_action fight; }
+--- request eval
+"POST /.captchaify/verify\nchallenge=" . Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt") . "&answer=WRONG"
+--- more_headers eval
+"Content-Type: application/x-www-form-urlencoded\nUser-Agent: $::FIREFOX"
+--- error_code: 403
+--- response_body_like: That was not right
+--- error_log
+added to thread pool "default"

@@ -9,8 +9,7 @@ use ngx::http::{
 use ngx::ngx_log_error;
 
 use super::request_state::RateCheck;
-use super::response::ChallengeOrder;
-use super::{audio, client, hints, language, offload, request_state, response, unwind, verify, zone, LocConf, MainConf, Module};
+use super::{audio, client, hints, language, request_state, response, unwind, verify, zone, LocConf, MainConf, Module};
 use crate::challenge::token::{return_path_for, Budget, Secrets};
 use crate::policy::{decide, ClientFacts, Hardness, LocationPolicy, Outcome, Refusal, Remediation, Suspicion, Verdict};
 use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadChange, Rate};
@@ -133,13 +132,9 @@ fn access(r: &mut Request) -> ngx_int_t {
             let hints = (crawler && lcf.crawler_hints())
                 .then(|| hints::for_request(r, mcf))
                 .flatten();
-            match ChallengeOrder::new(r, mcf, lcf, terms, &shown_path, None, &language) {
-                None => NGX_HTTP_INTERNAL_SERVER_ERROR as _,
-                Some(order) => match offload::post(mcf.thread_pool, r, order.with_hints(hints)) {
-                    Ok(()) => return Status::NGX_DONE.into(),
-                    Err(Some(order)) => response::write_challenge_page(r, order.draw()),
-                    Err(None) => NGX_HTTP_INTERNAL_SERVER_ERROR as _,
-                },
+            match response::send_challenge(r, mcf, lcf, terms, &shown_path, None, &language, hints) {
+                response::Drawing::Posted => return Status::NGX_DONE.into(),
+                response::Drawing::Sent(rc) => rc,
             }
         }
         Refusal::RateLimited => response::write_rate_limited(

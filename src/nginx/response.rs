@@ -226,20 +226,36 @@ pub(crate) fn challenge_terms(r: &Request, mcf: &MainConf, lcf: &LocConf, return
     }
 }
 
-/// Makes a fresh captcha and sends its page. `shown_path` is what the page says was asked for.
-pub(crate) fn write_challenge(
+/// What became of a captcha page: being drawn in the thread pool (the request resumes when
+/// it is done, and is finalized then: its caller must leave it alone), or sent, with nginx's
+/// result.
+pub(crate) enum Drawing {
+    Posted,
+    Sent(ngx_int_t),
+}
+
+/// Makes a fresh captcha and sends its page, drawn in nginx's thread pool when there is one
+/// (drawn on the spot otherwise, or when the pool refuses it). `shown_path` is what the page
+/// says was asked for; a crawler's page shows `hints`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_challenge(
     r: &mut Request,
     mcf: &MainConf,
     lcf: &LocConf,
-    terms: &ChallengeTerms,
+    terms: ChallengeTerms,
     shown_path: &str,
     message: Option<Message>,
     language: &PageLanguage,
-) -> ngx_int_t {
-    let Some(order) = ChallengeOrder::new(r, mcf, lcf, terms.clone(), shown_path, message, language) else {
-        return write_status(r, 500);
+    hints: Option<crate::reputation::hints::Hints>,
+) -> Drawing {
+    let Some(order) = ChallengeOrder::new(r, mcf, lcf, terms, shown_path, message, language) else {
+        return Drawing::Sent(write_status(r, 500));
     };
-    write_challenge_page(r, order.draw())
+    match super::offload::post(mcf.thread_pool, r, order.with_hints(hints)) {
+        Ok(()) => Drawing::Posted,
+        Err(Some(order)) => Drawing::Sent(write_challenge_page(r, order.draw())),
+        Err(None) => Drawing::Sent(write_status(r, 500)),
+    }
 }
 
 /// Everything a captcha page needs, gathered on the event loop, so that drawing it

@@ -11,6 +11,7 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
 use ngx::ngx_log_error;
 
 use super::language;
+use super::response::Drawing;
 use super::{client, handler, request_state, response, unwind, zone, LocConf, MainConf, Module};
 use crate::challenge::flow::{judge, Form, Judgement, MAX_FORM_BYTES};
 use crate::challenge::token::{check_challenge, with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME};
@@ -46,9 +47,12 @@ pub(crate) fn start(r: &mut Request) -> ngx_int_t {
 unsafe extern "C" fn form_read(raw: *mut ngx_http_request_t) {
     // SAFETY: nginx calls the body handler with the live request.
     let r = unsafe { Request::from_ngx_http_request(raw) };
-    let rc = unwind::guarded("the answer handler", || ngx::ffi::NGX_HTTP_INTERNAL_SERVER_ERROR as _, || answer(r));
-    // SAFETY: as above; this completes the request with our response's send result.
-    unsafe { ngx_http_finalize_request(raw, rc) };
+    let sent = unwind::guarded("the answer handler", || Drawing::Sent(ngx::ffi::NGX_HTTP_INTERNAL_SERVER_ERROR as _), || answer(r));
+    // A page being drawn in the thread pool is finalized when it is sent (offload::finished).
+    if let Drawing::Sent(rc) = sent {
+        // SAFETY: as above; this completes the request with our response's send result.
+        unsafe { ngx_http_finalize_request(raw, rc) };
+    }
 }
 
 /// The form body, or `None` when it is too large or went to a temporary file.
@@ -83,18 +87,37 @@ fn form_body(r: &Request) -> Option<Vec<u8>> {
     }
 }
 
-fn answer(r: &mut Request) -> ngx_int_t {
+fn answer(r: &mut Request) -> Drawing {
+    match judge_answer(r) {
+        Answered::Page(rc) => Drawing::Sent(rc),
+        Answered::Drawing(drawing) => drawing,
+    }
+}
+
+/// What an answer got: a page already sent (with nginx's result), or a fresh captcha.
+enum Answered {
+    Page(ngx_int_t),
+    Drawing(Drawing),
+}
+
+impl From<ngx_int_t> for Answered {
+    fn from(rc: ngx_int_t) -> Answered {
+        Answered::Page(rc)
+    }
+}
+
+fn judge_answer(r: &mut Request) -> Answered {
     let (Some(mcf), Some(lcf)) = (Module::main_conf(r), Module::location_conf(r)) else {
-        return response::write_status(r, 500);
+        return response::write_status(r, 500).into();
     };
     let Some(body) = form_body(r) else {
-        return response::write_status(r, 413);
+        return response::write_status(r, 413).into();
     };
     let (Some(secrets), Some(zone)) = (mcf.secrets(), mcf.zone_state()) else {
-        return response::write_status(r, 500);
+        return response::write_status(r, 500).into();
     };
     let (Some(spent), Some(failures)) = (zone.spent.as_ref(), zone.failures.as_ref()) else {
-        return response::write_status(r, 500);
+        return response::write_status(r, 500).into();
     };
     let address = client::address(r);
     let binding = ClientBinding::new(address, client::user_agent(r));
@@ -110,12 +133,12 @@ fn answer(r: &mut Request) -> ngx_int_t {
     // Counted like a request to the location whose captcha this answers.
     if let Some(retry_after) = handler::answer_budget_spent(r, mcf, &terms.budget) {
         let language = language::choose(r, lcf, &terms.return_path);
-        return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, &language);
+        return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, &language).into();
     }
     let failure_keys = request_state::failure_keys(mcf, address, terms.budget.ipv6_prefix);
     if failures.with(client::holder(), |t| mcf.failure_limit.is_blocked(t, &failure_keys, now.millis)) {
         let language = language::choose(r, lcf, &terms.return_path);
-        return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges), &language);
+        return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges), &language).into();
     }
     let Some(challenge) = challenge else {
         return rechallenge(r, mcf, lcf, &terms, Message::Stale);
@@ -123,7 +146,7 @@ fn answer(r: &mut Request) -> ngx_int_t {
 
     let mut pass_id = [0u8; 16];
     if getrandom::getrandom(&mut pass_id).is_err() {
-        return response::write_status(r, 500);
+        return response::write_status(r, 500).into();
     }
     let spend = |nonce: &[u8; 16], expires: u64| {
         let outcome = spent.spend(client::holder(), nonce, expires);
@@ -142,10 +165,10 @@ fn answer(r: &mut Request) -> ngx_int_t {
                     let cookie = format!(
                         "{PASS_NAME}={pass}; Path=/; Max-Age={pass_age}; HttpOnly; SameSite=Lax{secure}"
                     );
-                    response::write_redirect(r, &return_path, &[("Set-Cookie", &cookie)])
+                    response::write_redirect(r, &return_path, &[("Set-Cookie", &cookie)]).into()
                 }
                 Delivery::UrlArgument => {
-                    response::write_redirect(r, &with_pass_argument(&return_path, &pass), &[])
+                    response::write_redirect(r, &with_pass_argument(&return_path, &pass), &[]).into()
                 }
             }
         }
@@ -163,7 +186,7 @@ fn answer(r: &mut Request) -> ngx_int_t {
             );
             if recorded.blocked {
                 let language = language::choose(r, lcf, &terms.return_path);
-                return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges), &language);
+                return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges), &language).into();
             }
             rechallenge(r, mcf, lcf, &terms, Message::Wrong)
         }
@@ -171,19 +194,15 @@ fn answer(r: &mut Request) -> ngx_int_t {
     }
 }
 
-/// A fresh captcha after a wrong or stale answer, in the hardness of the challenge answered;
-/// a hardness-3 one counts against the audio budget like any other.
-fn rechallenge(
-    r: &mut Request,
-    mcf: &MainConf,
-    lcf: &LocConf,
-    terms: &ChallengeTerms,
-    message: Message,
-) -> ngx_int_t {
+/// A fresh captcha after a wrong or stale answer, in the hardness of the challenge answered,
+/// drawn in the thread pool; a hardness-3 one counts against the audio budget like any other
+/// (the answer itself was counted against the page budget).
+fn rechallenge(r: &mut Request, mcf: &MainConf, lcf: &LocConf, terms: &ChallengeTerms, message: Message) -> Answered {
     // The page's language and its chooser link are those of the page answered.
     let language = &language::choose(r, lcf, &terms.return_path);
     if let Some(retry_after) = handler::audio_budget_spent(r, mcf, &terms.budget, terms.hardness) {
-        return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, language);
+        return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, language).into();
     }
-    response::write_challenge(r, mcf, lcf, terms, &terms.return_path, Some(message), language)
+    let drawing = response::send_challenge(r, mcf, lcf, terms.clone(), &terms.return_path, Some(message), language, None);
+    Answered::Drawing(drawing)
 }
