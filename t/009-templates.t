@@ -5,6 +5,7 @@ use Test::Nginx::Socket 'no_plan';
 
 add_block_preprocessor(sub {
     my $block = shift;
+    Captchaify::no_precheck($block);
     Captchaify::secret_setup($block) unless defined $block->must_die;
 });
 

@@ -8,6 +8,8 @@ workers(2);
 
 add_block_preprocessor(sub {
     my $block = shift;
+    Captchaify::no_precheck($block);
+    Captchaify::no_precheck($block);
     # Blocks about the zone's own secret run without a secret file.
     Captchaify::secret_setup($block) unless $block->name =~ /without a secret file/;
     Captchaify::clean_log($block);

@@ -9,6 +9,8 @@ use Test::Nginx::Socket 'no_plan';
 
 add_block_preprocessor(sub {
     my $block = shift;
+    Captchaify::no_precheck($block);
+    Captchaify::no_precheck($block);
     Captchaify::secret_setup($block);
     Captchaify::clean_log($block) unless defined $block->must_die;
 });

@@ -126,6 +126,8 @@ our $LOADED = qr/captchaify: crowdsec: \d+ decisions in force from /;
 
 add_block_preprocessor(sub {
     my $block = shift;
+    Captchaify::no_precheck($block);
+    Captchaify::no_precheck($block);
     Captchaify::secret_setup($block);
     # The bouncer's key, in every block; third-party sources off: nothing leaves but to the LAPI.
     $block->set_value("user_files", ">>> crowdsec.key\n$KEY\n" . ($block->user_files // ''));

@@ -6,6 +6,7 @@ use Test::Nginx::Socket 'no_plan';
 
 add_block_preprocessor(sub {
     my $block = shift;
+    Captchaify::no_precheck($block);
     Captchaify::secret_setup($block);
     Captchaify::clean_log($block) unless defined $block->must_die;
 });
@@ -89,3 +90,42 @@ location /p/ { captchaify_action fight; }
 --- response_body_like: That was not right
 --- error_log
 added to thread pool "default"
+
+
+
+=== TEST 6: the verify path spends the budget of the page answered: over it, a 429 and nothing drawn
+(each answer is either drawn a fresh captcha in the thread pool or refused, never both)
+--- http_config
+captchaify_max_failures 100;
+--- config
+location /p/ { captchaify_action fight; captchaify_rate_limit 3r/m; }
+--- request eval
+[map { "POST /.captchaify/verify\nchallenge=" . Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt", rate => "3m") . "&answer=WRONG" } 1 .. 5]
+--- more_headers eval
+"Content-Type: application/x-www-form-urlencoded\nUser-Agent: $::FIREFOX"
+--- error_code eval
+[403, 403, 403, 429, 429]
+--- response_body_like eval
+[(qr/That was not right/) x 3, (qr{\A(?!.*<img)}s) x 2]
+--- grep_error_log eval
+qr/added to thread pool "default"|rate-limit \(answers\)/
+--- grep_error_log_out eval
+qr/\A(?:added to thread pool "default"|rate-limit \(answers\))\n\z/
+
+
+
+=== TEST 7: forged and replayed challenges get a short page with a link back, and no image
+--- config
+location /p/ { captchaify_action fight; }
+--- pipelined_requests eval
+my $good = Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt");
+my $forged = Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt", secret => "not-the-secret-not-the-secret-not-the");
+[map { "POST /.captchaify/verify\nchallenge=$_&answer=KXMPW4" } $forged, "c2.garbage", $good, $good]
+--- more_headers eval
+"Content-Type: application/x-www-form-urlencoded\nUser-Agent: $::FIREFOX"
+--- error_code eval
+[403, 403, 303, 403]
+--- response_body_like eval
+[(qr{\A(?!.*<img)(?!.*http-equiv).{1,1024}\z}s) x 2, qr/See Other/, qr{\A(?!.*<img).*<a href="/p/a\.txt">Show a new check</a>}s]
+--- no_error_log
+added to thread pool

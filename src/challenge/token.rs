@@ -248,6 +248,39 @@ const CHALLENGE_DOMAIN: &str = "captchaify-challenge|";
 const ANSWER_DOMAIN: &str = "captchaify-answer|";
 const AUDIO_DOMAIN: &str = "captchaify-audio|";
 const HINTS_DOMAIN: &str = "captchaify-hints|";
+const PRECHECK_DOMAIN: &str = "captchaify-precheck|";
+
+/// The name of the pre-check proof's cookie, and of its URL argument in cookie-less mode.
+pub const PRECHECK_NAME: &str = "captchaify_pre";
+
+/// The pre-check's proof, `p1.<expires>.<mac>`: the client came back to `path` within the
+/// proof's life, with the cookie (or URL argument) it was given. The MAC binds the expiry,
+/// the client (address and user agent, as [`ClientBinding`]) and the path.
+pub fn issue_precheck(secrets: &Secrets, client: ClientBinding, path: &str, expires: u64) -> String {
+    let tag = secrets.sign(PRECHECK_DOMAIN, &precheck_message(client, path, expires));
+    format!("p1.{expires}.{}", B64.encode(tag))
+}
+
+/// Whether `token` is a genuine, unexpired pre-check proof of this client for `path`.
+pub fn check_precheck(secrets: &Secrets, token: &[u8], client: ClientBinding, path: &str, now: u64) -> bool {
+    let mut fields = token.splitn(3, |&b| b == b'.');
+    let (Some(b"p1"), Some(expires), Some(tag), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
+        return false;
+    };
+    let (Ok(expires), Ok(tag)) = (parse_u64(expires), decode_exact::<32>(tag)) else {
+        return false;
+    };
+    now < expires && secrets.verify(PRECHECK_DOMAIN, &precheck_message(client, path, expires), &tag)
+}
+
+fn precheck_message(client: ClientBinding, path: &str, expires: u64) -> Vec<u8> {
+    let mut message = Vec::with_capacity(path.len() + 48);
+    for part in [&client.0[..], path.as_bytes(), expires.to_string().as_bytes()] {
+        message.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        message.extend_from_slice(part);
+    }
+    message
+}
 
 fn hints_message(host: &[u8], uri: &[u8], expires: u64) -> Vec<u8> {
     let mut message = Vec::with_capacity(host.len() + uri.len() + 32);
@@ -589,7 +622,7 @@ pub fn return_path_for(unparsed_uri: &[u8]) -> String {
             path.push_str(&format!("%{b:02X}"));
         }
     }
-    let path = strip_pass_argument(&path);
+    let path = strip_argument(&strip_pass_argument(&path), PRECHECK_NAME);
     if is_safe_return_path(path.as_bytes()) {
         path
     } else {
@@ -810,6 +843,26 @@ mod tests {
         assert_eq!(return_path_for(&[b'/'; 3000]), "/");
         assert_eq!(return_path_for(b"/p?captchaify=abc&x=1"), "/p?x=1");
         assert_eq!(return_path_for(b"/p?captchaify=abc"), "/p");
+    }
+
+    #[test]
+    fn precheck_proofs_are_bound_to_client_path_and_time() {
+        let s = secrets();
+        let proof = issue_precheck(&s, client(), "/p?x=1", NOW + 300);
+        assert!(proof.starts_with("p1.") && proof.len() < 70, "{proof}");
+        assert!(check_precheck(&s, proof.as_bytes(), client(), "/p?x=1", NOW));
+        assert!(!check_precheck(&s, proof.as_bytes(), client(), "/p?x=1", NOW + 300), "expired");
+        assert!(!check_precheck(&s, proof.as_bytes(), client(), "/p?x=2", NOW), "another path");
+        let other = ClientBinding::new("203.0.113.8".parse().unwrap(), b"Mozilla/5.0 Firefox/128.0");
+        assert!(!check_precheck(&s, proof.as_bytes(), other, "/p?x=1", NOW), "another client");
+        let forged = issue_precheck(&Secrets::new(vec![9; 32], None).unwrap(), client(), "/p?x=1", NOW + 300);
+        assert!(!check_precheck(&s, forged.as_bytes(), client(), "/p?x=1", NOW));
+        let later = proof.replacen(&(NOW + 300).to_string(), &(NOW + 9000).to_string(), 1);
+        assert!(!check_precheck(&s, later.as_bytes(), client(), "/p?x=1", NOW), "the expiry is signed");
+        for junk in ["", "p1", "p1.", "p1.1.", "p1.x.AAAA", "p2.1.AAAA", &format!("{proof}.x")] {
+            assert!(!check_precheck(&s, junk.as_bytes(), client(), "/p?x=1", NOW), "{junk:?}");
+        }
+        assert_eq!(return_path_for(b"/p?captchaify_pre=p1.1.x&x=1"), "/p?x=1");
     }
 
     #[test]

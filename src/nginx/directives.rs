@@ -201,6 +201,8 @@ pub(crate) struct LocConf {
     /// `captchaify_secure_cookies`: a setting of the module's own paths, which does not make
     /// the module act here by itself.
     pub secure_cookies: Option<SecureCookies>,
+    /// `captchaify_precheck`.
+    pub precheck: Option<policy::Precheck>,
     /// This location's key in the loads table, derived on first use in each worker. Never
     /// inherited: every location counts its own load.
     pub location_key: OnceCell<[u8; 16]>,
@@ -238,6 +240,11 @@ impl LocConf {
     /// with `captchaify_crowdsec_lapi`).
     pub fn crowdsec(&self) -> bool {
         self.crowdsec.unwrap_or(true)
+    }
+
+    /// Whether a client due a captcha first gets the pre-check (default on).
+    pub fn precheck(&self) -> policy::Precheck {
+        self.precheck.unwrap_or_default()
     }
 
     /// When the module's cookies get `Secure` (default: over TLS).
@@ -356,6 +363,7 @@ impl Merge for LocConf {
         self.crawler_hints = self.crawler_hints.or(prev.crawler_hints);
         self.crowdsec = self.crowdsec.or(prev.crowdsec);
         self.secure_cookies = self.secure_cookies.or(prev.secure_cookies);
+        self.precheck = self.precheck.or(prev.precheck);
         if self.crowdsec == Some(true) {
             CROWDSEC_SEEN.store(true, core::sync::atomic::Ordering::Relaxed);
         }
@@ -751,6 +759,25 @@ unsafe extern "C" fn set_crawler_ranges(
 }
 
 location_directive!(set_crowdsec, "captchaify_crowdsec", parse_flag, crowdsec);
+/// `captchaify_precheck`: a setting only, which does not make the module used (nor act).
+unsafe extern "C" fn set_precheck(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
+        const NAME: &str = "captchaify_precheck";
+        // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+        let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+        if lcf.precheck.is_some() {
+            return reject(cf, NAME, "is duplicate");
+        }
+        // SAFETY: called from a directive handler.
+        let value = unsafe { single_argument(cf) }.and_then(|arg| arg.to_str().ok().map(str::parse::<policy::Precheck>));
+        match value {
+            Some(Ok(precheck)) => lcf.precheck = Some(precheck),
+            Some(Err(error)) => return reject(cf, NAME, error),
+            None => return reject(cf, NAME, "takes one argument of valid UTF-8"),
+        }
+        NGX_CONF_OK
+    })
+}
 
 unsafe extern "C" fn set_secure_cookies(
     cf: *mut ngx_conf_t,
@@ -1131,7 +1158,7 @@ const fn main_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 32] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 33] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
     location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
@@ -1181,6 +1208,7 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 32] = [
     main_command(ngx_string!("captchaify_crawler_ranges"), NGX_CONF_1MORE, set_crawler_ranges),
     location_command(ngx_string!("captchaify_crowdsec"), set_crowdsec),
     location_command(ngx_string!("captchaify_secure_cookies"), set_secure_cookies),
+    location_command(ngx_string!("captchaify_precheck"), set_precheck),
     main_command(ngx_string!("captchaify_crowdsec_lapi"), NGX_CONF_1MORE, set_crowdsec_lapi),
     main_command(ngx_string!("captchaify_crowdsec_machine"), NGX_CONF_1MORE, set_crowdsec_machine),
     main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),

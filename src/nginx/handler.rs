@@ -9,8 +9,8 @@ use ngx::http::{
 use ngx::ngx_log_error;
 
 use super::request_state::RateCheck;
-use super::{audio, client, hints, language, request_state, response, unwind, verify, zone, LocConf, MainConf, Module};
-use crate::challenge::token::{return_path_for, Budget, Secrets};
+use super::{audio, client, hints, language, precheck, request_state, response, unwind, verify, zone, LocConf, MainConf, Module};
+use crate::challenge::token::{return_path_for, strip_argument, Budget, Secrets, PRECHECK_NAME};
 use crate::policy::{decide, ClientFacts, Hardness, LocationPolicy, Outcome, Refusal, Remediation, Suspicion, Verdict};
 use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadChange, Rate};
 use crate::state::table::Key;
@@ -116,22 +116,27 @@ fn access(r: &mut Request) -> ngx_int_t {
         return Status::NGX_DECLINED.into();
     };
     let requested = r.unparsed_uri().as_bytes();
-    let shown_path = String::from_utf8_lossy(requested).into_owned();
+    let shown_path = strip_argument(&String::from_utf8_lossy(requested), PRECHECK_NAME);
     let return_path = return_path_for(requested);
     let language = language::choose(r, lcf, &return_path);
     let rc = match refusal {
         Refusal::Block => response::write_block(r, lcf, &shown_path, suspicion, &language),
         Refusal::Challenge => {
+            // A crawler sees what the page is about (once the fetcher has read it).
+            let hints = (crawler && lcf.crawler_hints())
+                .then(|| hints::for_request(r, mcf))
+                .flatten();
+            // No image for a client that has not shown it comes back with its cookie.
+            if lcf.precheck().applies(policy.under_attack) && !precheck::passed(r, mcf, &return_path) {
+                let rc = precheck::send(r, mcf, lcf, &return_path, &language, hints.as_ref());
+                return response::finish(r, rc);
+            }
             let terms = response::challenge_terms(r, mcf, lcf, return_path);
             if let Some(retry_after) = audio_budget_spent(r, mcf, &terms.budget, policy.hardness) {
                 let rc = response::write_rate_limited(r, lcf, &shown_path, retry_after, &language);
                 return response::finish(r, rc);
             }
             // Drawn in the thread pool when there is one: the request resumes when it is done.
-            // A crawler sees what the page is about (once the fetcher has read it).
-            let hints = (crawler && lcf.crawler_hints())
-                .then(|| hints::for_request(r, mcf))
-                .flatten();
             match response::send_challenge(r, mcf, lcf, terms, &shown_path, None, &language, hints) {
                 response::Drawing::Posted => return Status::NGX_DONE.into(),
                 response::Drawing::Sent(rc) => rc,

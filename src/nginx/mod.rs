@@ -13,6 +13,7 @@ mod handler;
 mod hints;
 mod language;
 mod offload;
+mod precheck;
 mod request_state;
 mod response;
 mod unwind;

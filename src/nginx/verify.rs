@@ -141,7 +141,7 @@ fn judge_answer(r: &mut Request) -> Answered {
         return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges), &language).into();
     }
     let Some(challenge) = challenge else {
-        return rechallenge(r, mcf, lcf, &terms, Message::Stale);
+        return stale(r, lcf, &terms);
     };
 
     let mut pass_id = [0u8; 16];
@@ -190,11 +190,22 @@ fn judge_answer(r: &mut Request) -> Answered {
             }
             rechallenge(r, mcf, lcf, &terms, Message::Wrong)
         }
-        Judgement::Stale { terms } => rechallenge(r, mcf, lcf, &terms, Message::Stale),
+        Judgement::Stale { terms } => stale(r, lcf, &terms),
     }
 }
 
-/// A fresh captcha after a wrong or stale answer, in the hardness of the challenge answered,
+/// A forged, foreign, expired or replayed challenge: no image is drawn for it, only a short
+/// page links back to the page it was for, where a fresh captcha is drawn under that page's
+/// budget (and after its pre-check). A person who double-clicked, or came back after two
+/// minutes, follows one link; a flood of such answers costs a page of under 1 kB each.
+fn stale(r: &mut Request, lcf: &LocConf, terms: &ChallengeTerms) -> Answered {
+    ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: stale or foreign challenge answered");
+    let language = language::choose(r, lcf, &terms.return_path);
+    let page = crate::pages::stale_page(lcf.pages().languages(), language.index, &terms.return_path);
+    response::write_page(r, Some(page), &[]).into()
+}
+
+/// A fresh captcha after a wrong answer, in the hardness of the challenge answered,
 /// drawn in the thread pool; a hardness-3 one counts against the audio budget like any other
 /// (the answer itself was counted against the page budget).
 fn rechallenge(r: &mut Request, mcf: &MainConf, lcf: &LocConf, terms: &ChallengeTerms, message: Message) -> Answered {

@@ -247,6 +247,71 @@ pub fn percent_encode(value: &str) -> String {
 pub struct PageSet {
     pages: [Option<Template>; PageKind::ALL.len()],
     languages: Languages,
+    stamps: Stamps,
+}
+
+/// A page rendered once with markers where the request's own values go (the nonce, the path,
+/// the chooser link, the seconds to wait), split at the markers: the block and rate-limit pages
+/// a flood gets are filled in, not rendered, per request.
+#[derive(Debug)]
+struct Stamp {
+    /// Text, then the slot after it (none after the last piece).
+    pieces: Vec<(String, Option<Slot>)>,
+    size: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Nonce,
+    Path,
+    LanguageHref,
+    RetryAfter,
+}
+
+impl Slot {
+    const ALL: [Slot; 4] = [Slot::Nonce, Slot::Path, Slot::LanguageHref, Slot::RetryAfter];
+    /// Unicode noncharacters: nothing escapes them, and no template or catalog holds them (a
+    /// stamp that finds one where it did not put it is not used).
+    const MARK: char = '\u{FDD0}';
+
+    fn marker(self) -> String {
+        format!("{}{}", Slot::MARK, self as u8)
+    }
+}
+
+/// The stamps of one page set, made on first use: one per page kind, language and message.
+#[derive(Default)]
+struct Stamps(Vec<std::sync::OnceLock<Option<Stamp>>>);
+
+impl Stamps {
+    const MESSAGES: usize = 4;
+
+    fn new(languages: usize) -> Stamps {
+        Stamps((0..PageKind::ALL.len() * languages * Stamps::MESSAGES).map(|_| Default::default()).collect())
+    }
+
+    fn slot(&self, kind: PageKind, language: usize, message: Option<Message>) -> Option<&std::sync::OnceLock<Option<Stamp>>> {
+        let message = message.map_or(0, |m| m as usize + 1);
+        self.0.get((kind.index() * (self.0.len() / PageKind::ALL.len() / Stamps::MESSAGES) + language) * Stamps::MESSAGES + message)
+    }
+}
+
+// A cache: not part of what a page set is.
+impl PartialEq for Stamps {
+    fn eq(&self, _: &Stamps) -> bool {
+        true
+    }
+}
+impl Eq for Stamps {}
+impl Clone for Stamps {
+    fn clone(&self) -> Stamps {
+        Stamps::new(self.0.len() / PageKind::ALL.len() / Stamps::MESSAGES)
+    }
+}
+impl std::fmt::Debug for Stamps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stamps")
+    }
 }
 
 #[derive(Debug, Error)]
@@ -267,14 +332,17 @@ pub enum LoadError {
 impl PageSet {
     /// The templates shipped in `templates/`, parsed once per process.
     pub fn builtin() -> &'static PageSet {
-        static BUILTIN: LazyLock<PageSet> = LazyLock::new(|| PageSet {
-            pages: PageKind::ALL
-                .map(|kind| Template::parse(kind.builtin_source(), PLACEHOLDERS).ok()),
-            languages: Languages::builtin(PLACEHOLDERS).unwrap_or_else(|_| {
+        static BUILTIN: LazyLock<PageSet> = LazyLock::new(|| {
+            let languages = Languages::builtin(PLACEHOLDERS).unwrap_or_else(|_| {
                 // Only a broken build gets here (a unit test parses every catalog); keep
                 // serving in whatever parsed.
                 Languages::builtin(&[]).expect("the built-in catalogs parse")
-            }),
+            });
+            PageSet {
+                pages: PageKind::ALL.map(|kind| Template::parse(kind.builtin_source(), PLACEHOLDERS).ok()),
+                stamps: Stamps::new(languages.all().len()),
+                languages,
+            }
         });
         &BUILTIN
     }
@@ -315,7 +383,7 @@ impl PageSet {
         } else {
             builtin.clone()
         };
-        Ok(PageSet { pages, languages })
+        Ok(PageSet { pages, stamps: Stamps::new(languages.all().len()), languages })
     }
 
     pub fn languages(&self) -> &Languages {
@@ -324,9 +392,53 @@ impl PageSet {
 
     /// Renders a page, or `None` when this set has no such page (the caller answers 404).
     pub fn render(&self, kind: PageKind, context: &PageContext<'_>) -> Option<Page> {
+        self.render_with_nonce(kind, context, &csp_nonce())
+    }
+
+    /// A page without a captcha, chooser or crawler hints (the block and rate-limit pages) is
+    /// filled into its stamp; any other is rendered in full.
+    fn render_with_nonce(&self, kind: PageKind, context: &PageContext<'_>, nonce: &str) -> Option<Page> {
+        let plain = context.captcha.is_none() && context.chooser.is_none() && context.hints.is_none();
+        // (An empty value would hide a section the stamp shows.)
+        if plain && !context.path.is_empty() && !context.language_href.is_empty() {
+            let language = self.languages.get(context.language);
+            let index = self.languages.all().iter().position(|l| std::ptr::eq(l, language));
+            let stamp = index
+                .and_then(|index| self.stamps.slot(kind, index, context.message))
+                .map(|cell| cell.get_or_init(|| self.stamp(kind, context)));
+            if let Some(Some(stamp)) = stamp {
+                return Some(Page {
+                    status: kind.status(),
+                    content_security_policy: content_security_policy(nonce),
+                    body: stamp.fill(nonce, context),
+                });
+            }
+        }
+        self.render_in_full(kind, context, nonce, &context.retry_after.to_string())
+    }
+
+    /// The page rendered with markers in its slots, cut at them; `None` when a marker was
+    /// lost or doubled in a way the fill would not reproduce.
+    fn stamp(&self, kind: PageKind, context: &PageContext<'_>) -> Option<Stamp> {
+        let [nonce, path, href, retry] = Slot::ALL.map(Slot::marker);
+        let marked = PageContext { path: &path, language_href: &href, ..*context };
+        let body = self.render_in_full(kind, &marked, &nonce, &retry)?.body;
+        let mut parts = body.split(Slot::MARK);
+        let mut pieces = vec![(parts.next()?.to_owned(), None)];
+        for part in parts {
+            let mut chars = part.chars();
+            let slot = chars.next().and_then(|c| c.to_digit(10)).and_then(|d| Slot::ALL.get(d as usize).copied())?;
+            pieces.last_mut()?.1 = Some(slot);
+            pieces.push((chars.as_str().to_owned(), None));
+        }
+        let size = pieces.iter().map(|(text, _)| text.len()).sum();
+        Some(Stamp { pieces, size })
+    }
+
+    fn render_in_full(&self, kind: PageKind, context: &PageContext<'_>, nonce: &str, retry_after: &str) -> Option<Page> {
         let template = self.pages[kind.index()].as_ref()?;
         let language = self.languages.get(context.language);
-        let nonce = csp_nonce();
+        let nonce = nonce.to_owned();
         let mut message = String::new();
         if let Some(key) = context.message.and_then(|m| i18n::key_index(m.key())) {
             message = language.text(key);
@@ -367,7 +479,7 @@ impl PageSet {
             captcha.map_or("", |c| c.answer_length),
             captcha.map_or("", |c| c.challenge),
             captcha.map_or("", |c| c.form_action),
-            &context.retry_after.to_string(),
+            retry_after,
             context.language_href,
             &language.name,
             &languages,
@@ -385,6 +497,46 @@ impl PageSet {
             content_security_policy: content_security_policy(&nonce),
             body,
         })
+    }
+}
+
+impl Stamp {
+    fn fill(&self, nonce: &str, context: &PageContext<'_>) -> String {
+        let mut body = String::with_capacity(self.size + 64 + 3 * (context.path.len() + context.language_href.len()));
+        let mut number = itoa_buffer();
+        for (text, slot) in &self.pieces {
+            body.push_str(text);
+            match slot {
+                Some(Slot::Nonce) => body.push_str(nonce),
+                Some(Slot::Path) => template::escape_into(&mut body, context.path),
+                Some(Slot::LanguageHref) => template::escape_into(&mut body, context.language_href),
+                Some(Slot::RetryAfter) => body.push_str(number.format(context.retry_after)),
+                None => {}
+            }
+        }
+        body
+    }
+}
+
+/// Decimal digits of a number without an allocation.
+fn itoa_buffer() -> Digits {
+    Digits([0; 20])
+}
+
+struct Digits([u8; 20]);
+
+impl Digits {
+    fn format(&mut self, mut n: u64) -> &str {
+        let mut i = self.0.len();
+        loop {
+            i -= 1;
+            self.0[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        std::str::from_utf8(&self.0[i..]).unwrap_or("0")
     }
 }
 
@@ -447,6 +599,75 @@ fn content_security_policy(nonce: &str) -> String {
         "default-src 'none'; style-src 'nonce-{nonce}'; img-src data:; media-src data:; \
          form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
+}
+
+/// The pre-check's page: under 1 kB, no script, no style, no image. It sends the client
+/// straight back to `href` (the page it asked for, which it now may see the captcha of) with
+/// `<meta http-equiv="refresh">`, and offers the same as a link for browsers that do not
+/// follow that (text browsers, where a person follows the link). In the page's language, with
+/// the captcha page's own title and button words. 403, like the captcha page: it is not the
+/// content that was asked for. A crawler (which keeps no cookie, so never sees the captcha
+/// page) gets the real page's title and tags here (`captchaify_crawler_hints`).
+pub fn precheck_page(languages: &Languages, language: usize, href: &str, hints: Option<&crate::reputation::hints::Hints>) -> Page {
+    short_page(languages.get(language), href, ShortPage::Precheck, hints)
+}
+
+/// The page for a challenge that was forged, someone else's, expired or already used: no new
+/// image is drawn for it, only a link back to the page it was for, where a fresh challenge
+/// waits (drawn under that page's budget).
+pub fn stale_page(languages: &Languages, language: usize, href: &str) -> Page {
+    short_page(languages.get(language), href, ShortPage::Stale, None)
+}
+
+/// The two pages built without a template: small, fixed, cheap to send.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ShortPage {
+    Precheck,
+    Stale,
+}
+
+fn short_page(language: &Language, href: &str, kind: ShortPage, hints: Option<&crate::reputation::hints::Hints>) -> Page {
+    use std::sync::OnceLock;
+    static KEYS: OnceLock<[Option<usize>; 4]> = OnceLock::new();
+    let [title, go, notice, again] = *KEYS.get_or_init(|| {
+        ["captcha.title", "captcha.submit", "captcha.stale_notice", "captcha.new"].map(i18n::key_index)
+    });
+    let text = |body: &mut String, key: Option<usize>| {
+        if let Some(key) = key {
+            language.render_into(body, key, &[], |_| ("", ""));
+        }
+    };
+    let mut body = String::with_capacity(480 + 2 * href.len());
+    body.push_str("<!DOCTYPE html><html lang=\"");
+    template::escape_into(&mut body, &language.tag);
+    body.push_str("\" dir=\"");
+    body.push_str(language.dir());
+    body.push_str("\"><head><meta charset=\"utf-8\"><meta name=\"robots\" content=\"noindex, nofollow\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
+    if kind == ShortPage::Precheck {
+        body.push_str("<meta http-equiv=\"refresh\" content=\"0; url=");
+        template::escape_into(&mut body, href);
+        body.push_str("\">");
+    }
+    if let Some(hints) = hints {
+        body.push_str(&crate::reputation::hints::head_html(hints));
+    }
+    body.push_str("<title>");
+    match hints.map(|h| h.title.as_str()).filter(|t| !t.is_empty()) {
+        Some(real) => template::escape_into(&mut body, real),
+        None => text(&mut body, title),
+    }
+    body.push_str("</title></head><body>");
+    if kind == ShortPage::Stale {
+        body.push_str("<p role=\"alert\">");
+        text(&mut body, notice);
+        body.push_str("</p>");
+    }
+    body.push_str("<p><a href=\"");
+    template::escape_into(&mut body, href);
+    body.push_str("\">");
+    text(&mut body, if kind == ShortPage::Stale { again } else { go });
+    body.push_str("</a></p></body></html>\n");
+    Page { status: 403, content_security_policy: "default-src 'none'".to_owned(), body }
 }
 
 #[cfg(test)]
@@ -696,5 +917,74 @@ mod tests {
             PageSet::load_dir(&dir),
             Err(LoadError::NotADirectory(_))
         ));
+    }
+
+    #[test]
+    fn the_precheck_page_is_tiny_and_sends_the_client_back() {
+        let languages = PageSet::builtin().languages();
+        for (index, language) in languages.all().iter().enumerate() {
+            let href = "/shop/cart?item=42&size=\"xl\"&captchaify_pre=p1.1796563853.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+            let page = precheck_page(languages, index, href, None);
+            assert!(page.body.len() <= 1024, "{}: {} bytes", language.tag, page.body.len());
+            assert_eq!(page.status, 403);
+            let escaped = "/shop/cart?item=42&amp;size=&quot;xl&quot;&amp;captchaify_pre=";
+            assert!(page.body.contains(&format!("<meta http-equiv=\"refresh\" content=\"0; url={escaped}")), "{}", page.body);
+            assert!(page.body.contains(&format!("<a href=\"{escaped}")), "{}", page.body);
+            assert!(page.body.contains(&format!("lang=\"{}\" dir=\"{}\"", language.tag, language.dir())));
+            assert!(!page.body.contains("<script") && !page.body.contains("<style"));
+        }
+        let english = precheck_page(languages, languages.find(b"en").unwrap(), "/", None);
+        assert!(english.body.contains("<title>Verification required</title>") && english.body.contains(">Continue</a>"), "{}", english.body);
+        let hints = crate::reputation::hints::extract(b"<title>Cart &amp; <b>co</b></title><meta name=description content='Fresh socks'>").unwrap();
+        let crawler = precheck_page(languages, 0, "/", Some(&hints));
+        assert!(crawler.body.contains("<title>Cart &amp; co</title>") || crawler.body.contains("<title>Cart &amp; &lt;b&gt;co&lt;/b&gt;</title>"), "{}", crawler.body);
+        assert!(crawler.body.contains("Fresh socks"), "{}", crawler.body);
+    }
+
+    #[test]
+    fn stamped_pages_are_the_rendered_pages() {
+        let pages = PageSet::builtin();
+        let paths = ["/", "/a?b=<script>\"&'x", "/\u{202e}ü?q=%41", "/{path}"];
+        for kind in [PageKind::Block, PageKind::RateLimited] {
+            for language in 0..pages.languages().all().len() {
+                for message in [None, Some(Message::Wrong), Some(Message::Stale), Some(Message::TooManyFailures)] {
+                    for (i, path) in paths.iter().enumerate() {
+                        let href = format!("/.captchaify/language?return={}", percent_encode(path));
+                        let context = PageContext {
+                            path,
+                            message,
+                            retry_after: [0, 7, 59, u64::MAX][i],
+                            language,
+                            language_href: &href,
+                            ..PageContext::default()
+                        };
+                        let full = pages.render_in_full(kind, &context, "NONCE", &context.retry_after.to_string()).unwrap();
+                        // Twice: the first makes the stamp, the second uses it.
+                        for _ in 0..2 {
+                            assert_eq!(pages.render_with_nonce(kind, &context, "NONCE").unwrap(), full, "{kind:?} {language} {message:?} {path}");
+                        }
+                    }
+                }
+            }
+        }
+        let stamp = pages.stamps.slot(PageKind::Block, 0, None).and_then(|cell| cell.get()).unwrap().as_ref().unwrap();
+        let slots: Vec<Slot> = stamp.pieces.iter().filter_map(|(_, slot)| *slot).collect();
+        assert!(slots.contains(&Slot::Nonce) && slots.contains(&Slot::Path) && slots.contains(&Slot::LanguageHref), "{slots:?}");
+    }
+
+    #[test]
+    fn the_stale_page_says_why_and_links_back_without_refreshing() {
+        let languages = PageSet::builtin().languages();
+        for (index, language) in languages.all().iter().enumerate() {
+            let page = stale_page(languages, index, "/a?b=<c>");
+            assert!(page.body.len() <= 1024, "{}: {} bytes", language.tag, page.body.len());
+            assert_eq!(page.status, 403);
+            assert!(page.body.contains("<a href=\"/a?b=&lt;c&gt;\">"), "{}", page.body);
+            assert!(!page.body.contains("http-equiv=\"refresh\""), "{}", page.body);
+            assert!(page.body.contains("<p role=\"alert\">") && !page.body.contains("<p role=\"alert\"></p>"), "{}", page.body);
+        }
+        let english = stale_page(languages, languages.find(b"en").unwrap(), "/");
+        assert!(english.body.contains(">That check had expired or was already used.</p>"), "{}", english.body);
+        assert!(english.body.contains(">Show a new check</a>"), "{}", english.body);
     }
 }

@@ -85,6 +85,44 @@ impl Default for Hardness {
 #[error("invalid hardness \"{0}\", expected 1, 2 or 3")]
 pub struct InvalidHardness(pub String);
 
+/// `captchaify_precheck`: whether a client due a captcha first proves, with a tiny page, that
+/// it keeps a cookie (or a URL argument) and comes back, before an image is drawn for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precheck {
+    #[default]
+    On,
+    Off,
+    /// Only while the location is under attack (`captchaify_max_rate_limit`).
+    UnderAttack,
+}
+
+impl Precheck {
+    pub fn applies(self, under_attack: bool) -> bool {
+        match self {
+            Precheck::On => true,
+            Precheck::Off => false,
+            Precheck::UnderAttack => under_attack,
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid value \"{0}\", expected on, off or under_attack")]
+pub struct InvalidPrecheck(pub String);
+
+impl FromStr for Precheck {
+    type Err = InvalidPrecheck;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "on" => Ok(Precheck::On),
+            "off" => Ok(Precheck::Off),
+            "under_attack" => Ok(Precheck::UnderAttack),
+            other => Err(InvalidPrecheck(other.to_string())),
+        }
+    }
+}
+
 impl FromStr for Hardness {
     type Err = InvalidHardness;
 
@@ -825,5 +863,17 @@ mod tests {
         let with_crawlers = LocationPolicy { verified_crawlers: true, ..policy(Action::Captcha, true) };
         assert_eq!(decide(&with_crawlers, &crawler), Verdict::Challenge);
         assert_eq!(decide(&with_crawlers, &ClientFacts { crowdsec: None, ..crawler }), Verdict::Pass);
+    }
+
+    #[test]
+    fn precheck_modes() {
+        assert_eq!("on".parse(), Ok(Precheck::On));
+        assert_eq!("under_attack".parse(), Ok(Precheck::UnderAttack));
+        assert_eq!("off".parse(), Ok(Precheck::Off));
+        assert_eq!("On".parse::<Precheck>(), Err(InvalidPrecheck("On".into())));
+        assert!(Precheck::On.applies(false) && Precheck::On.applies(true));
+        assert!(!Precheck::Off.applies(false) && !Precheck::Off.applies(true));
+        assert!(!Precheck::UnderAttack.applies(false) && Precheck::UnderAttack.applies(true));
+        assert_eq!(Precheck::default(), Precheck::On);
     }
 }

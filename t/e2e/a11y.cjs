@@ -29,6 +29,7 @@
 const fs = require('fs');
 const path = require('path');
 const { chromium } = require('playwright-core');
+const { gotoThroughPrecheck } = require('./precheck.cjs');
 
 const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const WCAG_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
@@ -89,9 +90,9 @@ async function main() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   // JavaScript disabled: what a person gets. This script's checks run here.
-  const person = await browser.newContext({ javaScriptEnabled: false });
+  const PERSON = { javaScriptEnabled: false };
   // JavaScript enabled and the page's CSP bypassed, only so that axe can run.
-  const axeContext = await browser.newContext({ javaScriptEnabled: true, bypassCSP: true });
+  const AXE = { javaScriptEnabled: true, bypassCSP: true };
 
   // Opens the kind's page in LANG in PAGE, as a fresh client; returns the HTTP status.
   async function open(page, kind, lang) {
@@ -104,8 +105,8 @@ async function main() {
     const url = base + kind.path;
     // The one request 1r/m allows, at a URL of this client's own: Chromium could answer a
     // repeat of the (cacheable) page from its cache without asking nginx.
-    if (kind.twice) await page.goto(`${url}?first=${me}`);
-    let response = await page.goto(url);
+    if (kind.twice) await gotoThroughPrecheck(page, `${url}?first=${me}`);
+    let { response } = await gotoThroughPrecheck(page, url);
     if (kind.wrong) {
       const answer = response.headers()['x-captchaify-test-answer'] || 'A';
       await page.fill('#captchaify-answer', (answer[0] === 'A' ? 'B' : 'A') + answer.slice(1));
@@ -273,10 +274,12 @@ async function main() {
     const jobs = [];
     for (const kind of KINDS) for (const lang of languages) jobs.push([kind, lang]);
     let next = 0;
-    // A few workers, each with one page per context that it navigates from job to job.
+    // A few workers, each with one page per context that it navigates from job to job. Each
+    // worker has contexts (cookie jars) of its own, as every visitor has: the pre-check's proof
+    // cookie of one worker's client must not replace another's in the middle of its visit.
     await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      const personPage = await person.newPage();
-      const axePage = await axeContext.newPage();
+      const personPage = await (await browser.newContext(PERSON)).newPage();
+      const axePage = await (await browser.newContext(AXE)).newPage();
       for (const page of [personPage, axePage]) page.setDefaultTimeout(15000);
       while (next < jobs.length) {
         const [kind, lang] = jobs[next++];

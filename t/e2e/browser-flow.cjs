@@ -4,6 +4,7 @@
 // Then hardness 3 (image and recording) in three languages, with the screenshots of docs/.
 // Usage: node browser-flow.cjs BASE_URL SCREENSHOT_DIR
 const { chromium } = require('playwright-core');
+const { gotoThroughPrecheck } = require('./precheck.cjs');
 
 async function main() {
 const [base, shots] = process.argv.slice(2);
@@ -27,8 +28,11 @@ try {
     const page = await context.newPage();
     const tag = `${scheme} ${width}px`;
 
-    let response = await page.goto(`${base}/protected/welcome.html?from=browser`);
-    check(response.status() === 403, `${tag}: the protected page answers with the captcha (403)`);
+    const url = `${base}/protected/welcome.html?from=browser`;
+    let { first: visit, response, precheckBytes } = await gotoThroughPrecheck(page, url);
+    check(visit.status() === 403 && precheckBytes !== null && precheckBytes <= 1024 && !visit.headers()['x-captchaify-test-answer'],
+      `${tag}: a first visit gets the pre-check page (${precheckBytes} bytes, its proof cookie, no image drawn)`);
+    check(response.status() === 403, `${tag}: the browser comes back by itself (no script) to the captcha (403)`);
     check(await page.locator('h1').innerText() === 'Verification required', `${tag}: captcha page shown`);
     check(await page.locator('img.captcha').count() === 1, `${tag}: the captcha image is there`);
     const alt = await page.locator('img.captcha').getAttribute('alt');
@@ -82,8 +86,8 @@ try {
     });
     const page = await context.newPage();
     const tag = `hardness 3, ${locale} ${scheme} ${width}px`;
-    let response = await page.goto(`${base}/hard/welcome.html`);
-    check(response.status() === 403, `${tag}: the captcha page (403)`);
+    let { response } = await gotoThroughPrecheck(page, `${base}/hard/welcome.html`);
+    check(response.status() === 403, `${tag}: the captcha page (403), through the pre-check`);
     const html = page.locator('html');
     check(await html.getAttribute('lang') === lang, `${tag}: <html lang="${lang}">`);
     check(await html.getAttribute('dir') === (lang === 'ar' ? 'rtl' : 'ltr'), `${tag}: dir`);

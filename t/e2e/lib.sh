@@ -29,3 +29,17 @@ finish() {
     echo "$passed passed, $failed failed"
     ((failed == 0))
 }
+
+# through_precheck CURL_ARGS... URL: `curl -s CURL_ARGS URL` as a browser does it: when the
+# answer is the pre-check's page (a meta refresh), once more with the proof cookie it set.
+# Prints the last body; a -D file given in CURL_ARGS holds the last headers.
+through_precheck() {
+    local jar body
+    jar=$(mktemp)
+    body=$(curl -s -c "$jar" -b "$jar" "$@")
+    if [[ "$body" == *'http-equiv="refresh"'* ]]; then
+        body=$(curl -s -c "$jar" -b "$jar" "$@")
+    fi
+    rm -f "$jar"
+    printf '%s' "$body"
+}

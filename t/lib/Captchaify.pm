@@ -7,7 +7,7 @@ use Digest::SHA qw(hmac_sha256 sha256);
 use MIME::Base64 qw(encode_base64url);
 use Exporter 'import';
 
-our @EXPORT = qw(pass_token challenge_token b64 flip_byte $SECRET $FIREFOX $CHROME
+our @EXPORT = qw(pass_token challenge_token precheck_token b64 flip_byte $SECRET $FIREFOX $CHROME
                  secret_setup);
 
 # The secret every suite writes to html/secret.key (one trailing newline is not part of it).
@@ -46,6 +46,15 @@ sub challenge_token {
     return "$body." . b64(hmac_sha256("captchaify-challenge|$body", $a{secret}));
 }
 
+# precheck_token(address => ..., ua => ..., path => '/p', expires => time + 300): the proof
+# the pre-check hands out, `p1.<expires>.<mac>`.
+sub precheck_token {
+    my %a = (expires => time + 300, secret => $SECRET, path => '/', @_);
+    my $message = join '', map { pack('V', length $_) . $_ }
+        client_binding($a{address}, $a{ua}), $a{path}, "$a{expires}";
+    return "p1.$a{expires}." . b64(hmac_sha256("captchaify-precheck|$message", $a{secret}));
+}
+
 # hints_token($host, $uri, $expires): the module's own crawler-hints fetch token.
 sub hints_token {
     my ($host, $uri, $expires, $secret) = (@_, $SECRET);
@@ -68,6 +77,16 @@ sub secret_setup {
     $block->set_value("user_files", ">>> secret.key\n$SECRET\n$files");
     my $http = $block->http_config // '';
     $block->set_value("http_config", "captchaify_secret_file html/secret.key;\n$http");
+}
+
+# An add_block_preprocessor hook for suites about what comes after the pre-check (the captcha
+# itself, the rate limits, ...): the pre-check is off unless the block says otherwise
+# (t/021-precheck.t tests it, and the e2e suites go through it).
+sub no_precheck {
+    my $block = shift;
+    my $config = join "\n", grep { defined } $block->config, $block->http_config;
+    return if $config =~ /captchaify_precheck/;
+    $block->set_value("http_config", "captchaify_precheck off;\n" . ($block->http_config // ''));
 }
 
 # An add_block_preprocessor hook: every block also asserts that nginx logged nothing
