@@ -634,7 +634,7 @@ done = function(summary, latency, requests)
   for _, thread in ipairs(threads) do
     for k, _ in pairs(t) do t[k] = t[k] + thread:get(k) end
   end
-  io.write(string.format("FLOOD requests=%d duration_us=%d c403=%d c429=%d cother=%d images=%d errors=%d\n",
+  io.write(string.format("FLOOD requests=%d duration_us=%d c403=%d c429=%d cother=%d images=%d errors=%d\\n",
     summary.requests, summary.duration, t.c403, t.c429, t.cother, t.images,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
@@ -661,7 +661,7 @@ done = function(summary, latency, requests)
   for _, thread in ipairs(threads) do
     for k, _ in pairs(t) do t[k] = t[k] + thread:get(k) end
   end
-  io.write(string.format("FLOOD requests=%d duration_us=%d c403=%d c429=%d cother=%d images=%d errors=%d\n",
+  io.write(string.format("FLOOD requests=%d duration_us=%d c403=%d c429=%d cother=%d images=%d errors=%d\\n",
     summary.requests, summary.duration, t.c403, t.c429, t.cother, t.images,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
@@ -798,7 +798,7 @@ def verify_flood_figures(args, inst, calm):
     lua = os.path.join(args.workdir, "verify.lua")
     with open(lua, "w") as f:
         f.write(VERIFY_LUA)
-    print("\nverify-path floods from one address (5 s each), a verified client browsing meanwhile:", flush=True)
+    print("\nverify-path floods from one address (8 s each), a verified client browsing meanwhile:", flush=True)
     forms = [("challenge=x&answer=y", "challenge=x&answer=y"),
              ("a genuine challenge, wrong", "challenge=" + challenge_token("198.51.100.7", BROWSER, "KXMPW4") + "&answer=WRONG")]
     for label, body in forms:
@@ -880,7 +880,7 @@ def flood_figures(args):
         if report:
             seconds = report["duration_us"] / 1e6
             served = (f"{report['requests'] / seconds:,.0f} req/s: {report['c200']:,} passed, "
-                      f"{report['c403']:,} captcha pages, {report['c429']:,} rate-limited, "
+                      f"{report['c403']:,} pre-check or captcha pages (403), {report['c429']:,} rate-limited, "
                       f"{report['cother'] + report['errors']:,} other")
         print(f"  {label:34s} {statistics.median(latencies):>10.2f} {percentile(latencies, 99):>8.2f} "
               f"{max(latencies):>8.2f}  {served}")

@@ -230,12 +230,15 @@ pub fn choice_href(tag: &str, chooser: &ChooserView<'_>) -> String {
 
 /// Percent-encodes everything but unreserved characters (RFC 3986), for a query value.
 pub fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(value.len() + value.len() / 2);
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
         }
     }
     out
@@ -583,11 +586,31 @@ impl Page {
 }
 
 /// A fresh nonce per response, from the operating system's cryptographic RNG.
+///
+/// Drawn from a ChaCha20 stream per thread, keyed from the kernel RNG in each process (a
+/// worker forked from a master that had already made one reseeds, so no two workers share
+/// nonces): a page costs no system call for its nonce.
 fn csp_nonce() -> String {
+    use rand::{RngCore, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+    use std::cell::RefCell;
+    thread_local! {
+        static STREAM: RefCell<Option<(u32, ChaCha20Rng)>> = const { RefCell::new(None) };
+    }
     let mut bytes = [0u8; 16];
-    // The kernel RNG does not fail once the system is up; should it, a predictable nonce must
-    // not be handed out: the page then renders without its inline style.
-    if getrandom::getrandom(&mut bytes).is_err() {
+    let pid = std::process::id();
+    let drawn = STREAM.with(|stream| {
+        let mut stream = stream.borrow_mut();
+        if stream.as_ref().map(|(owner, _)| *owner) != Some(pid) {
+            let mut seed = [0u8; 32];
+            // The kernel RNG does not fail once the system is up; should it, a predictable
+            // nonce must not be handed out: the page then renders without its inline style.
+            getrandom::getrandom(&mut seed).ok()?;
+            *stream = Some((pid, ChaCha20Rng::from_seed(seed)));
+        }
+        stream.as_mut().map(|(_, rng)| rng.fill_bytes(&mut bytes))
+    });
+    if drawn.is_none() {
         return String::from("unavailable");
     }
     STANDARD_NO_PAD.encode(bytes)
