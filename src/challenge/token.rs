@@ -605,13 +605,38 @@ pub fn is_safe_return_path(path: &[u8]) -> bool {
 /// A character that may stand for itself in a URI path or query (RFC 3986's `pchar`, `/` and
 /// `?`), apart from `%`, which starts an escape.
 fn is_uri_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b)
+    const TABLE: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let b = i as u8;
+            table[i] = b.is_ascii_alphanumeric()
+                || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?');
+            i += 1;
+        }
+        table
+    };
+    TABLE[usize::from(b)]
 }
 
 /// The return path for a request URI as nginx saw it: every byte that may not stand for
 /// itself percent-encoded (a `%` that starts no escape too), our own `captchaify=` argument
 /// removed, and `/` whenever the result would not be safe.
 pub fn return_path_for(unparsed_uri: &[u8]) -> String {
+    // The usual request: already safe, none of our arguments, no empty one to drop. It is
+    // its own return path (ASCII, so the conversion copies it as it is).
+    let plain_query = match unparsed_uri.iter().position(|&b| b == b'?') {
+        None => true,
+        Some(q) => unparsed_uri.get(q + 1..).is_some_and(|query| !query.split(|&b| b == b'&').any(<[u8]>::is_empty)),
+    };
+    if plain_query && is_safe_return_path(unparsed_uri) && !unparsed_uri.windows(PASS_NAME.len()).any(|w| w == PASS_NAME.as_bytes()) {
+        return String::from_utf8_lossy(unparsed_uri).into_owned();
+    }
+    return_path_in_full(unparsed_uri)
+}
+
+fn return_path_in_full(unparsed_uri: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut path = String::with_capacity(unparsed_uri.len());
     for (i, &b) in unparsed_uri.iter().enumerate() {
         let escape = b == b'%'
@@ -619,7 +644,9 @@ pub fn return_path_for(unparsed_uri: &[u8]) -> String {
         if is_uri_char(b) || escape {
             path.push(b as char);
         } else {
-            path.push_str(&format!("%{b:02X}"));
+            path.push('%');
+            path.push(HEX[usize::from(b >> 4)] as char);
+            path.push(HEX[usize::from(b & 15)] as char);
         }
     }
     let path = strip_argument(&strip_pass_argument(&path), PRECHECK_NAME);
@@ -643,6 +670,10 @@ pub fn strip_argument(path: &str, name: &str) -> String {
     let Some((base, query)) = path.split_once('?') else {
         return path.to_string();
     };
+    // Nothing to take out (the usual case): the path as it is.
+    if !query.contains(name) && !query.split('&').any(str::is_empty) {
+        return path.to_string();
+    }
     let kept: Vec<&str> = query
         .split('&')
         .filter(|arg| !arg.is_empty() && arg.split('=').next() != Some(name))
@@ -663,6 +694,18 @@ pub fn with_pass_argument(path: &str, token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quick_return_path_is_the_full_one() {
+        let uris: [&[u8]; 18] = [
+            b"/", b"/a/b.html", b"/a?b=1&c=2", b"/a?", b"/a?&b", b"/a?b&&c", b"/a?b&", b"//evil",
+            b"/a?captchaify=v1.x", b"/a?captchaify_pre=p1.x&b=2", b"/a?x=captchaify", b"/%41%zz",
+            b"/a b", b"/\xc3\xa9", b"/a\\b", b"/a?b=\"<>\"", b"x/a", b"/a#frag",
+        ];
+        for uri in uris {
+            assert_eq!(return_path_for(uri), return_path_in_full(uri), "{}", String::from_utf8_lossy(uri));
+        }
+    }
 
     #[test]
     fn hints_tokens_are_bound_to_host_uri_and_time() {

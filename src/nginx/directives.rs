@@ -206,6 +206,9 @@ pub(crate) struct LocConf {
     /// This location's key in the loads table, derived on first use in each worker. Never
     /// inherited: every location counts its own load.
     pub location_key: OnceCell<[u8; 16]>,
+    /// This worker's requests to the location not yet added to the shared load (never
+    /// inherited either).
+    pub local_load: std::cell::Cell<crate::state::rate::LocalLoad>,
 }
 
 impl LocConf {

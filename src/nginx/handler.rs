@@ -12,7 +12,7 @@ use super::request_state::RateCheck;
 use super::{audio, client, hints, language, precheck, request_state, response, unwind, verify, zone, LocConf, MainConf, Module};
 use crate::challenge::token::{return_path_for, strip_argument, Budget, Secrets, PRECHECK_NAME};
 use crate::policy::{decide, ClientFacts, Hardness, LocationPolicy, Outcome, Refusal, Remediation, Suspicion, Verdict};
-use crate::state::rate::{admit, client_identity, observe_load, Admission, LoadChange, Rate};
+use crate::state::rate::{admit, client_identity, observe_loads, Admission, LoadChange, LoadReport, Rate};
 use crate::state::table::Key;
 
 /// Access phase, main requests only (nginx skips this phase for subrequests). Runs again
@@ -165,7 +165,18 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
     let max = lcf.max_rate_limit();
     let location = this_location(r, secrets, lcf);
     if let (Some(limit), Some(loads)) = (max.rate, zone.loads.as_ref()) {
-        let report = loads.with(holder, |t| observe_load(t, &location, now, limit, max.cooldown_ms));
+        // Counted in this worker, added to the shared load in batches.
+        let mut local = lcf.local_load.get();
+        let batch = local.count(now, limit);
+        let report = match batch {
+            Some(count) => {
+                let report = loads.with(holder, |t| observe_loads(t, &location, now, limit, max.cooldown_ms, count));
+                local.flushed(report.under_attack);
+                report
+            }
+            None => LoadReport { under_attack: local.under_attack(), change: None },
+        };
+        lcf.local_load.set(local);
         check.under_attack = report.under_attack;
         match report.change {
             Some(LoadChange::Entered) => {

@@ -5,8 +5,8 @@ use core::ptr;
 use ngx::core::Status;
 use ngx::ffi::{
     ngx_chain_t, ngx_create_temp_buf, ngx_http_discard_request_body, ngx_http_finalize_request,
-    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_str_t,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_FOUND,
+    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_list_push,
+    ngx_pnalloc, ngx_str_t, ngx_table_elt_t, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_FOUND,
 };
 use ngx::http::Request;
 use rand::{Rng, SeedableRng};
@@ -38,11 +38,11 @@ pub(crate) fn finish(r: &mut Request, rc: ngx_int_t) -> ngx_int_t {
 }
 
 /// Sends a rendered page; a page the location's templates lack is a 404.
-pub(crate) fn write_page(r: &mut Request, page: Option<Page>, extra: &[(&str, &str)]) -> ngx_int_t {
+pub(crate) fn write_page(r: &mut Request, page: Option<Page>, extra: &[(&'static str, &str)]) -> ngx_int_t {
     let Some(page) = page else {
         return NGX_HTTP_NOT_FOUND as _;
     };
-    let headers: Vec<(&str, &str)> = Page::FIXED_HEADERS
+    let headers: Vec<(&'static str, &str)> = Page::FIXED_HEADERS
         .iter()
         .copied()
         .chain([(
@@ -67,7 +67,7 @@ pub(crate) fn write_not_allowed(r: &mut Request, allow: &str) -> ngx_int_t {
     write_status_with(r, 405, &[("Allow", allow)])
 }
 
-fn write_status_with(r: &mut Request, status: u16, extra: &[(&str, &str)]) -> ngx_int_t {
+fn write_status_with(r: &mut Request, status: u16, extra: &[(&'static str, &str)]) -> ngx_int_t {
     let reason = match status {
         403 => "Forbidden",
         404 => "Not Found",
@@ -81,7 +81,7 @@ fn write_status_with(r: &mut Request, status: u16, extra: &[(&str, &str)]) -> ng
         // SAFETY: `raw` is the live request.
         unsafe { (*raw).set_keepalive(0) };
     }
-    let headers: Vec<(&str, &str)> = Page::FIXED_HEADERS
+    let headers: Vec<(&'static str, &str)> = Page::FIXED_HEADERS
         .iter()
         .copied()
         .chain([("Content-Security-Policy", "default-src 'none'")])
@@ -93,11 +93,11 @@ fn write_status_with(r: &mut Request, status: u16, extra: &[(&str, &str)]) -> ng
 
 /// Sends `303 See Other` to a same-site relative `location` (never made absolute, never
 /// anywhere else), with optional extra headers such as `Set-Cookie`.
-pub(crate) fn write_redirect(r: &mut Request, location: &str, extra: &[(&str, &str)]) -> ngx_int_t {
+pub(crate) fn write_redirect(r: &mut Request, location: &str, extra: &[(&'static str, &str)]) -> ngx_int_t {
     let mut body = String::from("<!DOCTYPE html><title>See Other</title><a href=\"");
     crate::pages::template::escape_into(&mut body, location);
     body.push_str("\">Continue</a>\n");
-    let headers: Vec<(&str, &str)> = [("Location", location), ("Cache-Control", "no-store")]
+    let headers: Vec<(&'static str, &str)> = [("Location", location), ("Cache-Control", "no-store")]
         .into_iter()
         .chain(extra.iter().copied())
         .collect();
@@ -109,7 +109,7 @@ pub(crate) fn write_response(
     r: &mut Request,
     status: u16,
     content_type: &str,
-    headers: &[(&str, &str)],
+    headers: &[(&'static str, &str)],
     body: &[u8],
 ) -> ngx_int_t {
     let raw: *mut ngx_http_request_t = r.into();
@@ -133,7 +133,7 @@ pub(crate) fn write_response(
         }
         out.content_type_lowcase = ptr::null_mut();
         for (name, value) in headers {
-            if r.add_header_out(name, value).is_none() {
+            if push_header(raw, name, value).is_none() {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
             }
         }
@@ -157,6 +157,35 @@ pub(crate) fn write_response(
             next: ptr::null_mut(),
         };
         ngx_http_output_filter(raw, &mut chain)
+    }
+}
+
+/// Adds a response header the way nginx's own `add_header` does: the name is ours and
+/// lives as long as the module (no copy, no lower-case copy, which output filters do not use),
+/// the value is copied into the request's pool.
+///
+/// # Safety
+/// `raw` is the live request, before its header is sent.
+unsafe fn push_header(raw: *mut ngx_http_request_t, name: &'static str, value: &str) -> Option<()> {
+    // SAFETY: the caller's request; the list element is ours until the header is sent, and
+    // is zeroed first (whatever fields this nginx version's element has).
+    unsafe {
+        let header = ngx_list_push(&mut (*raw).headers_out.headers).cast::<ngx_table_elt_t>();
+        if header.is_null() {
+            return None;
+        }
+        let data = ngx_pnalloc((*raw).pool, value.len().max(1)).cast::<u8>();
+        if data.is_null() {
+            return None;
+        }
+        ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
+        ptr::write_bytes(header, 0, 1);
+        let header = &mut *header;
+        header.hash = 1;
+        header.key = ngx_str_t { len: name.len(), data: name.as_ptr().cast_mut() };
+        header.lowcase_key = name.as_ptr().cast_mut();
+        header.value = ngx_str_t { len: value.len(), data };
+        Some(())
     }
 }
 

@@ -200,7 +200,10 @@ pub const LANGUAGE_NAME: &str = "captchaify_lang";
 
 /// The link from a page to the language chooser, for a page shown at `return_path`.
 pub fn chooser_href(return_path: &str, without_cookies: bool) -> String {
-    let mut href = format!("{LANGUAGE_PATH}?return={}", percent_encode(return_path));
+    let mut href = String::with_capacity(LANGUAGE_PATH.len() + 20 + return_path.len() * 2);
+    href.push_str(LANGUAGE_PATH);
+    href.push_str("?return=");
+    href.push_str(&percent_encode(return_path));
     if without_cookies {
         href.push_str("&nocookie=1");
     }
@@ -618,10 +621,13 @@ fn csp_nonce() -> String {
 
 /// Nothing may load but our inline style and `data:` images and audio; forms post only to us.
 fn content_security_policy(nonce: &str) -> String {
-    format!(
-        "default-src 'none'; style-src 'nonce-{nonce}'; img-src data:; media-src data:; \
-         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    )
+    const BEFORE: &str = "default-src 'none'; style-src 'nonce-";
+    const AFTER: &str = "'; img-src data:; media-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    let mut csp = String::with_capacity(BEFORE.len() + nonce.len() + AFTER.len());
+    csp.push_str(BEFORE);
+    csp.push_str(nonce);
+    csp.push_str(AFTER);
+    csp
 }
 
 /// The pre-check's page: under 1 kB, no script, no style, no image. It sends the client

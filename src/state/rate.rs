@@ -137,6 +137,62 @@ fn gcra(tat_us: u64, now_us: u64, rate: Rate) -> Result<u64, u64> {
     }
 }
 
+/// GCRA for `count` arrivals at once: the new arrival time after those admitted (the first
+/// `k` that fit), and whether any was not. For one arrival it is [`gcra`].
+fn gcra_many(tat_us: u64, now_us: u64, rate: Rate, count: u64) -> (u64, bool) {
+    let start = tat_us.max(now_us);
+    let ahead = start - now_us;
+    let (tolerance, interval) = (rate.tolerance_us(), rate.interval_us());
+    let fits = if ahead > tolerance { 0 } else { (tolerance - ahead) / interval + 1 };
+    let admitted = fits.min(count);
+    let tat_us = if admitted == 0 { tat_us } else { start.saturating_add(admitted.saturating_mul(interval)) };
+    (tat_us, admitted < count)
+}
+
+/// A worker's own count of one location's requests (kept in the location's configuration, so
+/// in each worker's memory): added to the shared load in batches instead of one locked update
+/// per request. A batch goes at the location's first request in the worker, every
+/// [`LocalLoad::FLUSH_MS`], and every 1/64 of the limit's burst (every request for limits
+/// under 128 a period), so the shared count lags by at most that per worker; between batches
+/// the worker answers from the state the last batch found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalLoad {
+    pending: u32,
+    flushed_ms: u64,
+    known: bool,
+    under_attack: bool,
+}
+
+impl LocalLoad {
+    pub const FLUSH_MS: u64 = 20;
+
+    /// Counts one request: `Some(n)` when the `n` requests counted since the last batch are to
+    /// be added to the shared load now (then call [`LocalLoad::flushed`]), `None` when the
+    /// last batch's state stands ([`LocalLoad::under_attack`]).
+    pub fn count(&mut self, now_ms: u64, limit: Rate) -> Option<u32> {
+        self.pending = self.pending.saturating_add(1);
+        let batch = (limit.count / 64).max(1);
+        let due = !self.known || self.pending >= batch || now_ms.saturating_sub(self.flushed_ms) >= Self::FLUSH_MS;
+        if !due {
+            return None;
+        }
+        let count = self.pending;
+        self.pending = 0;
+        self.flushed_ms = now_ms;
+        Some(count)
+    }
+
+    /// The shared load's state after a batch.
+    pub fn flushed(&mut self, under_attack: bool) {
+        self.known = true;
+        self.under_attack = under_attack;
+    }
+
+    pub fn under_attack(&self) -> bool {
+        self.under_attack
+    }
+}
+
 /// Counts a request against the bucket `key` at `now_ms`. A refused request leaves the bucket
 /// as it was, so refusals do not push the client's recovery further out.
 pub fn admit(table: &mut Guard<'_, RateBucket>, key: &Key, now_ms: u64, rate: Rate) -> Admission {
@@ -194,6 +250,19 @@ pub fn observe_load(
     limit: Rate,
     cooldown_ms: u64,
 ) -> LoadReport {
+    observe_loads(table, key, now_ms, limit, cooldown_ms, 1)
+}
+
+/// Counts `count` requests to a location at once (a worker's batch, see [`LocalLoad`]): as
+/// many as the bucket admits are added, and the location is over its limit if any is not.
+pub fn observe_loads(
+    table: &mut Guard<'_, LocationLoad>,
+    key: &Key,
+    now_ms: u64,
+    limit: Rate,
+    cooldown_ms: u64,
+    count: u32,
+) -> LoadReport {
     // Kept a while past anything that could still matter: a drained bucket and a finished
     // cool-down.
     let keep_until = now_ms
@@ -202,24 +271,19 @@ pub fn observe_load(
         .saturating_add(60_000);
     table.update(key, now_ms, |seen| {
         let mut load = seen.unwrap_or_default();
-        let report = load_step(&mut load, now_ms, limit, cooldown_ms);
+        let report = load_step(&mut load, now_ms, limit, cooldown_ms, count);
         (Some((load, keep_until)), report)
     })
 }
 
 /// One request's effect on a location's load (see [`observe_load`]).
-fn load_step(load: &mut LocationLoad, now_ms: u64, limit: Rate, cooldown_ms: u64) -> LoadReport {
+fn load_step(load: &mut LocationLoad, now_ms: u64, limit: Rate, cooldown_ms: u64, count: u32) -> LoadReport {
     let now_us = now_ms.saturating_mul(1000);
-    let over = match gcra(load.tat_us, now_us, limit) {
-        Ok(tat_us) => {
-            load.tat_us = tat_us;
-            false
-        }
-        Err(_) => {
-            load.last_over_ms = now_ms;
-            true
-        }
-    };
+    let (tat_us, over) = gcra_many(load.tat_us, now_us, limit, u64::from(count.max(1)));
+    load.tat_us = tat_us;
+    if over {
+        load.last_over_ms = now_ms;
+    }
     let mut change = None;
     if load.attack_since_ms != 0 && !over && now_ms.saturating_sub(load.last_over_ms) >= cooldown_ms
     {
@@ -488,6 +552,56 @@ mod tests {
             );
             assert_eq!(observe_load(t, &loc, now + 1, limit, 5000).change, None);
         });
+    }
+
+    #[test]
+    fn a_batch_counts_as_its_requests_one_by_one() {
+        let limit = Rate { count: 50, period_ms: 1000 };
+        // Against one-by-one counting, at the same instants: the same arrival time and the
+        // same verdict, for batches that fit, that straddle the limit and that start over it.
+        for (start_tat, count) in [(0u64, 1u64), (0, 30), (0, 50), (0, 51), (0, 80), (1_900_000, 20), (2_100_000, 3)] {
+            let now_us = 1_000_000;
+            let (tat, over) = gcra_many(start_tat, now_us, limit, count);
+            let (mut one_tat, mut one_over) = (start_tat, false);
+            for _ in 0..count {
+                match gcra(one_tat, now_us, limit) {
+                    Ok(t) => one_tat = t,
+                    Err(_) => one_over = true,
+                }
+            }
+            assert_eq!((tat, over), (one_tat, one_over), "tat {start_tat}, {count} at once");
+        }
+    }
+
+    #[test]
+    fn a_worker_adds_its_load_in_batches_and_a_small_limit_at_once() {
+        let big = Rate { count: 1_000_000, period_ms: 1000 };
+        let mut local = LocalLoad::default();
+        // The first request goes at once: the state is not known yet.
+        assert_eq!(local.count(1_000, big), Some(1));
+        local.flushed(false);
+        // Then batches: every 1/64 of the burst, or every FLUSH_MS, whichever first.
+        let mut batches = Vec::new();
+        for i in 0..40_000u64 {
+            if let Some(n) = local.count(1_000 + i / 1000, big) {
+                batches.push(n);
+                local.flushed(false);
+            }
+        }
+        // 15,625 requests make a batch (at 15 and 31 ms), before 20 ms pass since the last.
+        assert_eq!(batches, vec![15_625, 15_625]);
+        assert_eq!(local.pending, 40_000 - 31_250);
+        // 20 ms apart at most: a pause flushes what is pending with the next request.
+        let pending = local.pending;
+        assert_eq!(local.count(1_000 + 40 + LocalLoad::FLUSH_MS, big), Some(pending + 1));
+        // A limit under 128 a period counts every request in the shared load.
+        let small = Rate { count: 120, period_ms: 60_000 };
+        let mut local = LocalLoad::default();
+        for t in 0..10 {
+            assert_eq!(local.count(t, small), Some(1));
+            local.flushed(t > 5);
+            assert_eq!(local.under_attack(), t > 5);
+        }
     }
 
     #[test]

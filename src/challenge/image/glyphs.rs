@@ -74,8 +74,8 @@ impl Glyph {
         let mut fy = [0.0f32; 8];
         let w = self.w as u32;
         for j in 0..8 {
-            let uu = u[j].max(0.0).min(umax);
-            let vv = v[j].max(0.0).min(vmax);
+            let uu = super::render::fmin(super::render::fmax(u[j], 0.0), umax);
+            let vv = super::render::fmin(super::render::fmax(v[j], 0.0), vmax);
             // floor without a float-to-int conversion (see render::floor_small).
             let xi = (uu - 0.5 + 12_582_912.0)
                 .to_bits()
