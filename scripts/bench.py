@@ -624,20 +624,6 @@ request = function()
   if #proofs > 0 then wrk.headers["Cookie"] = "captchaify_pre=" .. proofs[n % spread + 1] end
   return wrk.format()
 end
-response = function(status, headers, body)
-  if status == 403 then c403 = c403 + 1 elseif status == 429 then c429 = c429 + 1
-  else cother = cother + 1 end
-  if body and string.find(body, "data:image/png", 1, true) then images = images + 1 end
-end
-done = function(summary, latency, requests)
-  local t = {c403 = 0, c429 = 0, cother = 0, images = 0}
-  for _, thread in ipairs(threads) do
-    for k, _ in pairs(t) do t[k] = t[k] + thread:get(k) end
-  end
-  io.write(string.format("FLOOD requests=%d duration_us=%d c403=%d c429=%d cother=%d images=%d errors=%d\\n",
-    summary.requests, summary.duration, t.c403, t.c429, t.cother, t.images,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
 """
 # One address posting answers to the verify path as fast as it can: the issue's
 # `challenge=x&answer=y`, or a genuine challenge's wrong answer, over and over.
@@ -651,6 +637,9 @@ init = function(args)
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
   wrk.headers["X-Forwarded-For"] = "198.51.100.7"
 end
+"""
+# What both floods above count: statuses, and captcha images by the inline PNG in the body.
+COUNTING_LUA = """
 response = function(status, headers, body)
   if status == 403 then c403 = c403 + 1 elseif status == 429 then c429 = c429 + 1
   else cother = cother + 1 end
@@ -750,7 +739,7 @@ def precheck_figures(args, inst):
     duration, rounds = min(args.duration, 8), max(args.rounds, 3)
     lua = os.path.join(args.workdir, "precheck.lua")
     with open(lua, "w") as f:
-        f.write(PRECHECK_LUA)
+        f.write(PRECHECK_LUA + COUNTING_LUA)
     url = f"http://127.0.0.1:{inst['port']}"
 
     def flood(path, offset, *extra):
@@ -797,7 +786,7 @@ def verify_flood_figures(args, inst, calm):
     client (another address) browses: what the flood gets, and the client's latency."""
     lua = os.path.join(args.workdir, "verify.lua")
     with open(lua, "w") as f:
-        f.write(VERIFY_LUA)
+        f.write(VERIFY_LUA + COUNTING_LUA)
     print("\nverify-path floods from one address (8 s each), a verified client browsing meanwhile:", flush=True)
     forms = [("challenge=x&answer=y", "challenge=x&answer=y"),
              ("a genuine challenge, wrong", "challenge=" + challenge_token("198.51.100.7", BROWSER, "KXMPW4") + "&answer=WRONG")]
