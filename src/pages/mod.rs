@@ -588,11 +588,11 @@ impl Page {
     ];
 }
 
-/// A fresh nonce per response, from the operating system's cryptographic RNG.
+/// A fresh nonce per response, from a cryptographic RNG.
 ///
 /// Drawn from a ChaCha20 stream per thread, keyed from the kernel RNG in each process (a
 /// worker forked from a master that had already made one reseeds, so no two workers share
-/// nonces): a page costs no system call for its nonce.
+/// nonces): a page costs one `getpid` for its nonce, not a read of the kernel RNG.
 fn csp_nonce() -> String {
     use rand::{RngCore, SeedableRng};
     use rand_chacha::ChaCha20Rng;
