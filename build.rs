@@ -22,6 +22,13 @@ fn main() {
     if let Ok(os) = std::env::var("DEP_NGINX_OS") {
         println!("cargo::rustc-cfg=ngx_os=\"{os}\"");
     }
+    // nginx 1.23 links a request's `Cookie` headers in a list; 1.22 (Debian 12) keeps an array.
+    println!("cargo::rustc-check-cfg=cfg(ngx_cookie_list)");
+    println!("cargo::rerun-if-env-changed=DEP_NGINX_VERSION_NUMBER");
+    let number = std::env::var("DEP_NGINX_VERSION_NUMBER").ok().and_then(|v| v.trim().parse::<u64>().ok());
+    if number.is_some_and(|n| n >= 1_023_000) {
+        println!("cargo::rustc-cfg=ngx_cookie_list");
+    }
     // The nginx version the module is built against, for the log line at start-up.
     println!("cargo::rerun-if-env-changed=DEP_NGINX_VERSION");
     if let Ok(version) = std::env::var("DEP_NGINX_VERSION") {

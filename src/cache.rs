@@ -1,13 +1,15 @@
 //! A worker's small memory of work already done (verified passes, crawler verdicts): a
 //! direct-mapped cache keyed by short byte strings.
 //!
-//! The slot is picked by a hash keyed with random keys of this process, so nobody can aim many
-//! keys at one slot; a hit needs the exact same key bytes, so no collision can ever return
+//! The slot is picked by a hash seeded at random in each process (foldhash: fast, and with
+//! no seed to aim with, aiming many keys at one slot only evicts them, a cost the keys' owner
+//! already pays); a hit needs the exact same key bytes, so no collision can ever return
 //! another key's value. Fixed in size: a newcomer simply replaces whatever sat in its slot.
 //! Keys longer than `MAX` bytes are never stored.
 
-use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 
 #[derive(Clone, Copy)]
 struct Slot<V, const MAX: usize> {
@@ -35,13 +37,8 @@ impl<V: Copy, const MAX: usize> ByteCache<V, MAX> {
     pub fn new(slots: usize) -> Self {
         ByteCache {
             slots: vec![None; slots.max(1)],
-            keys: RandomState::new(),
+            keys: RandomState::default(),
         }
-    }
-
-    /// This cache's random hash keys, for callers that compare other data by keyed hash.
-    pub fn hasher(&self) -> &RandomState {
-        &self.keys
     }
 
     fn index(&self, key: &[u8]) -> usize {
@@ -103,6 +100,6 @@ mod tests {
     #[test]
     fn hash_keys_differ_per_cache() {
         let (a, b): (ByteCache<u8, 4>, ByteCache<u8, 4>) = (ByteCache::new(8), ByteCache::new(8));
-        assert_ne!(a.hasher().hash_one(b"x"), b.hasher().hash_one(b"x"));
+        assert_ne!(a.keys.hash_one(b"x"), b.keys.hash_one(b"x"));
     }
 }

@@ -2,10 +2,18 @@
 
 /// The values of every `name=` cookie in one `Cookie` header value.
 pub fn cookie_values<'a>(header: &'a [u8], name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-    header.split(|&b| b == b';').filter_map(move |pair| {
-        let pair = pair.trim_ascii();
-        let (key, value) = split_once(pair, b'=')?;
-        (key.trim_ascii() == name).then(|| value.trim_ascii())
+    // The pairs' ends are found with SIMD (memchr); only a pair that starts with the name is
+    // looked at further.
+    let mut rest = Some(header);
+    core::iter::from_fn(move || {
+        let text = rest?;
+        let end = memchr::memchr(b';', text);
+        rest = end.and_then(|end| text.get(end + 1..));
+        text.get(..end.unwrap_or(text.len()))
+    })
+    .filter_map(move |pair| {
+        let value = pair.trim_ascii_start().strip_prefix(name)?.trim_ascii_start().strip_prefix(b"=")?;
+        Some(value.trim_ascii())
     })
 }
 
@@ -31,6 +39,10 @@ mod tests {
         let found: Vec<&[u8]> = cookie_values(header, b"captchaify").collect();
         assert_eq!(found, vec![&b"v1.x.y"[..], b"second"]);
         assert_eq!(cookie_values(b"", b"captchaify").count(), 0);
+        // Only a pair's whole key is the name; its value runs to the next `;`, `=` and all.
+        let header = b"x=captchaify=1; xcaptchaify=2;captchaify =a=b ; \tcaptchaify=\t; captchaify";
+        let found: Vec<&[u8]> = cookie_values(header, b"captchaify").collect();
+        assert_eq!(found, vec![&b"a=b"[..], b""]);
     }
 
     #[test]

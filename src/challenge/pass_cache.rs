@@ -6,7 +6,12 @@
 //! nobody can aim for a collision — and the pass must still be unexpired. Anything else takes
 //! the full check. The cache is direct-mapped and fixed in size: a newcomer simply replaces
 //! whatever sat in its slot.
+//!
+//! It also remembers clients' keys in the shared rate tables: they are keyed hashes of the
+//! location, the address and the pass, the same on every request of a client that keeps its
+//! pass (or its connection), and deriving them cost more than the rest of its check.
 
+use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 
@@ -25,19 +30,73 @@ struct Verified {
     table_key: [u8; 16],
 }
 
-#[derive(Debug)]
+/// A verified client's keys in the rate tables at one location.
+#[derive(Clone, Copy)]
+struct RateKeys {
+    pass: [u8; 16],
+    location: [u8; 16],
+    identity: [u8; 17],
+    client: [u8; 16],
+    token: [u8; 16],
+}
+
 pub struct PassCache {
     passes: ByteCache<Verified, MAX_TOKEN>,
+    /// Compares clients: SipHash with this process's random keys, so that nobody can make
+    /// one client's hash match another's.
+    clients: RandomState,
+    rate_keys: Vec<Option<RateKeys>>,
+}
+
+impl std::fmt::Debug for PassCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PassCache({:?}, {} rate keys)", self.passes, self.rate_keys.len())
+    }
 }
 
 impl PassCache {
     pub fn new(slots: usize) -> PassCache {
-        PassCache { passes: ByteCache::new(slots) }
+        PassCache {
+            passes: ByteCache::new(slots),
+            clients: RandomState::new(),
+            rate_keys: vec![None; (slots / 4).max(1)],
+        }
+    }
+
+    /// A client's keys in the rate tables (its own bucket and its pass's) at a location:
+    /// remembered for a subject (its pass key, or its connection), the location and its
+    /// identity (its address, IPv6 by the location's prefix), else made by `make` and
+    /// remembered. The keys depend on nothing else, so a hit is always right; the subject
+    /// picks the slot (a pass key is a keyed hash: nobody can aim at another client's).
+    pub fn rate_keys(
+        &mut self,
+        pass: &[u8; 16],
+        location: &[u8; 16],
+        identity: &[u8; 17],
+        make: impl FnOnce() -> ([u8; 16], [u8; 16]),
+    ) -> ([u8; 16], [u8; 16]) {
+        let mut index = [0u8; 8];
+        index.copy_from_slice(&pass[..8]);
+        let len = self.rate_keys.len() as u64;
+        let slot = (u64::from_le_bytes(index) ^ u64::from(location[0])) % len;
+        let Some(slot) = self.rate_keys.get_mut(slot as usize) else {
+            return make();
+        };
+        match slot {
+            Some(keys) if keys.pass == *pass && keys.location == *location && keys.identity == *identity => {
+                (keys.client, keys.token)
+            }
+            _ => {
+                let (client, token) = make();
+                *slot = Some(RateKeys { pass: *pass, location: *location, identity: *identity, client, token });
+                (client, token)
+            }
+        }
     }
 
     /// The keyed hash of a client, as the cache compares it.
     pub fn client_hash(&self, address: IpAddr, user_agent: &[u8]) -> u64 {
-        let mut hasher = self.passes.hasher().build_hasher();
+        let mut hasher = self.clients.build_hasher();
         address.hash(&mut hasher);
         user_agent.hash(&mut hasher);
         hasher.finish()
@@ -95,6 +154,26 @@ mod tests {
         cache.put(b"second", me, 100, (Hardness::HARD, KEY));
         assert_eq!(cache.get(b"first", me, 0), None);
         assert_eq!(cache.get(b"second", me, 0), Some((Hardness::HARD, KEY)));
+    }
+
+    #[test]
+    fn rate_keys_are_made_once_per_pass_location_and_identity() {
+        let mut cache = PassCache::new(64);
+        let made = std::cell::Cell::new(0);
+        let mut keys = |pass: u8, location: u8, identity: u8| {
+            cache.rate_keys(&[pass; 16], &[location; 16], &[identity; 17], || {
+                made.set(made.get() + 1);
+                ([pass ^ location ^ identity; 16], [made.get(); 16])
+            })
+        };
+        assert_eq!(keys(1, 2, 3), ([0; 16], [1; 16]));
+        assert_eq!(keys(1, 2, 3), ([0; 16], [1; 16]), "remembered");
+        assert_eq!(made.get(), 1);
+        // Another location, address or pass is another set of keys.
+        assert_eq!(keys(1, 9, 3), ([11; 16], [2; 16]));
+        assert_eq!(keys(1, 2, 4), ([7; 16], [3; 16]));
+        assert_eq!(keys(5, 2, 3), ([4; 16], [4; 16]));
+        assert_eq!(made.get(), 4);
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //!   `HMAC-SHA256(secret, "captchaify-pass|" + everything before ".<mac>")` for a pass
 //!   (`"captchaify-challenge|"` for a challenge), base64url.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -622,7 +623,7 @@ fn is_uri_char(b: u8) -> bool {
 /// The return path for a request URI as nginx saw it: every byte that may not stand for
 /// itself percent-encoded (a `%` that starts no escape too), our own `captchaify=` argument
 /// removed, and `/` whenever the result would not be safe.
-pub fn return_path_for(unparsed_uri: &[u8]) -> String {
+pub fn return_path_for(unparsed_uri: &[u8]) -> Cow<'_, str> {
     // The usual request: already safe, none of our arguments, no empty one to drop. It is
     // its own return path (ASCII, so the conversion copies it as it is).
     let plain_query = match unparsed_uri.iter().position(|&b| b == b'?') {
@@ -630,9 +631,9 @@ pub fn return_path_for(unparsed_uri: &[u8]) -> String {
         Some(q) => unparsed_uri.get(q + 1..).is_some_and(|query| !query.split(|&b| b == b'&').any(<[u8]>::is_empty)),
     };
     if plain_query && is_safe_return_path(unparsed_uri) && !unparsed_uri.windows(PASS_NAME.len()).any(|w| w == PASS_NAME.as_bytes()) {
-        return String::from_utf8_lossy(unparsed_uri).into_owned();
+        return String::from_utf8_lossy(unparsed_uri);
     }
-    return_path_in_full(unparsed_uri)
+    Cow::Owned(return_path_in_full(unparsed_uri))
 }
 
 fn return_path_in_full(unparsed_uri: &[u8]) -> String {
@@ -649,7 +650,7 @@ fn return_path_in_full(unparsed_uri: &[u8]) -> String {
             path.push(HEX[usize::from(b & 15)] as char);
         }
     }
-    let path = strip_argument(&strip_pass_argument(&path), PRECHECK_NAME);
+    let path = strip_argument(&strip_pass_argument(&path), PRECHECK_NAME).into_owned();
     if is_safe_return_path(path.as_bytes()) {
         path
     } else {
@@ -661,28 +662,24 @@ fn return_path_in_full(unparsed_uri: &[u8]) -> String {
 pub const PASS_NAME: &str = "captchaify";
 
 /// Removes every `captchaify=` argument from a path's query string.
-pub fn strip_pass_argument(path: &str) -> String {
+pub fn strip_pass_argument(path: &str) -> Cow<'_, str> {
     strip_argument(path, PASS_NAME)
 }
 
 /// Removes every `name=` argument from a path's query string.
-pub fn strip_argument(path: &str, name: &str) -> String {
+pub fn strip_argument<'a>(path: &'a str, name: &str) -> Cow<'a, str> {
     let Some((base, query)) = path.split_once('?') else {
-        return path.to_string();
+        return Cow::Borrowed(path);
     };
     // Nothing to take out (the usual case): the path as it is.
     if !query.contains(name) && !query.split('&').any(str::is_empty) {
-        return path.to_string();
+        return Cow::Borrowed(path);
     }
     let kept: Vec<&str> = query
         .split('&')
         .filter(|arg| !arg.is_empty() && arg.split('=').next() != Some(name))
         .collect();
-    if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    }
+    Cow::Owned(if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) })
 }
 
 /// Appends the pass token as a URL argument (cookie-less mode).

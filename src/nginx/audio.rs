@@ -53,13 +53,9 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
         return response::write_status(r, 403);
     };
     let clip = audio::generate(tag, &mut ChaCha20Rng::from_seed(seed));
-    let headers: Vec<(&str, &str)> = Page::FIXED_HEADERS
-        .iter()
-        .copied()
-        .chain([
-            ("Content-Security-Policy", "default-src 'none'; sandbox"),
-            ("Content-Disposition", "attachment; filename=\"captcha.wav\""),
-        ])
-        .collect();
-    response::write_response(r, 200, "audio/wav", &headers, &clip.wav)
+    let headers = [
+        ("Content-Security-Policy", "default-src 'none'; sandbox"),
+        ("Content-Disposition", "attachment; filename=\"captcha.wav\""),
+    ];
+    response::write_response(r, 200, "audio/wav", &Page::FIXED_HEADERS, &[&headers], &clip.wav)
 }

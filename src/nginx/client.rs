@@ -20,6 +20,12 @@ pub(crate) fn address(r: &Request) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
 }
 
+/// The connection's number: nginx counts connections across all workers and never reuses one.
+pub(crate) fn connection_number(r: &Request) -> ngx::ffi::ngx_atomic_uint_t {
+    // SAFETY: a request's connection stays valid for the request's lifetime.
+    unsafe { (*r.connection()).number }
+}
+
 /// The IP address and port in a C socket address (nginx's connections, the resolver's
 /// answers); `None` for a null pointer, a short length or another family.
 ///
@@ -50,11 +56,34 @@ pub(crate) fn user_agent(r: &Request) -> &[u8] {
     r.user_agent().map_or(&[][..], |ua| ua.as_bytes())
 }
 
-/// Every value of cookie `name`, across all `Cookie` headers.
+/// Every value of cookie `name`, across all `Cookie` headers (which nginx keeps apart as it
+/// reads them, so no other header is looked at).
 pub(crate) fn cookies<'a>(r: &'a Request, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-    r.headers_in_iterator()
-        .filter(|(key, _)| key.as_bytes().eq_ignore_ascii_case(b"cookie"))
-        .flat_map(move |(_, value)| request::cookie_values(value.as_bytes(), name))
+    cookie_headers(r).flat_map(move |header| request::cookie_values(header.value.as_bytes(), name))
+}
+
+/// The request's `Cookie` headers: nginx 1.23 and later link them.
+#[cfg(ngx_cookie_list)]
+fn cookie_headers(r: &Request) -> impl Iterator<Item = &ngx::ffi::ngx_table_elt_t> {
+    // SAFETY: nginx's list of a live request's `Cookie` headers: null, or elements of its
+    // header list linked by `next` (the last one's null), all in the request's pool.
+    let first = unsafe { r.as_ref().headers_in.cookie.as_ref() };
+    // SAFETY: as above.
+    core::iter::successors(first, |header| unsafe { header.next.as_ref() })
+}
+
+/// The request's `Cookie` headers: nginx 1.22 keeps pointers to them in an array.
+#[cfg(not(ngx_cookie_list))]
+fn cookie_headers(r: &Request) -> impl Iterator<Item = &ngx::ffi::ngx_table_elt_t> {
+    let array = &r.as_ref().headers_in.cookies;
+    let headers: &[*mut ngx::ffi::ngx_table_elt_t] = match array.nelts {
+        0 => &[],
+        // SAFETY: nginx's array of a live request's `Cookie` headers: `nelts` pointers to
+        // elements of its header list, all in the request's pool.
+        n => unsafe { core::slice::from_raw_parts(array.elts.cast(), n) },
+    };
+    // SAFETY: as above.
+    headers.iter().filter_map(|&header| unsafe { header.as_ref() })
 }
 
 /// The query string (without `?`), empty when there is none.

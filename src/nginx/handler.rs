@@ -115,8 +115,16 @@ fn access(r: &mut Request) -> ngx_int_t {
     let Some(refusal) = outcome.enforced() else {
         return Status::NGX_DECLINED.into();
     };
-    let requested = r.unparsed_uri().as_bytes();
-    let shown_path = strip_argument(&String::from_utf8_lossy(requested), PRECHECK_NAME);
+    let uri = r.as_ref().unparsed_uri;
+    // SAFETY: the URI is in the request's header buffer, which stays, unchanged, as long as
+    // the request; these borrows end with this function (not tied to `r`, which the answers
+    // below borrow mutably).
+    let requested: &[u8] = match uri.len {
+        0 => &[],
+        len => unsafe { core::slice::from_raw_parts(uri.data, len) },
+    };
+    let requested_text = String::from_utf8_lossy(requested);
+    let shown_path = strip_argument(&requested_text, PRECHECK_NAME);
     let return_path = return_path_for(requested);
     let language = language::choose(r, lcf, &return_path);
     let rc = match refusal {
@@ -131,7 +139,7 @@ fn access(r: &mut Request) -> ngx_int_t {
                 let rc = precheck::send(r, mcf, lcf, &return_path, &language, hints.as_ref());
                 return response::finish(r, rc);
             }
-            let terms = response::challenge_terms(r, mcf, lcf, return_path);
+            let terms = response::challenge_terms(r, mcf, lcf, return_path.into_owned());
             if let Some(retry_after) = audio_budget_spent(r, mcf, &terms.budget, policy.hardness) {
                 let rc = response::write_rate_limited(r, lcf, &shown_path, retry_after, &language);
                 return response::finish(r, rc);
@@ -204,12 +212,19 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
         }
     }
     if let (Some(rate), Some(buckets)) = (lcf.rate_limit(), zone.rate.as_ref()) {
-        let client_key = client_bucket(secrets, &location, client::address(r), lcf.ipv6_prefix());
+        let address = client::address(r);
+        let (identity, _) = client_identity(address, lcf.ipv6_prefix());
         // A verified client is counted by its pass token too: one pass shared by many
-        // clients is throttled as one client.
-        let token_key = facts
-            .pass_key
-            .map(|pass| secrets.table_key("token", &[&location, &pass]));
+        // clients is throttled as one client. Its keys are the same on every request, as are
+        // those of a client on one connection: this worker remembers them, by pass or else by
+        // connection (numbered uniquely by nginx), with the location and the client's identity.
+        let subject = facts.pass_key.unwrap_or_else(|| connection_subject(r));
+        let (client_key, token_key) = mcf.pass_cache().borrow_mut().rate_keys(&subject, &location, &identity, || {
+            let client = client_bucket(secrets, &location, address, lcf.ipv6_prefix());
+            let token = facts.pass_key.map_or([0; 16], |pass| secrets.table_key("token", &[&location, &pass]));
+            (client, token)
+        });
+        let token_key = facts.pass_key.map(|_| token_key);
         let admission = buckets.with(holder, |t| match admit(t, &client_key, now, rate) {
             Admission::Admitted => {
                 token_key.map_or(Admission::Admitted, |key| admit(t, &key, now, rate))
@@ -218,11 +233,23 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
         });
         check.retry_after = admission.retry_after_secs();
         if check.retry_after.is_some() {
-            super::crowdsec::refused(mcf, lcf, client::address(r));
+            super::crowdsec::refused(mcf, lcf, address);
         }
         zone::warn_if_evicting(r.log(), buckets);
     }
     check
+}
+
+/// What the worker remembers a connection's rate keys by: its number, which nginx never gives
+/// twice, marked apart from pass keys (which are keyed hashes).
+fn connection_subject(r: &Request) -> [u8; 16] {
+    // The number first: the memory picks a slot by the first eight bytes.
+    let mut subject = [0xC0; 16];
+    let number = client::connection_number(r).to_le_bytes();
+    if let Some(first) = subject.get_mut(..number.len()) {
+        first.copy_from_slice(&number);
+    }
+    subject
 }
 
 /// A client's bucket at a location: its identity (IPv6 by `ipv6_prefix` bits) under the

@@ -17,7 +17,7 @@ use super::{client, LocConf, MainConf};
 use crate::challenge::flow::full_answer;
 use crate::challenge::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
 use crate::challenge::{audio, image};
-use crate::pages::{AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, AUDIO_PATH, LANGUAGE_NAME};
+use crate::pages::{AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, Piece, AUDIO_PATH, LANGUAGE_NAME};
 use crate::policy::Suspicion;
 
 /// The module-owned path the captcha form posts to.
@@ -42,16 +42,8 @@ pub(crate) fn write_page(r: &mut Request, page: Option<Page>, extra: &[(&'static
     let Some(page) = page else {
         return NGX_HTTP_NOT_FOUND as _;
     };
-    let headers: Vec<(&'static str, &str)> = Page::FIXED_HEADERS
-        .iter()
-        .copied()
-        .chain([(
-            "Content-Security-Policy",
-            page.content_security_policy.as_str(),
-        )])
-        .chain(extra.iter().copied())
-        .collect();
-    write_response(r, page.status, "text/html", &headers, page.body.as_bytes())
+    let csp = [("Content-Security-Policy", page.content_security_policy.as_str())];
+    write_response(r, page.status, "text/html", &Page::FIXED_HEADERS, &[&csp, extra], page.body.as_bytes())
 }
 
 /// Answers a bare status from one of the module's own paths (`405`, `410`, `413`, …) with a
@@ -81,14 +73,9 @@ fn write_status_with(r: &mut Request, status: u16, extra: &[(&'static str, &str)
         // SAFETY: `raw` is the live request.
         unsafe { (*raw).set_keepalive(0) };
     }
-    let headers: Vec<(&'static str, &str)> = Page::FIXED_HEADERS
-        .iter()
-        .copied()
-        .chain([("Content-Security-Policy", "default-src 'none'")])
-        .chain(extra.iter().copied())
-        .collect();
+    let csp = [("Content-Security-Policy", "default-src 'none'")];
     let body = format!("{status} {reason}\n");
-    write_response(r, status, "text/plain", &headers, body.as_bytes())
+    write_response(r, status, "text/plain", &Page::FIXED_HEADERS, &[&csp, extra], body.as_bytes())
 }
 
 /// Sends `303 See Other` to a same-site relative `location` (never made absolute, never
@@ -97,11 +84,8 @@ pub(crate) fn write_redirect(r: &mut Request, location: &str, extra: &[(&'static
     let mut body = String::from("<!DOCTYPE html><title>See Other</title><a href=\"");
     crate::pages::template::escape_into(&mut body, location);
     body.push_str("\">Continue</a>\n");
-    let headers: Vec<(&'static str, &str)> = [("Location", location), ("Cache-Control", "no-store")]
-        .into_iter()
-        .chain(extra.iter().copied())
-        .collect();
-    write_response(r, 303, "text/html", &headers, body.as_bytes())
+    let location = [("Location", location)];
+    write_response(r, 303, "text/html", &[("Cache-Control", "no-store")], &[&location, extra], body.as_bytes())
 }
 
 /// Sends a response of any type; UTF-8 is declared for `text/` types only.
@@ -109,10 +93,25 @@ pub(crate) fn write_response(
     r: &mut Request,
     status: u16,
     content_type: &str,
-    headers: &[(&'static str, &str)],
+    fixed: &'static [(&'static str, &'static str)],
+    headers: &[&[(&'static str, &str)]],
     body: &[u8],
 ) -> ngx_int_t {
+    write_parts(r, status, content_type, fixed, headers, &[body])
+}
+
+/// Sends a response whose body is `parts`, copied into one buffer (one buffer, not one per
+/// part: nginx's body filters cost more per buffer than the copy does).
+fn write_parts(
+    r: &mut Request,
+    status: u16,
+    content_type: &str,
+    fixed: &'static [(&'static str, &'static str)],
+    headers: &[&[(&'static str, &str)]],
+    parts: &[&[u8]],
+) -> ngx_int_t {
     let raw: *mut ngx_http_request_t = r.into();
+    let length: usize = parts.iter().map(|part| part.len()).sum();
     // SAFETY: all pointers below come from the live request and its pool.
     unsafe {
         // A request body must be read and dropped, or keepalive breaks on the next request
@@ -125,15 +124,17 @@ pub(crate) fn write_response(
         let pool = (*raw).pool;
         let out = &mut (*raw).headers_out;
         out.status = status as _;
-        out.content_length_n = body.len() as _;
+        out.content_length_n = length as _;
         out.content_type = ngx_str_t::from_str(pool, content_type);
         out.content_type_len = out.content_type.len;
         if content_type.starts_with("text/") {
             out.charset = ngx_str_t::from_str(pool, "utf-8");
         }
         out.content_type_lowcase = ptr::null_mut();
-        for (name, value) in headers {
-            if push_header(raw, name, value).is_none() {
+        let fixed = fixed.iter().map(|&(name, value)| (name, value, Value::Static));
+        let others = headers.iter().copied().flatten().map(|&(name, value)| (name, value, Value::Copied));
+        for (name, value, kind) in fixed.chain(others) {
+            if push_header(raw, name, value, kind).is_none() {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
             }
         }
@@ -144,12 +145,14 @@ pub(crate) fn write_response(
             return rc;
         }
 
-        let buf = ngx_create_temp_buf(pool, body.len().max(1));
+        let buf = ngx_create_temp_buf(pool, length.max(1));
         if buf.is_null() {
             return Status::NGX_ERROR.into();
         }
-        ptr::copy_nonoverlapping(body.as_ptr(), (*buf).pos, body.len());
-        (*buf).last = (*buf).pos.add(body.len());
+        for part in parts {
+            ptr::copy_nonoverlapping(part.as_ptr(), (*buf).last, part.len());
+            (*buf).last = (*buf).last.add(part.len());
+        }
         (*buf).set_last_buf(if raw == (*raw).main { 1 } else { 0 });
         (*buf).set_last_in_chain(1);
         let mut chain = ngx_chain_t {
@@ -160,13 +163,22 @@ pub(crate) fn write_response(
     }
 }
 
+/// Whether a header's value lives as long as the module (used where it is) or must be copied
+/// into the request's pool.
+#[derive(Clone, Copy)]
+enum Value {
+    Static,
+    Copied,
+}
+
 /// Adds a response header the way nginx's own `add_header` does: the name is ours and
 /// lives as long as the module (no copy, no lower-case copy, which output filters do not use),
-/// the value is copied into the request's pool.
+/// the value is copied into the request's pool unless it is static too.
 ///
 /// # Safety
-/// `raw` is the live request, before its header is sent.
-unsafe fn push_header(raw: *mut ngx_http_request_t, name: &'static str, value: &str) -> Option<()> {
+/// `raw` is the live request, before its header is sent; a `Value::Static` value lives as
+/// long as the module.
+unsafe fn push_header(raw: *mut ngx_http_request_t, name: &'static str, value: &str, kind: Value) -> Option<()> {
     // SAFETY: the caller's request; the list element is ours until the header is sent, and
     // is zeroed first (whatever fields this nginx version's element has).
     unsafe {
@@ -174,11 +186,17 @@ unsafe fn push_header(raw: *mut ngx_http_request_t, name: &'static str, value: &
         if header.is_null() {
             return None;
         }
-        let data = ngx_pnalloc((*raw).pool, value.len().max(1)).cast::<u8>();
-        if data.is_null() {
-            return None;
-        }
-        ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
+        let data = match kind {
+            Value::Static => value.as_ptr().cast_mut(),
+            Value::Copied => {
+                let data = ngx_pnalloc((*raw).pool, value.len().max(1)).cast::<u8>();
+                if data.is_null() {
+                    return None;
+                }
+                ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
+                data
+            }
+        };
         ptr::write_bytes(header, 0, 1);
         let header = &mut *header;
         header.hash = 1;
@@ -201,17 +219,14 @@ pub(crate) fn write_block(
         Some(Suspicion::FailedChallenges) => Some(Message::TooManyFailures),
         _ => None,
     };
-    let page = lcf.pages().render(
-        PageKind::Block,
-        &PageContext {
-            path: shown_path,
-            message,
-            language: language.index,
-            language_href: &language.chooser_href,
-            ..PageContext::default()
-        },
-    );
-    write_page(r, page, &[])
+    let context = PageContext {
+        path: shown_path,
+        message,
+        language: language.index,
+        language_href: &language.chooser_href,
+        ..PageContext::default()
+    };
+    write_plain(r, lcf, PageKind::Block, &context, PageKind::Block.status(), &[])
 }
 
 /// Sends the rate-limit page with the location's status (429 by default) and `Retry-After`.
@@ -229,14 +244,51 @@ pub(crate) fn write_rate_limited(
         language_href: &language.chooser_href,
         ..PageContext::default()
     };
-    let page = lcf
-        .pages()
-        .render(PageKind::RateLimited, &context)
-        .map(|mut page| {
-            page.status = lcf.rate_limit_status();
-            page
-        });
-    write_page(r, page, &[("Retry-After", &retry_after.to_string())])
+    let mut digits = crate::pages::itoa_buffer();
+    let retry = [("Retry-After", digits.format(retry_after))];
+    write_plain(r, lcf, PageKind::RateLimited, &context, lcf.rate_limit_status(), &retry)
+}
+
+/// Sends a block or rate-limit page from its stamp: the stamp's text, and between, the
+/// request's values escaped into this thread's reused buffer, copied once into the response
+/// (a flood gets these pages: no allocation, no rendering); rendered when it has no stamp.
+fn write_plain(
+    r: &mut Request,
+    lcf: &LocConf,
+    kind: PageKind,
+    context: &PageContext<'_>,
+    status: u16,
+    extra: &[(&'static str, &str)],
+) -> ngx_int_t {
+    thread_local! {
+        static SCRATCH: std::cell::Cell<Option<(String, String)>> = const { std::cell::Cell::new(None) };
+    }
+    /// A stamp has a dozen pieces or so; one with more is rendered.
+    const MOST_PIECES: usize = 32;
+    // Taken out while in use (nginx's filters run in between), put back after.
+    let (mut values, mut csp) = SCRATCH.take().unwrap_or_default();
+    values.clear();
+    csp.clear();
+    let rc = match lcf.pages().plain_pieces::<MOST_PIECES>(kind, context, &mut values, &mut csp) {
+        Some(pieces) => {
+            let mut parts: [&[u8]; MOST_PIECES] = [&[]; MOST_PIECES];
+            for (part, piece) in parts.iter_mut().zip(pieces.as_slice()) {
+                *part = match *piece {
+                    Piece::Text(text) => text.as_bytes(),
+                    Piece::Value(start, end) => values.as_bytes().get(start..end).unwrap_or_default(),
+                };
+            }
+            let csp = [("Content-Security-Policy", csp.as_str())];
+            let parts = parts.get(..pieces.as_slice().len()).unwrap_or_default();
+            write_parts(r, status, "text/html", &Page::FIXED_HEADERS, &[&csp, extra], parts)
+        }
+        None => {
+            let page = lcf.pages().render(kind, context).map(|page| Page { status, ..page });
+            write_page(r, page, extra)
+        }
+    };
+    SCRATCH.set(Some((values, csp)));
+    rc
 }
 
 /// The terms a location sets for the captcha it shows.

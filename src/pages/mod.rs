@@ -106,8 +106,52 @@ fn inline_markup(index: usize) -> (&'static str, &'static str) {
     }
 }
 
-/// The stylesheet of the built-in pages; custom templates may use it as `{{{builtin_style}}}`.
-pub const BUILTIN_STYLE: &str = include_str!("../../templates/style.css");
+/// The stylesheet of the built-in pages: what every page uses, and what the captcha and
+/// chooser pages add (forms, the image, the list of languages).
+const BASE_STYLE: &str = include_str!("../../templates/style.css");
+const FORMS_STYLE: &str = include_str!("../../templates/style-forms.css");
+
+/// `{{{builtin_style}}}`, for custom templates too: the built-in stylesheet, minified; the
+/// block and rate-limit pages (the ones a flood gets) carry only the rules they use.
+pub fn builtin_style(kind: PageKind) -> &'static str {
+    static STYLES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    let (plain, full) = STYLES.get_or_init(|| (minify_css(BASE_STYLE), minify_css(&format!("{BASE_STYLE}{FORMS_STYLE}"))));
+    match kind {
+        PageKind::Block | PageKind::RateLimited => plain,
+        PageKind::Captcha | PageKind::ChangeLanguage => full,
+    }
+}
+
+/// Our stylesheet without the spaces a browser does not need: runs of white space become one
+/// space, or none next to `{ } ; : , > )` (but a space before `:` stays: it may start a
+/// descendant's pseudo-class), and a rule's last `;` goes; two `}` in a row keep a newline
+/// between them. No comments or strings with runs of spaces in it: not a general minifier.
+fn minify_css(css: &str) -> String {
+    let mut out = String::with_capacity(css.len());
+    let mut space = false;
+    for c in css.chars() {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if std::mem::take(&mut space) {
+            let after = out.ends_with(['{', '}', ';', ':', ',', '>', '(']);
+            let before = matches!(c, '{' | '}' | ';' | ',' | '>' | ')');
+            if !(after || before) {
+                out.push(' ');
+            }
+        }
+        if c == '}' && out.ends_with(';') {
+            out.pop();
+        }
+        // Never `}}`, which reads as the end of a template placeholder.
+        if c == '}' && out.ends_with('}') {
+            out.push('\n');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// A notice shown above a page's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +247,7 @@ pub fn chooser_href(return_path: &str, without_cookies: bool) -> String {
     let mut href = String::with_capacity(LANGUAGE_PATH.len() + 20 + return_path.len() * 2);
     href.push_str(LANGUAGE_PATH);
     href.push_str("?return=");
-    href.push_str(&percent_encode(return_path));
+    percent_encode_into(&mut href, return_path);
     if without_cookies {
         href.push_str("&nocookie=1");
     }
@@ -233,8 +277,14 @@ pub fn choice_href(tag: &str, chooser: &ChooserView<'_>) -> String {
 
 /// Percent-encodes everything but unreserved characters (RFC 3986), for a query value.
 pub fn percent_encode(value: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(value.len() + value.len() / 2);
+    percent_encode_into(&mut out, value);
+    out
+}
+
+/// [`percent_encode`], appended to `out`.
+pub fn percent_encode_into(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
             out.push(b as char);
@@ -244,7 +294,6 @@ pub fn percent_encode(value: &str) -> String {
             out.push(HEX[usize::from(b & 15)] as char);
         }
     }
-    out
 }
 
 /// One set of page templates with its languages: the built-in one, or an operator's
@@ -398,27 +447,55 @@ impl PageSet {
 
     /// Renders a page, or `None` when this set has no such page (the caller answers 404).
     pub fn render(&self, kind: PageKind, context: &PageContext<'_>) -> Option<Page> {
-        self.render_with_nonce(kind, context, &csp_nonce())
+        self.render_with_nonce(kind, context, csp_nonce().as_str())
+    }
+
+    /// A block or rate-limit page as pieces, without copying its text: the stamp's text
+    /// (which lives as long as this page set) and, between, the request's own values, with a
+    /// fresh nonce, appended to `values` and given as ranges of it; the page's
+    /// `Content-Security-Policy` is appended to `csp`. `None`, with nothing written, when the
+    /// page has no stamp (render it), or has more than `N` pieces.
+    pub fn plain_pieces<'a, const N: usize>(
+        &'a self,
+        kind: PageKind,
+        context: &PageContext<'_>,
+        values: &mut String,
+        csp: &mut String,
+    ) -> Option<Pieces<'a, N>> {
+        let stamp = self.stamp_for(kind, context)?;
+        if stamp.pieces.len() * 2 > N {
+            return None;
+        }
+        let nonce = csp_nonce();
+        let mut pieces = Pieces { pieces: [Piece::Value(0, 0); N], len: 0 };
+        stamp.walk(nonce.as_str(), context, values, |piece| pieces.push(piece));
+        content_security_policy_into(csp, nonce.as_str());
+        Some(pieces)
+    }
+
+    /// The stamp a page is filled into: a page without a captcha, chooser or crawler hints
+    /// (the block and rate-limit pages). Made on first use.
+    fn stamp_for(&self, kind: PageKind, context: &PageContext<'_>) -> Option<&Stamp> {
+        let plain = context.captcha.is_none() && context.chooser.is_none() && context.hints.is_none();
+        // (An empty value would hide a section the stamp shows.)
+        if !plain || context.path.is_empty() || context.language_href.is_empty() {
+            return None;
+        }
+        let language = self.languages.get(context.language);
+        let index = self.languages.all().iter().position(|l| std::ptr::eq(l, language))?;
+        let cell = self.stamps.slot(kind, index, context.message)?;
+        cell.get_or_init(|| self.stamp(kind, context)).as_ref()
     }
 
     /// A page without a captcha, chooser or crawler hints (the block and rate-limit pages) is
     /// filled into its stamp; any other is rendered in full.
     fn render_with_nonce(&self, kind: PageKind, context: &PageContext<'_>, nonce: &str) -> Option<Page> {
-        let plain = context.captcha.is_none() && context.chooser.is_none() && context.hints.is_none();
-        // (An empty value would hide a section the stamp shows.)
-        if plain && !context.path.is_empty() && !context.language_href.is_empty() {
-            let language = self.languages.get(context.language);
-            let index = self.languages.all().iter().position(|l| std::ptr::eq(l, language));
-            let stamp = index
-                .and_then(|index| self.stamps.slot(kind, index, context.message))
-                .map(|cell| cell.get_or_init(|| self.stamp(kind, context)));
-            if let Some(Some(stamp)) = stamp {
-                return Some(Page {
-                    status: kind.status(),
-                    content_security_policy: content_security_policy(nonce),
-                    body: stamp.fill(nonce, context),
-                });
-            }
+        if let Some(stamp) = self.stamp_for(kind, context) {
+            return Some(Page {
+                status: kind.status(),
+                content_security_policy: content_security_policy(nonce),
+                body: stamp.fill(nonce, context),
+            });
         }
         self.render_in_full(kind, context, nonce, &context.retry_after.to_string())
     }
@@ -474,7 +551,7 @@ impl PageSet {
         };
         let values: [&str; PLACEHOLDERS.len()] = [
             &nonce,
-            BUILTIN_STYLE,
+            builtin_style(kind),
             &language.tag,
             language.dir(),
             context.path,
@@ -506,33 +583,76 @@ impl PageSet {
     }
 }
 
+/// A piece of a stamped page: the stamp's own text, or where in the request's values one is
+/// (start and end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Text(&'a str),
+    Value(usize, usize),
+}
+
+/// A stamped page's pieces, in order (at most `N`).
+#[derive(Debug)]
+pub struct Pieces<'a, const N: usize> {
+    pieces: [Piece<'a>; N],
+    len: usize,
+}
+
+impl<'a, const N: usize> Pieces<'a, N> {
+    fn push(&mut self, piece: Piece<'a>) {
+        if let Some(slot) = self.pieces.get_mut(self.len) {
+            *slot = piece;
+            self.len += 1;
+        }
+    }
+
+    pub fn as_slice(&self) -> &[Piece<'a>] {
+        self.pieces.get(..self.len).unwrap_or_default()
+    }
+}
+
 impl Stamp {
     fn fill(&self, nonce: &str, context: &PageContext<'_>) -> String {
-        let mut body = String::with_capacity(self.size + 64 + 3 * (context.path.len() + context.language_href.len()));
-        let mut number = itoa_buffer();
-        for (text, slot) in &self.pieces {
-            body.push_str(text);
-            match slot {
-                Some(Slot::Nonce) => body.push_str(nonce),
-                Some(Slot::Path) => template::escape_into(&mut body, context.path),
-                Some(Slot::LanguageHref) => template::escape_into(&mut body, context.language_href),
-                Some(Slot::RetryAfter) => body.push_str(number.format(context.retry_after)),
-                None => {}
-            }
+        let mut values = String::new();
+        let mut pieces = Vec::with_capacity(self.pieces.len() * 2);
+        self.walk(nonce, context, &mut values, |piece| pieces.push(piece));
+        let mut body = String::with_capacity(self.size + values.len());
+        for piece in pieces {
+            body.push_str(match piece {
+                Piece::Text(text) => text,
+                Piece::Value(start, end) => values.get(start..end).unwrap_or_default(),
+            });
         }
         body
+    }
+
+    /// Gives the stamp's text and, between, the request's values (appended to `values`).
+    fn walk<'a>(&'a self, nonce: &str, context: &PageContext<'_>, values: &mut String, mut give: impl FnMut(Piece<'a>)) {
+        let mut number = itoa_buffer();
+        for (text, slot) in &self.pieces {
+            give(Piece::Text(text));
+            let start = values.len();
+            match slot {
+                Some(Slot::Nonce) => values.push_str(nonce),
+                Some(Slot::Path) => template::escape_into(values, context.path),
+                Some(Slot::LanguageHref) => template::escape_into(values, context.language_href),
+                Some(Slot::RetryAfter) => values.push_str(number.format(context.retry_after)),
+                None => continue,
+            }
+            give(Piece::Value(start, values.len()));
+        }
     }
 }
 
 /// Decimal digits of a number without an allocation.
-fn itoa_buffer() -> Digits {
+pub(crate) fn itoa_buffer() -> Digits {
     Digits([0; 20])
 }
 
-struct Digits([u8; 20]);
+pub(crate) struct Digits([u8; 20]);
 
 impl Digits {
-    fn format(&mut self, mut n: u64) -> &str {
+    pub(crate) fn format(&mut self, mut n: u64) -> &str {
         let mut i = self.0.len();
         loop {
             i -= 1;
@@ -590,44 +710,88 @@ impl Page {
 
 /// A fresh nonce per response, from a cryptographic RNG.
 ///
-/// Drawn from a ChaCha20 stream per thread, keyed from the kernel RNG in each process (a
-/// worker forked from a master that had already made one reseeds, so no two workers share
-/// nonces): a page costs one `getpid` for its nonce, not a read of the kernel RNG.
-fn csp_nonce() -> String {
+/// Drawn from a ChaCha20 stream per thread, keyed from the kernel RNG in each process: a
+/// stream made before a fork is not used after it (see [`process_generation`]), so no two
+/// workers share nonces. A page costs no system call for its nonce.
+fn csp_nonce() -> Nonce {
     use rand::{RngCore, SeedableRng};
     use rand_chacha::ChaCha20Rng;
     use std::cell::RefCell;
     thread_local! {
-        static STREAM: RefCell<Option<(u32, ChaCha20Rng)>> = const { RefCell::new(None) };
+        static STREAM: RefCell<Option<(u64, ChaCha20Rng)>> = const { RefCell::new(None) };
     }
     let mut bytes = [0u8; 16];
-    let pid = std::process::id();
+    let generation = process_generation();
     let drawn = STREAM.with(|stream| {
         let mut stream = stream.borrow_mut();
-        if stream.as_ref().map(|(owner, _)| *owner) != Some(pid) {
+        if stream.as_ref().map(|(made, _)| *made) != Some(generation) {
             let mut seed = [0u8; 32];
             // The kernel RNG does not fail once the system is up; should it, a predictable
             // nonce must not be handed out: the page then renders without its inline style.
             getrandom::getrandom(&mut seed).ok()?;
-            *stream = Some((pid, ChaCha20Rng::from_seed(seed)));
+            *stream = Some((generation, ChaCha20Rng::from_seed(seed)));
         }
         stream.as_mut().map(|(_, rng)| rng.fill_bytes(&mut bytes))
     });
-    if drawn.is_none() {
-        return String::from("unavailable");
+    let mut nonce = Nonce { text: [0; 22], len: 0 };
+    let written = drawn.and_then(|()| STANDARD_NO_PAD.encode_slice(bytes, &mut nonce.text).ok());
+    nonce.len = match written {
+        Some(len) => len,
+        None => {
+            const UNAVAILABLE: &[u8] = b"unavailable";
+            nonce.text[..UNAVAILABLE.len()].copy_from_slice(UNAVAILABLE);
+            UNAVAILABLE.len()
+        }
+    };
+    nonce
+}
+
+/// Which process this is, as far as its streams care: how many forks it comes from since
+/// it started watching (a child handler, registered before the first stream is made, counts
+/// them with an atomic add), so a process that made a stream and forked sees a new value in
+/// the child. Should the handler not register, its pid (one system call) does instead.
+fn process_generation() -> u64 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static FORKS: AtomicU32 = AtomicU32::new(0);
+    static WATCHING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    extern "C" fn forked() {
+        FORKS.fetch_add(1, Ordering::Relaxed);
     }
-    STANDARD_NO_PAD.encode(bytes)
+    // SAFETY: registers a handler that only touches an atomic, valid for the whole process
+    // (a static function).
+    let watching = *WATCHING.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(forked)) } == 0);
+    match watching {
+        true => u64::from(FORKS.load(Ordering::Relaxed)),
+        false => 1 << 32 | u64::from(std::process::id()),
+    }
+}
+
+/// A CSP nonce: 16 random bytes in base64 (22 characters), held without an allocation.
+struct Nonce {
+    text: [u8; 22],
+    len: usize,
+}
+
+impl Nonce {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.text.get(..self.len).unwrap_or_default()).unwrap_or("unavailable")
+    }
 }
 
 /// Nothing may load but our inline style and `data:` images and audio; forms post only to us.
 fn content_security_policy(nonce: &str) -> String {
+    let mut csp = String::new();
+    content_security_policy_into(&mut csp, nonce);
+    csp
+}
+
+fn content_security_policy_into(csp: &mut String, nonce: &str) {
     const BEFORE: &str = "default-src 'none'; style-src 'nonce-";
     const AFTER: &str = "'; img-src data:; media-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-    let mut csp = String::with_capacity(BEFORE.len() + nonce.len() + AFTER.len());
+    csp.reserve(BEFORE.len() + nonce.len() + AFTER.len());
     csp.push_str(BEFORE);
     csp.push_str(nonce);
     csp.push_str(AFTER);
-    csp
 }
 
 /// The pre-check's page: under 1 kB, no script, no style, no image. It sends the client
@@ -722,6 +886,73 @@ mod tests {
             chooser: Some(ChooserView { return_path: "/a?b=<", without_cookies: false }),
             hints: None,
         }
+    }
+
+    #[test]
+    fn a_forked_child_does_not_repeat_its_parents_nonces() {
+        let first = csp_nonce().as_str().to_owned();
+        assert_eq!(first.len(), 22);
+        assert_ne!(first, csp_nonce().as_str());
+        let mut pipe = [0i32; 2];
+        // SAFETY: a pipe, then a fork whose child only draws a nonce, writes it and leaves
+        // with `_exit` (no destructors, no test harness).
+        unsafe {
+            assert_eq!(libc::pipe(pipe.as_mut_ptr()), 0);
+            let child = libc::fork();
+            assert!(child >= 0);
+            if child == 0 {
+                let nonce = csp_nonce();
+                libc::write(pipe[1], nonce.as_str().as_ptr().cast(), nonce.as_str().len());
+                libc::_exit(0);
+            }
+            let mut status = 0;
+            libc::waitpid(child, &mut status, 0);
+            let mut read = [0u8; 22];
+            assert_eq!(libc::read(pipe[0], read.as_mut_ptr().cast(), 22), 22);
+            libc::close(pipe[0]);
+            libc::close(pipe[1]);
+            // Without the fork counted, the child's stream would be the parent's: its nonce
+            // would be the parent's next one.
+            let parents_next = csp_nonce();
+            assert_ne!(&read[..], parents_next.as_str().as_bytes());
+        }
+    }
+
+    #[test]
+    fn css_is_minified_without_changing_its_meaning() {
+        let css = ":root {\n  --a: #fff; --b: 1px;\n}\n@media (x: dark) {\n  a:focus, b > c { font: 1rem/1.5 x, \"Segoe UI\"; }\n}\nd :hover { clip: rect(0 0 0 0); grid: repeat(2, minmax(9rem, 1fr)); }\n";
+        assert_eq!(
+            minify_css(css),
+            ":root{--a:#fff;--b:1px}@media (x:dark){a:focus,b>c{font:1rem/1.5 x,\"Segoe UI\"}\n}d :hover{clip:rect(0 0 0 0);grid:repeat(2,minmax(9rem,1fr))}"
+        );
+        // The built-in sheets: every rule kept (one `}` per `{`), a tenth smaller or more.
+        let full = builtin_style(PageKind::Captcha);
+        let raw = format!("{BASE_STYLE}{FORMS_STYLE}");
+        assert_eq!(full.matches('{').count(), raw.matches('{').count());
+        assert_eq!(full.matches('}').count(), raw.matches('}').count());
+        assert!(full.len() * 10 < raw.len() * 9, "{} of {}", full.len(), raw.len());
+    }
+
+    #[test]
+    fn block_and_rate_limit_pages_carry_only_the_rules_they_use() {
+        let plain = builtin_style(PageKind::Block);
+        assert_eq!(plain, builtin_style(PageKind::RateLimited));
+        assert!(builtin_style(PageKind::Captcha).starts_with(plain));
+        for page in [PageKind::Captcha, PageKind::ChangeLanguage] {
+            assert!(builtin_style(page).contains("input[type=\"text\"]{"), "{page:?}");
+            assert!(builtin_style(page).contains("ul.languages a{"), "{page:?}");
+        }
+        for rule in ["form{", "button{", "img.captcha{", "ul.languages"] {
+            assert!(!plain.contains(rule), "{rule}");
+        }
+        // What the block and rate-limit templates use is there.
+        for rule in ["main{", "h1{", ".danger{", ".message{", "footer{", "footer p{", "code{", "@media (prefers-color-scheme:dark)"] {
+            assert!(plain.contains(rule), "{rule}");
+        }
+        let pages = PageSet::builtin();
+        let context = PageContext { path: "/p", language_href: "/l", ..PageContext::default() };
+        let block = pages.render(PageKind::Block, &context).unwrap().body;
+        assert!(block.contains(plain) && block.len() < 2048, "{} bytes", block.len());
     }
 
     #[test]
