@@ -757,8 +757,9 @@ fn process_generation() -> u64 {
     extern "C" fn forked() {
         FORKS.fetch_add(1, Ordering::Relaxed);
     }
-    // SAFETY: registers a handler that only touches an atomic, valid for the whole process
-    // (a static function).
+    // SAFETY: registers a handler that only touches an atomic (a static function). glibc
+    // registers it with this module's DSO handle and drops it should nginx ever unload the
+    // module, so no fork can call into an unmapped library.
     let watching = *WATCHING.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(forked)) } == 0);
     match watching {
         true => u64::from(FORKS.load(Ordering::Relaxed)),
