@@ -43,7 +43,7 @@ qr{(?s)\A<!DOCTYPE html>.*<form method="post" action="/\.captchaify/verify">.*<i
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt?x=1"), "kxmp+w4")
+::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/a.txt?x=1"), "hxmr+u4")
 --- more_headers eval
 $::FORM
 --- error_code: 303
@@ -76,7 +76,7 @@ protected
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/"), "KXMPW3")
+::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/"), "HXMRU3")
 --- more_headers eval
 $::FORM
 --- error_code: 403
@@ -91,7 +91,7 @@ captchaify: wrong answer
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-[map { ::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/"), $_) } "WRONG1", "WRONG2", "WRONG3", "KXMPW4"]
+[map { ::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/"), $_) } "WRONG1", "WRONG2", "WRONG3", "HXMRU4"]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -113,7 +113,7 @@ protected
 >>> open/a.txt
 open
 --- request eval
-[::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4"), "NOPE"), "GET /p/a.txt", "GET /open/a.txt"]
+[::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4"), "NOPE"), "GET /p/a.txt", "GET /open/a.txt"]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -127,8 +127,8 @@ $::FORM
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-my $t = Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/");
-[::answer_form($t, "KXMPW4"), ::answer_form($t, "KXMPW4")]
+my $t = Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/");
+[::answer_form($t, "HXMRU4"), ::answer_form($t, "HXMRU4")]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -144,8 +144,8 @@ captchaify_max_failures 1;
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-[::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", expires => time - 1), "KXMPW4"),
- ::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", expires => time - 1), "WRONG")]
+[::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", expires => time - 1), "HXMRU4"),
+ ::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", expires => time - 1), "WRONG")]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -161,8 +161,8 @@ wrong answer
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-my $t = Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/");
-[map { ::answer_form(Captchaify::flip_byte($t, $_), "KXMPW4") } 0, 3, 14, 20, 40, 60, 80, length($t) - 1]
+my $t = Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/");
+[map { ::answer_form(Captchaify::flip_byte($t, $_), "HXMRU4") } 0, 3, 14, 20, 40, 60, 80, length($t) - 1]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -292,7 +292,7 @@ captchaify_action fight;
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-[map { ::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => $_), "KXMPW4") }
+[map { ::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => $_), "HXMRU4") }
  "//evil.example", "https://evil.example", "/\\evil.example", "/a\r\nSet-Cookie: x=1", "evil.example"]
 --- more_headers eval
 $::FORM
@@ -307,7 +307,7 @@ $::FORM
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/%2F%2Fevil.example?q=%0D%0A"), "KXMPW4")
+::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/%2F%2Fevil.example?q=%0D%0A"), "HXMRU4")
 --- more_headers eval
 $::FORM
 --- error_code: 303
@@ -320,7 +320,7 @@ Location: /%2F%2Fevil.example?q=%0D%0A
 --- config
 location /p/ { captchaify_action fight; captchaify_without_cookies on; }
 --- request eval
-::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt?x=1", delivery => "u"), "KXMPW4")
+::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/a.txt?x=1", delivery => "u"), "HXMRU4")
 --- more_headers eval
 $::FORM
 --- error_code: 303
@@ -333,7 +333,7 @@ Location: ^/p/a\.txt\?x=1&captchaify=v1\.\d+\.2\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-
 --- config
 location /p/ { captchaify_action fight; captchaify_without_cookies on; }
 --- request eval
-::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/", delivery => "u"), "KXMPW4")
+::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/", delivery => "u"), "HXMRU4")
 --- more_headers eval
 $::FORM
 --- error_code: 303
@@ -400,7 +400,7 @@ $::FORM
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/form"), "KXMPW4")
+::answer_form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/form"), "HXMRU4")
 --- more_headers eval
 $::FORM
 --- error_code: 303

@@ -28,8 +28,8 @@ __DATA__
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-my $t = Captchaify::challenge_token(address => "127.0.0.1", ua => $::FIREFOX, answer => "KXMPW4", return => "/p/");
-[(::answer_form($t, "KXMPW4")) x 10]
+my $t = Captchaify::challenge_token(address => "127.0.0.1", ua => $::FIREFOX, answer => "HXMRU4", return => "/p/");
+[(::answer_form($t, "HXMRU4")) x 10]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -43,7 +43,7 @@ captchaify_max_failures 4;
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-[(map { ::answer_form(Captchaify::challenge_token(address => "127.0.0.1", ua => $::FIREFOX, answer => "KXMPW4"), "NO") } 1 .. 4), "GET /p/"]
+[(map { ::answer_form(Captchaify::challenge_token(address => "127.0.0.1", ua => $::FIREFOX, answer => "HXMRU4"), "NO") } 1 .. 4), "GET /p/"]
 --- more_headers eval
 $::FORM
 --- error_code eval

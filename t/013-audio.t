@@ -15,7 +15,7 @@ add_block_preprocessor(sub {
 our $LOCAL = "127.0.0.1";
 our $FORM = "Content-Type: application/x-www-form-urlencoded\nUser-Agent: $FIREFOX";
 # Text and digits, as the challenge commits to them at hardness 3.
-our $BOTH = "KXMPW4CE3R|40917352861";
+our $BOTH = "HXMRU4CE3R|40917352861";
 sub hard_token { Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, hardness => 3, answer => $::BOTH, return => "/p/a.txt", @_) }
 sub answer_form { my ($token, $text, $digits) = @_; "POST /.captchaify/verify\nchallenge=$token&answer=$text&digits=$digits" }
 
@@ -59,9 +59,9 @@ GET /p/a.txt
 --- config
 location /p/ { captchaify_action fight; captchaify_hardness 3; }
 --- pipelined_requests eval
-[::answer_form(::hard_token(), "KXMPW4CE3R", "40917352860"),
- ::answer_form(::hard_token(), "KXMPW4CE3X", "40917352861"),
- ::answer_form(::hard_token(), "KXMPW4CE3R", ""),
+[::answer_form(::hard_token(), "HXMRU4CE3R", "40917352860"),
+ ::answer_form(::hard_token(), "HXMRU4CE3X", "40917352861"),
+ ::answer_form(::hard_token(), "HXMRU4CE3R", ""),
  ::answer_form(::hard_token(), "", "40917352861")]
 --- more_headers eval
 $::FORM
@@ -78,8 +78,8 @@ $::FORM
 --- config
 location /p/ { captchaify_action fight; captchaify_hardness 3; }
 --- pipelined_requests eval
-[::answer_form(::hard_token(), "kxmp+w4ce3r", "4091+7352-861"),
- ::answer_form(::hard_token(), "KXMPW4CE3R", "%D9%A4%D9%A0%D9%A9%D9%A1%D9%A7%D9%A3%D9%A5%D9%A2%D9%A8%D9%A6%D9%A1")]
+[::answer_form(::hard_token(), "hxmr+u4ce3r", "4091+7352-861"),
+ ::answer_form(::hard_token(), "HXMRU4CE3R", "%D9%A4%D9%A0%D9%A9%D9%A1%D9%A7%D9%A3%D9%A5%D9%A2%D9%A8%D9%A6%D9%A1")]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -94,7 +94,7 @@ $::FORM
 location /p/ { captchaify_action fight; captchaify_hardness 3; }
 --- pipelined_requests eval
 my $t = ::hard_token();
-[::answer_form($t, "KXMPW4CE3R", "40917352861"), ::answer_form($t, "KXMPW4CE3R", "40917352861")]
+[::answer_form($t, "HXMRU4CE3R", "40917352861"), ::answer_form($t, "HXMRU4CE3R", "40917352861")]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -142,7 +142,7 @@ captcha, carried in the challenge, whatever the module's path says)
 captchaify_audio_rate_limit off;
 location /p/ { captchaify_action fight; captchaify_hardness 3; captchaify_audio_rate_limit 1r/m; }
 --- pipelined_requests eval
-[::answer_form(::hard_token(audio => "1m"), "KXMPW4CE3R", "1"), ::answer_form(::hard_token(audio => "1m"), "KXMPW4CE3R", "2")]
+[::answer_form(::hard_token(audio => "1m"), "HXMRU4CE3R", "1"), ::answer_form(::hard_token(audio => "1m"), "HXMRU4CE3R", "2")]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -217,7 +217,7 @@ location /p/ { captchaify_action fight; captchaify_hardness 3; }
 location /p/ { captchaify_action fight; captchaify_hardness 3; }
 --- pipelined_requests eval
 my $t = ::hard_token();
-[::answer_form($t, "KXMPW4CE3R", "40917352861"),
+[::answer_form($t, "HXMRU4CE3R", "40917352861"),
  "GET /.captchaify/audio?challenge=$t&lang=en",
  "GET /.captchaify/audio?challenge=" . ::hard_token(expires => time - 1) . "&lang=en"]
 --- more_headers eval

@@ -254,7 +254,7 @@ location /c/ { captchaify_action captcha; }
 >>> c/a.txt
 content
 --- request eval
-[::answer_form(Captchaify::challenge_token(address => $::CAPTCHA, ua => $::FIREFOX, answer => "KXMPW4", return => "/c/a.txt"), "KXMPW4"),
+[::answer_form(Captchaify::challenge_token(address => $::CAPTCHA, ua => $::FIREFOX, answer => "HXMRU4", return => "/c/a.txt"), "HXMRU4"),
  "GET /c/a.txt",
  "GET /c/a.txt"]
 --- more_headers eval

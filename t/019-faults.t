@@ -18,12 +18,12 @@ add_block_preprocessor(sub {
 
 our $LOCAL = "127.0.0.1";
 our $FORM = "Content-Type: application/x-www-form-urlencoded\nUser-Agent: $FIREFOX";
-our $BOTH = "KXMPW4CE3R|40917352861";
+our $BOTH = "HXMRU4CE3R|40917352861";
 sub form { my ($token, $text) = @_; "POST /.captchaify/verify\nchallenge=$token&answer=$text" }
 # A challenge for a client seen through realip (X-Forwarded-For from 127.0.0.1).
 # The address a challenge binds: IPv4 as is, IPv6 by its /64 as the module writes it.
 sub binding { my $a = shift; $a =~ /^(\w+:\w+:\w+:\w+):/ ? "$1::/64" : $a }
-sub token_for { my ($address, %a) = @_; Captchaify::challenge_token(address => binding($address), ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt", %a) }
+sub token_for { my ($address, %a) = @_; Captchaify::challenge_token(address => binding($address), ua => $::FIREFOX, answer => "HXMRU4", return => "/p/a.txt", %a) }
 sub as_client { my $address = shift; "X-Forwarded-For: $address\nContent-Type: application/x-www-form-urlencoded\nUser-Agent: $::FIREFOX" }
 
 repeat_each(1);
@@ -62,7 +62,7 @@ $::FORM
 location /p/ { captchaify_action fight; captchaify_hardness 3; }
 --- pipelined_requests eval
 my $t = Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, hardness => 3, answer => $::BOTH);
-["POST /.captchaify/verify\nchallenge=$t&answer=KXMPW4CE3R&digits=1",
+["POST /.captchaify/verify\nchallenge=$t&answer=HXMRU4CE3R&digits=1",
  "GET /.captchaify/audio?challenge=$t&lang=en"]
 --- more_headers eval
 $::FORM
@@ -109,8 +109,8 @@ location /p/ { captchaify_action fight; }
 --- config
 location /p/ { captchaify_action fight; }
 --- pipelined_requests eval
-[::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/\"><b>"), "KXMPW4"),
- ::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/%22%3E"), "KXMPW4")]
+[::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/\"><b>"), "HXMRU4"),
+ ::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/%22%3E"), "HXMRU4")]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -146,7 +146,7 @@ location /q/ { captchaify_action fight; }
 captchaify_rate_limit off;
 location /p/ { captchaify_action fight; }
 --- pipelined_requests eval
-[map { ::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", rate => "2m", location => "L" x 16), "WRONG") } 1 .. 3]
+[map { ::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", rate => "2m", location => "L" x 16), "WRONG") } 1 .. 3]
 --- more_headers eval
 $::FORM
 --- error_code eval
@@ -243,7 +243,7 @@ qr/\[emerg\].*"captchaify_max_failures" directive: invalid parameter "4h", expec
 captchaify_secure_cookies on;
 location /p/ { captchaify_action fight; }
 --- request eval
-::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt"), "KXMPW4")
+::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/a.txt"), "HXMRU4")
 --- more_headers eval
 $::FORM
 --- error_code: 303
@@ -256,7 +256,7 @@ Set-Cookie: ^captchaify=v1\.[^;]+; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax;
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt"), "KXMPW4")
+::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/a.txt"), "HXMRU4")
 --- more_headers eval
 $::FORM
 --- error_code: 303
@@ -272,8 +272,8 @@ map $http_x_forwarded_proto $captchaify_tls { https on; default off; }
 captchaify_secure_cookies $captchaify_tls;
 location /p/ { captchaify_action fight; }
 --- pipelined_requests eval
-[::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt"), "KXMPW4"),
- ::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt"), "KXMPW4"),
+[::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/a.txt"), "HXMRU4"),
+ ::form(Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/a.txt"), "HXMRU4"),
  "GET /.captchaify/language?return=/p/a.txt&set=de"]
 --- more_headers eval
 ["X-Forwarded-Proto: https\n$::FORM", "X-Forwarded-Proto: http\n$::FORM", "X-Forwarded-Proto: https\n$::FORM"]

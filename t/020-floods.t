@@ -83,7 +83,7 @@ checking a pass not in this worker's cache
 --- config
 location /p/ { captchaify_action fight; }
 --- request eval
-"POST /.captchaify/verify\nchallenge=" . Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt") . "&answer=WRONG"
+"POST /.captchaify/verify\nchallenge=" . Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/a.txt") . "&answer=WRONG"
 --- more_headers eval
 "Content-Type: application/x-www-form-urlencoded\nUser-Agent: $::FIREFOX"
 --- error_code: 403
@@ -100,7 +100,7 @@ captchaify_max_failures 100;
 --- config
 location /p/ { captchaify_action fight; captchaify_rate_limit 3r/m; }
 --- request eval
-[map { "POST /.captchaify/verify\nchallenge=" . Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt", rate => "3m") . "&answer=WRONG" } 1 .. 5]
+[map { "POST /.captchaify/verify\nchallenge=" . Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/a.txt", rate => "3m") . "&answer=WRONG" } 1 .. 5]
 --- more_headers eval
 "Content-Type: application/x-www-form-urlencoded\nUser-Agent: $::FIREFOX"
 --- error_code eval
@@ -118,9 +118,9 @@ qr/\A(?:added to thread pool "default"|rate-limit \(answers\))\n\z/
 --- config
 location /p/ { captchaify_action fight; }
 --- pipelined_requests eval
-my $good = Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt");
-my $forged = Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "KXMPW4", return => "/p/a.txt", secret => "not-the-secret-not-the-secret-not-the");
-[map { "POST /.captchaify/verify\nchallenge=$_&answer=KXMPW4" } $forged, "c2.garbage", $good, $good]
+my $good = Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/a.txt");
+my $forged = Captchaify::challenge_token(address => $::LOCAL, ua => $::FIREFOX, answer => "HXMRU4", return => "/p/a.txt", secret => "not-the-secret-not-the-secret-not-the");
+[map { "POST /.captchaify/verify\nchallenge=$_&answer=HXMRU4" } $forged, "c2.garbage", $good, $good]
 --- more_headers eval
 "Content-Type: application/x-www-form-urlencoded\nUser-Agent: $::FIREFOX"
 --- error_code eval

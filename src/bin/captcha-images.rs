@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --no-default-features --features tools --bin captcha-images -- sheet OUT.png
 //! cargo run --release --no-default-features --features tools --bin captcha-images -- dump HARDNESS N DIR
+//! cargo run --release --no-default-features --features tools --bin captcha-images -- blind N READERS DIR
 //! cargo run --release --no-default-features --features tools --bin captcha-images -- speed [N]
 //! ```
 //!
@@ -11,6 +12,17 @@
 //!   answer underneath.
 //! * `dump HARDNESS N DIR` — N fresh PNGs (`DIR/00000.png` …) and `DIR/answers.txt` with one
 //!   `file answer` line per image.
+//! * `blind N READERS DIR` — material for blind reads by people (or stand-ins) who never see
+//!   the answers: per hardness, N fresh images at the size a desktop shows them (the PNG as
+//!   served) and N more at the size a 390-pixel phone shows them (scaled to the 316 CSS
+//!   pixels the page leaves it, at one device pixel per CSS pixel: the smallest a phone
+//!   draws it). Files get random names (`DIR/img/….png`), and are dealt in a random order
+//!   into READERS lists `DIR/batch-K.txt` (`path<TAB>6 to 8`: each image with the length
+//!   range the page states). The answers go to `DIR/key.tsv`, which readers must
+//!   not open; `scripts/blind-reads score DIR` compares their readings with it.
+//! * `normalize` — each line of standard input as the module reads a typed answer (case
+//!   folded, spaces removed, look-alikes replaced), or the line upper-cased without spaces
+//!   if the module would refuse it; for scoring blind reads.
 //! * `speed [N]` — N images per hardness (default 2000) on one thread, seeding a ChaCha20 RNG
 //!   from the OS per image as the module does; prints images per second and PNG sizes.
 
@@ -19,8 +31,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use captchaify::challenge::image::{generate, CaptchaImage};
-use rand::SeedableRng;
+use captchaify::challenge::image::{answer_lengths, generate, normalize_answer, CaptchaImage};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 const LABEL_FONT: &[u8] = include_bytes!("../challenge/fonts/DejaVuSans-Bold.ttf");
@@ -37,7 +50,7 @@ fn one(hardness: u8) -> Result<CaptchaImage, String> {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: captcha-images sheet OUT.png [HARDNESS]\n       captcha-images dump HARDNESS N DIR\n       captcha-images speed [N]"
+        "usage: captcha-images sheet OUT.png [HARDNESS]\n       captcha-images dump HARDNESS N DIR\n       captcha-images blind N READERS DIR\n       captcha-images normalize\n       captcha-images speed [N]"
     );
     ExitCode::from(2)
 }
@@ -55,6 +68,11 @@ fn main() -> ExitCode {
             (Ok(h), Ok(n)) => dump(h, n, Path::new(dir)),
             _ => return usage(),
         },
+        ["blind", n, readers, dir] => match (n.parse::<usize>(), readers.parse::<usize>()) {
+            (Ok(n), Ok(r)) if n > 0 && r > 0 => blind(n, r, Path::new(dir)),
+            _ => return usage(),
+        },
+        ["normalize"] => normalize(),
         ["speed"] => speed(2000),
         ["speed", n] => match n.parse::<usize>() {
             Ok(n) if n > 0 => speed(n),
@@ -85,6 +103,83 @@ fn dump(hardness: u8, n: usize, dir: &Path) -> Result<(), String> {
     std::fs::write(&path, list).map_err(|e| format!("{}: {e}", path.display()))?;
     println!(
         "wrote {n} captchas of hardness {hardness} and answers.txt to {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn normalize() -> Result<(), String> {
+    let mut out = String::new();
+    for line in std::io::stdin().lines() {
+        let line = line.map_err(|e| format!("stdin: {e}"))?;
+        let refused = || line.split_whitespace().collect::<String>().to_uppercase();
+        out.push_str(&normalize_answer(&line).unwrap_or_else(refused));
+        out.push('\n');
+    }
+    std::io::stdout().write_all(out.as_bytes()).map_err(|e| format!("stdout: {e}"))
+}
+
+/// The width the captcha page leaves the image on a 390-pixel-wide phone: the viewport less
+/// the body's padding (2 × 16), the card's padding (2 × 20) and its border (2 × 1).
+const PHONE_CSS_WIDTH: u32 = 390 - 32 - 40 - 2;
+
+fn blind(n: usize, readers: usize, dir: &Path) -> Result<(), String> {
+    let img_dir = dir.join("img");
+    if dir.join("key.tsv").exists() {
+        return Err(format!("{} already holds a run; pick a new directory", dir.display()));
+    }
+    std::fs::create_dir_all(&img_dir).map_err(|e| format!("{}: {e}", img_dir.display()))?;
+    let mut rng = fresh_rng()?;
+    let mut key = String::from("id\thardness\tsize\tshown_width\tanswer\n");
+    let mut ids = Vec::new();
+    for hardness in 1..=3u8 {
+        for size in ["desktop", "phone"] {
+            for _ in 0..n {
+                let c = one(hardness)?;
+                let id = format!("{:08x}", rng.gen::<u32>());
+                let path = img_dir.join(format!("{id}.png"));
+                let shown = if size == "phone" && c.width > PHONE_CSS_WIDTH {
+                    let img = image::load_from_memory_with_format(&c.png, image::ImageFormat::Png)
+                        .map_err(|e| format!("decode: {e}"))?
+                        .to_luma8();
+                    let h = (c.height * PHONE_CSS_WIDTH + c.width / 2) / c.width;
+                    let small = image::imageops::resize(
+                        &img,
+                        PHONE_CSS_WIDTH,
+                        h,
+                        image::imageops::FilterType::CatmullRom,
+                    );
+                    small.save(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    PHONE_CSS_WIDTH
+                } else {
+                    std::fs::write(&path, &c.png).map_err(|e| format!("{}: {e}", path.display()))?;
+                    c.width
+                };
+                key.push_str(&format!("{id}\t{hardness}\t{size}\t{shown}\t{}\n", c.answer));
+                ids.push((id, hardness));
+            }
+        }
+    }
+    ids.shuffle(&mut rng);
+    for r in 0..readers {
+        let list: String = ids
+            .iter()
+            .skip(r)
+            .step_by(readers)
+            .map(|(id, hardness)| {
+                // What the page tells the reader: "Type the 6 to 8 characters you see".
+                let (lo, hi) = answer_lengths(*hardness);
+                format!("{}\t{lo} to {hi}\n", img_dir.join(format!("{id}.png")).display())
+            })
+            .collect();
+        let path = dir.join(format!("batch-{}.txt", r + 1));
+        std::fs::write(&path, list).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let path = dir.join("key.tsv");
+    std::fs::write(&path, key).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!(
+        "wrote {} images ({n} per hardness and size) in {readers} batches to {}",
+        ids.len(),
         dir.display()
     );
     Ok(())
@@ -188,11 +283,7 @@ fn sheet(out: &Path, levels: &[u8]) -> Result<(), String> {
     };
     for (k, &hardness) in levels.iter().enumerate() {
         let top = k * (label_h + rows * cell_h);
-        let (lo, hi) = match hardness {
-            1 => (6, 8),
-            2 => (9, 11),
-            _ => (10, 12),
-        };
+        let (lo, hi) = answer_lengths(hardness);
         s.text(
             &font,
             22.0,

@@ -219,19 +219,19 @@ mod tests {
     fn hardness_3_needs_both_the_text_and_the_digits() {
         let s = secrets();
         let hard = ChallengeTerms { hardness: Hardness::HARD, ..terms() };
-        let answer = full_answer("KXMP4WCE3R", Some("40917352861"));
+        let answer = full_answer("HXMR4UCE3R", Some("40917352861"));
         let token = issue_challenge(&s, client(), &hard, NOW + 120, [1; 16], &answer);
         let attempt = |text: &str, digits: &str| {
             let f = Form { challenge: token.as_bytes().to_vec(), answer: text.as_bytes().to_vec(), digits: digits.as_bytes().to_vec() };
             judge_form(&s, &f, client(), NOW, |_, _| Spend::Fresh, [2; 16])
         };
         let wrong = Some(Judgement::Wrong { terms: hard.clone() });
-        assert_eq!(attempt("KXMP4WCE3R", "40917352860"), wrong, "text right, digits wrong");
-        assert_eq!(attempt("KXMP4WCE3X", "40917352861"), wrong, "digits right, text wrong");
-        assert_eq!(attempt("KXMP4WCE3R", ""), wrong, "no digits");
+        assert_eq!(attempt("HXMR4UCE3R", "40917352860"), wrong, "text right, digits wrong");
+        assert_eq!(attempt("HXMR4UCE3X", "40917352861"), wrong, "digits right, text wrong");
+        assert_eq!(attempt("HXMR4UCE3R", ""), wrong, "no digits");
         assert_eq!(attempt("", "40917352861"), wrong, "no text");
-        assert_eq!(attempt("KXMP4WCE3R|40917352861", ""), wrong, "both in the text field");
-        assert!(matches!(attempt("kxmp4wce3r", "4091 7352 861"), Some(Judgement::Solved { .. })));
+        assert_eq!(attempt("HXMR4UCE3R|40917352861", ""), wrong, "both in the text field");
+        assert!(matches!(attempt("hxmr4uce3r", "4091 7352 861"), Some(Judgement::Solved { .. })));
     }
 
     #[test]
@@ -247,9 +247,9 @@ mod tests {
     #[test]
     fn the_right_answer_earns_a_pass_for_the_challenges_terms() {
         let s = secrets();
-        let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "KXMP4W");
+        let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "HXMR4U");
         let mut spent = Vec::new();
-        let judgement = judge_form(&s, &form(&token, " kxmp 4w "), client(), NOW, |n, exp| {
+        let judgement = judge_form(&s, &form(&token, " hxmr 4u "), client(), NOW, |n, exp| {
             spent.push((*n, exp));
             Spend::Fresh
         }, [2; 16]);
@@ -265,9 +265,9 @@ mod tests {
     #[test]
     fn a_wrong_answer_spends_the_challenge_and_counts() {
         let s = secrets();
-        let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "KXMP4W");
+        let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "HXMR4U");
         let mut spent = 0;
-        for answer in ["KXMP4", "KXMP4WW", "", "KXMP4W\u{0}", "ÄÖÜ"] {
+        for answer in ["HXMR4", "HXMR4UU", "", "HXMR4U\u{0}", "ÄÖÜ"] {
             let j = judge_form(&s, &form(&token, answer), client(), NOW, |_, _| { spent += 1; Spend::Fresh }, [0; 16]);
             assert_eq!(j, Some(Judgement::Wrong { terms: terms() }), "{answer:?}");
         }
@@ -277,14 +277,14 @@ mod tests {
     #[test]
     fn replayed_expired_foreign_and_forged_challenges_are_stale() {
         let s = secrets();
-        let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "KXMP4W");
+        let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "HXMR4U");
         let stale = Some(Judgement::Stale { terms: terms() });
-        assert_eq!(judge_form(&s, &form(&token, "KXMP4W"), client(), NOW, |_, _| Spend::Replayed, [0; 16]), stale);
+        assert_eq!(judge_form(&s, &form(&token, "HXMR4U"), client(), NOW, |_, _| Spend::Replayed, [0; 16]), stale);
         let never = |_: &[u8; 16], _: u64| -> Spend { panic!("an expired challenge must not be spent") };
-        assert_eq!(judge_form(&s, &form(&token, "KXMP4W"), client(), NOW + 120, never, [0; 16]), stale);
+        assert_eq!(judge_form(&s, &form(&token, "HXMR4U"), client(), NOW + 120, never, [0; 16]), stale);
         let other = ClientBinding::new("192.0.2.11".parse().unwrap(), b"Mozilla/5.0");
         let none = None;
-        assert_eq!(judge_form(&s, &form(&token, "KXMP4W"), other, NOW, |_, _| Spend::Fresh, [0; 16]), none);
+        assert_eq!(judge_form(&s, &form(&token, "HXMR4U"), other, NOW, |_, _| Spend::Fresh, [0; 16]), none);
         let forged = issue_challenge(&Secrets::new(vec![7; 32], None).unwrap(), client(), &terms(), NOW + 120, [1; 16], "A");
         assert_eq!(judge_form(&s, &form(&forged, "A"), client(), NOW, |_, _| Spend::Fresh, [0; 16]), none);
         assert_eq!(judge_form(&s, &Form::default(), client(), NOW, |_, _| Spend::Fresh, [0; 16]), none);

@@ -48,9 +48,27 @@ pub struct CaptchaImage {
 /// Left out, because under rotation, warp, crowding and a stroke across them they are
 /// confused with another character (the partner in brackets): `0 O Q D` (each other),
 /// `1 I L J` (each other), `2 Z`, `5 S`, `8 B`, `G` (6, C), `A` (4 — a rotated serif 4 was
-/// seen to read as A), `V` (U, Y), `F` (E with a stroke under it). Lower case is never shown,
-/// so `l`/`I` and `g`/`9` cannot happen; users may type either case.
-pub const ALPHABET: &str = "34679CEHKMNPRTUWXY";
+/// seen to read as A), `V` (U, Y), `F` (E with a stroke under it). Dropped after blind reads
+/// (`scripts/blind-reads`, issue 17): `W` (read as N or M), `Y` (X, K, T or 7), `7` (read as
+/// 1, Z or T, and T as 7, in both pilot runs), `P` (read as R: 4 of 232 times in the first
+/// full run) and `K` (read as X: 4 of 225). Lower case is never shown, so `l`/`I` and `g`/`9`
+/// cannot happen; users may type either case. See also [`READ_AS`].
+pub const ALPHABET: &str = "3469CEHMNRTUX";
+
+/// Characters outside [`ALPHABET`] that people type when they misread one character of it,
+/// each with the one character it stands for (the only one in the alphabet it looks like):
+/// accepted as that character. In the first full blind run 4 was read as A six times, and
+/// 6 as G once. Attackers gain nothing from it (a program reading our images only ever
+/// answers in the alphabet), and a blind guess's odds do not change.
+pub const READ_AS: [(char, char); 7] = [
+    ('A', '4'),
+    ('G', '6'),
+    ('F', 'E'),
+    ('V', 'U'),
+    ('K', 'X'),
+    ('P', 'R'),
+    ('7', 'T'),
+];
 
 /// Longest accepted answer (after removing spaces).
 const MAX_ANSWER: usize = 32;
@@ -58,9 +76,10 @@ const MAX_ANSWER: usize = 32;
 const MAX_INPUT: usize = 256;
 
 /// What a user typed → the form compared with the answer: ASCII case folded to upper case,
-/// whitespace removed. `None` if the result contains a character outside [`ALPHABET`] or is
-/// longer than 32 characters (or the raw input is longer than 256 bytes). An empty or
-/// all-space input gives `Some("")`, which never equals an answer.
+/// whitespace removed, [`READ_AS`] look-alikes replaced. `None` if the result contains a
+/// character outside [`ALPHABET`] or is longer than 32 characters (or the raw input is longer
+/// than 256 bytes). An empty or all-space input gives `Some("")`, which never equals an
+/// answer.
 pub fn normalize_answer(input: &str) -> Option<String> {
     if input.len() > MAX_INPUT {
         return None;
@@ -71,6 +90,10 @@ pub fn normalize_answer(input: &str) -> Option<String> {
             continue;
         }
         let c = c.to_ascii_uppercase();
+        let c = READ_AS
+            .iter()
+            .find(|&&(typed, _)| typed == c)
+            .map_or(c, |&(_, meant)| meant);
         if !ALPHABET.contains(c) || out.len() >= MAX_ANSWER {
             return None;
         }
@@ -79,43 +102,65 @@ pub fn normalize_answer(input: &str) -> Option<String> {
     Some(out)
 }
 
-/// Answer length range per hardness (anything outside 1..=3 counts as 2).
-fn lengths(hardness: u8) -> (usize, usize, f32) {
+/// What a hardness draws (anything outside 1..=3 counts as 2).
+struct Shape {
+    /// Shortest and longest answer; the length is drawn uniformly in between.
+    lengths: (usize, usize),
+    /// Scales the letters' rotation and jitter and the warp: longer answers are distorted
+    /// less.
+    strength: f32,
+    /// Image width in pixels. The same for every answer of the hardness, so that the image
+    /// does not give the answer's length away; the text sits at a random place in it.
+    width: usize,
+}
+
+fn shape(hardness: u8) -> Shape {
     match hardness {
-        1 => (6, 8, 1.0),
-        3 => (10, 12, 0.85),
-        _ => (9, 11, 0.9),
+        1 => Shape { lengths: (6, 8), strength: 1.0, width: 360 },
+        3 => Shape { lengths: (10, 12), strength: 0.85, width: 472 },
+        _ => Shape { lengths: (9, 11), strength: 0.9, width: 440 },
     }
 }
 
 /// The shortest and longest answer at a hardness (anything outside 1..=3 counts as 2).
 pub fn answer_lengths(hardness: u8) -> (usize, usize) {
-    let (lo, hi, _) = lengths(hardness);
-    (lo, hi)
+    shape(hardness).lengths
+}
+
+/// Image width at a hardness, whatever the answer's length (anything outside 1..=3 counts
+/// as 2).
+pub fn image_width(hardness: u8) -> u32 {
+    shape(hardness).width as u32
 }
 
 /// Draws a new answer and its image.
 ///
 /// hardness 1: 6–8 characters; 2: 9–11; 3: 10–12 (lengths chosen by the RNG); any other
-/// value is treated as 2. Images are 100 pixels high and 320 (up to 7 characters) to 472
-/// (12 characters) wide: 36 pixels per character.
+/// value is treated as 2. Images are 100 pixels high and 360, 440 or 472 pixels wide
+/// (hardness 1, 2, 3), whatever the answer's length.
 pub fn generate<R: RngCore + CryptoRng>(hardness: u8, rng: &mut R) -> CaptchaImage {
     generate_dyn(hardness, rng)
 }
 
 fn generate_dyn(hardness: u8, rng: &mut dyn RngCore) -> CaptchaImage {
-    let (lo, hi, strength) = lengths(hardness);
+    let Shape { lengths: (lo, hi), strength, width } = shape(hardness);
     let len = lo + render::below(rng, hi - lo + 1);
     let alphabet = ALPHABET.as_bytes();
-    let indices: Vec<usize> = (0..len)
-        .map(|_| render::below(rng, alphabet.len()))
-        .collect();
+    // No character twice in a row: readers miscounted runs of one letter.
+    let mut indices: Vec<usize> = Vec::with_capacity(len);
+    for _ in 0..len {
+        let next = match indices.last() {
+            Some(&last) => (last + 1 + render::below(rng, alphabet.len() - 1)) % alphabet.len(),
+            None => render::below(rng, alphabet.len()),
+        };
+        indices.push(next);
+    }
     let answer: String = indices
         .iter()
         .filter_map(|&i| alphabet.get(i))
         .map(|&b| b as char)
         .collect();
-    let (grey, w, h) = render::render(&indices, strength, rng);
+    let (grey, w, h) = render::render(&indices, strength, width, rng);
     let png = encode_png(&grey, w as u32, h as u32);
     CaptchaImage {
         answer,
@@ -175,8 +220,30 @@ mod tests {
     }
 
     #[test]
+    fn look_alikes_stand_for_one_character_of_the_alphabet() {
+        for (typed, meant) in READ_AS {
+            assert!(!ALPHABET.contains(typed), "{typed} is in the alphabet");
+            assert!(ALPHABET.contains(meant), "{meant} is not in the alphabet");
+        }
+        let mut seen = std::collections::HashSet::new();
+        assert!(READ_AS.iter().all(|(typed, _)| seen.insert(*typed)), "one meaning each");
+    }
+
+    #[test]
+    fn no_character_twice_in_a_row() {
+        let mut r = rng(5);
+        for h in 1..=3 {
+            for _ in 0..200 {
+                let c = generate(h, &mut r);
+                let b = c.answer.as_bytes();
+                assert!(b.windows(2).all(|w| w[0] != w[1]), "{}", c.answer);
+            }
+        }
+    }
+
+    #[test]
     fn alphabet_has_no_look_alikes_and_is_upper_case_ascii() {
-        for c in "0OQD1ILJ2Z5S8BGAVF".chars() {
+        for c in "0OQD1ILJ2Z5S8BGAVFWY7".chars() {
             assert!(!ALPHABET.contains(c), "{c} is a look-alike");
         }
         assert!(ALPHABET
@@ -204,6 +271,8 @@ mod tests {
                 let c = generate(hardness, &mut r);
                 let n = c.answer.chars().count();
                 assert!((lo..=hi).contains(&n), "hardness {hardness}: length {n}");
+                // The width does not give the length away.
+                assert_eq!(c.width, image_width(hardness), "hardness {hardness}, length {n}");
                 seen.insert(n);
             }
             assert_eq!(
@@ -235,23 +304,26 @@ mod tests {
 
     #[test]
     fn normalize_answer_cases() {
-        assert_eq!(normalize_answer("k3 m9x").as_deref(), Some("K3M9X"));
+        assert_eq!(normalize_answer("h3 m9x").as_deref(), Some("H3M9X"));
         assert_eq!(normalize_answer("  4 c e \t").as_deref(), Some("4CE"));
-        assert_eq!(normalize_answer(" kxmp 4w ").as_deref(), Some("KXMP4W"));
+        assert_eq!(normalize_answer(" hxmr 4u ").as_deref(), Some("HXMR4U"));
+        // Look-alikes outside the alphabet stand for the character they resemble.
+        assert_eq!(normalize_answer("a9gfvkp7").as_deref(), Some("496EUXRT"));
+        assert_eq!(normalize_answer("HA3"), normalize_answer("H43"));
         assert_eq!(normalize_answer("").as_deref(), Some(""));
         assert_eq!(normalize_answer("   ").as_deref(), Some(""));
-        assert_eq!(normalize_answer("KC0E"), None); // zero is not in the alphabet
-        assert_eq!(normalize_answer("KCOE"), None); // nor is O
-        assert_eq!(normalize_answer("KA"), None); // nor A (see ALPHABET)
-        assert_eq!(normalize_answer("K-C"), None);
+        assert_eq!(normalize_answer("HC0E"), None); // zero is not in the alphabet
+        assert_eq!(normalize_answer("HCOE"), None); // nor is O, nor a look-alike of one
+        assert_eq!(normalize_answer("HW"), None); // W looks like N and M: no guess made
+        assert_eq!(normalize_answer("H-C"), None);
         assert_eq!(normalize_answer("ÄCE"), None);
         assert_eq!(normalize_answer("ｷCE"), None);
-        assert_eq!(normalize_answer("KXMP4W\u{0}"), None);
-        let max = "K".repeat(32);
+        assert_eq!(normalize_answer("HXMR4U\u{0}"), None);
+        let max = "H".repeat(32);
         assert_eq!(normalize_answer(&max).as_deref(), Some(max.as_str()));
-        assert_eq!(normalize_answer(&"K".repeat(33)), None);
+        assert_eq!(normalize_answer(&"H".repeat(33)), None);
         // Spaces do not count towards the 32.
-        let spaced: String = "K ".repeat(32);
+        let spaced: String = "H ".repeat(32);
         assert_eq!(normalize_answer(&spaced).as_deref(), Some(max.as_str()));
         assert_eq!(normalize_answer(&" ".repeat(300)), None);
     }
@@ -278,7 +350,7 @@ mod tests {
     fn the_four_bit_png_holds_exactly_the_drawn_pixels() {
         for seed in 0..12u64 {
             let answer: Vec<usize> = (0..7 + seed as usize % 5).map(|i| (i * 5 + seed as usize) % ALPHABET.len()).collect();
-            let (grey, w, h) = render::render(&answer, 1.0, &mut rng(seed));
+            let (grey, w, h) = render::render(&answer, 1.0, 400, &mut rng(seed));
             assert!(grey.iter().all(|v| v % 17 == 0), "16 grey levels, multiples of 17");
             let png = encode_png(&grey, w as u32, h as u32);
             let decoded = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap().to_luma8();
@@ -296,7 +368,7 @@ mod tests {
                 let img = image::load_from_memory_with_format(&c.png, image::ImageFormat::Png)
                     .expect("decodes");
                 assert_eq!((img.width(), img.height()), (c.width, c.height));
-                assert!((320..=472).contains(&c.width), "width {}", c.width);
+                assert_eq!(c.width, image_width(h), "hardness {h}");
                 assert_eq!(c.height, 100);
                 // Not blank: a real spread of tones.
                 let grey = img.to_luma8();

@@ -22,11 +22,6 @@ use super::glyphs::{self, FontGlyphs, Glyph, REF_PX};
 /// Image height in pixels.
 pub(super) const HEIGHT: usize = 100;
 
-/// Image width for an answer of `len` characters: 320 up to 7 characters, then 36 per
-/// character (8 → 328, 10 → 400, 12 → 472).
-pub(super) fn width_for(len: usize) -> usize {
-    (40 + 36 * len.min(32)).max(320)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Random helpers that never panic (no empty ranges).
@@ -651,13 +646,12 @@ impl Style {
         const HAIR: usize = 3;
         const HATCHING: usize = 4;
         const TONE_RAMP: usize = 5;
-        let weights = [3u32, 1, 2, 2, 2, 4];
+        let weights = [3u32, 0, 2, 2, 2, 0];
         // Longer answers are harder to type already and give OCR less to hold on to per
         // letter: they get fewer extras.
         let budget = match letters {
-            0..=8 => 1,
-            9..=10 => usize::from(chance(rng, 0.5)),
-            _ => 0,
+            0..=10 => 1,
+            _ => usize::from(chance(rng, 0.5)),
         };
         let mut on = [false; 6];
         let mut taken = 0;
@@ -680,11 +674,12 @@ impl Style {
             }
         }
         let is = |f: usize| on.get(f).copied().unwrap_or(false);
-        // Always a wave and a long curve, in either order.
-        let mut strokes = if chance(rng, 0.5) {
-            vec![0, 1]
-        } else {
-            vec![1, 0]
+        // A wave or a long curve, or both in either order.
+        let mut strokes = match below(rng, 4) {
+            0 => vec![0],
+            1 => vec![1],
+            2 => vec![0, 1],
+            _ => vec![1, 0],
         };
         if is(EXTRA_STROKE) {
             strokes.push(2);
@@ -718,6 +713,7 @@ impl Style {
 pub(super) fn render(
     answer: &[usize],
     strength: f32,
+    width: usize,
     rng: &mut dyn RngCore,
 ) -> (Vec<u8>, usize, usize) {
     // On a CPU with AVX2, the same code compiled for it (what LLVM inlines into it: the
@@ -725,9 +721,9 @@ pub(super) fn render(
     #[cfg(target_arch = "x86_64")]
     if use_avx2() {
         // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { render_avx2(answer, strength, rng) };
+        return unsafe { render_avx2(answer, strength, width, rng) };
     }
-    render_portable(answer, strength, rng)
+    render_portable(answer, strength, width, rng)
 }
 
 /// Whether to take the AVX2 versions (the CPU has it; a test may ask for the portable code).
@@ -747,19 +743,25 @@ thread_local! {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn render_avx2(answer: &[usize], strength: f32, rng: &mut dyn RngCore) -> (Vec<u8>, usize, usize) {
-    render_portable(answer, strength, rng)
+fn render_avx2(
+    answer: &[usize],
+    strength: f32,
+    width: usize,
+    rng: &mut dyn RngCore,
+) -> (Vec<u8>, usize, usize) {
+    render_portable(answer, strength, width, rng)
 }
 
 #[inline(always)]
 fn render_portable(
     answer: &[usize],
     strength: f32,
+    width: usize,
     rng: &mut dyn RngCore,
 ) -> (Vec<u8>, usize, usize) {
     let fonts = glyphs::fonts();
     let n = answer.len().max(1);
-    let w = width_for(n);
+    let w = width.clamp(64, 1024);
     let h = HEIGHT;
     // The two canvases are reused from one image to the next on this thread: allocating
     // and freeing ~400 KB per image made the allocator hand the memory back to the kernel
@@ -795,20 +797,23 @@ fn draw_text(
     let (w, h) = (ink.w as f32, ink.h as f32);
     let n = answer.len().max(1);
     let main_font = below(rng, fonts.len());
-    let mixed_fonts = chance(rng, 0.2);
+    let mixed_fonts = chance(rng, 0.4);
 
     // Per-image style.
-    let rot_max = uf(rng, 0.16, 0.28) * strength;
-    let shear_base = pm(rng, 0.22);
-    let shear_jitter = uf(rng, 0.05, 0.22);
-    let size_jitter = uf(rng, 0.1, 0.22);
+    let rot_max = uf(rng, 0.10, 0.20) * strength;
+    let shear_base = pm(rng, 0.15);
+    let shear_jitter = uf(rng, 0.04, 0.14);
+    let size_jitter = uf(rng, 0.06, 0.14);
     let aspect_base = uf(rng, 0.88, 1.1);
-    let weight_base = uf(rng, -0.9, 0.5);
+    let weight_base = uf(rng, -0.9, 0.15);
     // Per-glyph vertical jitter: breaks the text line that OCR looks for.
     let dy_max = uf(rng, 3.0, 6.0) * strength;
     // Spacing model: overlap in em (positive = glyphs overlap, 0 = ink boxes touch).
     let spacing = weighted(rng, &[3, 3, 2, 2]);
     let base_overlap = uf(rng, -0.03, 0.03);
+    // Every model's overlap less a clear gap: letters that touch or overlap were the most
+    // common cause of people's misreadings (W/N/M, X/K).
+    let gap = uf(rng, 0.12, 0.17);
 
     struct Pending {
         font: usize,
@@ -819,12 +824,18 @@ fn draw_text(
         shear: f32,
         dy: f32,
         fill: Fill,
-        width: f32,
+        /// The width the glyph takes on the line, in reference pixels at scale 1: `squeezed`
+        /// scales with the horizontal condensing, `leaning` (what rotation and shear add)
+        /// does not.
+        squeezed: f32,
+        leaning: f32,
         overlap: f32,
     }
     let mut items = Vec::with_capacity(n);
-    let mut total = 0.0f32;
-    let mut cap_ref = 0.0f32;
+    let (mut squeezed, mut leaning) = (0.0f32, 0.0f32);
+    // Every font's capitals are scaled to the tallest font's: with mixed fonts, letters of
+    // a font with short capitals looked like small letters to readers.
+    let cap_ref = fonts.iter().map(|f| f.cap_height).fold(0.0f32, f32::max);
     for (i, &ch) in answer.iter().enumerate() {
         let font = if mixed_fonts {
             below(rng, fonts.len())
@@ -833,8 +844,8 @@ fn draw_text(
         };
         let Some(f) = fonts.get(font) else { continue };
         let Some(g) = f.glyphs.get(ch) else { continue };
-        cap_ref = cap_ref.max(f.cap_height);
-        let s = 1.0 + pm(rng, size_jitter);
+        let to_tallest = if f.cap_height > 0.0 { cap_ref / f.cap_height } else { 1.0 };
+        let s = (1.0 + pm(rng, size_jitter)) * to_tallest;
         let aspect = aspect_base * (1.0 + pm(rng, 0.06));
         // Never (nearly) upright: a magnitude from the upper part of the range, either sign.
         let rot = uf(rng, 0.3, 1.0) * rot_max * if chance(rng, 0.5) { 1.0 } else { -1.0 };
@@ -854,13 +865,17 @@ fn draw_text(
                 }
             }
             _ => -0.04 + 0.07 * (i as f32 * 1.3 + base_overlap * 90.0).sin().abs(),
-        };
-        // Width taken on the line: the ink box, plus part of what rotation adds.
-        let width = (g.ink_right - g.ink_left) * s * aspect * rot.cos()
-            + (g.ink_bottom - g.ink_top) * s * rot.sin().abs() * 0.4;
-        total += width;
+        } - gap;
+        // Width taken on the line: the horizontal extent of the transformed ink box,
+        // |m00|·w + |m01|·h (see `Placed::new`), with three quarters of the part rotation and
+        // shear add (a glyph's ink seldom fills its box's corners).
+        let squeezed_i = (g.ink_right - g.ink_left) * s * aspect * rot.cos().abs();
+        let leaning_i =
+            0.9 * (g.ink_bottom - g.ink_top) * s * (rot.cos() * shear - rot.sin()).abs();
+        squeezed += squeezed_i;
+        leaning += leaning_i;
         if i + 1 < answer.len() {
-            total -= overlap * REF_PX;
+            squeezed -= overlap * REF_PX;
         }
         items.push(Pending {
             font,
@@ -871,7 +886,8 @@ fn draw_text(
             shear,
             dy,
             fill,
-            width,
+            squeezed: squeezed_i,
+            leaning: leaning_i,
             overlap,
         });
     }
@@ -883,25 +899,23 @@ fn draw_text(
 
     // Scale: capitals 34–39 pixels tall depending on the room per character. Room is kept at
     // the ends for the shear and the warp, so no letter leaves the image.
-    let margin =
-        uf(rng, 8.0, 14.0) + warp.max_x.min(12.0) + (shear_base.abs() + shear_jitter) * 20.0;
+    let margin = uf(rng, 16.0, 22.0) + warp.max_x.min(12.0);
     let avail = w - 2.0 * margin;
     let pitch = avail / n as f32;
     // (Up to 46 pixels once: Tesseract read the big letters of short answers noticeably
     // better, people read 39 as easily.)
-    let cap_px = (pitch * uf(rng, 1.0, 1.15)).clamp(34.0, 39.0);
+    let cap_px = (pitch * uf(rng, 0.9, 1.05)).clamp(31.0, 38.0);
     let mut g_scale = cap_px / cap_ref;
-    let natural = total.max(1.0) * g_scale;
-    let fit = avail / natural;
-    // Horizontal scale: condense a line that is too long, widen one that is short (wider
-    // letters read better; they still touch).
-    let condense = fit.clamp(0.7, 1.2);
-    if fit < 0.7 {
+    // The line is g_scale·(condense·squeezed + leaning) wide. Condense a line that is too
+    // long, widen one that is short (wider letters read better), keeping the gaps.
+    let squeezed = squeezed.max(1.0);
+    let fit = (avail / g_scale - leaning) / squeezed;
+    let condense = fit.clamp(0.75, 1.2);
+    if fit < 0.75 {
         // Still too wide when condensed: make the letters smaller too.
-        g_scale *= fit / 0.7;
+        g_scale = avail / (0.75 * squeezed + leaning).max(1.0);
     }
-    let natural = total.max(1.0) * g_scale;
-    let used = natural * condense;
+    let used = g_scale * (condense * squeezed + leaning);
     let start = margin + unit(rng) * (avail - used).max(0.0);
 
     // Baseline (centre line) model.
@@ -934,7 +948,7 @@ fn draw_text(
         let cap = fonts.get(it.font).map_or(cap_ref, |f| f.cap_height);
         let sx = g_scale * condense * it.s * it.aspect;
         let sy = g_scale * it.s;
-        let half = it.width * g_scale * condense * 0.5;
+        let half = g_scale * (condense * it.squeezed + it.leaning) * 0.5;
         let cx = x + half;
         let mut cy = centre_at(cx) + it.dy;
         if curve == 4 {
@@ -985,35 +999,8 @@ fn draw_text(
 
 fn draw_strokes(ink: &mut Canvas, band: &Band, style: &Style, rng: &mut dyn RngCore) {
     let w = ink.w as f32;
-    // Dashes in the margins on the text line, 1–3 before the text and up to 2 after it:
-    // a person sees marks that are no letter of the alphabet; OCR takes them for letters,
-    // and everything it reads after them is out of place.
-    for before in [true, false] {
-        let count = if before {
-            between(rng, 1, 3)
-        } else {
-            below(rng, 3)
-        };
-        for _ in 0..count {
-            let x = if before {
-                uf(rng, 2.0, (band.left - 3.0).max(3.0))
-            } else {
-                uf(rng, (band.right + 3.0).min(w - 3.0), w - 2.0)
-            };
-            let y = band.mid(x) + pm(rng, 0.6) * band.cap;
-            let a = pm(rng, 3.2);
-            let l = uf(rng, 5.0, 12.0);
-            capsule(
-                ink,
-                x,
-                y,
-                x + l * a.cos(),
-                y + l * a.sin(),
-                uf(rng, 1.4, 2.0),
-                1.0,
-            );
-        }
-    }
+    // (Dashes in the margins on the text line were tried: OCR took them for letters, but so
+    // did people, who read a curved one as a C.)
     let mut mask: Option<Canvas> = None;
     let tau = std::f32::consts::TAU;
     // The wave and the curve cross the letters at an angle and run on past them, thinner
@@ -1027,7 +1014,7 @@ fn draw_strokes(ink: &mut Canvas, band: &Band, style: &Style, rng: &mut dyn RngC
         match kind {
             0 => {
                 // A wave crossing the letters up and down.
-                let r = uf(rng, 1.55, 1.95);
+                let r = uf(rng, 0.7, 0.95);
                 let amp = uf(rng, 0.25, 0.45) * band.cap;
                 let period = uf(rng, 70.0, 160.0);
                 let off = pm(rng, 0.15) * band.cap;
@@ -1047,7 +1034,7 @@ fn draw_strokes(ink: &mut Canvas, band: &Band, style: &Style, rng: &mut dyn RngC
             }
             1 => {
                 // A long curve from above the letters on one side to below them on the other.
-                let r = uf(rng, 1.55, 1.95);
+                let r = uf(rng, 0.7, 0.95);
                 let x0 = uf(rng, -10.0, band.left.max(0.0) + 20.0);
                 let x3 = uf(rng, band.right.min(w) - 20.0, w + 10.0);
                 let sign = if chance(rng, 0.5) { 1.0 } else { -1.0 };
@@ -1140,13 +1127,13 @@ fn draw_polarity_split(ink: &mut Canvas, band: &Band, rng: &mut dyn RngCore) {
         let mut g = below(rng, (ng / 2).max(1));
         for _ in 0..want {
             let Some(&gx) = band.gaps.get(g) else { break };
-            edges.push((gx, pm(rng, 0.12)));
+            edges.push((gx, pm(rng, 0.05)));
             g += between(rng, 2, 4);
         }
     } else {
         edges.push((w * 0.5, 0.0));
     }
-    let amp = uf(rng, 0.0, 2.0);
+    let amp = uf(rng, 0.0, 0.8);
     let ph = pm(rng, 3.2);
     // Fuzzy XOR (d + s − 2ds) with each edge's coverage s: 1 right of the edge,
     // 0 left of it, a fraction in the pixel it crosses. XOR is associative, so
@@ -1240,7 +1227,7 @@ fn draw_clutter(
                 let (ca, sa) = (a.cos(), a.sin());
                 let period = uf(rng, 5.0, 11.0);
                 let inv = 1.0 / period;
-                let level = uf(rng, 0.1, 0.18);
+                let level = uf(rng, 0.08, 0.13);
                 let thick = uf(rng, 0.15, 0.3);
                 for y in 0..tone.h {
                     let yf = y as f32;
@@ -1304,10 +1291,10 @@ fn finish(ink: &Canvas, tone: &Canvas, style: &Style, rng: &mut dyn RngCore) -> 
     let ga = pm(rng, 3.2);
     let (gx, gy) = (ga.cos() * 2.0 / w.max(1.0), ga.sin() * 2.0 / h.max(1.0));
     let (ka, kb) = if style.tone_ramp {
-        let ka = uf(rng, 0.35, 0.42);
-        (ka, uf(rng, 0.84, 0.9) - ka)
+        let ka = uf(rng, 0.3, 0.36);
+        (ka, uf(rng, 0.66, 0.72) - ka)
     } else {
-        (0.0, uf(rng, 0.0, 0.32))
+        (0.0, uf(rng, 0.0, 0.2))
     };
     // v = fg' − (fg' − bg')·(1 − tone)·(1 − ink), quantised to 16 grey levels (smaller PNGs;
     // the edges keep some anti-aliasing).
@@ -1349,9 +1336,10 @@ mod tests {
         for seed in 0..24u64 {
             let strength = [0.6, 1.0, 1.3][seed as usize % 3];
             let answer: Vec<usize> = (0..6 + seed as usize % 6).map(|i| (i * 7 + seed as usize) % crate::challenge::image::ALPHABET.len()).collect();
-            let fast = render(&answer, strength, &mut ChaCha20Rng::seed_from_u64(seed));
+            let width = [360, 440, 472][seed as usize % 3];
+            let fast = render(&answer, strength, width, &mut ChaCha20Rng::seed_from_u64(seed));
             PORTABLE.with(|p| p.set(true));
-            let portable = render(&answer, strength, &mut ChaCha20Rng::seed_from_u64(seed));
+            let portable = render(&answer, strength, width, &mut ChaCha20Rng::seed_from_u64(seed));
             PORTABLE.with(|p| p.set(false));
             assert!(fast == portable, "seed {seed}: the images differ");
         }
