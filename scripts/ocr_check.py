@@ -206,6 +206,25 @@ def python_captchas(n: int, alphabet: str, directory: Path):
     (directory / "answers.txt").write_text("".join(lines))
 
 
+def plain_texts(n: int, alphabet: str, directory: Path):
+    """The reference that shows the attack works: the same kind of answers, typed in black on
+    white with OpenCV's plain Hershey font, 320x100, nothing else."""
+    import cv2
+    import numpy as np
+
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(secrets.randbits(64))
+    lines = []
+    for i in range(n):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(6, 8)))
+        image = np.full((100, 320), 255, np.uint8)
+        cv2.putText(image, text, (16, 66), cv2.FONT_HERSHEY_SIMPLEX, 1.4, 0, 3, cv2.LINE_AA)
+        name = f"{i:05}.png"
+        cv2.imwrite(str(directory / name), image)
+        lines.append(f"{name} {text}\n")
+    (directory / "answers.txt").write_text("".join(lines))
+
+
 def python_speed(alphabet: str, n: int = 300):
     from captcha.image import ImageCaptcha
 
@@ -227,6 +246,11 @@ def main() -> int:
     ap.add_argument("--python", type=int, default=0, metavar="N")
     ap.add_argument("--work", required=True)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--plain", type=int, default=0, metavar="N",
+                    help="also N plain typed answers: the reference the attack must read")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 if Tesseract solves more than 1%% of ours at any hardness, "
+                         "or less than half of the plain reference")
     args = ap.parse_args()
     work = Path(args.work)
 
@@ -239,6 +263,10 @@ def main() -> int:
         print(f"generating {args.python} Python `captcha` images (160x60) in {pydir}", flush=True)
         python_captchas(args.python, args.alphabet, pydir)
         sets.append(("python captcha 160x60", load_set(pydir)))
+    if args.plain:
+        plaindir = work / "plain"
+        plain_texts(args.plain, args.alphabet, plaindir)
+        sets.append(("plain typed text", load_set(plaindir)))
 
     results = []
     for name, items in sets:
@@ -276,6 +304,19 @@ def main() -> int:
         print()
         for (w, h), (rate, size) in python_speed(args.alphabet).items():
             print(f"python captcha generation {w}x{h}: {rate:.0f} images/s (one thread), PNG {size} bytes average")
+    if args.check:
+        missed = [f"{name}: {r['exact']} of {r['n']} solved (target: at most 1%)"
+                  for name, r in results if name.startswith("ours") and r["exact"] > 0.01 * r["n"]]
+        missed += [f"{name}: only {r['exact']} of {r['n']} read (the attack must read at least half)"
+                   for name, r in results if name == "plain typed text" and r["exact"] < 0.5 * r["n"]]
+        if not any(name == "plain typed text" for name, _ in results):
+            missed.append("no plain reference (--plain N) to show that the attack works")
+        print()
+        for line in missed:
+            print(f"TARGET MISSED: {line}")
+        if missed:
+            return 1
+        print("targets met: at most 1% of ours solved at every hardness; the plain reference read")
     return 0
 
 

@@ -1,31 +1,34 @@
-//! The text captcha: a PNG of distorted, crowded characters that a person reads without
-//! JavaScript, and that is hard for a program to read.
+//! The text captcha: a PNG of distorted characters that a person reads without JavaScript,
+//! and that off-the-shelf OCR does not.
 //!
 //! [`generate`] draws a fresh answer and its image from the caller's RNG (every random choice
 //! comes from it, so a seeded RNG gives the same image again). [`normalize_answer`] turns what
 //! a user typed into the form compared with [`CaptchaImage::answer`].
 //!
-//! Each image differs in *structure*, not only in noise. Per image, from the RNG: the font
-//! (one of seven bundled, or a different one per letter), the spacing model, the baseline
-//! model (tilt, arc, wave, S-curve, random walk, bounce), the letters' size, width, rotation,
-//! shear, weight and vertical offset, the warp (one to three of: vertical wave, horizontal
-//! sway, uneven stretch, smooth random field, bulge, swirl), two strokes through the letters
-//! (a wave and a long curve, one of them heavy), dashes in the margins, a soft background
-//! (faint hollow decoy letters, blobs or grain), a polarity split (text and background swap
-//! tones across one or two edges that run between letters), tones and a background ramp. On
-//! top of that a *budget* of at most one extra feature (none for long answers) from: thin
-//! arcs, cuts, speckles, hair lines, hatching, and text and background tones ramping past
-//! each other. See `render::Style`.
+//! Tuned for people first (issue 17): blind reads of fresh images by readers who never saw the
+//! answers (`scripts/blind-reads`) decide what stays. Each image differs in *structure*, not
+//! only in noise. Per image, from the RNG: the font (one of seven bundled, or a different one
+//! per letter, all scaled to one capital height), the spacing model (always with a clear gap
+//! between letters), the baseline model (tilt, arc, wave, S-curve, random walk, bounce), the
+//! letters' size, width, rotation, shear, weight and vertical offset, the warp (one to three
+//! of: vertical wave, horizontal sway, uneven stretch, smooth random field, bulge, swirl), one
+//! or two thin strokes through the letters (a wave, a long curve), a soft background (faint
+//! hollow decoy letters, blobs or grain), a polarity split (text and background swap tones
+//! across one or two edges that run through the gaps between letters), tones and a background
+//! ramp. On top of that a *budget* of at most one extra feature from: thin arcs, speckles,
+//! hair lines, hatching. See `render::Style`.
+//!
+//! The image's width depends on the hardness only (360, 440 or 472 pixels), never on the
+//! answer's length; the text sits at a random place in it.
 //!
 //! Everything is grey: colour would give a program an easy way to separate the letters from
-//! the strokes that a person does not need. The PNG is 8-bit greyscale quantised to 16 levels
-//! (about 8–9 KB on average).
+//! the strokes that a person does not need. The PNG is 4-bit greyscale (16 levels).
 //!
 //! This runs inside nginx workers: nothing here panics, whatever the hardness or the RNG
 //! output (no unwrap/expect; pixels and tables are reached through `get` or through
 //! fixed-size arrays indexed by constant ranges; float-to-index casts saturate). The fonts
-//! are parsed and turned into distance fields once per process, on first use (about 30 ms);
-//! after that an image costs about 0.4–0.5 ms on one core.
+//! are parsed and turned into distance fields once per process, before the workers fork
+//! ([`warm_up`]); after that an image costs about 0.3–0.4 ms on one core.
 
 mod glyphs;
 mod render;

@@ -87,14 +87,6 @@ pub(super) struct Canvas {
 }
 
 impl Canvas {
-    fn new(w: usize, h: usize) -> Canvas {
-        Canvas {
-            w,
-            h,
-            px: vec![0.0; w * h],
-        }
-    }
-
     /// A cleared canvas in a buffer kept from an earlier image.
     fn reuse(mut px: Vec<f32>, w: usize, h: usize) -> Canvas {
         px.clear();
@@ -617,60 +609,41 @@ impl Band {
 }
 
 /// The per-image choice of the features that make reading harder. Every image gets the
-/// basics (font, layout, per-letter transforms, warp, two strokes through the letters, a soft
-/// background, and a polarity split: on one side of a gentle curve across the image text and
-/// background swap tones), then a *budget* of extra features drawn from a menu: one for
-/// answers of up to 8 characters, none or one for 9–10, none for longer ones. A budget rather
-/// than independent coin flips: a person copes with any one of them on top of the basics,
-/// not with all of them at once; which one varies from image to image. Hatching and the tone
-/// ramp are never combined (seen to be unreadable).
+/// basics (font, layout, per-letter transforms, warp, one or two thin strokes through the
+/// letters, a soft background, and a polarity split: on one side of an edge through a gap
+/// between letters, text and background swap tones), then a *budget* of at most one extra
+/// feature from a menu (thin arcs, speckles, hair, hatching; for answers of 11 or more
+/// characters, half the time none). A budget rather than independent coin flips: a person
+/// copes with any one of them on top of the basics, not with all of them at once.
 ///
-/// Tried and dropped: hollow letters and letters in a lighter tone. Both were useful against
-/// OCR on their own, but they could not be combined with the polarity split, which does far
-/// more (Tesseract's per-character rate fell from about 16% to 8–10% when the split became a
-/// basic), and people lost lighter letters on the light side of the split.
+/// Tried and dropped: hollow letters and letters in a lighter tone (people lost lighter
+/// letters on the light side of the split); cuts through the letters, a tone ramp that brought
+/// text and background tones close at the ends, margin dashes, two heavy strokes (blind
+/// readers misread letters they crossed: C as E, T as Y, 7 as Z; issue 17).
 struct Style {
-    /// Stroke kinds: 0 wave, 1 long curve, 2 arcs, 4 cuts.
+    /// Stroke kinds: 0 wave, 1 long curve, 2 arcs.
     strokes: Vec<usize>,
     /// Clutter kinds: 0 speckles, 1 hair, 2 decoys, 3 hatching, 4 blobs, 5 grain.
     clutter: Vec<usize>,
-    /// Text and background tones ramp across the image past each other.
-    tone_ramp: bool,
 }
 
 impl Style {
     fn random(rng: &mut dyn RngCore, letters: usize) -> Style {
         const EXTRA_STROKE: usize = 0;
-        const CUTS: usize = 1;
-        const SPECKLES: usize = 2;
-        const HAIR: usize = 3;
-        const HATCHING: usize = 4;
-        const TONE_RAMP: usize = 5;
-        let weights = [3u32, 0, 2, 2, 2, 0];
+        const SPECKLES: usize = 1;
+        const HAIR: usize = 2;
+        const HATCHING: usize = 3;
+        let weights = [3u32, 2, 2, 2];
         // Longer answers are harder to type already and give OCR less to hold on to per
         // letter: they get fewer extras.
         let budget = match letters {
             0..=10 => 1,
             _ => usize::from(chance(rng, 0.5)),
         };
-        let mut on = [false; 6];
-        let mut taken = 0;
-        for _ in 0..12 {
-            if taken >= budget {
-                break;
-            }
-            let f = weighted(rng, &weights);
-            let clash = |g: usize| on.get(g).copied().unwrap_or(false);
-            let excluded = match f {
-                TONE_RAMP => clash(HATCHING),
-                HATCHING => clash(TONE_RAMP),
-                _ => false,
-            };
-            if let Some(slot) = on.get_mut(f) {
-                if !*slot && !excluded {
-                    *slot = true;
-                    taken += 1;
-                }
+        let mut on = [false; 4];
+        if budget > 0 {
+            if let Some(slot) = on.get_mut(weighted(rng, &weights)) {
+                *slot = true;
             }
         }
         let is = |f: usize| on.get(f).copied().unwrap_or(false);
@@ -684,9 +657,6 @@ impl Style {
         if is(EXTRA_STROKE) {
             strokes.push(2);
         }
-        if is(CUTS) {
-            strokes.push(4);
-        }
         // One soft background kind always.
         let soft = [2, 4, 5];
         let mut clutter = vec![soft.get(below(rng, soft.len())).copied().unwrap_or(5)];
@@ -699,11 +669,7 @@ impl Style {
         if is(HATCHING) {
             clutter.push(3);
         }
-        Style {
-            strokes,
-            clutter,
-            tone_ramp: is(TONE_RAMP),
-        }
+        Style { strokes, clutter }
     }
 }
 
@@ -776,7 +742,7 @@ fn render_portable(
     draw_strokes(&mut ink, &band, &style, rng);
     draw_polarity_split(&mut ink, &band, rng);
     draw_clutter(&mut ink, &mut tone, fonts, &band, &warp, &style, rng);
-    let grey = finish(&ink, &tone, &style, rng);
+    let grey = finish(&ink, &tone, rng);
     let _ = SCRATCH.try_with(|c| c.set((ink.px, tone.px)));
     (grey, w, h)
 }
@@ -1001,7 +967,6 @@ fn draw_strokes(ink: &mut Canvas, band: &Band, style: &Style, rng: &mut dyn RngC
     let w = ink.w as f32;
     // (Dashes in the margins on the text line were tried: OCR took them for letters, but so
     // did people, who read a curved one as a C.)
-    let mut mask: Option<Canvas> = None;
     let tau = std::f32::consts::TAU;
     // The wave and the curve cross the letters at an angle and run on past them, thinner
     // than the letters' stems, so a person sees them as lines and not as parts of letters;
@@ -1076,32 +1041,6 @@ fn draw_strokes(ink: &mut Canvas, band: &Band, style: &Style, rng: &mut dyn RngC
                         })
                         .collect();
                     polyline(ink, &pts, 1.0);
-                }
-            }
-            4 => {
-                // Cuts: background-coloured lines through the letters (drawn as a mask).
-                let mask = mask.get_or_insert_with(|| Canvas::new(ink.w, ink.h));
-                for _ in 0..between(rng, 1, 2) {
-                    let r = uf(rng, 0.8, 1.1);
-                    let x0 = band.left - 5.0;
-                    let x1 = band.right + 5.0;
-                    let sign = if chance(rng, 0.5) { 1.0 } else { -1.0 };
-                    let y0 = band.mid(x0) - sign * uf(rng, 0.3, 0.6) * band.cap;
-                    let y1 = band.mid(x1) + sign * uf(rng, 0.3, 0.6) * band.cap;
-                    let bend = pm(rng, band.cap * 0.4);
-                    let pts: Vec<(f32, f32, f32)> = (0..=24)
-                        .map(|i| {
-                            let t = i as f32 / 24.0;
-                            let x = x0 + (x1 - x0) * t;
-                            let y = y0 + (y1 - y0) * t + bend * (t * std::f32::consts::PI).sin();
-                            (x, y, r)
-                        })
-                        .collect();
-                    polyline(mask, &pts, 1.0);
-                }
-                for (d, m) in ink.px.iter_mut().zip(mask.px.iter_mut()) {
-                    *d *= 1.0 - *m;
-                    *m = 0.0;
                 }
             }
             _ => {}
@@ -1274,7 +1213,7 @@ fn draw_clutter(
 
 /// Turns the ink and tone layers into grey pixels: background gradient, polarity, contrast,
 /// and a coarse quantisation that keeps the PNG small.
-fn finish(ink: &Canvas, tone: &Canvas, style: &Style, rng: &mut dyn RngCore) -> Vec<u8> {
+fn finish(ink: &Canvas, tone: &Canvas, rng: &mut dyn RngCore) -> Vec<u8> {
     let (w, h) = (ink.w as f32, ink.h as f32);
     let dark_text = chance(rng, 0.7);
     let (fg, bg) = if dark_text {
@@ -1282,20 +1221,13 @@ fn finish(ink: &Canvas, tone: &Canvas, style: &Style, rng: &mut dyn RngCore) -> 
     } else {
         (uf(rng, 215.0, 250.0), uf(rng, 10.0, 55.0))
     };
-    // A ramp r (0..1) across the image in a random direction. The background moves towards
-    // the text tone by kb·(1 − r) and the text towards the background by ka·r. Usually only
-    // the background moves, a little; with the tone-ramp feature both move, so far that the
-    // text at one end is nearly as light as the background at the other (ka + kb ≈ 0.87): a
-    // single global threshold separates them badly, while the local contrast stays at
-    // (1 − max(ka, kb)) ≥ 0.45 of the full contrast or more.
+    // A ramp r (0..1) across the image in a random direction: the background moves towards
+    // the text tone by kb·(1 − r), at most a fifth of the way. (A ramp that also moved the
+    // text towards the background, so that one global threshold separates them badly, was
+    // dropped: blind readers lost letters where the two tones came close.)
     let ga = pm(rng, 3.2);
     let (gx, gy) = (ga.cos() * 2.0 / w.max(1.0), ga.sin() * 2.0 / h.max(1.0));
-    let (ka, kb) = if style.tone_ramp {
-        let ka = uf(rng, 0.3, 0.36);
-        (ka, uf(rng, 0.66, 0.72) - ka)
-    } else {
-        (0.0, uf(rng, 0.0, 0.2))
-    };
+    let kb = uf(rng, 0.0, 0.2);
     // v = fg' − (fg' − bg')·(1 − tone)·(1 − ink), quantised to 16 grey levels (smaller PNGs;
     // the edges keep some anti-aliasing).
     let mut out = vec![0u8; ink.px.len()];
@@ -1308,9 +1240,8 @@ fn finish(ink: &Canvas, tone: &Canvas, style: &Style, rng: &mut dyn RngCore) -> 
     let c = bg - fg;
     let pixel = |a: f32, t: f32, r: f32| -> u8 {
         let r = fmin(fmax(r, 0.0), 1.0);
-        let f = fg + c * ka * r;
         let b = bg - c * kb * (1.0 - r);
-        let v = f + (b - f) * (1.0 - t) * (1.0 - a);
+        let v = fg + (b - fg) * (1.0 - t) * (1.0 - a);
         (floor_small(fmax(v * k, 0.0) + 0.5).min(15) * 17) as u8
     };
     for (y, ((o_row, a_row), t_row)) in rows.enumerate() {
