@@ -108,8 +108,10 @@ async function main() {
     if (kind.twice) await gotoThroughPrecheck(page, `${url}?first=${me}`);
     let { response } = await gotoThroughPrecheck(page, url);
     if (kind.wrong) {
-      const answer = response.headers()['x-captchaify-test-answer'] || 'A';
-      await page.fill('#captchaify-answer', (answer[0] === 'A' ? 'B' : 'A') + answer.slice(1));
+      // The right answer with its first character changed to another one of the alphabet
+      // (not to a look-alike from outside it, such as A, which the module reads as 4).
+      const answer = response.headers()['x-captchaify-test-answer'] || 'H';
+      await page.fill('#captchaify-answer', (answer[0] === 'H' ? 'M' : 'H') + answer.slice(1));
       [response] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
     }
     return response.status();
