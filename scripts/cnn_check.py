@@ -43,6 +43,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from edit_distance import edit_distance
+
 HEIGHT = 32
 MEL_BANDS = 40
 
@@ -176,15 +178,6 @@ def decode(logits, alphabet):
             previous = k
         answers.append("".join(text))
     return answers
-
-
-def edit_distance(a, b):
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-    return row[len(b)]
 
 
 def evaluate(model, items, alphabet, batch=128, tolerance=None):

@@ -43,6 +43,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edit_distance import edit_distance
+
 VARIANTS = [("raw", 7), ("raw", 8), ("pre", 7), ("pre", 8)]
 
 
@@ -132,14 +134,6 @@ def attack(items, alphabet: str, workdir: Path, jobs: int, name: str):
 
     def matches(reading: str, answer: str) -> int:
         return sum(1 for a, b in zip(reading, answer) if a == b)
-
-    def edit_distance(a: str, b: str) -> int:
-        row = list(range(len(b) + 1))
-        for i, ca in enumerate(a, 1):
-            previous, row[0] = row[0], i
-            for j, cb in enumerate(b, 1):
-                previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-        return row[len(b)]
 
     solved = 0
     best_sum = 0
