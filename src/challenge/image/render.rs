@@ -22,7 +22,6 @@ use super::glyphs::{self, FontGlyphs, Glyph, REF_PX};
 /// Image height in pixels.
 pub(super) const HEIGHT: usize = 100;
 
-
 // ---------------------------------------------------------------------------------------------
 // Random helpers that never panic (no empty ranges).
 
@@ -636,17 +635,8 @@ impl Style {
         let weights = [3u32, 2, 2, 2];
         // Longer answers are harder to type already and give OCR less to hold on to per
         // letter: they get fewer extras.
-        let budget = match letters {
-            0..=10 => 1,
-            _ => usize::from(chance(rng, 0.5)),
-        };
-        let mut on = [false; 4];
-        if budget > 0 {
-            if let Some(slot) = on.get_mut(weighted(rng, &weights)) {
-                *slot = true;
-            }
-        }
-        let is = |f: usize| on.get(f).copied().unwrap_or(false);
+        let extra = (letters <= 10 || chance(rng, 0.5)).then(|| weighted(rng, &weights));
+        let is = |f: usize| extra == Some(f);
         // A wave or a long curve, or both in either order.
         let mut strokes = match below(rng, 4) {
             0 => vec![0],
@@ -833,8 +823,8 @@ fn draw_text(
             _ => -0.04 + 0.07 * (i as f32 * 1.3 + base_overlap * 90.0).sin().abs(),
         } - gap;
         // Width taken on the line: the horizontal extent of the transformed ink box,
-        // |m00|·w + |m01|·h (see `Placed::new`), with three quarters of the part rotation and
-        // shear add (a glyph's ink seldom fills its box's corners).
+        // |m00|·w + |m01|·h (see `Placed::new`), with 90% of the part rotation and shear add
+        // (a glyph's ink seldom fills its box's corners).
         let squeezed_i = (g.ink_right - g.ink_left) * s * aspect * rot.cos().abs();
         let leaning_i =
             0.9 * (g.ink_bottom - g.ink_top) * s * (rot.cos() * shear - rot.sin()).abs();
@@ -863,8 +853,9 @@ fn draw_text(
         REF_PX * 0.72
     };
 
-    // Scale: capitals 34–39 pixels tall depending on the room per character. Room is kept at
-    // the ends for the shear and the warp, so no letter leaves the image.
+    // Scale: capitals 31–38 pixels tall depending on the room per character. Room is kept at
+    // the ends for the warp, so no letter leaves the image (rotation and shear are in the
+    // letters' widths).
     let margin = uf(rng, 16.0, 22.0) + warp.max_x.min(12.0);
     let avail = w - 2.0 * margin;
     let pitch = avail / n as f32;
@@ -968,11 +959,12 @@ fn draw_strokes(ink: &mut Canvas, band: &Band, style: &Style, rng: &mut dyn RngC
     // (Dashes in the margins on the text line were tried: OCR took them for letters, but so
     // did people, who read a curved one as a C.)
     let tau = std::f32::consts::TAU;
-    // The wave and the curve cross the letters at an angle and run on past them, thinner
-    // than the letters' stems, so a person sees them as lines and not as parts of letters;
-    // they are thick enough (3–4 px) that thresholding and a 3×3 opening keep them. Tried and
-    // dropped: strokes a shade lighter than the letters (Tesseract then did better), strokes
-    // along the middle of the line (people could no longer tell E from F or H from P).
+    // The wave and the curve cross the letters at an angle and run on past them, 1.4–1.9 px
+    // wide, far thinner than the letters' stems, so a person sees them as lines and not as
+    // parts of letters. (At 3–4 px they survived a 3×3 opening, but blind readers read the
+    // letters they crossed as others: C as E, T as Y, P as R.) Tried and dropped: strokes a
+    // shade lighter than the letters (Tesseract then did better), strokes along the middle of
+    // the line (people could no longer tell E from F or H from P).
     for &kind in &style.strokes {
         let profile = below(rng, 3);
         let phase = pm(rng, 3.0);
