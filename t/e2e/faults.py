@@ -120,6 +120,55 @@ def answer(client, token, text, timeout=5.0):
     return request("POST", "/.captchaify/verify", client, body=body, timeout=timeout)
 
 
+def port_holders(port):
+    """The processes with a socket listening on 127.0.0.1:port (read from /proc, so that no
+    tool such as fuser or ss is needed)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{inode}]")
+        except OSError:
+            pass
+    pids = set()
+    if not inodes:
+        return pids
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    pids.add(int(pid))
+                    break
+            except OSError:
+                continue
+    return pids
+
+
+def kill_port_holders(port, seconds=5):
+    """SIGKILL whatever of ours still listens on the port, and wait until it is free."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        pids = port_holders(port)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    print(f"# port {port} still held by {sorted(port_holders(port))}", flush=True)
+
+
 # ----- nginx under a prefix -------------------------------------------------------------------------
 
 class Nginx:
@@ -165,6 +214,7 @@ http {{
                               capture_output=True, text=True)
 
     def start(self):
+        kill_port_holders(PORT)
         result = self.run()
         if result.returncode != 0:
             raise SystemExit(f"nginx did not start: {result.stderr}")
@@ -210,8 +260,9 @@ http {{
             time.sleep(0.05)
         if master and self.alive(master):
             os.kill(master, signal.SIGKILL)
-        # Leftover workers of a crashed master.
-        subprocess.run(["pkill", "-9", "-f", f"nginx.*{self.prefix}"], capture_output=True)
+        # Leftover workers of a crashed master: re-parented to init, titled "nginx: worker
+        # process" (no prefix to match on), and still holding the listening socket.
+        kill_port_holders(PORT)
 
 
 def crashes(log):
