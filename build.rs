@@ -25,7 +25,9 @@ fn main() {
     // nginx 1.23 links a request's `Cookie` headers in a list; 1.22 (Debian 12) keeps an array.
     println!("cargo::rustc-check-cfg=cfg(ngx_cookie_list)");
     println!("cargo::rerun-if-env-changed=DEP_NGINX_VERSION_NUMBER");
-    let number = std::env::var("DEP_NGINX_VERSION_NUMBER").ok().and_then(|v| v.trim().parse::<u64>().ok());
+    let number = std::env::var("DEP_NGINX_VERSION_NUMBER")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
     if number.is_some_and(|n| n >= 1_023_000) {
         println!("cargo::rustc-cfg=ngx_cookie_list");
     }
@@ -54,9 +56,13 @@ fn builtin_catalogs() {
     let mut out = String::from("&[\n");
     for tag in &tags {
         let path = dir.join(format!("{tag}.txt"));
-        out.push_str(&format!("    ({tag:?}, include_str!({:?})),\n", path.display().to_string()));
+        out.push_str(&format!(
+            "    ({tag:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     out.push_str("]\n");
-    let target = std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("catalogs.rs");
+    let target =
+        std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("catalogs.rs");
     std::fs::write(target, out).expect("write catalogs.rs");
 }

@@ -408,14 +408,51 @@ mod tests {
         use crate::state::records::FailureLimit;
         let parse = |args: &[&str]| FailureLimit::parse(args);
         let hours = |h: u64| h * 3600 * 1000;
-        assert_eq!(parse(&["3"]), Ok(FailureLimit { max: 3, window_ms: hours(2), network_max: Some(30) }));
-        assert_eq!(parse(&["5", "1h"]), Ok(FailureLimit { max: 5, window_ms: hours(1), network_max: Some(50) }));
-        assert_eq!(parse(&["5", "network=7"]), Ok(FailureLimit { max: 5, window_ms: hours(2), network_max: Some(7) }));
-        assert_eq!(parse(&["5", "1h", "network=off"]), Ok(FailureLimit { max: 5, window_ms: hours(1), network_max: None }));
+        assert_eq!(
+            parse(&["3"]),
+            Ok(FailureLimit {
+                max: 3,
+                window_ms: hours(2),
+                network_max: Some(30)
+            })
+        );
+        assert_eq!(
+            parse(&["5", "1h"]),
+            Ok(FailureLimit {
+                max: 5,
+                window_ms: hours(1),
+                network_max: Some(50)
+            })
+        );
+        assert_eq!(
+            parse(&["5", "network=7"]),
+            Ok(FailureLimit {
+                max: 5,
+                window_ms: hours(2),
+                network_max: Some(7)
+            })
+        );
+        assert_eq!(
+            parse(&["5", "1h", "network=off"]),
+            Ok(FailureLimit {
+                max: 5,
+                window_ms: hours(1),
+                network_max: None
+            })
+        );
         assert_eq!(parse(&[]), Err(ConfError::Count(String::new(), 1000)));
         assert_eq!(parse(&["0"]), Err(ConfError::Count("0".into(), 1000)));
-        assert_eq!(parse(&["3", "network=x"]), Err(ConfError::Count("x".into(), 1_000_000)));
-        assert_eq!(parse(&["3", "1h", "2h"]), Err(ConfError::FailuresParameter("2h".into())));
-        assert_eq!(parse(&["3", "soon"]), Err(ConfError::Duration("soon".into())));
+        assert_eq!(
+            parse(&["3", "network=x"]),
+            Err(ConfError::Count("x".into(), 1_000_000))
+        );
+        assert_eq!(
+            parse(&["3", "1h", "2h"]),
+            Err(ConfError::FailuresParameter("2h".into()))
+        );
+        assert_eq!(
+            parse(&["3", "soon"]),
+            Err(ConfError::Duration("soon".into()))
+        );
     }
 }

@@ -35,7 +35,13 @@ pub fn parse_maps_line(line: &str) -> Option<Mapping<'_>> {
         Some(path) => (path, true),
         None => (path, false),
     };
-    Some(Mapping { start, end, inode, path, deleted })
+    Some(Mapping {
+        start,
+        end,
+        inode,
+        path,
+        deleted,
+    })
 }
 
 /// The mapping of `maps` (the text of `/proc/self/maps`) that holds `address`.
@@ -68,15 +74,28 @@ mod tests {
         let line = "7f19e4400000-7f19e47b7000 r-xp 00010000 fe:00 10010765                   /tmp/swap/mod/m.so (deleted)";
         assert_eq!(
             parse_maps_line(line),
-            Some(Mapping { start: 0x7f19e4400000, end: 0x7f19e47b7000, inode: 10010765, path: "/tmp/swap/mod/m.so", deleted: true })
+            Some(Mapping {
+                start: 0x7f19e4400000,
+                end: 0x7f19e47b7000,
+                inode: 10010765,
+                path: "/tmp/swap/mod/m.so",
+                deleted: true
+            })
         );
-        let anonymous = "7ffd5c1e2000-7ffd5c203000 rw-p 00000000 00:00 0                          [stack]";
-        assert_eq!(parse_maps_line(anonymous).map(|m| (m.inode, m.path, m.deleted)), Some((0, "[stack]", false)));
+        let anonymous =
+            "7ffd5c1e2000-7ffd5c203000 rw-p 00000000 00:00 0                          [stack]";
+        assert_eq!(
+            parse_maps_line(anonymous).map(|m| (m.inode, m.path, m.deleted)),
+            Some((0, "[stack]", false))
+        );
         let bare = "00400000-00452000 r-xp 00000000 08:02 173521";
         assert_eq!(parse_maps_line(bare).map(|m| m.path), Some(""));
         assert_eq!(parse_maps_line("garbage"), None);
         let maps = format!("{anonymous}\n{line}\n");
-        assert_eq!(mapping_of(&maps, 0x7f19e4400010).map(|m| m.inode), Some(10010765));
+        assert_eq!(
+            mapping_of(&maps, 0x7f19e4400010).map(|m| m.inode),
+            Some(10010765)
+        );
         assert_eq!(mapping_of(&maps, 0x1000), None);
     }
 

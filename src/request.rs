@@ -12,7 +12,11 @@ pub fn cookie_values<'a>(header: &'a [u8], name: &'a [u8]) -> impl Iterator<Item
         text.get(..end.unwrap_or(text.len()))
     })
     .filter_map(move |pair| {
-        let value = pair.trim_ascii_start().strip_prefix(name)?.trim_ascii_start().strip_prefix(b"=")?;
+        let value = pair
+            .trim_ascii_start()
+            .strip_prefix(name)?
+            .trim_ascii_start()
+            .strip_prefix(b"=")?;
         Some(value.trim_ascii())
     })
 }
@@ -20,8 +24,11 @@ pub fn cookie_values<'a>(header: &'a [u8], name: &'a [u8]) -> impl Iterator<Item
 /// The values of every `name=` argument in a query string (without the `?`), undecoded:
 /// the tokens we look for never need decoding.
 pub fn argument_values<'a>(args: &'a [u8], name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-    args.split(|&b| b == b'&')
-        .filter_map(move |pair| split_once(pair, b'=').filter(|(key, _)| *key == name).map(|(_, v)| v))
+    args.split(|&b| b == b'&').filter_map(move |pair| {
+        split_once(pair, b'=')
+            .filter(|(key, _)| *key == name)
+            .map(|(_, v)| v)
+    })
 }
 
 fn split_once(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
@@ -47,7 +54,8 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let found: Vec<&[u8]> = argument_values(b"x=1&captchaify=T&captchaify&captchaify=U", b"captchaify").collect();
+        let found: Vec<&[u8]> =
+            argument_values(b"x=1&captchaify=T&captchaify&captchaify=U", b"captchaify").collect();
         assert_eq!(found, vec![&b"T"[..], b"U"]);
         assert_eq!(argument_values(b"", b"captchaify").count(), 0);
     }

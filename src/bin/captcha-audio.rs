@@ -4,8 +4,10 @@
 //! cargo run --release --no-default-features --features tools --bin captcha-audio -- COMMAND …
 //! ```
 //!
-//! * `dump LANG N DIR` — N fresh clips (`DIR/00000.wav` …) and `DIR/answers.txt` with one
-//!   `file digits` line per clip.
+//! * `dump LANG N DIR [--babble LEAST-MOST|off] [--noise LEAST-MOST|off]` — N fresh clips
+//!   (`DIR/00000.wav` …) and `DIR/answers.txt` with one `file digits` line per clip. The
+//!   options put the babble or the noise at another level (dB below the speech) or leave it
+//!   out, for measuring how loud the background must be; without them, the served mix.
 //! * `plain LANG N DIR` — the same layout, but each clip only pastes the shipped recordings
 //!   (a random voice per digit, fixed 0.25 s gaps, nothing transformed): the reference an
 //!   attack should solve.
@@ -18,8 +20,9 @@
 //! * `speed [N]` — N clips (default 2000) on one thread, seeding a ChaCha20 RNG from the OS
 //!   per clip as the module does; prints clips per second, WAV sizes and durations.
 //! * `sample LANG OUT.wav` — one fresh clip; prints its digits.
-//! * `levels LANG N` — for N fresh clips, how loud the spoken digits are against the babble
-//!   and the noise (a stand-in for listening), and one clip's loudness over time as text.
+//! * `levels LANG N [OPTIONS]` — for N fresh clips (the options as for `dump`), how loud the
+//!   spoken digits are against the babble and the noise (a stand-in for listening), and one
+//!   clip's loudness over time as text.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -37,48 +40,80 @@ fn fresh_rng() -> Result<ChaCha20Rng, String> {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: captcha-audio dump LANG N DIR\n       captcha-audio plain LANG N DIR\n       \
+        "usage: captcha-audio dump LANG N DIR [OPTIONS]\n       captcha-audio plain LANG N DIR\n       \
          captcha-audio clean LANG N DIR\n       captcha-audio digits LANG N DIR\n       \
          captcha-audio voices DIR\n       \
          captcha-audio speed [N]\n       captcha-audio sample LANG OUT.wav\n       \
-         captcha-audio levels LANG N"
+         captcha-audio levels LANG N [OPTIONS]\n\
+         OPTIONS of dump and levels: --babble LEAST-MOST|off, --noise LEAST-MOST|off\n\
+         (dB below the speech; default: the served mix, babble 12-18, noise 16-22)"
     );
     ExitCode::from(2)
 }
 
 #[derive(Clone, Copy)]
 enum Kind {
-    Served,
+    Mixed(Mix),
     Plain,
-    Clean,
 }
 
 fn make(kind: Kind, lang: &str) -> Result<AudioClip, String> {
     let mut rng = fresh_rng()?;
     Ok(match kind {
-        Kind::Served => audio::generate(lang, &mut rng),
+        Kind::Mixed(mix) => audio::generate_mix(lang, mix, &mut rng),
         Kind::Plain => audio::plain(lang, &mut rng),
-        Kind::Clean => audio::generate_mix(
-            lang,
-            Mix {
-                babble: false,
-                noise: false,
-            },
-            &mut rng,
-        ),
     })
+}
+
+/// `--babble LEAST-MOST|off` and `--noise LEAST-MOST|off` (dB below the speech) over the
+/// served mix: for measuring how loud the background needs to be.
+fn mix_options(options: &[&str]) -> Result<Mix, String> {
+    let mut mix = Mix::FULL;
+    let mut rest = options;
+    while let [name, value, tail @ ..] = rest {
+        let range = if *value == "off" {
+            None
+        } else {
+            let parsed = value.split_once('-').and_then(|(a, b)| {
+                let (a, b) = (a.parse::<f32>().ok()?, b.parse::<f32>().ok()?);
+                (a.is_finite() && b.is_finite() && 0.0 <= a && a <= b).then_some((a, b))
+            });
+            Some(parsed.ok_or_else(|| {
+                format!(
+                    "{name} {value}: expected LEAST-MOST dB below the speech (e.g. 12-18) or off"
+                )
+            })?)
+        };
+        match *name {
+            "--babble" => mix.babble = range,
+            "--noise" => mix.noise = range,
+            _ => return Err(format!("unknown option {name}")),
+        }
+        rest = tail;
+    }
+    match rest {
+        [] => Ok(mix),
+        [odd, ..] => Err(format!("{odd}: an option needs a value")),
+    }
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match argv.as_slice() {
-        [cmd @ ("dump" | "plain" | "clean"), lang, n, dir] => match n.parse::<usize>() {
+        ["dump", lang, n, dir, options @ ..] => match (n.parse::<usize>(), mix_options(options)) {
+            (Ok(n), Ok(mix)) => dump(Kind::Mixed(mix), lang, n, Path::new(dir)),
+            (_, Err(e)) => {
+                eprintln!("captcha-audio: {e}");
+                return usage();
+            }
+            _ => return usage(),
+        },
+        [cmd @ ("plain" | "clean"), lang, n, dir] => match n.parse::<usize>() {
             Ok(n) => {
                 let kind = match *cmd {
-                    "dump" => Kind::Served,
                     "plain" => Kind::Plain,
-                    _ => Kind::Clean,
+                    _ => Kind::Mixed(Mix::QUIET),
                 };
                 dump(kind, lang, n, Path::new(dir))
             }
@@ -95,8 +130,12 @@ fn main() -> ExitCode {
             _ => return usage(),
         },
         ["sample", lang, out] => sample(lang, Path::new(out)),
-        ["levels", lang, n] => match n.parse::<usize>() {
-            Ok(n) if n > 0 => levels(lang, n),
+        ["levels", lang, n, options @ ..] => match (n.parse::<usize>(), mix_options(options)) {
+            (Ok(n), Ok(mix)) if n > 0 => levels(lang, n, mix),
+            (_, Err(e)) => {
+                eprintln!("captcha-audio: {e}");
+                return usage();
+            }
             _ => return usage(),
         },
         _ => return usage(),
@@ -181,7 +220,7 @@ fn speed(n: usize) -> Result<(), String> {
     let (mut total, mut max, mut secs_total) = (0usize, 0usize, 0f64);
     let start = Instant::now();
     for _ in 0..n {
-        let clip = make(Kind::Served, "en")?;
+        let clip = make(Kind::Mixed(Mix::FULL), "en")?;
         total += clip.wav.len();
         max = max.max(clip.wav.len());
         secs_total += (clip.wav.len() - 44) as f64 / f64::from(audio::SAMPLE_RATE);
@@ -202,7 +241,7 @@ fn speed(n: usize) -> Result<(), String> {
 }
 
 fn sample(lang: &str, out: &Path) -> Result<(), String> {
-    let clip = make(Kind::Served, lang)?;
+    let clip = make(Kind::Mixed(Mix::FULL), lang)?;
     write(out, &clip.wav)?;
     println!("{}", clip.digits);
     Ok(())
@@ -219,10 +258,10 @@ fn decibels(p: f32) -> f32 {
     10.0 * p.max(1e-12).log10()
 }
 
-fn levels(lang: &str, n: usize) -> Result<(), String> {
+fn levels(lang: &str, n: usize, mix: Mix) -> Result<(), String> {
     let (mut sbr, mut snr, mut worse, mut frames) = (0f64, 0f64, 0usize, 0usize);
     for i in 0..n {
-        let (digits, [speech, babble, noise]) = audio::stems(lang, &mut fresh_rng()?);
+        let (digits, [speech, babble, noise]) = audio::stems(lang, mix, &mut fresh_rng()?);
         let (ps, pb, pn) = (
             frame_power(&speech),
             frame_power(&babble),

@@ -116,7 +116,9 @@ fn normalize() -> Result<(), String> {
         out.push_str(&normalize_answer(&line).unwrap_or_else(refused));
         out.push('\n');
     }
-    std::io::stdout().write_all(out.as_bytes()).map_err(|e| format!("stdout: {e}"))
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|e| format!("stdout: {e}"))
 }
 
 /// The width the captcha page leaves the image on a 390-pixel-wide phone: the viewport less
@@ -126,7 +128,10 @@ const PHONE_CSS_WIDTH: u32 = 390 - 32 - 40 - 2;
 fn blind(n: usize, readers: usize, dir: &Path) -> Result<(), String> {
     let img_dir = dir.join("img");
     if dir.join("key.tsv").exists() {
-        return Err(format!("{} already holds a run; pick a new directory", dir.display()));
+        return Err(format!(
+            "{} already holds a run; pick a new directory",
+            dir.display()
+        ));
     }
     std::fs::create_dir_all(&img_dir).map_err(|e| format!("{}: {e}", img_dir.display()))?;
     let mut rng = fresh_rng()?;
@@ -149,13 +154,19 @@ fn blind(n: usize, readers: usize, dir: &Path) -> Result<(), String> {
                         h,
                         image::imageops::FilterType::CatmullRom,
                     );
-                    small.save(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    small
+                        .save(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
                     PHONE_CSS_WIDTH
                 } else {
-                    std::fs::write(&path, &c.png).map_err(|e| format!("{}: {e}", path.display()))?;
+                    std::fs::write(&path, &c.png)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
                     c.width
                 };
-                key.push_str(&format!("{id}\t{hardness}\t{size}\t{shown}\t{}\n", c.answer));
+                key.push_str(&format!(
+                    "{id}\t{hardness}\t{size}\t{shown}\t{}\n",
+                    c.answer
+                ));
                 ids.push((id, hardness));
             }
         }
@@ -169,7 +180,10 @@ fn blind(n: usize, readers: usize, dir: &Path) -> Result<(), String> {
             .map(|(id, hardness)| {
                 // What the page tells the reader: "Type the 6 to 8 characters you see".
                 let (lo, hi) = answer_lengths(*hardness);
-                format!("{}\t{lo} to {hi}\n", img_dir.join(format!("{id}.png")).display())
+                format!(
+                    "{}\t{lo} to {hi}\n",
+                    img_dir.join(format!("{id}.png")).display()
+                )
             })
             .collect();
         let path = dir.join(format!("batch-{}.txt", r + 1));

@@ -56,7 +56,10 @@ pub fn percent_decode(value: &[u8]) -> Vec<u8> {
     while i < value.len() {
         match value[i] {
             b'+' => out.push(b' '),
-            b'%' => match (value.get(i + 1).copied().and_then(hex), value.get(i + 2).copied().and_then(hex)) {
+            b'%' => match (
+                value.get(i + 1).copied().and_then(hex),
+                value.get(i + 2).copied().and_then(hex),
+            ) {
                 (Some(high), Some(low)) => {
                     out.push(high << 4 | low);
                     i += 2;
@@ -85,7 +88,9 @@ pub fn normalize_digits(input: &str) -> Option<String> {
             '\u{0660}'..='\u{0669}' => c as u32 - 0x0660,
             '\u{06F0}'..='\u{06F9}' => c as u32 - 0x06F0,
             '\u{FF10}'..='\u{FF19}' => c as u32 - 0xFF10,
-            c if c.is_whitespace() || matches!(c, '-' | '.' | ',' | '\u{2010}'..='\u{2015}') => continue,
+            c if c.is_whitespace() || matches!(c, '-' | '.' | ',' | '\u{2010}'..='\u{2015}') => {
+                continue
+            }
             _ => return None,
         };
         if out.len() >= 32 {
@@ -109,7 +114,12 @@ pub fn full_answer(text: &str, digits: Option<&str>) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Judgement {
     /// Right answer: the pass to hand out and where to send the client.
-    Solved { pass: String, delivery: Delivery, pass_age: u64, return_path: String },
+    Solved {
+        pass: String,
+        delivery: Delivery,
+        pass_age: u64,
+        return_path: String,
+    },
     /// Wrong answer to a genuine, fresh challenge: counts as a failure.
     Wrong { terms: ChallengeTerms },
     /// Expired or already used: no failure is counted (a double click must not cost an
@@ -131,16 +141,25 @@ pub fn judge(
     new_pass_id: [u8; 16],
 ) -> Judgement {
     if challenge.expired(now) {
-        return Judgement::Stale { terms: challenge.terms };
+        return Judgement::Stale {
+            terms: challenge.terms,
+        };
     }
     if spend(&challenge.nonce, challenge.expires) == Spend::Replayed {
-        return Judgement::Stale { terms: challenge.terms };
+        return Judgement::Stale {
+            terms: challenge.terms,
+        };
     }
-    let text = std::str::from_utf8(&form.answer).ok().and_then(normalize_answer);
+    let text = std::str::from_utf8(&form.answer)
+        .ok()
+        .and_then(normalize_answer);
     // At hardness 3 the challenge also asked for the digits of its audio clip.
     let answer = if challenge.terms.hardness.get() >= 3 {
-        let digits = std::str::from_utf8(&form.digits).ok().and_then(normalize_digits);
-        text.zip(digits).map(|(text, digits)| full_answer(&text, Some(&digits)))
+        let digits = std::str::from_utf8(&form.digits)
+            .ok()
+            .and_then(normalize_digits);
+        text.zip(digits)
+            .map(|(text, digits)| full_answer(&text, Some(&digits)))
     } else {
         text
     };
@@ -155,7 +174,9 @@ pub fn judge(
                 return_path: terms.return_path,
             }
         }
-        _ => Judgement::Wrong { terms: challenge.terms },
+        _ => Judgement::Wrong {
+            terms: challenge.terms,
+        },
     }
 }
 
@@ -200,12 +221,19 @@ mod tests {
     }
 
     fn form(token: &str, answer: &str) -> Form {
-        Form { challenge: token.as_bytes().to_vec(), answer: answer.as_bytes().to_vec(), digits: vec![] }
+        Form {
+            challenge: token.as_bytes().to_vec(),
+            answer: answer.as_bytes().to_vec(),
+            digits: vec![],
+        }
     }
 
     #[test]
     fn digits_are_normalized_in_any_script() {
-        assert_eq!(normalize_digits(" 40-917 352.861 ").as_deref(), Some("40917352861"));
+        assert_eq!(
+            normalize_digits(" 40-917 352.861 ").as_deref(),
+            Some("40917352861")
+        );
         assert_eq!(normalize_digits("٤٠٩١").as_deref(), Some("4091"));
         assert_eq!(normalize_digits("۴۰").as_deref(), Some("40"));
         assert_eq!(normalize_digits("４０").as_deref(), Some("40"));
@@ -218,30 +246,64 @@ mod tests {
     #[test]
     fn hardness_3_needs_both_the_text_and_the_digits() {
         let s = secrets();
-        let hard = ChallengeTerms { hardness: Hardness::HARD, ..terms() };
+        let hard = ChallengeTerms {
+            hardness: Hardness::HARD,
+            ..terms()
+        };
         let answer = full_answer("HXMR4UCE3R", Some("40917352861"));
         let token = issue_challenge(&s, client(), &hard, NOW + 120, [1; 16], &answer);
         let attempt = |text: &str, digits: &str| {
-            let f = Form { challenge: token.as_bytes().to_vec(), answer: text.as_bytes().to_vec(), digits: digits.as_bytes().to_vec() };
+            let f = Form {
+                challenge: token.as_bytes().to_vec(),
+                answer: text.as_bytes().to_vec(),
+                digits: digits.as_bytes().to_vec(),
+            };
             judge_form(&s, &f, client(), NOW, |_, _| Spend::Fresh, [2; 16])
         };
-        let wrong = Some(Judgement::Wrong { terms: hard.clone() });
-        assert_eq!(attempt("HXMR4UCE3R", "40917352860"), wrong, "text right, digits wrong");
-        assert_eq!(attempt("HXMR4UCE3X", "40917352861"), wrong, "digits right, text wrong");
+        let wrong = Some(Judgement::Wrong {
+            terms: hard.clone(),
+        });
+        assert_eq!(
+            attempt("HXMR4UCE3R", "40917352860"),
+            wrong,
+            "text right, digits wrong"
+        );
+        assert_eq!(
+            attempt("HXMR4UCE3X", "40917352861"),
+            wrong,
+            "digits right, text wrong"
+        );
         assert_eq!(attempt("HXMR4UCE3R", ""), wrong, "no digits");
         assert_eq!(attempt("", "40917352861"), wrong, "no text");
-        assert_eq!(attempt("HXMR4UCE3R|40917352861", ""), wrong, "both in the text field");
-        assert!(matches!(attempt("hxmr4uce3r", "4091 7352 861"), Some(Judgement::Solved { .. })));
+        assert_eq!(
+            attempt("HXMR4UCE3R|40917352861", ""),
+            wrong,
+            "both in the text field"
+        );
+        assert!(matches!(
+            attempt("hxmr4uce3r", "4091 7352 861"),
+            Some(Judgement::Solved { .. })
+        ));
     }
 
     #[test]
     fn forms_are_url_decoded() {
         let f = Form::parse(b"answer=k7m+p%58w&challenge=c1.a%2Eb&answer=ignored&x=%zz");
-        assert_eq!(f, Form { challenge: b"c1.a.b".to_vec(), answer: b"k7m pXw".to_vec(), digits: vec![] });
+        assert_eq!(
+            f,
+            Form {
+                challenge: b"c1.a.b".to_vec(),
+                answer: b"k7m pXw".to_vec(),
+                digits: vec![]
+            }
+        );
         assert_eq!(Form::parse(b""), Form::default());
         assert_eq!(Form::parse(b"answer=%").answer, b"%".to_vec());
         assert_eq!(Form::parse(b"answer=%4").answer, b"%4".to_vec());
-        assert_eq!(Form::parse(b"digits=12+34&digits=5").digits, b"12 34".to_vec());
+        assert_eq!(
+            Form::parse(b"digits=12+34&digits=5").digits,
+            b"12 34".to_vec()
+        );
     }
 
     #[test]
@@ -249,14 +311,30 @@ mod tests {
         let s = secrets();
         let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "HXMR4U");
         let mut spent = Vec::new();
-        let judgement = judge_form(&s, &form(&token, " hxmr 4u "), client(), NOW, |n, exp| {
-            spent.push((*n, exp));
-            Spend::Fresh
-        }, [2; 16]);
-        let Some(Judgement::Solved { pass, delivery, pass_age, return_path }) = judgement else {
+        let judgement = judge_form(
+            &s,
+            &form(&token, " hxmr 4u "),
+            client(),
+            NOW,
+            |n, exp| {
+                spent.push((*n, exp));
+                Spend::Fresh
+            },
+            [2; 16],
+        );
+        let Some(Judgement::Solved {
+            pass,
+            delivery,
+            pass_age,
+            return_path,
+        }) = judgement
+        else {
             panic!("not solved: {judgement:?}");
         };
-        assert_eq!((delivery, pass_age, return_path.as_str()), (Delivery::Cookie, 3600, "/account"));
+        assert_eq!(
+            (delivery, pass_age, return_path.as_str()),
+            (Delivery::Cookie, 3600, "/account")
+        );
         assert_eq!(spent, vec![([1; 16], NOW + 120)]);
         let checked = check_pass(&s, pass.as_bytes(), client(), Hardness::NORMAL, NOW).unwrap();
         assert_eq!((checked.expires, checked.id), (NOW + 3600, [2; 16]));
@@ -268,7 +346,17 @@ mod tests {
         let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "HXMR4U");
         let mut spent = 0;
         for answer in ["HXMR4", "HXMR4UU", "", "HXMR4U\u{0}", "ÄÖÜ"] {
-            let j = judge_form(&s, &form(&token, answer), client(), NOW, |_, _| { spent += 1; Spend::Fresh }, [0; 16]);
+            let j = judge_form(
+                &s,
+                &form(&token, answer),
+                client(),
+                NOW,
+                |_, _| {
+                    spent += 1;
+                    Spend::Fresh
+                },
+                [0; 16],
+            );
             assert_eq!(j, Some(Judgement::Wrong { terms: terms() }), "{answer:?}");
         }
         assert_eq!(spent, 5);
@@ -279,14 +367,72 @@ mod tests {
         let s = secrets();
         let token = issue_challenge(&s, client(), &terms(), NOW + 120, [1; 16], "HXMR4U");
         let stale = Some(Judgement::Stale { terms: terms() });
-        assert_eq!(judge_form(&s, &form(&token, "HXMR4U"), client(), NOW, |_, _| Spend::Replayed, [0; 16]), stale);
-        let never = |_: &[u8; 16], _: u64| -> Spend { panic!("an expired challenge must not be spent") };
-        assert_eq!(judge_form(&s, &form(&token, "HXMR4U"), client(), NOW + 120, never, [0; 16]), stale);
+        assert_eq!(
+            judge_form(
+                &s,
+                &form(&token, "HXMR4U"),
+                client(),
+                NOW,
+                |_, _| Spend::Replayed,
+                [0; 16]
+            ),
+            stale
+        );
+        let never =
+            |_: &[u8; 16], _: u64| -> Spend { panic!("an expired challenge must not be spent") };
+        assert_eq!(
+            judge_form(
+                &s,
+                &form(&token, "HXMR4U"),
+                client(),
+                NOW + 120,
+                never,
+                [0; 16]
+            ),
+            stale
+        );
         let other = ClientBinding::new("192.0.2.11".parse().unwrap(), b"Mozilla/5.0");
         let none = None;
-        assert_eq!(judge_form(&s, &form(&token, "HXMR4U"), other, NOW, |_, _| Spend::Fresh, [0; 16]), none);
-        let forged = issue_challenge(&Secrets::new(vec![7; 32], None).unwrap(), client(), &terms(), NOW + 120, [1; 16], "A");
-        assert_eq!(judge_form(&s, &form(&forged, "A"), client(), NOW, |_, _| Spend::Fresh, [0; 16]), none);
-        assert_eq!(judge_form(&s, &Form::default(), client(), NOW, |_, _| Spend::Fresh, [0; 16]), none);
+        assert_eq!(
+            judge_form(
+                &s,
+                &form(&token, "HXMR4U"),
+                other,
+                NOW,
+                |_, _| Spend::Fresh,
+                [0; 16]
+            ),
+            none
+        );
+        let forged = issue_challenge(
+            &Secrets::new(vec![7; 32], None).unwrap(),
+            client(),
+            &terms(),
+            NOW + 120,
+            [1; 16],
+            "A",
+        );
+        assert_eq!(
+            judge_form(
+                &s,
+                &form(&forged, "A"),
+                client(),
+                NOW,
+                |_, _| Spend::Fresh,
+                [0; 16]
+            ),
+            none
+        );
+        assert_eq!(
+            judge_form(
+                &s,
+                &Form::default(),
+                client(),
+                NOW,
+                |_, _| Spend::Fresh,
+                [0; 16]
+            ),
+            none
+        );
     }
 }

@@ -119,9 +119,21 @@ struct Shape {
 
 fn shape(hardness: u8) -> Shape {
     match hardness {
-        1 => Shape { lengths: (6, 8), strength: 1.0, width: 360 },
-        3 => Shape { lengths: (10, 12), strength: 0.85, width: 472 },
-        _ => Shape { lengths: (9, 11), strength: 0.9, width: 440 },
+        1 => Shape {
+            lengths: (6, 8),
+            strength: 1.0,
+            width: 360,
+        },
+        3 => Shape {
+            lengths: (10, 12),
+            strength: 0.85,
+            width: 472,
+        },
+        _ => Shape {
+            lengths: (9, 11),
+            strength: 0.9,
+            width: 440,
+        },
     }
 }
 
@@ -146,7 +158,11 @@ pub fn generate<R: RngCore + CryptoRng>(hardness: u8, rng: &mut R) -> CaptchaIma
 }
 
 fn generate_dyn(hardness: u8, rng: &mut dyn RngCore) -> CaptchaImage {
-    let Shape { lengths: (lo, hi), strength, width } = shape(hardness);
+    let Shape {
+        lengths: (lo, hi),
+        strength,
+        width,
+    } = shape(hardness);
     let len = lo + render::below(rng, hi - lo + 1);
     let alphabet = ALPHABET.as_bytes();
     // No character twice in a row: readers miscounted runs of one letter.
@@ -229,7 +245,10 @@ mod tests {
             assert!(ALPHABET.contains(meant), "{meant} is not in the alphabet");
         }
         let mut seen = std::collections::HashSet::new();
-        assert!(READ_AS.iter().all(|(typed, _)| seen.insert(*typed)), "one meaning each");
+        assert!(
+            READ_AS.iter().all(|(typed, _)| seen.insert(*typed)),
+            "one meaning each"
+        );
     }
 
     #[test]
@@ -275,7 +294,11 @@ mod tests {
                 let n = c.answer.chars().count();
                 assert!((lo..=hi).contains(&n), "hardness {hardness}: length {n}");
                 // The width does not give the length away.
-                assert_eq!(c.width, image_width(hardness), "hardness {hardness}, length {n}");
+                assert_eq!(
+                    c.width,
+                    image_width(hardness),
+                    "hardness {hardness}, length {n}"
+                );
                 seen.insert(n);
             }
             assert_eq!(
@@ -352,13 +375,23 @@ mod tests {
     #[test]
     fn the_four_bit_png_holds_exactly_the_drawn_pixels() {
         for seed in 0..12u64 {
-            let answer: Vec<usize> = (0..7 + seed as usize % 5).map(|i| (i * 5 + seed as usize) % ALPHABET.len()).collect();
+            let answer: Vec<usize> = (0..7 + seed as usize % 5)
+                .map(|i| (i * 5 + seed as usize) % ALPHABET.len())
+                .collect();
             let (grey, w, h) = render::render(&answer, 1.0, 400, &mut rng(seed));
-            assert!(grey.iter().all(|v| v % 17 == 0), "16 grey levels, multiples of 17");
+            assert!(
+                grey.iter().all(|v| v % 17 == 0),
+                "16 grey levels, multiples of 17"
+            );
             let png = encode_png(&grey, w as u32, h as u32);
-            let decoded = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap().to_luma8();
+            let decoded = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+                .unwrap()
+                .to_luma8();
             assert_eq!((decoded.width(), decoded.height()), (w as u32, h as u32));
-            assert!(decoded.as_raw() == &grey, "seed {seed}: the decoded pixels differ");
+            assert!(
+                decoded.as_raw() == &grey,
+                "seed {seed}: the decoded pixels differ"
+            );
         }
     }
 

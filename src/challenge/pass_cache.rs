@@ -50,7 +50,12 @@ pub struct PassCache {
 
 impl std::fmt::Debug for PassCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PassCache({:?}, {} rate keys)", self.passes, self.rate_keys.len())
+        write!(
+            f,
+            "PassCache({:?}, {} rate keys)",
+            self.passes,
+            self.rate_keys.len()
+        )
     }
 }
 
@@ -83,12 +88,22 @@ impl PassCache {
             return make();
         };
         match slot {
-            Some(keys) if keys.pass == *pass && keys.location == *location && keys.identity == *identity => {
+            Some(keys)
+                if keys.pass == *pass
+                    && keys.location == *location
+                    && keys.identity == *identity =>
+            {
                 (keys.client, keys.token)
             }
             _ => {
                 let (client, token) = make();
-                *slot = Some(RateKeys { pass: *pass, location: *location, identity: *identity, client, token });
+                *slot = Some(RateKeys {
+                    pass: *pass,
+                    location: *location,
+                    identity: *identity,
+                    client,
+                    token,
+                });
                 (client, token)
             }
         }
@@ -117,7 +132,15 @@ impl PassCache {
         expires: u64,
         (hardness, table_key): (Hardness, [u8; 16]),
     ) {
-        self.passes.put(token, Verified { client, expires, hardness, table_key });
+        self.passes.put(
+            token,
+            Verified {
+                client,
+                expires,
+                hardness,
+                table_key,
+            },
+        );
     }
 }
 
@@ -134,7 +157,10 @@ mod tests {
         let other_ip = cache.client_hash("192.0.2.2".parse().unwrap(), b"Firefox");
         let other_ua = cache.client_hash("192.0.2.1".parse().unwrap(), b"curl");
         cache.put(b"v1.token", me, 100, (Hardness::NORMAL, KEY));
-        assert_eq!(cache.get(b"v1.token", me, 99), Some((Hardness::NORMAL, KEY)));
+        assert_eq!(
+            cache.get(b"v1.token", me, 99),
+            Some((Hardness::NORMAL, KEY))
+        );
         assert_eq!(cache.get(b"v1.token", me, 100), None, "expired");
         assert_eq!(cache.get(b"v1.token", other_ip, 99), None);
         assert_eq!(cache.get(b"v1.token", other_ua, 99), None);

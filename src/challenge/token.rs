@@ -73,7 +73,11 @@ impl Secrets {
         };
         let mut table = [0u8; 16];
         table.copy_from_slice(&Self::mac(&current_mac, "captchaify-table-key", b"")[..16]);
-        Some(Secrets { current_mac, previous_mac, table })
+        Some(Secrets {
+            current_mac,
+            previous_mac,
+            table,
+        })
     }
 
     fn mac(keyed: &HmacSha256, domain: &str, message: &[u8]) -> [u8; 32] {
@@ -114,7 +118,12 @@ impl Secrets {
 
     /// The audio seed of a challenge token, with the secret that signed it (the previous one
     /// for a challenge made just before a rotation). `None` for a token not signed by us.
-    pub fn audio_seed_of(&self, token: &[u8], nonce: &[u8; 16], language: &str) -> Option<[u8; 32]> {
+    pub fn audio_seed_of(
+        &self,
+        token: &[u8],
+        nonce: &[u8; 16],
+        language: &str,
+    ) -> Option<[u8; 32]> {
         let (body, fields) = split_signed(token, CHALLENGE_FIELDS).ok()?;
         let tag = decode_exact::<32>(fields.last()?).ok()?;
         let signed_by = |keyed: &HmacSha256| {
@@ -144,13 +153,18 @@ impl Secrets {
 
     /// Whether `token` lets the fetch of `uri` on `host` through at `now`.
     pub fn check_hints_token(&self, token: &[u8], host: &[u8], uri: &[u8], now: u64) -> bool {
-        let Some((expires, tag)) = token.split(|&b| b == b'.').collect::<Vec<_>>().split_first().and_then(|(e, rest)| {
-            let expires: u64 = core::str::from_utf8(e).ok()?.parse().ok()?;
-            match rest {
-                [tag] => Some((expires, decode_exact::<32>(tag).ok()?)),
-                _ => None,
-            }
-        }) else {
+        let Some((expires, tag)) = token
+            .split(|&b| b == b'.')
+            .collect::<Vec<_>>()
+            .split_first()
+            .and_then(|(e, rest)| {
+                let expires: u64 = core::str::from_utf8(e).ok()?.parse().ok()?;
+                match rest {
+                    [tag] => Some((expires, decode_exact::<32>(tag).ok()?)),
+                    _ => None,
+                }
+            })
+        else {
             return false;
         };
         now <= expires && self.verify(HINTS_DOMAIN, &hints_message(host, uri, expires), &tag)
@@ -257,26 +271,48 @@ pub const PRECHECK_NAME: &str = "captchaify_pre";
 /// The pre-check's proof, `p1.<expires>.<mac>`: the client came back to `path` within the
 /// proof's life, with the cookie (or URL argument) it was given. The MAC binds the expiry,
 /// the client (address and user agent, as [`ClientBinding`]) and the path.
-pub fn issue_precheck(secrets: &Secrets, client: ClientBinding, path: &str, expires: u64) -> String {
+pub fn issue_precheck(
+    secrets: &Secrets,
+    client: ClientBinding,
+    path: &str,
+    expires: u64,
+) -> String {
     let tag = secrets.sign(PRECHECK_DOMAIN, &precheck_message(client, path, expires));
     format!("p1.{expires}.{}", B64.encode(tag))
 }
 
 /// Whether `token` is a genuine, unexpired pre-check proof of this client for `path`.
-pub fn check_precheck(secrets: &Secrets, token: &[u8], client: ClientBinding, path: &str, now: u64) -> bool {
+pub fn check_precheck(
+    secrets: &Secrets,
+    token: &[u8],
+    client: ClientBinding,
+    path: &str,
+    now: u64,
+) -> bool {
     let mut fields = token.splitn(3, |&b| b == b'.');
-    let (Some(b"p1"), Some(expires), Some(tag), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
+    let (Some(b"p1"), Some(expires), Some(tag), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
         return false;
     };
     let (Ok(expires), Ok(tag)) = (parse_u64(expires), decode_exact::<32>(tag)) else {
         return false;
     };
-    now < expires && secrets.verify(PRECHECK_DOMAIN, &precheck_message(client, path, expires), &tag)
+    now < expires
+        && secrets.verify(
+            PRECHECK_DOMAIN,
+            &precheck_message(client, path, expires),
+            &tag,
+        )
 }
 
 fn precheck_message(client: ClientBinding, path: &str, expires: u64) -> Vec<u8> {
     let mut message = Vec::with_capacity(path.len() + 48);
-    for part in [&client.0[..], path.as_bytes(), expires.to_string().as_bytes()] {
+    for part in [
+        &client.0[..],
+        path.as_bytes(),
+        expires.to_string().as_bytes(),
+    ] {
         message.extend_from_slice(&(part.len() as u32).to_le_bytes());
         message.extend_from_slice(part);
     }
@@ -413,7 +449,12 @@ pub struct Budget {
 impl Default for Budget {
     /// The defaults of a location that sets nothing (for tests and forged challenges).
     fn default() -> Self {
-        Budget { ipv6_prefix: 64, rate: Some(Rate::per_minute(120)), audio: Some(Rate::per_minute(6)), location: [0; 16] }
+        Budget {
+            ipv6_prefix: 64,
+            rate: Some(Rate::per_minute(120)),
+            audio: Some(Rate::per_minute(6)),
+            location: [0; 16],
+        }
     }
 }
 
@@ -456,14 +497,20 @@ impl Challenge {
     /// Whether `answer` (already normalized) is the one this challenge was made for.
     pub fn is_answer(&self, secrets: &Secrets, normalized_answer: &str) -> bool {
         // Both secrets: a challenge made just before a rotation stays solvable.
-        let expected = |keyed: &HmacSha256| answer_commitment(keyed, &self.nonce, normalized_answer);
+        let expected =
+            |keyed: &HmacSha256| answer_commitment(keyed, &self.nonce, normalized_answer);
         let matches = |keyed: &HmacSha256| constant_time_eq(&expected(keyed), &self.answer);
         matches(&secrets.current_mac) | secrets.previous_mac.as_ref().is_some_and(matches)
     }
 }
 
 fn answer_commitment(keyed: &HmacSha256, nonce: &[u8; 16], normalized_answer: &str) -> [u8; 16] {
-    let message = [B64.encode(nonce).as_bytes(), b"|", normalized_answer.as_bytes()].concat();
+    let message = [
+        B64.encode(nonce).as_bytes(),
+        b"|",
+        normalized_answer.as_bytes(),
+    ]
+    .concat();
     let full = Secrets::mac(keyed, ANSWER_DOMAIN, &message);
     let mut commitment = [0u8; 16];
     commitment.copy_from_slice(&full[..16]);
@@ -565,7 +612,9 @@ fn split_signed(token: &[u8], n: usize) -> Result<(&[u8], Vec<&[u8]>), Rejection
         return Err(Rejection::Malformed);
     }
     let mac_len = fields.last().map_or(0, |m| m.len());
-    let body = token.get(..token.len() - mac_len - 1).ok_or(Rejection::Malformed)?;
+    let body = token
+        .get(..token.len() - mac_len - 1)
+        .ok_or(Rejection::Malformed)?;
     Ok((body, fields))
 }
 
@@ -578,11 +627,17 @@ fn parse_u64(field: &[u8]) -> Result<u64, Rejection> {
     if field.is_empty() || field.len() > 20 || !field.iter().all(u8::is_ascii_digit) {
         return Err(Rejection::Malformed);
     }
-    std::str::from_utf8(field).ok().and_then(|s| s.parse().ok()).ok_or(Rejection::Malformed)
+    std::str::from_utf8(field)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(Rejection::Malformed)
 }
 
 fn parse_hardness(field: &[u8]) -> Result<Hardness, Rejection> {
-    std::str::from_utf8(field).ok().and_then(|s| s.parse().ok()).ok_or(Rejection::Malformed)
+    std::str::from_utf8(field)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(Rejection::Malformed)
 }
 
 /// The longest return path kept; longer ones send the client to `/`.
@@ -598,7 +653,9 @@ pub fn is_safe_return_path(path: &[u8]) -> bool {
         && path.first() == Some(&b'/')
         && path.get(1) != Some(&b'/')
         && path.iter().enumerate().all(|(i, &b)| match b {
-            b'%' => path.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)),
+            b'%' => path
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)),
             b => is_uri_char(b),
         })
 }
@@ -612,7 +669,27 @@ fn is_uri_char(b: u8) -> bool {
         while i < 256 {
             let b = i as u8;
             table[i] = b.is_ascii_alphanumeric()
-                || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?');
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'@'
+                        | b'/'
+                        | b'?'
+                );
             i += 1;
         }
         table
@@ -628,9 +705,16 @@ pub fn return_path_for(unparsed_uri: &[u8]) -> Cow<'_, str> {
     // its own return path (ASCII, so the conversion copies it as it is).
     let plain_query = match unparsed_uri.iter().position(|&b| b == b'?') {
         None => true,
-        Some(q) => unparsed_uri.get(q + 1..).is_some_and(|query| !query.split(|&b| b == b'&').any(<[u8]>::is_empty)),
+        Some(q) => unparsed_uri
+            .get(q + 1..)
+            .is_some_and(|query| !query.split(|&b| b == b'&').any(<[u8]>::is_empty)),
     };
-    if plain_query && is_safe_return_path(unparsed_uri) && !unparsed_uri.windows(PASS_NAME.len()).any(|w| w == PASS_NAME.as_bytes()) {
+    if plain_query
+        && is_safe_return_path(unparsed_uri)
+        && !unparsed_uri
+            .windows(PASS_NAME.len())
+            .any(|w| w == PASS_NAME.as_bytes())
+    {
         return String::from_utf8_lossy(unparsed_uri);
     }
     Cow::Owned(return_path_in_full(unparsed_uri))
@@ -641,7 +725,9 @@ fn return_path_in_full(unparsed_uri: &[u8]) -> String {
     let mut path = String::with_capacity(unparsed_uri.len());
     for (i, &b) in unparsed_uri.iter().enumerate() {
         let escape = b == b'%'
-            && unparsed_uri.get(i + 1..i + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+            && unparsed_uri
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
         if is_uri_char(b) || escape {
             path.push(b as char);
         } else {
@@ -679,7 +765,11 @@ pub fn strip_argument<'a>(path: &'a str, name: &str) -> Cow<'a, str> {
         .split('&')
         .filter(|arg| !arg.is_empty() && arg.split('=').next() != Some(name))
         .collect();
-    Cow::Owned(if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) })
+    Cow::Owned(if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    })
 }
 
 /// Appends the pass token as a URL argument (cookie-less mode).
@@ -695,12 +785,32 @@ mod tests {
     #[test]
     fn the_quick_return_path_is_the_full_one() {
         let uris: [&[u8]; 18] = [
-            b"/", b"/a/b.html", b"/a?b=1&c=2", b"/a?", b"/a?&b", b"/a?b&&c", b"/a?b&", b"//evil",
-            b"/a?captchaify=v1.x", b"/a?captchaify_pre=p1.x&b=2", b"/a?x=captchaify", b"/%41%zz",
-            b"/a b", b"/\xc3\xa9", b"/a\\b", b"/a?b=\"<>\"", b"x/a", b"/a#frag",
+            b"/",
+            b"/a/b.html",
+            b"/a?b=1&c=2",
+            b"/a?",
+            b"/a?&b",
+            b"/a?b&&c",
+            b"/a?b&",
+            b"//evil",
+            b"/a?captchaify=v1.x",
+            b"/a?captchaify_pre=p1.x&b=2",
+            b"/a?x=captchaify",
+            b"/%41%zz",
+            b"/a b",
+            b"/\xc3\xa9",
+            b"/a\\b",
+            b"/a?b=\"<>\"",
+            b"x/a",
+            b"/a#frag",
         ];
         for uri in uris {
-            assert_eq!(return_path_for(uri), return_path_in_full(uri), "{}", String::from_utf8_lossy(uri));
+            assert_eq!(
+                return_path_for(uri),
+                return_path_in_full(uri),
+                "{}",
+                String::from_utf8_lossy(uri)
+            );
         }
     }
 
@@ -732,13 +842,32 @@ mod tests {
         assert_ne!(s.audio_seed(&[1; 16], "en"), s.audio_seed(&[2; 16], "en"));
         assert_ne!(s.audio_seed(&[1; 16], "en"), s.audio_seed(&[1; 16], "de"));
         let other = Secrets::new(b"another secret of thirty-two bytes!!".to_vec(), None).unwrap();
-        assert_ne!(s.audio_seed(&[1; 16], "en"), other.audio_seed(&[1; 16], "en"));
+        assert_ne!(
+            s.audio_seed(&[1; 16], "en"),
+            other.audio_seed(&[1; 16], "en")
+        );
         // The download path derives the seed the page used, also across a rotation.
-        let terms = ChallengeTerms { hardness: Hardness::HARD, pass_age: 60, delivery: Delivery::Cookie, budget: Budget::default(), return_path: "/".into() };
+        let terms = ChallengeTerms {
+            hardness: Hardness::HARD,
+            pass_age: 60,
+            delivery: Delivery::Cookie,
+            budget: Budget::default(),
+            return_path: "/".into(),
+        };
         let token = issue_challenge(&s, client(), &terms, 100, [1; 16], "A|1");
-        assert_eq!(s.audio_seed_of(token.as_bytes(), &[1; 16], "en"), Some(s.audio_seed(&[1; 16], "en")));
-        let rotated = Secrets::new(b"another secret of thirty-two bytes!!".to_vec(), Some(b"0123456789abcdef0123456789abcdef".to_vec())).unwrap();
-        assert_eq!(rotated.audio_seed_of(token.as_bytes(), &[1; 16], "en"), Some(s.audio_seed(&[1; 16], "en")));
+        assert_eq!(
+            s.audio_seed_of(token.as_bytes(), &[1; 16], "en"),
+            Some(s.audio_seed(&[1; 16], "en"))
+        );
+        let rotated = Secrets::new(
+            b"another secret of thirty-two bytes!!".to_vec(),
+            Some(b"0123456789abcdef0123456789abcdef".to_vec()),
+        )
+        .unwrap();
+        assert_eq!(
+            rotated.audio_seed_of(token.as_bytes(), &[1; 16], "en"),
+            Some(s.audio_seed(&[1; 16], "en"))
+        );
         assert_eq!(other.audio_seed_of(token.as_bytes(), &[1; 16], "en"), None);
         assert_eq!(s.audio_seed_of(b"c1.garbage", &[1; 16], "en"), None);
     }
@@ -757,27 +886,62 @@ mod tests {
     fn a_pass_round_trips_and_is_bound() {
         let s = secrets();
         let token = issue_pass(&s, client(), Hardness::NORMAL, NOW + 3600, [7; 16]);
-        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
         let pass = check_pass(&s, token.as_bytes(), client(), Hardness::NORMAL, NOW).unwrap();
-        assert_eq!(pass, Pass { expires: NOW + 3600, hardness: Hardness::NORMAL, id: [7; 16] });
-        assert_eq!(check_pass(&s, token.as_bytes(), client(), Hardness::HARD, NOW), Err(Rejection::TooEasy));
+        assert_eq!(
+            pass,
+            Pass {
+                expires: NOW + 3600,
+                hardness: Hardness::NORMAL,
+                id: [7; 16]
+            }
+        );
+        assert_eq!(
+            check_pass(&s, token.as_bytes(), client(), Hardness::HARD, NOW),
+            Err(Rejection::TooEasy)
+        );
         assert!(check_pass(&s, token.as_bytes(), client(), Hardness::EASY, NOW).is_ok());
-        assert_eq!(check_pass(&s, token.as_bytes(), client(), Hardness::EASY, NOW + 3600), Err(Rejection::Expired));
+        assert_eq!(
+            check_pass(&s, token.as_bytes(), client(), Hardness::EASY, NOW + 3600),
+            Err(Rejection::Expired)
+        );
         let other_ua = ClientBinding::new("203.0.113.7".parse().unwrap(), b"curl/8");
-        assert_eq!(check_pass(&s, token.as_bytes(), other_ua, Hardness::EASY, NOW), Err(Rejection::OtherClient));
-        let other_ip = ClientBinding::new("203.0.113.8".parse().unwrap(), b"Mozilla/5.0 Firefox/128.0");
-        assert_eq!(check_pass(&s, token.as_bytes(), other_ip, Hardness::EASY, NOW), Err(Rejection::OtherClient));
+        assert_eq!(
+            check_pass(&s, token.as_bytes(), other_ua, Hardness::EASY, NOW),
+            Err(Rejection::OtherClient)
+        );
+        let other_ip =
+            ClientBinding::new("203.0.113.8".parse().unwrap(), b"Mozilla/5.0 Firefox/128.0");
+        assert_eq!(
+            check_pass(&s, token.as_bytes(), other_ip, Hardness::EASY, NOW),
+            Err(Rejection::OtherClient)
+        );
     }
 
     #[test]
     fn passes_have_a_recognisable_shape() {
         let s = secrets();
         for expires in [1, NOW + 3600, u64::MAX] {
-            assert!(looks_like_pass(issue_pass(&s, client(), Hardness::NORMAL, expires, [7; 16]).as_bytes()));
+            assert!(looks_like_pass(
+                issue_pass(&s, client(), Hardness::NORMAL, expires, [7; 16]).as_bytes()
+            ));
         }
-        let challenge = issue_challenge(&s, client(), &ChallengeTerms {
-            hardness: Hardness::HARD, pass_age: 60, delivery: Delivery::Cookie, budget: Budget::default(), return_path: "/".into(),
-        }, NOW, [1; 16], "A");
+        let challenge = issue_challenge(
+            &s,
+            client(),
+            &ChallengeTerms {
+                hardness: Hardness::HARD,
+                pass_age: 60,
+                delivery: Delivery::Cookie,
+                budget: Budget::default(),
+                return_path: "/".into(),
+            },
+            NOW,
+            [1; 16],
+            "A",
+        );
         for junk in [&b""[..], b"v1.", b"v2.1.2.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                      challenge.as_bytes(), &[b'v'; 5000]] {
             assert!(!looks_like_pass(junk), "{:?}", String::from_utf8_lossy(junk));
@@ -792,7 +956,10 @@ mod tests {
             for flip in [1u8, 0x20, 0x80] {
                 let mut bad = token.clone();
                 bad[i] ^= flip;
-                assert!(check_pass(&s, &bad, client(), Hardness::EASY, NOW).is_err(), "byte {i} ^ {flip}");
+                assert!(
+                    check_pass(&s, &bad, client(), Hardness::EASY, NOW).is_err(),
+                    "byte {i} ^ {flip}"
+                );
             }
         }
     }
@@ -803,9 +970,23 @@ mod tests {
         let token = issue_pass(&old, client(), Hardness::EASY, NOW + 60, [1; 16]);
         let new_secret = b"fedcba9876543210fedcba9876543210".to_vec();
         let new_only = Secrets::new(new_secret.clone(), None).unwrap();
-        assert_eq!(check_pass(&new_only, token.as_bytes(), client(), Hardness::EASY, NOW), Err(Rejection::BadSignature));
-        let rotating = Secrets::new(new_secret, Some(b"0123456789abcdef0123456789abcdef".to_vec())).unwrap();
-        assert!(check_pass(&rotating, issue_pass(&rotating, client(), Hardness::EASY, NOW + 60, [1; 16]).as_bytes(), client(), Hardness::EASY, NOW).is_ok());
+        assert_eq!(
+            check_pass(&new_only, token.as_bytes(), client(), Hardness::EASY, NOW),
+            Err(Rejection::BadSignature)
+        );
+        let rotating = Secrets::new(
+            new_secret,
+            Some(b"0123456789abcdef0123456789abcdef".to_vec()),
+        )
+        .unwrap();
+        assert!(check_pass(
+            &rotating,
+            issue_pass(&rotating, client(), Hardness::EASY, NOW + 60, [1; 16]).as_bytes(),
+            client(),
+            Hardness::EASY,
+            NOW
+        )
+        .is_ok());
         assert!(check_pass(&rotating, token.as_bytes(), client(), Hardness::EASY, NOW).is_ok());
     }
 
@@ -813,8 +994,16 @@ mod tests {
     fn garbage_is_malformed_not_a_panic() {
         let s = secrets();
         let long = vec![b'a'; MAX_TOKEN_LEN + 1];
-        for junk in [&b""[..], b".", b".....", b"v1.1.1.1.1.1", b"v1....." , b"\xff\xfe", &long[..],
-                     b"v1.99999999999999999999999.2.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA.x"] {
+        for junk in [
+            &b""[..],
+            b".",
+            b".....",
+            b"v1.1.1.1.1.1",
+            b"v1.....",
+            b"\xff\xfe",
+            &long[..],
+            b"v1.99999999999999999999999.2.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA.x",
+        ] {
             assert!(check_pass(&s, junk, client(), Hardness::EASY, NOW).is_err());
             assert!(check_challenge(&s, junk, client()).is_err());
         }
@@ -829,7 +1018,15 @@ mod tests {
             hardness: Hardness::HARD,
             pass_age: 3600,
             delivery: Delivery::UrlArgument,
-            budget: Budget { ipv6_prefix: 56, rate: Some(Rate { count: 10, period_ms: 1000 }), audio: None, location: [5; 16] },
+            budget: Budget {
+                ipv6_prefix: 56,
+                rate: Some(Rate {
+                    count: 10,
+                    period_ms: 1000,
+                }),
+                audio: None,
+                location: [5; 16],
+            },
             return_path: "/login?next=1".into(),
         };
         let token = issue_challenge(&s, client(), &terms, NOW + 120, [9; 16], "K7MPXW");
@@ -841,8 +1038,12 @@ mod tests {
         assert!(!challenge.is_answer(&s, ""));
         assert!(!challenge.expired(NOW + 119));
         assert!(challenge.expired(NOW + 120));
-        let other = ClientBinding::new("203.0.113.9".parse().unwrap(), b"Mozilla/5.0 Firefox/128.0");
-        assert_eq!(check_challenge(&s, token.as_bytes(), other), Err(Rejection::OtherClient));
+        let other =
+            ClientBinding::new("203.0.113.9".parse().unwrap(), b"Mozilla/5.0 Firefox/128.0");
+        assert_eq!(
+            check_challenge(&s, token.as_bytes(), other),
+            Err(Rejection::OtherClient)
+        );
         let mut tampered = token.clone().into_bytes();
         tampered[3] ^= 1;
         assert!(check_challenge(&s, &tampered, client()).is_err());
@@ -857,29 +1058,79 @@ mod tests {
         let c = ClientBinding::new("2001:db8:1:3::1".parse().unwrap(), b"UA");
         assert_eq!(a, b);
         assert_ne!(a, c);
-        assert_eq!(client_prefix("2001:db8:1:2:aaaa::1".parse().unwrap()), "2001:db8:1:2::/64");
-        assert_eq!(client_prefix("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
+        assert_eq!(
+            client_prefix("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            client_prefix("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1"
+        );
     }
 
     #[test]
     fn return_paths_are_same_site_and_relative() {
-        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "\\/evil.example",
-                    "evil.example", "", "/a\r\nSet-Cookie: x=1", "/a b", "/\t/evil.example",
-                    "/a\"b", "/<script>", "/a>b", "/a`b", "/a{b}", "/a|b", "/a^b", "/a[0]", "/a#b",
-                    "/%", "/%4", "/%zz", "/a%2"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "\\/evil.example",
+            "evil.example",
+            "",
+            "/a\r\nSet-Cookie: x=1",
+            "/a b",
+            "/\t/evil.example",
+            "/a\"b",
+            "/<script>",
+            "/a>b",
+            "/a`b",
+            "/a{b}",
+            "/a|b",
+            "/a^b",
+            "/a[0]",
+            "/a#b",
+            "/%",
+            "/%4",
+            "/%zz",
+            "/a%2",
+        ] {
             assert!(!is_safe_return_path(bad.as_bytes()), "{bad:?}");
         }
-        for good in ["/", "/login", "/a/b?c=d&e=%2F%2Fx", "/%2F%2Fevil.example", "/%5Cevil",
-                     "/a-b_c.d~e", "/!$&'()*+,;=:@", "/p?q=/x?y"] {
+        for good in [
+            "/",
+            "/login",
+            "/a/b?c=d&e=%2F%2Fx",
+            "/%2F%2Fevil.example",
+            "/%5Cevil",
+            "/a-b_c.d~e",
+            "/!$&'()*+,;=:@",
+            "/p?q=/x?y",
+        ] {
             assert!(is_safe_return_path(good.as_bytes()), "{good:?}");
         }
         assert_eq!(return_path_for(b"//evil.example/x"), "/");
         assert_eq!(return_path_for(b"/caf\xc3\xa9?q=a b"), "/caf%C3%A9?q=a%20b");
-        assert_eq!(return_path_for(b"/a\"><script>x</script>"), "/a%22%3E%3Cscript%3Ex%3C/script%3E");
-        assert_eq!(return_path_for(b"/100%?x=%zz&y=%4"), "/100%25?x=%25zz&y=%254");
-        assert_eq!(return_path_for(b"/a%2Fb%c3%A9"), "/a%2Fb%c3%A9", "escapes are kept");
-        assert_eq!(return_path_for(b"/{a}|`b`^[c]#d"), "/%7Ba%7D%7C%60b%60%5E%5Bc%5D%23d");
-        assert_eq!(return_path_for(b"/a\r\nLocation: x"), "/a%0D%0ALocation:%20x");
+        assert_eq!(
+            return_path_for(b"/a\"><script>x</script>"),
+            "/a%22%3E%3Cscript%3Ex%3C/script%3E"
+        );
+        assert_eq!(
+            return_path_for(b"/100%?x=%zz&y=%4"),
+            "/100%25?x=%25zz&y=%254"
+        );
+        assert_eq!(
+            return_path_for(b"/a%2Fb%c3%A9"),
+            "/a%2Fb%c3%A9",
+            "escapes are kept"
+        );
+        assert_eq!(
+            return_path_for(b"/{a}|`b`^[c]#d"),
+            "/%7Ba%7D%7C%60b%60%5E%5Bc%5D%23d"
+        );
+        assert_eq!(
+            return_path_for(b"/a\r\nLocation: x"),
+            "/a%0D%0ALocation:%20x"
+        );
         assert_eq!(return_path_for(&[b'/'; 3000]), "/");
         assert_eq!(return_path_for(b"/p?captchaify=abc&x=1"), "/p?x=1");
         assert_eq!(return_path_for(b"/p?captchaify=abc"), "/p");
@@ -890,17 +1141,58 @@ mod tests {
         let s = secrets();
         let proof = issue_precheck(&s, client(), "/p?x=1", NOW + 300);
         assert!(proof.starts_with("p1.") && proof.len() < 70, "{proof}");
-        assert!(check_precheck(&s, proof.as_bytes(), client(), "/p?x=1", NOW));
-        assert!(!check_precheck(&s, proof.as_bytes(), client(), "/p?x=1", NOW + 300), "expired");
-        assert!(!check_precheck(&s, proof.as_bytes(), client(), "/p?x=2", NOW), "another path");
-        let other = ClientBinding::new("203.0.113.8".parse().unwrap(), b"Mozilla/5.0 Firefox/128.0");
-        assert!(!check_precheck(&s, proof.as_bytes(), other, "/p?x=1", NOW), "another client");
-        let forged = issue_precheck(&Secrets::new(vec![9; 32], None).unwrap(), client(), "/p?x=1", NOW + 300);
-        assert!(!check_precheck(&s, forged.as_bytes(), client(), "/p?x=1", NOW));
+        assert!(check_precheck(
+            &s,
+            proof.as_bytes(),
+            client(),
+            "/p?x=1",
+            NOW
+        ));
+        assert!(
+            !check_precheck(&s, proof.as_bytes(), client(), "/p?x=1", NOW + 300),
+            "expired"
+        );
+        assert!(
+            !check_precheck(&s, proof.as_bytes(), client(), "/p?x=2", NOW),
+            "another path"
+        );
+        let other =
+            ClientBinding::new("203.0.113.8".parse().unwrap(), b"Mozilla/5.0 Firefox/128.0");
+        assert!(
+            !check_precheck(&s, proof.as_bytes(), other, "/p?x=1", NOW),
+            "another client"
+        );
+        let forged = issue_precheck(
+            &Secrets::new(vec![9; 32], None).unwrap(),
+            client(),
+            "/p?x=1",
+            NOW + 300,
+        );
+        assert!(!check_precheck(
+            &s,
+            forged.as_bytes(),
+            client(),
+            "/p?x=1",
+            NOW
+        ));
         let later = proof.replacen(&(NOW + 300).to_string(), &(NOW + 9000).to_string(), 1);
-        assert!(!check_precheck(&s, later.as_bytes(), client(), "/p?x=1", NOW), "the expiry is signed");
-        for junk in ["", "p1", "p1.", "p1.1.", "p1.x.AAAA", "p2.1.AAAA", &format!("{proof}.x")] {
-            assert!(!check_precheck(&s, junk.as_bytes(), client(), "/p?x=1", NOW), "{junk:?}");
+        assert!(
+            !check_precheck(&s, later.as_bytes(), client(), "/p?x=1", NOW),
+            "the expiry is signed"
+        );
+        for junk in [
+            "",
+            "p1",
+            "p1.",
+            "p1.1.",
+            "p1.x.AAAA",
+            "p2.1.AAAA",
+            &format!("{proof}.x"),
+        ] {
+            assert!(
+                !check_precheck(&s, junk.as_bytes(), client(), "/p?x=1", NOW),
+                "{junk:?}"
+            );
         }
         assert_eq!(return_path_for(b"/p?captchaify_pre=p1.1.x&x=1"), "/p?x=1");
     }
@@ -910,7 +1202,10 @@ mod tests {
         assert_eq!(with_pass_argument("/p", "T"), "/p?captchaify=T");
         assert_eq!(with_pass_argument("/p?x=1", "T"), "/p?x=1&captchaify=T");
         assert_eq!(strip_pass_argument("/p?x=1&captchaify=T&y"), "/p?x=1&y");
-        assert_eq!(strip_pass_argument("/p?captchaify_x=1"), "/p?captchaify_x=1");
+        assert_eq!(
+            strip_pass_argument("/p?captchaify_x=1"),
+            "/p?captchaify_x=1"
+        );
     }
 
     #[test]
@@ -918,9 +1213,18 @@ mod tests {
         let s = secrets();
         let other = Secrets::new(vec![3; 32], None).unwrap();
         let key = |s: &Secrets, purpose, parts: &[&[u8]]| s.table_key(purpose, parts);
-        assert_ne!(key(&s, "fail", &[b"1.2.3.4"]), key(&s, "rate", &[b"1.2.3.4"]));
-        assert_ne!(key(&s, "fail", &[b"1.2.3.4"]), key(&other, "fail", &[b"1.2.3.4"]));
-        assert_eq!(key(&s, "fail", &[b"1.2.3.4"]), key(&s, "fail", &[b"1.2.3.4"]));
+        assert_ne!(
+            key(&s, "fail", &[b"1.2.3.4"]),
+            key(&s, "rate", &[b"1.2.3.4"])
+        );
+        assert_ne!(
+            key(&s, "fail", &[b"1.2.3.4"]),
+            key(&other, "fail", &[b"1.2.3.4"])
+        );
+        assert_eq!(
+            key(&s, "fail", &[b"1.2.3.4"]),
+            key(&s, "fail", &[b"1.2.3.4"])
+        );
         // Parts are length-prefixed: moving the boundary between them changes the key.
         assert_ne!(key(&s, "x", &[b"ab", b"c"]), key(&s, "x", &[b"a", b"bc"]));
         assert_ne!(key(&s, "x", &[b"abc"]), key(&s, "x", &[b"abc", b""]));
@@ -931,12 +1235,18 @@ mod tests {
             direct.write(&(part.len() as u32).to_le_bytes());
             direct.write(part);
         }
-        assert_eq!(key(&s, "x", &[b"ab", &long, b"c"]), direct.finish128().as_bytes());
+        assert_eq!(
+            key(&s, "x", &[b"ab", &long, b"c"]),
+            direct.finish128().as_bytes()
+        );
         let mut direct = SipHasher24::new_with_key(&s.table);
         direct.write(&[1, 0, 0, 0, b'x', 2, 0, 0, 0, b'a', b'b']);
         assert_eq!(key(&s, "x", &[b"ab"]), direct.finish128().as_bytes());
         // A previous secret does not change where things land.
         let rotated = Secrets::new(vec![7; 32], Some(vec![3; 32])).unwrap();
-        assert_eq!(key(&rotated, "x", &[b"1"]), key(&Secrets::new(vec![7; 32], None).unwrap(), "x", &[b"1"]));
+        assert_eq!(
+            key(&rotated, "x", &[b"1"]),
+            key(&Secrets::new(vec![7; 32], None).unwrap(), "x", &[b"1"])
+        );
     }
 }

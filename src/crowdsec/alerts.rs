@@ -139,7 +139,11 @@ pub fn parse_login(body: &[u8]) -> Result<Login, AlertError> {
     let code = answer.get("code").and_then(Value::as_u64);
     let token = answer.get("token").and_then(Value::as_str).unwrap_or("");
     if code.is_some_and(|c| c != 200) || token.is_empty() {
-        let mut message = answer.get("message").and_then(Value::as_str).unwrap_or("no token").to_string();
+        let mut message = answer
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("no token")
+            .to_string();
         truncate(&mut message, 120);
         return Err(AlertError::Refused(match code {
             Some(code) => format!("{code} {message}"),
@@ -150,8 +154,14 @@ pub fn parse_login(body: &[u8]) -> Result<Login, AlertError> {
     if token.len() > MAX_TOKEN_BYTES || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(AlertError::Shape("a usable token"));
     }
-    let expires_secs = answer.get("expire").and_then(Value::as_str).and_then(parse_rfc3339);
-    Ok(Login { token: token.to_string(), expires_secs })
+    let expires_secs = answer
+        .get("expire")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339);
+    Ok(Login {
+        token: token.to_string(),
+        expires_secs,
+    })
 }
 
 /// Reads the alerts answer, the new alerts' ids (`["3","4"]`), into how many were created.
@@ -240,7 +250,11 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
         return None;
     }
     let (year, month, day) = (number(&b[0..4])?, number(&b[5..7])?, number(&b[8..10])?);
-    let (hour, minute, second) = (number(&b[11..13])?, number(&b[14..16])?, number(&b[17..19])?);
+    let (hour, minute, second) = (
+        number(&b[11..13])?,
+        number(&b[14..16])?,
+        number(&b[17..19])?,
+    );
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
@@ -439,24 +453,46 @@ mod tests {
             (5400, "1h30m0s", "1h30m"),
             (90061, "25h1m1s", "25h1m1s"),
         ] {
-            assert_eq!((go_duration(secs).as_str(), human_duration(secs).as_str()), (go, human), "{secs}");
+            assert_eq!(
+                (go_duration(secs).as_str(), human_duration(secs).as_str()),
+                (go, human),
+                "{secs}"
+            );
             assert_eq!(crate::crowdsec::stream::go_duration_secs(go), Some(secs));
         }
     }
 
     #[test]
     fn who_may_be_reported() {
-        for addr in ["127.0.0.1", "127.8.9.10", "::1", "0.0.0.0", "::", "::ffff:127.0.0.1", "::ffff:0.0.0.0"] {
+        for addr in [
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "0.0.0.0",
+            "::",
+            "::ffff:127.0.0.1",
+            "::ffff:0.0.0.0",
+        ] {
             assert!(!may_report(ip(addr)), "{addr}");
         }
-        for addr in ["198.51.100.7", "10.0.0.1", "2001:db8::7", "::ffff:198.51.100.7", "::2"] {
+        for addr in [
+            "198.51.100.7",
+            "10.0.0.1",
+            "2001:db8::7",
+            "::ffff:198.51.100.7",
+            "::2",
+        ] {
             assert!(may_report(ip(addr)), "{addr}");
         }
     }
 
     #[test]
     fn an_alert_has_every_required_field() {
-        let body = alerts_json(&[signal(Scenario::CaptchaFailures, "198.51.100.7")], "captchaify", "0.1.0");
+        let body = alerts_json(
+            &[signal(Scenario::CaptchaFailures, "198.51.100.7")],
+            "captchaify",
+            "0.1.0",
+        );
         let alerts: Value = serde_json::from_str(&body).unwrap();
         let alert = &alerts.as_array().unwrap()[0];
         let expected = json!({
@@ -494,7 +530,10 @@ mod tests {
             alerts[0]["message"],
             "Ip 203.0.113.9 was refused 30 requests by the rate limit within 1m (edge \"1\")"
         );
-        assert_eq!((&alerts[0]["leakspeed"], &alerts[0]["capacity"]), (&json!("1m0s"), &json!(30)));
+        assert_eq!(
+            (&alerts[0]["leakspeed"], &alerts[0]["capacity"]),
+            (&json!("1m0s"), &json!(30))
+        );
         assert!(alerts[0]["start_at"].as_str() < alerts[0]["stop_at"].as_str());
         assert_eq!(alerts[1]["source"]["value"], "2001:db8::7");
         assert_eq!(alerts_json(&[], "m", "v"), "[]");
@@ -505,32 +544,86 @@ mod tests {
         let body: Value = serde_json::from_str(&login_json("captchaify", "p\"w\\d\n")).unwrap();
         assert_eq!(body["machine_id"], "captchaify");
         assert_eq!(body["password"], "p\"w\\d\n");
-        assert_eq!(body["scenarios"], json!(["captchaify/captcha-failures", "captchaify/flood"]));
+        assert_eq!(
+            body["scenarios"],
+            json!(["captchaify/captcha-failures", "captchaify/flood"])
+        );
     }
 
     #[test]
     fn login_answers() {
-        let ok = parse_login(br#"{"code":200,"expire":"2026-11-21T14:03:57Z","token":"eyJhbGci.eyJl.c2ln"}"#).unwrap();
-        assert_eq!(ok, Login { token: "eyJhbGci.eyJl.c2ln".into(), expires_secs: Some(1_795_269_837) });
-        let odd = parse_login(br#"{"expire":"2026-11-21T14:03:57.123+00:00","token":"t"}"#).unwrap();
+        let ok = parse_login(
+            br#"{"code":200,"expire":"2026-11-21T14:03:57Z","token":"eyJhbGci.eyJl.c2ln"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            ok,
+            Login {
+                token: "eyJhbGci.eyJl.c2ln".into(),
+                expires_secs: Some(1_795_269_837)
+            }
+        );
+        let odd =
+            parse_login(br#"{"expire":"2026-11-21T14:03:57.123+00:00","token":"t"}"#).unwrap();
         assert_eq!(odd.expires_secs, Some(1_795_269_837));
-        assert_eq!(parse_login(br#"{"code":200,"expire":"soon","token":"t"}"#).unwrap().expires_secs, None);
-        assert_eq!(parse_login(br#"{"code":200,"expire":5,"token":"t"}"#).unwrap().expires_secs, None);
+        assert_eq!(
+            parse_login(br#"{"code":200,"expire":"soon","token":"t"}"#)
+                .unwrap()
+                .expires_secs,
+            None
+        );
+        assert_eq!(
+            parse_login(br#"{"code":200,"expire":5,"token":"t"}"#)
+                .unwrap()
+                .expires_secs,
+            None
+        );
         assert_eq!(parse_login(br#"{"token":"t"}"#).unwrap().expires_secs, None);
         assert_eq!(
             parse_login(br#"{"code":401,"message":"incorrect Username or Password"}"#),
-            Err(AlertError::Refused("401 incorrect Username or Password".into()))
+            Err(AlertError::Refused(
+                "401 incorrect Username or Password".into()
+            ))
         );
-        assert_eq!(parse_login(br#"{"code":500,"token":"t"}"#), Err(AlertError::Refused("500 no token".into())));
-        assert_eq!(parse_login(br#"{"code":200,"token":""}"#), Err(AlertError::Refused("200 no token".into())));
-        assert_eq!(parse_login(br#"{"token":"a b"}"#), Err(AlertError::Shape("a usable token")));
-        assert_eq!(parse_login(b"{\"token\":\"a\\r\\nX-Evil: 1\"}"), Err(AlertError::Shape("a usable token")));
+        assert_eq!(
+            parse_login(br#"{"code":500,"token":"t"}"#),
+            Err(AlertError::Refused("500 no token".into()))
+        );
+        assert_eq!(
+            parse_login(br#"{"code":200,"token":""}"#),
+            Err(AlertError::Refused("200 no token".into()))
+        );
+        assert_eq!(
+            parse_login(br#"{"token":"a b"}"#),
+            Err(AlertError::Shape("a usable token"))
+        );
+        assert_eq!(
+            parse_login(b"{\"token\":\"a\\r\\nX-Evil: 1\"}"),
+            Err(AlertError::Shape("a usable token"))
+        );
         let long = format!("{{\"token\":\"{}\"}}", "a".repeat(MAX_TOKEN_BYTES + 1));
-        assert_eq!(parse_login(long.as_bytes()), Err(AlertError::Shape("a usable token")));
+        assert_eq!(
+            parse_login(long.as_bytes()),
+            Err(AlertError::Shape("a usable token"))
+        );
         let long_message = format!("{{\"code\":401,\"message\":\"{}\"}}", "é".repeat(200));
-        assert!(matches!(parse_login(long_message.as_bytes()), Err(AlertError::Refused(m)) if m.len() <= 124));
-        for garbage in [&b"<html>502</html>"[..], b"", b"[]", b"null", b"\"token\"", b"{\"token\":5}", b"\xff\xfe"] {
-            assert!(parse_login(garbage).is_err(), "{:?}", String::from_utf8_lossy(garbage));
+        assert!(
+            matches!(parse_login(long_message.as_bytes()), Err(AlertError::Refused(m)) if m.len() <= 124)
+        );
+        for garbage in [
+            &b"<html>502</html>"[..],
+            b"",
+            b"[]",
+            b"null",
+            b"\"token\"",
+            b"{\"token\":5}",
+            b"\xff\xfe",
+        ] {
+            assert!(
+                parse_login(garbage).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(garbage)
+            );
         }
         let huge = vec![b' '; MAX_BYTES + 1];
         assert_eq!(parse_login(&huge), Err(AlertError::TooLarge(MAX_BYTES)));
@@ -541,9 +634,18 @@ mod tests {
         assert_eq!(parse_alert_ids(br#"["3","4"]"#), Ok(2));
         assert_eq!(parse_alert_ids(b"[]"), Ok(0));
         assert_eq!(parse_alert_ids(b"null"), Ok(0));
-        assert_eq!(parse_alert_ids(br#"{"message":"cookie token is empty"}"#), Err(AlertError::Shape("a JSON array")));
-        assert!(matches!(parse_alert_ids(b"[\"3\""), Err(AlertError::NotJson(_))));
-        assert_eq!(parse_alert_ids(&vec![b' '; MAX_BYTES + 1]), Err(AlertError::TooLarge(MAX_BYTES)));
+        assert_eq!(
+            parse_alert_ids(br#"{"message":"cookie token is empty"}"#),
+            Err(AlertError::Shape("a JSON array"))
+        );
+        assert!(matches!(
+            parse_alert_ids(b"[\"3\""),
+            Err(AlertError::NotJson(_))
+        ));
+        assert_eq!(
+            parse_alert_ids(&vec![b' '; MAX_BYTES + 1]),
+            Err(AlertError::TooLarge(MAX_BYTES))
+        );
     }
 
     /// Any bytes: an answer or an error, never a panic.
@@ -559,7 +661,9 @@ mod tests {
         let alphabet = b"0123456789-:.TZtz+ \"{}[],:abcdeknoprstx\xff";
         for _ in 0..200_000 {
             let len = (next() % 40) as usize;
-            let bytes: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
             let _ = parse_login(&bytes);
             let _ = parse_alert_ids(&bytes);
             if let Ok(text) = std::str::from_utf8(&bytes) {
@@ -596,25 +700,47 @@ mod tests {
     fn real_local_api() {
         let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
         let url = env("CROWDSEC_URL").trim_end_matches('/').to_string();
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         let post = |path: &str, token: Option<&str>, body: String| {
-            let mut request = agent.post(format!("{url}{path}")).content_type("application/json");
+            let mut request = agent
+                .post(format!("{url}{path}"))
+                .content_type("application/json");
             if let Some(token) = token {
                 request = request.header("Authorization", format!("Bearer {token}"));
             }
             let mut response = request.send(body).unwrap();
-            (response.status().as_u16(), response.body_mut().read_to_vec().unwrap())
+            (
+                response.status().as_u16(),
+                response.body_mut().read_to_vec().unwrap(),
+            )
         };
 
-        let (status, body) = post("/v1/watchers/login", None, login_json(&env("CROWDSEC_MACHINE"), "wrong"));
+        let (status, body) = post(
+            "/v1/watchers/login",
+            None,
+            login_json(&env("CROWDSEC_MACHINE"), "wrong"),
+        );
         assert_eq!(status, 401);
         assert!(matches!(parse_login(&body), Err(AlertError::Refused(_))));
-        let (status, body) = post("/v1/watchers/login", None, login_json(&env("CROWDSEC_MACHINE"), &env("CROWDSEC_PASSWORD")));
+        let (status, body) = post(
+            "/v1/watchers/login",
+            None,
+            login_json(&env("CROWDSEC_MACHINE"), &env("CROWDSEC_PASSWORD")),
+        );
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         let login = parse_login(&body).unwrap();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let expires = login.expires_secs.expect("an expiry");
-        assert!(expires.abs_diff(now + 3600) < 60, "expires at {expires}, now {now}");
+        assert!(
+            expires.abs_diff(now + 3600) < 60,
+            "expires at {expires}, now {now}"
+        );
 
         let failures = Signal {
             scenario: Scenario::CaptchaFailures,
@@ -632,7 +758,11 @@ mod tests {
             first_secs: now - 40,
             last_secs: now,
         };
-        let (status, body) = post("/v1/alerts", Some(&login.token), alerts_json(&[failures, flood], "captchaify", "test"));
+        let (status, body) = post(
+            "/v1/alerts",
+            Some(&login.token),
+            alerts_json(&[failures, flood], "captchaify", "test"),
+        );
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
         assert_eq!(parse_alert_ids(&body), Ok(2));
 
@@ -642,14 +772,27 @@ mod tests {
             .call()
             .unwrap();
         assert_eq!(response.status().as_u16(), 200);
-        let stream: Value = serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
-        for (value, scenario) in [("198.51.100.7", failures.scenario), ("203.0.113.9", flood.scenario)] {
+        let stream: Value =
+            serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
+        for (value, scenario) in [
+            ("198.51.100.7", failures.scenario),
+            ("203.0.113.9", flood.scenario),
+        ] {
             let decision = stream["new"]
                 .as_array()
-                .and_then(|new| new.iter().rev().find(|d| d["value"] == value && d["scenario"] == scenario.name()))
+                .and_then(|new| {
+                    new.iter()
+                        .rev()
+                        .find(|d| d["value"] == value && d["scenario"] == scenario.name())
+                })
                 .unwrap_or_else(|| panic!("no decision for {value} in {stream}"));
-            assert_eq!((&decision["type"], &decision["scope"], &decision["origin"]), (&json!("ban"), &json!("Ip"), &json!("crowdsec")));
-            let left = crate::crowdsec::stream::go_duration_secs(decision["duration"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                (&decision["type"], &decision["scope"], &decision["origin"]),
+                (&json!("ban"), &json!("Ip"), &json!("crowdsec"))
+            );
+            let left =
+                crate::crowdsec::stream::go_duration_secs(decision["duration"].as_str().unwrap())
+                    .unwrap();
             assert!((3500..=3600).contains(&left), "{decision}");
         }
     }

@@ -3,8 +3,8 @@
 //! parts; the nginx side is `nginx::crowdsec`.
 
 pub mod alerts;
-pub mod stream;
 pub mod store;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 
@@ -68,7 +68,9 @@ impl LapiSpec {
             zone_size: 16 << 20,
         };
         for arg in rest {
-            let (key, value) = arg.split_once('=').ok_or_else(|| SpecError::Parameter(arg.to_string()))?;
+            let (key, value) = arg
+                .split_once('=')
+                .ok_or_else(|| SpecError::Parameter(arg.to_string()))?;
             match key {
                 "key_file" if !value.is_empty() => key_file = Some(resolve(value)),
                 "interval" => spec.interval_secs = parse_duration_in(value, 1, 3600)?,
@@ -95,18 +97,24 @@ impl LapiSpec {
 /// An `http://` or `https://` URL with a host and, if any, a port from 1 to 65535, as a base
 /// ending in `/` (paths like `v1/decisions/stream` are appended to it).
 fn base_url(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let host = match authority.strip_prefix('[') {
         // An IPv6 literal: [::1] or [::1]:8080.
         Some(inner) => {
             let (address, after) = inner.split_once(']')?;
             address.parse::<std::net::Ipv6Addr>().ok()?;
-            after.strip_prefix(':').map_or(after.is_empty().then_some(()), valid_port)?;
+            after
+                .strip_prefix(':')
+                .map_or(after.is_empty().then_some(()), valid_port)?;
             address
         }
         None => {
-            let (host, port) = authority.split_once(':').map_or((authority, None), |(h, p)| (h, Some(p)));
+            let (host, port) = authority
+                .split_once(':')
+                .map_or((authority, None), |(h, p)| (h, Some(p)));
             if let Some(port) = port {
                 valid_port(port)?;
             }
@@ -114,9 +122,14 @@ fn base_url(url: &str) -> Option<String> {
         }
     };
     let host_ok = !host.is_empty()
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
-    let path_ok = path.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#'));
-    (host_ok && path_ok).then(|| url[..url.len() - path.len()].to_string() + path.trim_end_matches('/') + "/")
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    let path_ok = path
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#'));
+    (host_ok && path_ok)
+        .then(|| url[..url.len() - path.len()].to_string() + path.trim_end_matches('/') + "/")
 }
 
 fn valid_port(port: &str) -> Option<()> {
@@ -148,8 +161,13 @@ pub struct MachineSpec {
 impl MachineSpec {
     pub const DEFAULT_FLOOD: u32 = 30;
 
-    pub fn parse(args: &[&str], resolve: impl Fn(&str) -> PathBuf) -> Result<MachineSpec, SpecError> {
-        let (login, rest) = args.split_first().ok_or(SpecError::Missing("a machine login"))?;
+    pub fn parse(
+        args: &[&str],
+        resolve: impl Fn(&str) -> PathBuf,
+    ) -> Result<MachineSpec, SpecError> {
+        let (login, rest) = args
+            .split_first()
+            .ok_or(SpecError::Missing("a machine login"))?;
         if login.is_empty() || login.contains('=') || login.len() > 128 {
             return Err(SpecError::Parameter(login.to_string()));
         }
@@ -160,13 +178,26 @@ impl MachineSpec {
             flood: Self::DEFAULT_FLOOD,
         };
         let mut password_file = None;
-        let count = |value: &str| value.parse::<u32>().ok().filter(|n| (1..=100_000).contains(n));
+        let count = |value: &str| {
+            value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+        };
         for arg in rest {
-            let (key, value) = arg.split_once('=').ok_or_else(|| SpecError::Parameter(arg.to_string()))?;
+            let (key, value) = arg
+                .split_once('=')
+                .ok_or_else(|| SpecError::Parameter(arg.to_string()))?;
             match key {
                 "password_file" if !value.is_empty() => password_file = Some(resolve(value)),
-                "failures" => spec.failures = Some(count(value).ok_or_else(|| SpecError::Parameter(arg.to_string()))?),
-                "flood" => spec.flood = count(value).ok_or_else(|| SpecError::Parameter(arg.to_string()))?,
+                "failures" => {
+                    spec.failures =
+                        Some(count(value).ok_or_else(|| SpecError::Parameter(arg.to_string()))?)
+                }
+                "flood" => {
+                    spec.flood =
+                        count(value).ok_or_else(|| SpecError::Parameter(arg.to_string()))?
+                }
                 _ => return Err(SpecError::Parameter(arg.to_string())),
             }
         }
@@ -178,13 +209,17 @@ impl MachineSpec {
 /// A bouncer key or machine password from its file: one line, surrounding whitespace trimmed.
 pub fn read_credential(path: &Path) -> Result<String, SpecError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| SpecError::Credential(shown.clone(), e.to_string()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SpecError::Credential(shown.clone(), e.to_string()))?;
     let text = text.trim();
     if text.is_empty() {
         return Err(SpecError::Credential(shown, "the file is empty".into()));
     }
     if text.len() > 1024 || text.chars().any(|c| c.is_control()) {
-        return Err(SpecError::Credential(shown, "expected a single line of at most 1024 bytes".into()));
+        return Err(SpecError::Credential(
+            shown,
+            "expected a single line of at most 1024 bytes".into(),
+        ));
     }
     Ok(text.to_string())
 }
@@ -202,31 +237,85 @@ mod tests {
         let spec = parse(&["http://127.0.0.1:8080", "key_file=crowdsec.key"]).unwrap();
         assert_eq!(spec.url, "http://127.0.0.1:8080/");
         assert_eq!(spec.key_file, PathBuf::from("/etc/nginx/crowdsec.key"));
-        assert_eq!((spec.interval_secs, spec.timeout_secs, spec.fallback), (10, 5, Fallback::Block));
-        let spec = parse(&["https://lapi.example/", "interval=2s", "key_file=/k", "fallback=captcha", "timeout=1s", "zone_size=32m"]).unwrap();
-        assert_eq!((spec.interval_secs, spec.timeout_secs, spec.fallback, spec.zone_size), (2, 1, Fallback::Captcha, 32 << 20));
-        assert_eq!(parse(&["http://x"]), Err(SpecError::Missing("key_file=PATH")));
-        assert!(matches!(parse(&["ftp://x", "key_file=k"]), Err(SpecError::Url(_))));
-        assert!(matches!(parse(&["http://x", "key_file=k", "fallback=ban"]), Err(SpecError::Fallback(_))));
-        assert!(matches!(parse(&["http://x", "key_file=k", "interval=0s"]), Err(SpecError::Conf(_))));
-        assert!(matches!(parse(&["http://x", "key_file=k", "bogus"]), Err(SpecError::Parameter(_))));
-        assert!(matches!(parse(&["http://x", "key_file=k", "zone_size=1k"]), Err(SpecError::Conf(_))));
+        assert_eq!(
+            (spec.interval_secs, spec.timeout_secs, spec.fallback),
+            (10, 5, Fallback::Block)
+        );
+        let spec = parse(&[
+            "https://lapi.example/",
+            "interval=2s",
+            "key_file=/k",
+            "fallback=captcha",
+            "timeout=1s",
+            "zone_size=32m",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                spec.interval_secs,
+                spec.timeout_secs,
+                spec.fallback,
+                spec.zone_size
+            ),
+            (2, 1, Fallback::Captcha, 32 << 20)
+        );
+        assert_eq!(
+            parse(&["http://x"]),
+            Err(SpecError::Missing("key_file=PATH"))
+        );
+        assert!(matches!(
+            parse(&["ftp://x", "key_file=k"]),
+            Err(SpecError::Url(_))
+        ));
+        assert!(matches!(
+            parse(&["http://x", "key_file=k", "fallback=ban"]),
+            Err(SpecError::Fallback(_))
+        ));
+        assert!(matches!(
+            parse(&["http://x", "key_file=k", "interval=0s"]),
+            Err(SpecError::Conf(_))
+        ));
+        assert!(matches!(
+            parse(&["http://x", "key_file=k", "bogus"]),
+            Err(SpecError::Parameter(_))
+        ));
+        assert!(matches!(
+            parse(&["http://x", "key_file=k", "zone_size=1k"]),
+            Err(SpecError::Conf(_))
+        ));
         assert_eq!(parse(&[]), Err(SpecError::Missing("a URL")));
         for (url, base) in [
             ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/"),
             ("https://lapi.example", "https://lapi.example/"),
             ("http://[::1]:8080", "http://[::1]:8080/"),
             ("http://[::1]", "http://[::1]/"),
-            ("http://proxy.example/crowdsec//", "http://proxy.example/crowdsec/"),
+            (
+                "http://proxy.example/crowdsec//",
+                "http://proxy.example/crowdsec/",
+            ),
         ] {
             assert_eq!(base_url(url).as_deref(), Some(base), "{url}");
         }
         for bad in [
-            "http://", "https://", "http:///v1", "http://127.0.0.1:99999", "http://127.0.0.1:0", "http://h:",
-            "http://h:x", "http://[::1", "http://[zz]:1", "http://a b", "http://h/?q", "ftp://h", "h:8080",
+            "http://",
+            "https://",
+            "http:///v1",
+            "http://127.0.0.1:99999",
+            "http://127.0.0.1:0",
+            "http://h:",
+            "http://h:x",
+            "http://[::1",
+            "http://[zz]:1",
+            "http://a b",
+            "http://h/?q",
+            "ftp://h",
+            "h:8080",
         ] {
             assert_eq!(base_url(bad), None, "{bad}");
-            assert!(matches!(parse(&[bad, "key_file=k"]), Err(SpecError::Url(_))), "{bad}");
+            assert!(
+                matches!(parse(&[bad, "key_file=k"]), Err(SpecError::Url(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -236,13 +325,37 @@ mod tests {
         let spec = MachineSpec::parse(&["web-1", "password_file=cs.pw"], resolve).unwrap();
         assert_eq!(spec.login, "web-1");
         assert_eq!(spec.password_file, PathBuf::from("/etc/nginx/cs.pw"));
-        assert_eq!((spec.failures, spec.flood), (None, MachineSpec::DEFAULT_FLOOD));
-        let spec = MachineSpec::parse(&["m", "flood=10", "failures=5", "password_file=/p"], resolve).unwrap();
+        assert_eq!(
+            (spec.failures, spec.flood),
+            (None, MachineSpec::DEFAULT_FLOOD)
+        );
+        let spec = MachineSpec::parse(
+            &["m", "flood=10", "failures=5", "password_file=/p"],
+            resolve,
+        )
+        .unwrap();
         assert_eq!((spec.failures, spec.flood), (Some(5), 10));
-        assert_eq!(MachineSpec::parse(&["m"], resolve), Err(SpecError::Missing("password_file=PATH")));
-        assert_eq!(MachineSpec::parse(&[], resolve), Err(SpecError::Missing("a machine login")));
-        for bad in [&["m", "password_file=p", "flood=0"][..], &["m", "password_file=p", "failures=x"], &["password_file=p"], &["m", "p"]] {
-            assert!(matches!(MachineSpec::parse(bad, resolve), Err(SpecError::Parameter(_))), "{bad:?}");
+        assert_eq!(
+            MachineSpec::parse(&["m"], resolve),
+            Err(SpecError::Missing("password_file=PATH"))
+        );
+        assert_eq!(
+            MachineSpec::parse(&[], resolve),
+            Err(SpecError::Missing("a machine login"))
+        );
+        for bad in [
+            &["m", "password_file=p", "flood=0"][..],
+            &["m", "password_file=p", "failures=x"],
+            &["password_file=p"],
+            &["m", "p"],
+        ] {
+            assert!(
+                matches!(
+                    MachineSpec::parse(bad, resolve),
+                    Err(SpecError::Parameter(_))
+                ),
+                "{bad:?}"
+            );
         }
         let dir = std::env::temp_dir().join(format!("captchaify-cred-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -250,19 +363,40 @@ mod tests {
         std::fs::write(&file, "  abc123\n").unwrap();
         assert_eq!(read_credential(&file).unwrap(), "abc123");
         std::fs::write(&file, "\n \n").unwrap();
-        assert!(matches!(read_credential(&file), Err(SpecError::Credential(_, _))));
+        assert!(matches!(
+            read_credential(&file),
+            Err(SpecError::Credential(_, _))
+        ));
         std::fs::write(&file, "two\nlines").unwrap();
-        assert!(matches!(read_credential(&file), Err(SpecError::Credential(_, _))));
-        assert!(matches!(read_credential(&dir.join("missing")), Err(SpecError::Credential(_, _))));
+        assert!(matches!(
+            read_credential(&file),
+            Err(SpecError::Credential(_, _))
+        ));
+        assert!(matches!(
+            read_credential(&dir.join("missing")),
+            Err(SpecError::Credential(_, _))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn fallbacks() {
-        assert_eq!(Fallback::Pass.remediation(Remedy::Ban), Some(Remediation::Ban));
-        assert_eq!(Fallback::Pass.remediation(Remedy::Captcha), Some(Remediation::Captcha));
+        assert_eq!(
+            Fallback::Pass.remediation(Remedy::Ban),
+            Some(Remediation::Ban)
+        );
+        assert_eq!(
+            Fallback::Pass.remediation(Remedy::Captcha),
+            Some(Remediation::Captcha)
+        );
         assert_eq!(Fallback::Pass.remediation(Remedy::Other), None);
-        assert_eq!(Fallback::Captcha.remediation(Remedy::Other), Some(Remediation::Captcha));
-        assert_eq!(Fallback::Block.remediation(Remedy::Other), Some(Remediation::Ban));
+        assert_eq!(
+            Fallback::Captcha.remediation(Remedy::Other),
+            Some(Remediation::Captcha)
+        );
+        assert_eq!(
+            Fallback::Block.remediation(Remedy::Other),
+            Some(Remediation::Ban)
+        );
     }
 }

@@ -137,8 +137,11 @@ impl StoreStatus {
 
     /// A generation for a new full pull: above the one in force and any handed out before.
     pub fn next_generation(&self) -> u32 {
-        self.generation.fetch_max(self.floor.load(Ordering::Acquire), Ordering::AcqRel);
-        self.generation.fetch_add(1, Ordering::AcqRel).wrapping_add(1)
+        self.generation
+            .fetch_max(self.floor.load(Ordering::Acquire), Ordering::AcqRel);
+        self.generation
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1)
     }
 
     /// Makes a full pull's entries the only ones that count.
@@ -239,18 +242,30 @@ pub fn address_targets(addr: IpAddr, lengths: &PrefixLengths) -> impl Iterator<I
 /// longer when two of one type cover the same target; removing clears a remedy only when the
 /// removed decision is the one kept (or has no id), since the Local API repeats deletions and
 /// must not take away a newer decision with an old one.
-pub fn apply(t: &mut Guard<'_, DecisionRecord>, key: &Key, change: &Change, add: bool, now_secs: u64, generation: u32) {
+pub fn apply(
+    t: &mut Guard<'_, DecisionRecord>,
+    key: &Key,
+    change: &Change,
+    add: bool,
+    now_secs: u64,
+    generation: u32,
+) {
     let now_ms = now_secs * 1000;
     let s = slot(change.remedy);
     let id = change.id as u32;
     t.update(key, now_ms, |current| {
-        let mut record = current.filter(|r| r.generation == generation).unwrap_or(DecisionRecord {
-            generation,
-            ..DecisionRecord::default()
-        });
+        let mut record = current
+            .filter(|r| r.generation == generation)
+            .unwrap_or(DecisionRecord {
+                generation,
+                ..DecisionRecord::default()
+            });
         if add {
-            let until = u32::try_from(now_secs.saturating_add(change.secs_left)).unwrap_or(u32::MAX);
-            let kept_lasts_longer = u64::from(record.until[s]) > now_secs && record.until[s] >= until && record.ids[s] != id;
+            let until =
+                u32::try_from(now_secs.saturating_add(change.secs_left)).unwrap_or(u32::MAX);
+            let kept_lasts_longer = u64::from(record.until[s]) > now_secs
+                && record.until[s] >= until
+                && record.ids[s] != id;
             if !kept_lasts_longer {
                 record.until[s] = until;
                 record.ids[s] = id;
@@ -277,14 +292,23 @@ mod tests {
     fn key(target: &Target) -> Key {
         let (purpose, (bytes, len)) = key_parts(target);
         let mut k = [0u8; 16];
-        for (i, b) in purpose.bytes().chain(bytes[..len].iter().copied()).enumerate() {
+        for (i, b) in purpose
+            .bytes()
+            .chain(bytes[..len].iter().copied())
+            .enumerate()
+        {
             k[i % 16] = k[i % 16].wrapping_mul(31).wrapping_add(b);
         }
         k
     }
 
     fn change(remedy: Remedy, target: &str, secs: u64, id: u64) -> Change {
-        Change { remedy, target: Target::Range(target.parse::<ipnet::IpNet>().unwrap().trunc()), secs_left: secs, id }
+        Change {
+            remedy,
+            target: Target::Range(target.parse::<ipnet::IpNet>().unwrap().trunc()),
+            secs_left: secs,
+            id,
+        }
     }
 
     struct Store {
@@ -296,40 +320,50 @@ mod tests {
     impl Store {
         fn new() -> Store {
             let (buffer, table) = crate::state::table::test_table::<DecisionRecord>(256);
-            Store { _buffer: buffer, table, status: StoreStatus::default() }
+            Store {
+                _buffer: buffer,
+                table,
+                status: StoreStatus::default(),
+            }
         }
 
         /// A full pull: everything under a new generation, then published.
         fn full(&self, decisions: &[Change], now: u64) {
             let generation = self.status.next_generation();
-            self.table.with(crate::state::holder::Holder::immortal(1), |t| {
-                for d in decisions {
-                    self.status.note_target(&d.target);
-                    apply(t, &key(&d.target), d, true, now, generation);
-                }
-            });
+            self.table
+                .with(crate::state::holder::Holder::immortal(1), |t| {
+                    for d in decisions {
+                        self.status.note_target(&d.target);
+                        apply(t, &key(&d.target), d, true, now, generation);
+                    }
+                });
             self.status.publish(generation, decisions.len() as u64, now);
         }
 
         fn delta(&self, new: &[Change], deleted: &[Change], now: u64) {
             let generation = self.status.current();
-            self.table.with(crate::state::holder::Holder::immortal(1), |t| {
-                for d in deleted {
-                    apply(t, &key(&d.target), d, false, now, generation);
-                }
-                for d in new {
-                    self.status.note_target(&d.target);
-                    apply(t, &key(&d.target), d, true, now, generation);
-                }
-            });
+            self.table
+                .with(crate::state::holder::Holder::immortal(1), |t| {
+                    for d in deleted {
+                        apply(t, &key(&d.target), d, false, now, generation);
+                    }
+                    for d in new {
+                        self.status.note_target(&d.target);
+                        apply(t, &key(&d.target), d, true, now, generation);
+                    }
+                });
         }
 
         fn verdict(&self, addr: &str, at: u64) -> Option<Remedy> {
-            self.table.with(crate::state::holder::Holder::immortal(1), |t| {
-                address_targets(ip(addr), &self.status.lengths)
-                    .map(|target| self.status.remedy(t.get(&key(&target), at * 1000).as_deref(), at))
-                    .fold(None, strongest)
-            })
+            self.table
+                .with(crate::state::holder::Holder::immortal(1), |t| {
+                    address_targets(ip(addr), &self.status.lengths)
+                        .map(|target| {
+                            self.status
+                                .remedy(t.get(&key(&target), at * 1000).as_deref(), at)
+                        })
+                        .fold(None, strongest)
+                })
         }
     }
 
@@ -344,24 +378,59 @@ mod tests {
             change(Remedy::Ban, "2001:db8::/32", 3600, 3),
         ];
         store.full(&decisions, NOW);
-        assert_eq!(store.status.lengths.for_address(ip("1.2.3.4")).collect::<Vec<_>>(), [32, 24]);
-        assert_eq!(store.status.lengths.for_address(ip("::1")).collect::<Vec<_>>(), [32]);
+        assert_eq!(
+            store
+                .status
+                .lengths
+                .for_address(ip("1.2.3.4"))
+                .collect::<Vec<_>>(),
+            [32, 24]
+        );
+        assert_eq!(
+            store
+                .status
+                .lengths
+                .for_address(ip("::1"))
+                .collect::<Vec<_>>(),
+            [32]
+        );
         let lengths = PrefixLengths::default();
-        for net in ["0.0.0.0/0", "1.2.3.4/32", "10.0.0.0/8", "::/0", "::1/128", "2001:db8::/64", "2001:db8::/63", "2001:db8::/65"] {
+        for net in [
+            "0.0.0.0/0",
+            "1.2.3.4/32",
+            "10.0.0.0/8",
+            "::/0",
+            "::1/128",
+            "2001:db8::/64",
+            "2001:db8::/63",
+            "2001:db8::/65",
+        ] {
             lengths.mark(net.parse().unwrap());
         }
-        assert_eq!(lengths.for_address(ip("1.2.3.4")).collect::<Vec<_>>(), [32, 8, 0]);
-        assert_eq!(lengths.for_address(ip("::2")).collect::<Vec<_>>(), [128, 65, 64, 63, 0]);
+        assert_eq!(
+            lengths.for_address(ip("1.2.3.4")).collect::<Vec<_>>(),
+            [32, 8, 0]
+        );
+        assert_eq!(
+            lengths.for_address(ip("::2")).collect::<Vec<_>>(),
+            [128, 65, 64, 63, 0]
+        );
         assert_eq!(store.verdict("203.0.113.7", NOW), Some(Remedy::Ban));
         assert_eq!(store.verdict("203.0.113.8", NOW), Some(Remedy::Captcha));
         assert_eq!(store.verdict("203.0.113.0", NOW), Some(Remedy::Captcha));
         assert_eq!(store.verdict("203.0.113.255", NOW), Some(Remedy::Captcha));
-        assert_eq!(store.verdict("::ffff:203.0.113.9", NOW), Some(Remedy::Captcha));
+        assert_eq!(
+            store.verdict("::ffff:203.0.113.9", NOW),
+            Some(Remedy::Captcha)
+        );
         assert_eq!(store.verdict("203.0.114.8", NOW), None);
         assert_eq!(store.verdict("2001:db8:5::1", NOW), Some(Remedy::Ban));
         assert_eq!(store.verdict("2001:db9::1", NOW), None);
         // The ban runs out first; the range's captcha still holds.
-        assert_eq!(store.verdict("203.0.113.7", NOW + 61), Some(Remedy::Captcha));
+        assert_eq!(
+            store.verdict("203.0.113.7", NOW + 61),
+            Some(Remedy::Captcha)
+        );
         // Deleting the range's captcha frees the range at once.
         store.delta(&[], &decisions[..1], NOW + 62);
         assert_eq!(store.verdict("203.0.113.8", NOW + 62), None);
@@ -382,13 +451,25 @@ mod tests {
         store.delta(&[new], &[old], NOW + 2);
         assert_eq!(store.verdict("192.0.2.1", NOW + 2), Some(Remedy::Ban));
         store.delta(&[], &[old], NOW + 3);
-        assert_eq!(store.verdict("192.0.2.1", NOW + 3), Some(Remedy::Ban), "the repeat names the old decision");
+        assert_eq!(
+            store.verdict("192.0.2.1", NOW + 3),
+            Some(Remedy::Ban),
+            "the repeat names the old decision"
+        );
         store.delta(&[], &[new], NOW + 4);
         assert_eq!(store.verdict("192.0.2.1", NOW + 4), None);
         // Without ids, a deletion goes by target and type.
-        store.delta(&[change(Remedy::Captcha, "192.0.2.2/32", 60, 0)], &[], NOW + 5);
+        store.delta(
+            &[change(Remedy::Captcha, "192.0.2.2/32", 60, 0)],
+            &[],
+            NOW + 5,
+        );
         assert_eq!(store.verdict("192.0.2.2", NOW + 5), Some(Remedy::Captcha));
-        store.delta(&[], &[change(Remedy::Captcha, "192.0.2.2/32", 0, 0)], NOW + 6);
+        store.delta(
+            &[],
+            &[change(Remedy::Captcha, "192.0.2.2/32", 0, 0)],
+            NOW + 6,
+        );
         assert_eq!(store.verdict("192.0.2.2", NOW + 6), None);
     }
 
@@ -396,13 +477,23 @@ mod tests {
     #[test]
     fn the_longer_of_two_decisions_is_kept() {
         let store = Store::new();
-        store.full(&[change(Remedy::Ban, "192.0.2.3/32", 3600, 1), change(Remedy::Ban, "192.0.2.3/32", 60, 2)], NOW);
+        store.full(
+            &[
+                change(Remedy::Ban, "192.0.2.3/32", 3600, 1),
+                change(Remedy::Ban, "192.0.2.3/32", 60, 2),
+            ],
+            NOW,
+        );
         assert_eq!(store.verdict("192.0.2.3", NOW + 120), Some(Remedy::Ban));
         store.delta(&[change(Remedy::Ban, "192.0.2.4/32", 60, 3)], &[], NOW);
         store.delta(&[change(Remedy::Ban, "192.0.2.4/32", 3600, 4)], &[], NOW);
         assert_eq!(store.verdict("192.0.2.4", NOW + 120), Some(Remedy::Ban));
         // The same decision again (a full pull repeats it) just refreshes its time.
-        store.delta(&[change(Remedy::Ban, "192.0.2.4/32", 30, 4)], &[], NOW + 100);
+        store.delta(
+            &[change(Remedy::Ban, "192.0.2.4/32", 30, 4)],
+            &[],
+            NOW + 100,
+        );
         assert_eq!(store.verdict("192.0.2.4", NOW + 131), None);
     }
 
@@ -412,23 +503,33 @@ mod tests {
     fn a_full_pull_replaces_the_picture() {
         let store = Store::new();
         assert!(!store.status.loaded());
-        store.full(&[change(Remedy::Ban, "192.0.2.5/32", 3600, 1), change(Remedy::Captcha, "192.0.2.6/32", 3600, 2)], NOW);
+        store.full(
+            &[
+                change(Remedy::Ban, "192.0.2.5/32", 3600, 1),
+                change(Remedy::Captcha, "192.0.2.6/32", 3600, 2),
+            ],
+            NOW,
+        );
         assert!(store.status.loaded());
         store.delta(&[change(Remedy::Ban, "192.0.2.7/32", 3600, 3)], &[], NOW);
         assert_eq!(store.verdict("192.0.2.7", NOW), Some(Remedy::Ban));
         // Pull 2 knows .6 (now a ban) and .7; .5 was deleted while the stream was down.
         let generation = store.status.next_generation();
-        store.table.with(crate::state::holder::Holder::immortal(1), |t| {
-            let d = change(Remedy::Ban, "192.0.2.6/32", 3600, 4);
-            apply(t, &key(&d.target), &d, true, NOW + 5, generation);
-        });
+        store
+            .table
+            .with(crate::state::holder::Holder::immortal(1), |t| {
+                let d = change(Remedy::Ban, "192.0.2.6/32", 3600, 4);
+                apply(t, &key(&d.target), &d, true, NOW + 5, generation);
+            });
         // Half-written: the old picture still holds for .5, and .6 already shows the new entry.
         assert_eq!(store.verdict("192.0.2.5", NOW + 5), Some(Remedy::Ban));
         assert_eq!(store.verdict("192.0.2.6", NOW + 5), Some(Remedy::Ban));
-        store.table.with(crate::state::holder::Holder::immortal(1), |t| {
-            let d = change(Remedy::Ban, "192.0.2.7/32", 3600, 3);
-            apply(t, &key(&d.target), &d, true, NOW + 5, generation);
-        });
+        store
+            .table
+            .with(crate::state::holder::Holder::immortal(1), |t| {
+                let d = change(Remedy::Ban, "192.0.2.7/32", 3600, 3);
+                apply(t, &key(&d.target), &d, true, NOW + 5, generation);
+            });
         store.status.publish(generation, 2, NOW + 5);
         assert_eq!(store.verdict("192.0.2.5", NOW + 5), None);
         assert_eq!(store.verdict("192.0.2.6", NOW + 5), Some(Remedy::Ban));
@@ -451,7 +552,10 @@ mod tests {
         assert_eq!(status.has_geo(), (false, true));
         status.note_target(&Target::Country(*b"KP"));
         assert_eq!(status.has_geo(), (true, true));
-        assert_ne!(key_parts(&Target::As(1)), key_parts(&Target::Country([0, 1])));
+        assert_ne!(
+            key_parts(&Target::As(1)),
+            key_parts(&Target::Country([0, 1]))
+        );
     }
 
     #[test]
@@ -467,7 +571,13 @@ mod tests {
         assert_eq!(r.remedy(70), Some(Remedy::Captcha));
         assert_eq!(r.remedy(90), Some(Remedy::Other));
         assert_eq!(r.remedy(100), None);
-        assert_eq!(strongest(Some(Remedy::Other), Some(Remedy::Ban)), Some(Remedy::Ban));
-        assert_eq!(strongest(None, Some(Remedy::Captcha)), Some(Remedy::Captcha));
+        assert_eq!(
+            strongest(Some(Remedy::Other), Some(Remedy::Ban)),
+            Some(Remedy::Ban)
+        );
+        assert_eq!(
+            strongest(None, Some(Remedy::Captcha)),
+            Some(Remedy::Captcha)
+        );
     }
 }

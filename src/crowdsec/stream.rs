@@ -131,12 +131,21 @@ impl<'de> Deserialize<'de> for Loose {
             fn visit_unit<E>(self) -> Result<Loose, E> {
                 Ok(Loose::Other)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Loose, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Loose::Other)
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
-                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Loose, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
                 Ok(Loose::Other)
             }
         }
@@ -151,7 +160,9 @@ pub fn parse(body: &[u8]) -> Result<Delta, StreamError> {
     }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
-        return Err(StreamError::NotJson("the answer is not a JSON object".into()));
+        return Err(StreamError::NotJson(
+            "the answer is not a JSON object".into(),
+        ));
     }
     let raw: RawStream = serde_json::from_slice(body).map_err(|e| {
         let mut message = e.to_string();
@@ -186,7 +197,12 @@ fn change(d: &RawDecision) -> Option<Change> {
             }
             _ => return None,
         },
-        "as" => Target::As(value.trim_start_matches(['A', 'S', 'a', 's']).parse().ok()?),
+        "as" => Target::As(
+            value
+                .trim_start_matches(['A', 'S', 'a', 's'])
+                .parse()
+                .ok()?,
+        ),
         _ => return None,
     };
     let secs_left = match &d.duration {
@@ -197,7 +213,12 @@ fn change(d: &RawDecision) -> Option<Change> {
         Loose::Number(id) => id,
         _ => 0,
     };
-    Some(Change { remedy, target, secs_left, id })
+    Some(Change {
+        remedy,
+        target,
+        secs_left,
+        id,
+    })
 }
 
 /// Seconds in a Go duration (`1h2m3.5s`, `-3s`, `300ms`, `1.5h`), rounded down; negative
@@ -221,7 +242,9 @@ pub fn go_duration_secs(text: &str) -> Option<u64> {
             .filter(|&n| n > 0)?;
         let number: f64 = rest[..number_len].parse().ok()?;
         rest = &rest[number_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -246,7 +269,10 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(go_duration_secs("3h59m58.123456789s"), Some(3 * 3600 + 59 * 60 + 58));
+        assert_eq!(
+            go_duration_secs("3h59m58.123456789s"),
+            Some(3 * 3600 + 59 * 60 + 58)
+        );
         assert_eq!(go_duration_secs("4h"), Some(14400));
         assert_eq!(go_duration_secs("1.5h"), Some(5400));
         assert_eq!(go_duration_secs("59m"), Some(3540));
@@ -273,24 +299,51 @@ mod tests {
         let delta = parse(body).unwrap();
         assert_eq!(delta.skipped, 3);
         assert!(delta.deleted.is_empty());
-        assert_eq!(delta.new[0], Change { remedy: Remedy::Ban, target: Target::Range("192.0.2.7/32".parse().unwrap()), secs_left: 14395, id: 1 });
-        assert_eq!(delta.new[1].target, Target::Range("203.0.113.0/24".parse().unwrap()));
+        assert_eq!(
+            delta.new[0],
+            Change {
+                remedy: Remedy::Ban,
+                target: Target::Range("192.0.2.7/32".parse().unwrap()),
+                secs_left: 14395,
+                id: 1
+            }
+        );
+        assert_eq!(
+            delta.new[1].target,
+            Target::Range("203.0.113.0/24".parse().unwrap())
+        );
         assert_eq!(delta.new[1].remedy, Remedy::Captcha);
         assert_eq!(delta.new[2].remedy, Remedy::Other);
-        assert_eq!(delta.new[2].target, Target::Range("2001:db8::1/128".parse().unwrap()));
+        assert_eq!(
+            delta.new[2].target,
+            Target::Range("2001:db8::1/128".parse().unwrap())
+        );
         assert_eq!(delta.new[3].target, Target::Country(*b"KP"));
         assert_eq!(delta.new[4].target, Target::As(64500));
     }
 
     #[test]
     fn nulls_empty_and_garbage() {
-        assert_eq!(parse(br#"{"new":null,"deleted":null}"#).unwrap(), Delta::default());
+        assert_eq!(
+            parse(br#"{"new":null,"deleted":null}"#).unwrap(),
+            Delta::default()
+        );
         assert_eq!(parse(br#"{}"#).unwrap(), Delta::default());
         let deleted = parse(br#"{"new":[],"deleted":[{"duration":"-2s","scope":"Ip","type":"ban","value":"192.0.2.7"}]}"#).unwrap();
         assert_eq!(deleted.deleted.len(), 1);
         assert_eq!(deleted.deleted[0].secs_left, 0);
-        for garbage in [&b"<html>502</html>"[..], b"", b"[]", b"{\"new\": 5}", b"null"] {
-            assert!(parse(garbage).is_err(), "{:?}", String::from_utf8_lossy(garbage));
+        for garbage in [
+            &b"<html>502</html>"[..],
+            b"",
+            b"[]",
+            b"{\"new\": 5}",
+            b"null",
+        ] {
+            assert!(
+                parse(garbage).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(garbage)
+            );
         }
     }
 
@@ -309,6 +362,9 @@ mod tests {
         assert_eq!((delta.new[0].id, delta.new[0].secs_left), (9, 3600));
         assert_eq!((delta.new[1].id, delta.new[1].remedy), (0, Remedy::Captcha));
         assert_eq!(delta.deleted[0].id, 9);
-        assert!(parse(br#"{"new":[1]}"#).is_err(), "an entry that is not an object");
+        assert!(
+            parse(br#"{"new":[1]}"#).is_err(),
+            "an entry that is not an object"
+        );
     }
 }

@@ -45,9 +45,17 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
     }
     let tag = &languages.get(index).tag;
     // The budget of the location whose captcha this is, wherever this path falls.
-    if let Some(retry_after) = handler::audio_budget_spent(r, mcf, &challenge.terms.budget, challenge.terms.hardness) {
+    if let Some(retry_after) =
+        handler::audio_budget_spent(r, mcf, &challenge.terms.budget, challenge.terms.hardness)
+    {
         let language = language::choose(r, lcf, &challenge.terms.return_path);
-        return response::write_rate_limited(r, lcf, &challenge.terms.return_path, retry_after, &language);
+        return response::write_rate_limited(
+            r,
+            lcf,
+            &challenge.terms.return_path,
+            retry_after,
+            &language,
+        );
     }
     let Some(seed) = secrets.audio_seed_of(&token, &challenge.nonce, tag) else {
         return response::write_status(r, 403);
@@ -55,7 +63,17 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
     let clip = audio::generate(tag, &mut ChaCha20Rng::from_seed(seed));
     let headers = [
         ("Content-Security-Policy", "default-src 'none'; sandbox"),
-        ("Content-Disposition", "attachment; filename=\"captcha.wav\""),
+        (
+            "Content-Disposition",
+            "attachment; filename=\"captcha.wav\"",
+        ),
     ];
-    response::write_response(r, 200, "audio/wav", &Page::FIXED_HEADERS, &[&headers], &clip.wav)
+    response::write_response(
+        r,
+        200,
+        "audio/wav",
+        &Page::FIXED_HEADERS,
+        &[&headers],
+        &clip.wav,
+    )
 }

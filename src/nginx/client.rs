@@ -5,7 +5,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use ngx::ffi::{ngx_cached_time, ngx_pid, sockaddr, sockaddr_in, sockaddr_in6, socklen_t, AF_INET, AF_INET6};
+use ngx::ffi::{
+    ngx_cached_time, ngx_pid, sockaddr, sockaddr_in, sockaddr_in6, socklen_t, AF_INET, AF_INET6,
+};
 use ngx::http::Request;
 
 use crate::request;
@@ -44,7 +46,10 @@ pub(crate) unsafe fn socket_address(sa: *const sockaddr, len: socklen_t) -> Opti
         } else if family == AF_INET6 && len >= core::mem::size_of::<sockaddr_in6>() {
             let sin6 = &*sa.cast::<sockaddr_in6>();
             let ip = Ipv6Addr::from(sin6.sin6_addr.__in6_u.__u6_addr8);
-            Some(SocketAddr::new(IpAddr::V6(ip), u16::from_be(sin6.sin6_port)))
+            Some(SocketAddr::new(
+                IpAddr::V6(ip),
+                u16::from_be(sin6.sin6_port),
+            ))
         } else {
             None
         }
@@ -83,14 +88,20 @@ fn cookie_headers(r: &Request) -> impl Iterator<Item = &ngx::ffi::ngx_table_elt_
         n => unsafe { core::slice::from_raw_parts(array.elts.cast(), n) },
     };
     // SAFETY: as above.
-    headers.iter().filter_map(|&header| unsafe { header.as_ref() })
+    headers
+        .iter()
+        .filter_map(|&header| unsafe { header.as_ref() })
 }
 
 /// The query string (without `?`), empty when there is none.
 pub(crate) fn query(r: &Request) -> &[u8] {
     let args = r.as_ref().args;
     // SAFETY: `args` is an nginx string of the live request (possibly empty).
-    if args.len == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(args.data, args.len) } }
+    if args.len == 0 {
+        &[][..]
+    } else {
+        unsafe { core::slice::from_raw_parts(args.data, args.len) }
+    }
 }
 
 /// Every value of URL argument `name`.
@@ -100,7 +111,9 @@ pub(crate) fn arguments<'a>(r: &'a Request, name: &'a [u8]) -> impl Iterator<Ite
 
 /// The first value of URL argument `name`, percent-decoded.
 pub(crate) fn argument(r: &Request, name: &[u8]) -> Option<Vec<u8>> {
-    arguments(r, name).next().map(crate::challenge::flow::percent_decode)
+    arguments(r, name)
+        .next()
+        .map(crate::challenge::flow::percent_decode)
 }
 
 /// Whether the request is a GET or a HEAD (the module's own read-only paths allow no other).
@@ -137,7 +150,10 @@ pub(crate) fn now() -> Now {
     // process; it is updated by the event loop of this same thread.
     let (secs, msec) = unsafe { ((*ngx_cached_time).sec, (*ngx_cached_time).msec) };
     let secs = u64::try_from(secs).unwrap_or(0);
-    Now { secs, millis: secs.saturating_mul(1000).saturating_add(msec as u64) }
+    Now {
+        secs,
+        millis: secs.saturating_mul(1000).saturating_add(msec as u64),
+    }
 }
 
 /// This process, as the holder of a shared table's lock: its pid and start time, so that a

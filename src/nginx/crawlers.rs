@@ -119,31 +119,35 @@ fn start_reverse(check: Box<Check>) -> Result<(), Box<Check>> {
 /// The PTR answer: a name in the operator's domain is resolved forward, anything else ends
 /// the check.
 unsafe extern "C" fn reverse_done(ctx: *mut ngx_resolver_ctx_t) {
-    super::unwind::guarded("a crawler's reverse lookup", || (), move || {
-        // SAFETY: the context we started, whose data is our check.
-        let (check, state, name) = unsafe {
-            let check = Box::from_raw((*ctx).data.cast::<Check>());
-            let name = String::from_utf8_lossy((*ctx).name.as_bytes()).into_owned();
-            (check, (*ctx).state, name)
-        };
-        // SAFETY: done with the context (its name was copied above).
-        unsafe { ngx_resolve_addr_done(ctx) };
-        let names = [name];
-        let answer = match state {
-            0 => DnsAnswer::Found(&names[..]),
-            RESOLVE_NXDOMAIN | RESOLVE_FORMERR => DnsAnswer::NotFound,
-            _ => DnsAnswer::Failed,
-        };
-        match check.crawler.after_reverse(answer) {
-            Step::Done(verdict) => finish(&check, verdict),
-            Step::Forward(host) => {
-                let host = host.to_string();
-                if let Err(check) = start_forward(check, &host) {
-                    finish(&check, Verification::Unknown);
+    super::unwind::guarded(
+        "a crawler's reverse lookup",
+        || (),
+        move || {
+            // SAFETY: the context we started, whose data is our check.
+            let (check, state, name) = unsafe {
+                let check = Box::from_raw((*ctx).data.cast::<Check>());
+                let name = String::from_utf8_lossy((*ctx).name.as_bytes()).into_owned();
+                (check, (*ctx).state, name)
+            };
+            // SAFETY: done with the context (its name was copied above).
+            unsafe { ngx_resolve_addr_done(ctx) };
+            let names = [name];
+            let answer = match state {
+                0 => DnsAnswer::Found(&names[..]),
+                RESOLVE_NXDOMAIN | RESOLVE_FORMERR => DnsAnswer::NotFound,
+                _ => DnsAnswer::Failed,
+            };
+            match check.crawler.after_reverse(answer) {
+                Step::Done(verdict) => finish(&check, verdict),
+                Step::Forward(host) => {
+                    let host = host.to_string();
+                    if let Err(check) = start_forward(check, &host) {
+                        finish(&check, Verification::Unknown);
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 fn start_forward(check: Box<Check>, host: &str) -> Result<(), Box<Check>> {
@@ -166,7 +170,10 @@ fn start_forward(check: Box<Check>, host: &str) -> Result<(), Box<Check>> {
         (*ctx).data = check.cast();
         (*ctx).timeout = (*check).timeout;
         if ngx_resolve_name(ctx) != 0 {
-            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(name.as_mut_ptr(), name.len())));
+            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(
+                name.as_mut_ptr(),
+                name.len(),
+            )));
             return Err(Box::from_raw(check));
         }
     }
@@ -175,45 +182,55 @@ fn start_forward(check: Box<Check>, host: &str) -> Result<(), Box<Check>> {
 
 /// The A/AAAA answer: the name must lead back to the address.
 unsafe extern "C" fn forward_done(ctx: *mut ngx_resolver_ctx_t) {
-    super::unwind::guarded("a crawler's forward lookup", || (), move || {
-        // SAFETY: the context we started, whose data is our check; its addresses are valid until
-        // ngx_resolve_name_done.
-        let (check, verdict) = unsafe {
-            let check = Box::from_raw((*ctx).data.cast::<Check>());
-            let mut found = Vec::new();
-            for i in 0..(*ctx).naddrs {
-                let a = &*(*ctx).addrs.add(i);
-                if let Some(addr) = client::socket_address(a.sockaddr, a.socklen) {
-                    found.push(addr.ip());
+    super::unwind::guarded(
+        "a crawler's forward lookup",
+        || (),
+        move || {
+            // SAFETY: the context we started, whose data is our check; its addresses are valid until
+            // ngx_resolve_name_done.
+            let (check, verdict) = unsafe {
+                let check = Box::from_raw((*ctx).data.cast::<Check>());
+                let mut found = Vec::new();
+                for i in 0..(*ctx).naddrs {
+                    let a = &*(*ctx).addrs.add(i);
+                    if let Some(addr) = client::socket_address(a.sockaddr, a.socklen) {
+                        found.push(addr.ip());
+                    }
                 }
-            }
-            let answer = match (*ctx).state {
-                0 => DnsAnswer::Found(&found[..]),
-                RESOLVE_NXDOMAIN | RESOLVE_FORMERR => DnsAnswer::NotFound,
-                _ => DnsAnswer::Failed,
+                let answer = match (*ctx).state {
+                    0 => DnsAnswer::Found(&found[..]),
+                    RESOLVE_NXDOMAIN | RESOLVE_FORMERR => DnsAnswer::NotFound,
+                    _ => DnsAnswer::Failed,
+                };
+                let verdict = after_forward(check.addr, answer);
+                let name = (*ctx).name;
+                ngx_resolve_name_done(ctx);
+                // The name we leaked in start_forward.
+                drop(Box::from_raw(ptr::slice_from_raw_parts_mut(
+                    name.data, name.len,
+                )));
+                (check, verdict)
             };
-            let verdict = after_forward(check.addr, answer);
-            let name = (*ctx).name;
-            ngx_resolve_name_done(ctx);
-            // The name we leaked in start_forward.
-            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(name.data, name.len)));
-            (check, verdict)
-        };
-        finish(&check, verdict);
-    })
+            finish(&check, verdict);
+        },
+    )
 }
 
 /// Records the verdict for every worker; an unanswered check is retried later.
 fn finish(check: &Check, verdict: Verification) {
     // SAFETY: the configuration outlives the checks its worker started.
     let mcf = unsafe { &*check.mcf };
-    let Some(table) = mcf.zone_state().and_then(|z| z.crawlers.as_ref()) else { return };
+    let Some(table) = mcf.zone_state().and_then(|z| z.crawlers.as_ref()) else {
+        return;
+    };
     let now = client::now().secs;
     let ttl = match verdict {
         Verification::Unknown => RETRY_SECS,
         _ => VERDICT_TTL_SECS,
     };
-    table.with(client::holder(), |t| record_verification(t, &check.key, check.crawler, verdict, now, ttl));
+    table.with(client::holder(), |t| {
+        record_verification(t, &check.key, check.crawler, verdict, now, ttl)
+    });
 }
 
 /// A socket address in C layout, for the resolver.
@@ -245,7 +262,10 @@ mod socket2_storage {
                     core::mem::size_of::<libc::sockaddr_in6>()
                 }
             };
-            Storage { storage, len: len as _ }
+            Storage {
+                storage,
+                len: len as _,
+            }
         }
 
         pub fn as_ptr(&mut self) -> *mut ngx::ffi::sockaddr {

@@ -30,13 +30,14 @@ use std::time::{Duration, Instant};
 
 use ngx::core::Status;
 use ngx::ffi::{
-    ngx_conf_t, ngx_event_t, ngx_int_t, ngx_log_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_alloc,
-    ngx_slab_pool_t, ngx_str_t, NGX_LOG_EMERG, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
+    ngx_conf_t, ngx_event_t, ngx_int_t, ngx_log_t, ngx_shared_memory_add, ngx_shm_zone_t,
+    ngx_slab_alloc, ngx_slab_pool_t, ngx_str_t, NGX_LOG_EMERG, NGX_LOG_INFO, NGX_LOG_NOTICE,
+    NGX_LOG_WARN,
 };
 use ngx::ngx_log_error;
 
-use super::zone::{attach, new_table, RegionRef};
 use super::fetcher::{self, agent, unix_now, Control, Streak};
+use super::zone::{attach, new_table, RegionRef};
 use super::{client, ngx_http_captchaify_module, offload, LocConf, MainConf};
 use crate::challenge::token::Secrets;
 use crate::crowdsec::alerts::{self, Scenario, Signal};
@@ -45,8 +46,8 @@ use crate::crowdsec::stream::{self, Change, Delta};
 use crate::crowdsec::{LapiSpec, MachineSpec};
 use crate::policy::Remediation;
 use crate::state::records::{count_event, EventCount, Mark};
-use crate::state::table::Placed;
 use crate::state::reputation::{address_bytes, address_from_bytes};
+use crate::state::table::Placed;
 use crate::state::table::{Key, Record, Table};
 
 /// The decisions zone's name (one per nginx instance).
@@ -101,7 +102,10 @@ impl core::fmt::Debug for Credential {
 
 impl Machine {
     pub fn new(spec: MachineSpec, password: String) -> Machine {
-        Machine { spec, password: Credential(password) }
+        Machine {
+            spec,
+            password: Credential(password),
+        }
     }
 }
 
@@ -119,7 +123,8 @@ impl CrowdsecConf {
 
     fn zone(&self) -> Option<&CrowdsecZone> {
         // SAFETY: `zone` was declared by add_zone; its data is our CrowdsecZone.
-        unsafe { self.zone.as_ref()?.data.cast::<CrowdsecZone>().as_ref() }.filter(|z| !z.header.is_null())
+        unsafe { self.zone.as_ref()?.data.cast::<CrowdsecZone>().as_ref() }
+            .filter(|z| !z.header.is_null())
     }
 
     fn keys(&self) -> Option<&Secrets> {
@@ -184,7 +189,11 @@ impl SignalJob {
 
     fn signal(&self) -> Signal {
         Signal {
-            scenario: if self.scenario == 0 { Scenario::CaptchaFailures } else { Scenario::Flood },
+            scenario: if self.scenario == 0 {
+                Scenario::CaptchaFailures
+            } else {
+                Scenario::Flood
+            },
             addr: address_from_bytes(self.addr),
             count: self.count,
             window_secs: u64::from(self.window_secs),
@@ -239,7 +248,12 @@ fn add_zone(cf: *mut ngx_conf_t, size: usize) -> Option<*mut ngx_shm_zone_t> {
     unsafe {
         let pool = (*cf).pool;
         let mut name = ngx_str_t::from_bytes(pool, ZONE_NAME.as_bytes())?;
-        let shm_zone = ngx_shared_memory_add(cf, &mut name, size, addr_of_mut!(ngx_http_captchaify_module).cast());
+        let shm_zone = ngx_shared_memory_add(
+            cf,
+            &mut name,
+            size,
+            addr_of_mut!(ngx_http_captchaify_module).cast(),
+        );
         if shm_zone.is_null() {
             return None;
         }
@@ -260,41 +274,57 @@ fn add_zone(cf: *mut ngx_conf_t, size: usize) -> Option<*mut ngx_shm_zone_t> {
 }
 
 unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_void) -> ngx_int_t {
-    super::unwind::guarded("the CrowdSec zone's init", || Status::NGX_ERROR.into(), move || {
-        // SAFETY: nginx calls this with the zone declared in add_zone, whose data is our
-        // CrowdsecZone; the zone's memory starts with its slab pool.
-        unsafe {
-            let zone = &mut *shm_zone;
-            let state = &mut *zone.data.cast::<CrowdsecZone>();
-            let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
-            let log = zone.shm.log;
-            let reused = !previous.is_null() || zone.shm.exists != 0;
-            let header = if reused { (*shpool).data.cast::<Header>() } else { lay_out(shpool) };
-            let Some(h) = header.as_ref() else {
-                ngx_log_error!(NGX_LOG_EMERG, log, "captchaify: zone \"{}\" is too small to lay out", ZONE_NAME);
-                return Status::NGX_ERROR.into();
-            };
-            if h.magic != MAGIC || h.layout_version != LAYOUT_VERSION {
-                ngx_log_error!(
+    super::unwind::guarded(
+        "the CrowdSec zone's init",
+        || Status::NGX_ERROR.into(),
+        move || {
+            // SAFETY: nginx calls this with the zone declared in add_zone, whose data is our
+            // CrowdsecZone; the zone's memory starts with its slab pool.
+            unsafe {
+                let zone = &mut *shm_zone;
+                let state = &mut *zone.data.cast::<CrowdsecZone>();
+                let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
+                let log = zone.shm.log;
+                let reused = !previous.is_null() || zone.shm.exists != 0;
+                let header = if reused {
+                    (*shpool).data.cast::<Header>()
+                } else {
+                    lay_out(shpool)
+                };
+                let Some(h) = header.as_ref() else {
+                    ngx_log_error!(
+                        NGX_LOG_EMERG,
+                        log,
+                        "captchaify: zone \"{}\" is too small to lay out",
+                        ZONE_NAME
+                    );
+                    return Status::NGX_ERROR.into();
+                };
+                if h.magic != MAGIC || h.layout_version != LAYOUT_VERSION {
+                    ngx_log_error!(
                     NGX_LOG_EMERG,
                     log,
                     "captchaify: zone \"{}\" was laid out by another version of the module; restart nginx, \
                      or change zone_size",
                     ZONE_NAME
                 );
-                return Status::NGX_ERROR.into();
-            }
-            state.header = header;
-            let base = zone.shm.addr;
-            state.decisions = attach(base, h.decisions, log, ZONE_NAME, "decisions");
-            state.reported = attach(base, h.reported, log, ZONE_NAME, "reported clients");
-            state.floods = attach(base, h.floods, log, ZONE_NAME, "flood counters");
-            state.signals = attach(base, h.signals, log, ZONE_NAME, "signals");
-            if state.decisions.is_none() || state.reported.is_none() || state.floods.is_none() || state.signals.is_none() {
-                return Status::NGX_ERROR.into();
-            }
-            if !reused {
-                ngx_log_error!(
+                    return Status::NGX_ERROR.into();
+                }
+                state.header = header;
+                let base = zone.shm.addr;
+                state.decisions = attach(base, h.decisions, log, ZONE_NAME, "decisions");
+                state.reported = attach(base, h.reported, log, ZONE_NAME, "reported clients");
+                state.floods = attach(base, h.floods, log, ZONE_NAME, "flood counters");
+                state.signals = attach(base, h.signals, log, ZONE_NAME, "signals");
+                if state.decisions.is_none()
+                    || state.reported.is_none()
+                    || state.floods.is_none()
+                    || state.signals.is_none()
+                {
+                    return Status::NGX_ERROR.into();
+                }
+                if !reused {
+                    ngx_log_error!(
                     NGX_LOG_NOTICE,
                     log,
                     "captchaify: zone \"{}\" of {} bytes initialised: room for {} CrowdSec decisions ({} bytes each)",
@@ -303,10 +333,11 @@ unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_v
                     state.decisions.as_ref().map_or(0, |t| t.capacity()),
                     Table::<DecisionRecord>::bytes_per_entry()
                 );
+                }
+                Status::NGX_OK.into()
             }
-            Status::NGX_OK.into()
-        }
-    })
+        },
+    )
 }
 
 /// Lays out a fresh zone. Null when something does not fit.
@@ -325,8 +356,14 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t) -> *mut Header {
         let page = ngx::ffi::ngx_pagesize;
         let free = (*shpool).pfree;
         let share = |percent: usize| (free * percent / 100).max(1);
-        let (reported_pages, floods_pages, signals_pages) = (share(REPORTED_SHARE), share(FLOODS_SHARE), share(SIGNALS_SHARE));
-        let decisions_pages = free.saturating_sub(reported_pages + floods_pages + signals_pages).max(1);
+        let (reported_pages, floods_pages, signals_pages) = (
+            share(REPORTED_SHARE),
+            share(FLOODS_SHARE),
+            share(SIGNALS_SHARE),
+        );
+        let decisions_pages = free
+            .saturating_sub(reported_pages + floods_pages + signals_pages)
+            .max(1);
         let (Some(decisions), Some(reported), Some(floods), Some(signals)) = (
             new_table::<DecisionRecord>(shpool, base, decisions_pages * page),
             new_table::<Mark>(shpool, base, reported_pages * page),
@@ -408,12 +445,17 @@ pub(crate) fn remediation(
 
 /// Whether what happens at this location may be reported.
 fn reporting(mcf: &MainConf, lcf: &LocConf, address: IpAddr) -> bool {
-    mcf.crowdsec_machine.is_some() && lcf.crowdsec() && !lcf.dry_run() && alerts::may_report(address)
+    mcf.crowdsec_machine.is_some()
+        && lcf.crowdsec()
+        && !lcf.dry_run()
+        && alerts::may_report(address)
 }
 
 /// A client gave its `count`th wrong answer within the failure window.
 pub(crate) fn wrong_answer(mcf: &MainConf, lcf: &LocConf, address: IpAddr, count: u32) {
-    let Some(machine) = mcf.crowdsec_machine.as_ref() else { return };
+    let Some(machine) = mcf.crowdsec_machine.as_ref() else {
+        return;
+    };
     let threshold = machine.spec.failures.unwrap_or(mcf.failure_limit.max);
     if count >= threshold && reporting(mcf, lcf, address) {
         let window_secs = mcf.failure_limit.window_ms / 1000;
@@ -423,15 +465,23 @@ pub(crate) fn wrong_answer(mcf: &MainConf, lcf: &LocConf, address: IpAddr, count
 
 /// The rate limit refused a client's request.
 pub(crate) fn refused(mcf: &MainConf, lcf: &LocConf, address: IpAddr) {
-    let Some(machine) = mcf.crowdsec_machine.as_ref() else { return };
+    let Some(machine) = mcf.crowdsec_machine.as_ref() else {
+        return;
+    };
     if !reporting(mcf, lcf, address) {
         return;
     }
-    let Some((_, zone, keys)) = handles(mcf) else { return };
-    let Some(floods) = zone.floods.as_ref() else { return };
+    let Some((_, zone, keys)) = handles(mcf) else {
+        return;
+    };
+    let Some(floods) = zone.floods.as_ref() else {
+        return;
+    };
     let key = keys.table_key("cs-flood", &[&address_bytes(address)]);
     let now = client::now().millis;
-    let count = floods.with(client::holder(), |t| count_event(t, &key, now, FLOOD_WINDOW_MS));
+    let count = floods.with(client::holder(), |t| {
+        count_event(t, &key, now, FLOOD_WINDOW_MS)
+    });
     if count >= machine.spec.flood {
         queue_signal(mcf, Scenario::Flood, address, count, FLOOD_WINDOW_MS / 1000);
     }
@@ -446,22 +496,39 @@ fn handles(mcf: &MainConf) -> Option<(&CrowdsecConf, &CrowdsecZone, &Secrets)> {
 /// Queues a signal for the machine thread, once per client and scenario every ten minutes.
 fn queue_signal(mcf: &MainConf, scenario: Scenario, address: IpAddr, count: u32, window_secs: u64) {
     let now = client::now().secs;
-    let signal = Signal { scenario, addr: address, count, window_secs, first_secs: now, last_secs: now };
+    let signal = Signal {
+        scenario,
+        addr: address,
+        count,
+        window_secs,
+        first_secs: now,
+        last_secs: now,
+    };
     put_signal(mcf, &signal, true);
 }
 
 /// Puts a signal in the zone's queue; with `once`, unless the client was reported for this
 /// scenario in the last ten minutes.
 fn put_signal(mcf: &MainConf, signal: &Signal, once: bool) {
-    let Some((_, zone, keys)) = handles(mcf) else { return };
-    let (Some(reported), Some(signals)) = (zone.reported.as_ref(), zone.signals.as_ref()) else { return };
+    let Some((_, zone, keys)) = handles(mcf) else {
+        return;
+    };
+    let (Some(reported), Some(signals)) = (zone.reported.as_ref(), zone.signals.as_ref()) else {
+        return;
+    };
     let key = keys.table_key(signal.scenario.name(), &[&address_bytes(signal.addr)]);
     let now = client::now().millis;
     let until = now + REPORT_AGAIN_SECS * 1000;
-    if once && reported.with(client::holder(), |t| t.insert_if_absent(&key, now, until, Mark::default())) != Placed::Inserted {
+    if once
+        && reported.with(client::holder(), |t| {
+            t.insert_if_absent(&key, now, until, Mark::default())
+        }) != Placed::Inserted
+    {
         return;
     }
-    signals.with(client::holder(), |t| t.insert(&key, now, until, SignalJob::new(signal)));
+    signals.with(client::holder(), |t| {
+        t.insert(&key, now, until, SignalJob::new(signal))
+    });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -526,16 +593,29 @@ std::thread_local! {
 
 /// Starts the stream (and the machine) in worker 0, when a Local API is configured.
 pub(crate) fn start(mcf: &MainConf, log: *mut ngx_log_t) {
-    let Some(cs) = mcf.crowdsec.as_ref() else { return };
+    let Some(cs) = mcf.crowdsec.as_ref() else {
+        return;
+    };
     let shared = Arc::new(Shared::default());
-    let (lapi, key, scopes) = (cs.lapi.clone(), cs.key.0.clone(), cs.scopes(mcf.geo.is_some()));
-    fetcher::spawn(&shared, log, "crowdsec", move |shared| stream_thread(shared, lapi, key, scopes));
+    let (lapi, key, scopes) = (
+        cs.lapi.clone(),
+        cs.key.0.clone(),
+        cs.scopes(mcf.geo.is_some()),
+    );
+    fetcher::spawn(&shared, log, "crowdsec", move |shared| {
+        stream_thread(shared, lapi, key, scopes)
+    });
     if let Some(machine) = mcf.crowdsec_machine.clone() {
         let lapi = cs.lapi.clone();
-        fetcher::spawn(&shared, log, "crowdsec-machine", move |shared| machine_thread(shared, lapi, machine));
+        fetcher::spawn(&shared, log, "crowdsec-machine", move |shared| {
+            machine_thread(shared, lapi, machine)
+        });
     }
     let timer = offload::timer_event(tick, true, log);
-    let evictions = cs.zone().and_then(|z| z.decisions.as_ref()).map_or(0, |t| t.stats().evictions);
+    let evictions = cs
+        .zone()
+        .and_then(|z| z.decisions.as_ref())
+        .map_or(0, |t| t.stats().evictions);
     RUNNING.with(|r| {
         *r.borrow_mut() = Some(Running {
             shared,
@@ -554,12 +634,19 @@ pub(crate) fn start(mcf: &MainConf, log: *mut ngx_log_t) {
 /// Stops the threads; signals not reported yet go back to the zone for the next generation.
 pub(crate) fn stop() {
     RUNNING.with(|r| {
-        let Some(running) = r.borrow_mut().take() else { return };
+        let Some(running) = r.borrow_mut().take() else {
+            return;
+        };
         running.shared.control.stop();
         running.shared.ready.notify_all();
         // SAFETY: the timer event is ours, on the event loop.
         unsafe { offload::delete_timer(running.timer) };
-        let left: Vec<Signal> = running.shared.signals.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
+        let left: Vec<Signal> = running
+            .shared
+            .signals
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default();
         // SAFETY: the configuration outlives the worker's threads.
         let mcf = unsafe { &*running.mcf };
         for signal in left {
@@ -578,7 +665,10 @@ fn stream_thread(shared: Arc<Shared>, lapi: LapiSpec, key: String, scopes: &'sta
     let mut backoff = 0;
     while !shared.stopped() {
         let full = full_due || last_full.elapsed() >= Duration::from_secs(RESYNC_SECS);
-        let url = format!("{}v1/decisions/stream?startup={}&scopes={}", lapi.url, full, scopes);
+        let url = format!(
+            "{}v1/decisions/stream?startup={}&scopes={}",
+            lapi.url, full, scopes
+        );
         let started = Instant::now();
         let outcome = pull(if full { &fulls } else { &deltas }, &url, &key);
         if shared.stopped() {
@@ -587,7 +677,11 @@ fn stream_thread(shared: Arc<Shared>, lapi: LapiSpec, key: String, scopes: &'sta
         let next_in_secs = match outcome {
             Ok(_) => lapi.interval_secs,
             Err(_) => {
-                backoff = if backoff == 0 { lapi.interval_secs } else { (backoff * 2).min(MAX_BACKOFF_SECS.max(lapi.interval_secs)) };
+                backoff = if backoff == 0 {
+                    lapi.interval_secs
+                } else {
+                    (backoff * 2).min(MAX_BACKOFF_SECS.max(lapi.interval_secs))
+                };
                 backoff
             }
         };
@@ -612,10 +706,16 @@ fn stream_thread(shared: Arc<Shared>, lapi: LapiSpec, key: String, scopes: &'sta
 }
 
 fn pull(agent: &ureq::Agent, url: &str, key: &str) -> Result<(Delta, usize), String> {
-    let mut response = agent.get(url).header("X-Api-Key", key).call().map_err(|e| e.to_string())?;
+    let mut response = agent
+        .get(url)
+        .header("X-Api-Key", key)
+        .call()
+        .map_err(|e| e.to_string())?;
     match response.status().as_u16() {
         200 => {}
-        403 => return Err("the Local API refuses the bouncer key (HTTP 403): check key_file".into()),
+        403 => {
+            return Err("the Local API refuses the bouncer key (HTTP 403): check key_file".into())
+        }
         status => return Err(format!("HTTP status {status}")),
     }
     let body = response
@@ -635,7 +735,9 @@ fn machine_thread(shared: Arc<Shared>, lapi: LapiSpec, machine: Machine) {
     let mut backoff = 0;
     while !shared.stopped() {
         {
-            let Ok(queue) = shared.signals.lock() else { return };
+            let Ok(queue) = shared.signals.lock() else {
+                return;
+            };
             if queue.is_empty() {
                 let _ = shared.ready.wait_timeout(queue, Duration::from_secs(1));
                 continue;
@@ -653,16 +755,26 @@ fn machine_thread(shared: Arc<Shared>, lapi: LapiSpec, machine: Machine) {
         match post_alerts(&agent, &lapi, &machine, &mut token, &batch) {
             Ok(()) => {
                 backoff = 0;
-                shared.post(Report::Alerts { outcome: Ok(batch), next_in_secs: 0 });
+                shared.post(Report::Alerts {
+                    outcome: Ok(batch),
+                    next_in_secs: 0,
+                });
             }
             Err(error) => {
-                backoff = if backoff == 0 { 5 } else { (backoff * 2).min(300) };
+                backoff = if backoff == 0 {
+                    5
+                } else {
+                    (backoff * 2).min(300)
+                };
                 if let Ok(mut queue) = shared.signals.lock() {
                     for signal in batch.into_iter().rev() {
                         queue.push_front(signal);
                     }
                 }
-                shared.post(Report::Alerts { outcome: Err(error), next_in_secs: backoff });
+                shared.post(Report::Alerts {
+                    outcome: Err(error),
+                    next_in_secs: backoff,
+                });
                 shared.sleep(Duration::from_secs(backoff));
             }
         }
@@ -699,10 +811,19 @@ fn post_alerts(
             .read_to_vec()
             .unwrap_or_default();
         match status {
-            200 | 201 => return alerts::parse_alert_ids(&answer).map(|_| ()).map_err(|e| e.to_string()),
+            200 | 201 => {
+                return alerts::parse_alert_ids(&answer)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
             // The token ran out early (the Local API restarted, say): log in again, once.
             401 => *token = None,
-            status => return Err(format!("posting alerts: HTTP status {status}: {}", String::from_utf8_lossy(&answer[..answer.len().min(200)]))),
+            status => {
+                return Err(format!(
+                    "posting alerts: HTTP status {status}: {}",
+                    String::from_utf8_lossy(&answer[..answer.len().min(200)])
+                ))
+            }
         }
     }
     Err("posting alerts: the Local API refuses the machine's fresh token (HTTP 401)".into())
@@ -721,30 +842,50 @@ fn login(agent: &ureq::Agent, lapi: &LapiSpec, machine: &Machine) -> Result<aler
         .limit(alerts::MAX_BYTES as u64)
         .read_to_vec()
         .map_err(|e| format!("logging in: {e}"))?;
-    alerts::parse_login(&answer).map_err(|e| format!("logging in as \"{}\": {e}", machine.spec.login))
+    alerts::parse_login(&answer)
+        .map_err(|e| format!("logging in as \"{}\": {e}", machine.spec.login))
 }
 
 /// The event loop's tick: applies pulls, logs, hands signals to the machine thread.
 unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
-    fetcher::run_tick("CrowdSec's tick", &RUNNING, stop, |r| (r.mcf, r.timer), |running, mcf, log| {
-        for report in running.shared.take() {
-            receive(running, mcf, log, report);
-        }
-        if let Some(cs) = mcf.crowdsec.as_ref() {
-            write_some(running, cs, log);
-            hand_out(running, cs);
-        }
-    });
+    fetcher::run_tick(
+        "CrowdSec's tick",
+        &RUNNING,
+        stop,
+        |r| (r.mcf, r.timer),
+        |running, mcf, log| {
+            for report in running.shared.take() {
+                receive(running, mcf, log, report);
+            }
+            if let Some(cs) = mcf.crowdsec.as_ref() {
+                write_some(running, cs, log);
+                hand_out(running, cs);
+            }
+        },
+    );
 }
 
 fn receive(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Report) {
-    let Some(cs) = mcf.crowdsec.as_ref() else { return };
+    let Some(cs) = mcf.crowdsec.as_ref() else {
+        return;
+    };
     let url = &cs.lapi.url;
     match report {
-        Report::Pull { full, outcome, took_ms, next_in_secs } => match outcome {
+        Report::Pull {
+            full,
+            outcome,
+            took_ms,
+            next_in_secs,
+        } => match outcome {
             Ok((delta, bytes)) => {
                 if let Some(failures) = running.pulls.succeeded() {
-                    ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: crowdsec: {} answers again after {} failed pulls", url, failures);
+                    ngx_log_error!(
+                        NGX_LOG_NOTICE,
+                        log,
+                        "captchaify: crowdsec: {} answers again after {} failed pulls",
+                        url,
+                        failures
+                    );
                 }
                 if let Some(zone) = cs.zone() {
                     zone.status().pulled_at.store(unix_now(), Ordering::Relaxed);
@@ -752,19 +893,31 @@ fn receive(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: R
                 if delta.skipped > 0 {
                     ngx_log_error!(NGX_LOG_INFO, log, "captchaify: crowdsec: {} decisions skipped (scope or value not understood)", delta.skipped);
                 }
-                running.work.push_back(Work { full, generation: None, delta, done: 0, bytes, took_ms, applying: None });
+                running.work.push_back(Work {
+                    full,
+                    generation: None,
+                    delta,
+                    done: 0,
+                    bytes,
+                    took_ms,
+                    applying: None,
+                });
             }
             Err(error) => {
                 let level = running.pulls.failed();
-                let kept = cs.zone().map(|z| z.status()).filter(|s| s.loaded()).map_or_else(
-                    || "no decisions loaded yet".to_string(),
-                    |s| {
-                        format!(
-                            "the decisions in force stay in force (last pull {} s ago)",
-                            unix_now().saturating_sub(s.pulled_at.load(Ordering::Relaxed))
-                        )
-                    },
-                );
+                let kept = cs
+                    .zone()
+                    .map(|z| z.status())
+                    .filter(|s| s.loaded())
+                    .map_or_else(
+                        || "no decisions loaded yet".to_string(),
+                        |s| {
+                            format!(
+                                "the decisions in force stay in force (last pull {} s ago)",
+                                unix_now().saturating_sub(s.pulled_at.load(Ordering::Relaxed))
+                            )
+                        },
+                    );
                 ngx_log_error!(
                     level,
                     log,
@@ -777,39 +930,61 @@ fn receive(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: R
                 );
             }
         },
-        Report::Alerts { outcome, next_in_secs } => match outcome {
-            Ok(signals) => {
-                if let Some(failures) = running.posts.succeeded() {
-                    ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: crowdsec: alerts go through again after {} failures", failures);
+        Report::Alerts {
+            outcome,
+            next_in_secs,
+        } => {
+            match outcome {
+                Ok(signals) => {
+                    if let Some(failures) = running.posts.succeeded() {
+                        ngx_log_error!(
+                            NGX_LOG_NOTICE,
+                            log,
+                            "captchaify: crowdsec: alerts go through again after {} failures",
+                            failures
+                        );
+                    }
+                    let list: Vec<String> = signals
+                        .iter()
+                        .take(5)
+                        .map(|s| format!("{} {}", s.scenario.name(), s.addr))
+                        .collect();
+                    ngx_log_error!(
+                        NGX_LOG_INFO,
+                        log,
+                        "captchaify: crowdsec: reported {} alerts ({}{})",
+                        signals.len(),
+                        list.join(", "),
+                        if signals.len() > 5 { ", …" } else { "" }
+                    );
                 }
-                let list: Vec<String> = signals.iter().take(5).map(|s| format!("{} {}", s.scenario.name(), s.addr)).collect();
-                ngx_log_error!(
-                    NGX_LOG_INFO,
-                    log,
-                    "captchaify: crowdsec: reported {} alerts ({}{})",
-                    signals.len(),
-                    list.join(", "),
-                    if signals.len() > 5 { ", …" } else { "" }
-                );
+                Err(error) => {
+                    ngx_log_error!(running.posts.failed(), log, "captchaify: crowdsec: cannot report alerts to {}: {}; kept, next try in {} s", url, error, next_in_secs);
+                }
             }
-            Err(error) => {
-                ngx_log_error!(running.posts.failed(), log, "captchaify: crowdsec: cannot report alerts to {}: {}; kept, next try in {} s", url, error, next_in_secs);
-            }
-        },
+        }
     }
 }
 
 /// Writes up to [`CHANGES_PER_TICK`] changes of the pulls waiting, in order.
 fn write_some(running: &mut Running, cs: &CrowdsecConf, log: *mut ngx_log_t) {
-    let (Some(zone), Some(keys)) = (cs.zone(), cs.keys()) else { return };
-    let Some(table) = zone.decisions.as_ref() else { return };
+    let (Some(zone), Some(keys)) = (cs.zone(), cs.keys()) else {
+        return;
+    };
+    let Some(table) = zone.decisions.as_ref() else {
+        return;
+    };
     let status = zone.status();
     let mut budget = CHANGES_PER_TICK;
     while budget > 0 {
-        let Some(work) = running.work.front_mut() else { return };
+        let Some(work) = running.work.front_mut() else {
+            return;
+        };
         work.applying.get_or_insert_with(Instant::now);
         let generation = match work.full {
-            true => *work.generation.get_or_insert_with(|| status.next_generation()),
+            true => *work
+                .generation
+                .get_or_insert_with(|| status.next_generation()),
             false => status.current(),
         };
         // A full pull lists every live decision in `new`; its `deleted` are long gone.
@@ -839,7 +1014,9 @@ fn write_some(running: &mut Running, cs: &CrowdsecConf, log: *mut ngx_log_t) {
         if work.done < total {
             return;
         }
-        let Some(work) = running.work.pop_front() else { return };
+        let Some(work) = running.work.pop_front() else {
+            return;
+        };
         let applied_ms = work.applying.map_or(0, |t| t.elapsed().as_millis());
         if work.full {
             status.publish(generation, work.delta.new.len() as u64, now);
@@ -878,13 +1055,18 @@ fn write_some(running: &mut Running, cs: &CrowdsecConf, log: *mut ngx_log_t) {
 
 /// Moves queued signals from the zone to the machine thread.
 fn hand_out(running: &Running, cs: &CrowdsecConf) {
-    let Some(signals) = cs.zone().and_then(|z| z.signals.as_ref()) else { return };
+    let Some(signals) = cs.zone().and_then(|z| z.signals.as_ref()) else {
+        return;
+    };
     if signals.stats().len == 0 {
         return;
     }
     let now_ms = unix_now() * 1000;
     let popped: Vec<SignalJob> = signals.with(client::holder(), |t| {
-        core::iter::from_fn(|| t.pop_least_recent(now_ms)).take(ALERTS_PER_POST).map(|(_, job)| job).collect()
+        core::iter::from_fn(|| t.pop_least_recent(now_ms))
+            .take(ALERTS_PER_POST)
+            .map(|(_, job)| job)
+            .collect()
     });
     if let Ok(mut queue) = running.shared.signals.lock() {
         for job in popped {

@@ -374,7 +374,10 @@ impl Merge for LocConf {
             RULES_SEEN.store(true, core::sync::atomic::Ordering::Relaxed);
         }
         if self.enabled() && self.policy().needs_facts() {
-            SOURCES_SEEN.fetch_or(self.third_parties().0, core::sync::atomic::Ordering::Relaxed);
+            SOURCES_SEEN.fetch_or(
+                self.third_parties().0,
+                core::sync::atomic::Ordering::Relaxed,
+            );
         }
         Ok(())
     }
@@ -403,8 +406,9 @@ impl SecureCookies {
                 let mut out = ngx_str_t::default();
                 // SAFETY: `value` was compiled at configuration time in the configuration's
                 // pool, which outlives every request; nginx evaluates it into the request pool.
-                let ok = unsafe { ngx::ffi::ngx_http_complex_value(raw.cast_mut(), value, &mut out) }
-                    == ngx::core::Status::NGX_OK.0;
+                let ok =
+                    unsafe { ngx::ffi::ngx_http_complex_value(raw.cast_mut(), value, &mut out) }
+                        == ngx::core::Status::NGX_OK.0;
                 ok && matches!(out.as_bytes(), b"https" | b"on")
             }
         }
@@ -415,9 +419,11 @@ impl SecureCookies {
 /// (reset in preconfiguration, read in postconfiguration into [`MainConf::sources_in_use`]).
 pub(crate) static SOURCES_SEEN: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 /// Whether some level says `captchaify_crowdsec on` (gathered like [`SOURCES_SEEN`]).
-pub(crate) static CROWDSEC_SEEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+pub(crate) static CROWDSEC_SEEN: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
 /// Whether some location has country or AS-number rules (gathered like [`SOURCES_SEEN`]).
-pub(crate) static RULES_SEEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+pub(crate) static RULES_SEEN: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
 
 /// Runs after the `http` block is parsed: an enabled module without `captchaify_zone` gets
 /// the default zone, and the crawler patterns and built-in pages are prepared once, in the
@@ -426,20 +432,23 @@ pub(crate) unsafe extern "C" fn init_main_conf(
     cf: *mut ngx_conf_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        // SAFETY: nginx passes this module's main configuration, created by create_main_conf.
-        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-        if !mcf.used {
-            return NGX_CONF_OK;
-        }
-        if mcf.zone.is_null() {
-            match zone::add(cf, &ZoneSpec::default_zone()) {
-                Some(shm_zone) => mcf.zone = shm_zone,
-                None => return NGX_CONF_ERROR,
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            // SAFETY: nginx passes this module's main configuration, created by create_main_conf.
+            let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+            if !mcf.used {
+                return NGX_CONF_OK;
             }
-        }
-        if let Some(path) = crate::process::replaced_module_file() {
-            ngx_conf_log_error!(
+            if mcf.zone.is_null() {
+                match zone::add(cf, &ZoneSpec::default_zone()) {
+                    Some(shm_zone) => mcf.zone = shm_zone,
+                    None => return NGX_CONF_ERROR,
+                }
+            }
+            if let Some(path) = crate::process::replaced_module_file() {
+                ngx_conf_log_error!(
                 ngx::ffi::NGX_LOG_WARN,
                 cf,
                 "captchaify: the module file \"{}\" was replaced since nginx loaded it, and a \
@@ -447,20 +456,21 @@ pub(crate) unsafe extern "C" fn init_main_conf(
                  or upgrade its binary in place (kill -USR2 the master, then kill -QUIT the old one)",
                 path
             );
-        }
-        policy::crawler::warm_up();
-        crate::challenge::image::warm_up();
-        crate::challenge::audio::warm_up();
-        if !PageSet::builtin().is_complete() {
-            ngx_conf_log_error!(
-                NGX_LOG_EMERG,
-                cf,
-                "captchaify: the built-in templates do not parse"
-            );
-            return NGX_CONF_ERROR;
-        }
-        NGX_CONF_OK
-    })
+            }
+            policy::crawler::warm_up();
+            crate::challenge::image::warm_up();
+            crate::challenge::audio::warm_up();
+            if !PageSet::builtin().is_complete() {
+                ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "captchaify: the built-in templates do not parse"
+                );
+                return NGX_CONF_ERROR;
+            }
+            NGX_CONF_OK
+        },
+    )
 }
 
 /// The only argument of the directive being parsed (all ours take exactly one, which nginx
@@ -527,9 +537,11 @@ macro_rules! location_directive {
             _cmd: *mut ngx_command_t,
             conf: *mut c_void,
         ) -> *mut c_char {
-            super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-                set_location_value(cf, conf, $name, $parse, |c| &mut c.$field)
-            })
+            super::unwind::guarded(
+                "a directive",
+                || NGX_CONF_ERROR,
+                move || set_location_value(cf, conf, $name, $parse, |c| &mut c.$field),
+            )
         }
     };
 }
@@ -608,10 +620,14 @@ unsafe extern "C" fn set_template_dir(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        let load = |value: &str| PageSet::load_dir(&full_path(cf, value)).map(Arc::new);
-        set_location_value(cf, conf, "captchaify_template_dir", load, |c| &mut c.pages)
-    })
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            let load = |value: &str| PageSet::load_dir(&full_path(cf, value)).map(Arc::new);
+            set_location_value(cf, conf, "captchaify_template_dir", load, |c| &mut c.pages)
+        },
+    )
 }
 
 unsafe extern "C" fn set_default_language(
@@ -619,21 +635,35 @@ unsafe extern "C" fn set_default_language(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
-        // The block's own template set (shared, not copied), or the built-in one.
-        let own = unsafe { &*conf.cast::<LocConf>() }.pages.clone();
-        let pages = own.as_deref().unwrap_or_else(|| PageSet::builtin());
-        let check = |tag: &str| {
-            if pages.languages().find(tag.as_bytes()).is_some() {
-                Ok(tag.to_ascii_lowercase())
-            } else {
-                let known: Vec<&str> = pages.languages().all().iter().map(|l| l.tag.as_str()).collect();
-                Err(format!("\"{tag}\" is not one of the languages here ({})", known.join(", ")))
-            }
-        };
-        set_location_value(cf, conf, "captchaify_default_language", check, |c| &mut c.default_language)
-    })
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+            // The block's own template set (shared, not copied), or the built-in one.
+            let own = unsafe { &*conf.cast::<LocConf>() }.pages.clone();
+            let pages = own.as_deref().unwrap_or_else(|| PageSet::builtin());
+            let check = |tag: &str| {
+                if pages.languages().find(tag.as_bytes()).is_some() {
+                    Ok(tag.to_ascii_lowercase())
+                } else {
+                    let known: Vec<&str> = pages
+                        .languages()
+                        .all()
+                        .iter()
+                        .map(|l| l.tag.as_str())
+                        .collect();
+                    Err(format!(
+                        "\"{tag}\" is not one of the languages here ({})",
+                        known.join(", ")
+                    ))
+                }
+            };
+            set_location_value(cf, conf, "captchaify_default_language", check, |c| {
+                &mut c.default_language
+            })
+        },
+    )
 }
 
 /// `captchaify_allow` and `captchaify_deny`: addresses, ranges and `file=PATH`; several lines
@@ -661,25 +691,47 @@ unsafe fn set_list(
         None => set,
     };
     if set.ranges() >= 1000 {
-        ngx_conf_log_error!(ngx::ffi::NGX_LOG_NOTICE, cf, "captchaify: {}: {}", name, set);
+        ngx_conf_log_error!(
+            ngx::ffi::NGX_LOG_NOTICE,
+            cf,
+            "captchaify: {}: {}",
+            name,
+            set
+        );
     }
     *slot = Some(Arc::new(set));
     mark_used(cf);
     NGX_CONF_OK
 }
 
-unsafe extern "C" fn set_allow(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        // SAFETY: called by nginx for this directive.
-        unsafe { set_list(cf, conf, "captchaify_allow", |c| &mut c.allow) }
-    })
+unsafe extern "C" fn set_allow(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            // SAFETY: called by nginx for this directive.
+            unsafe { set_list(cf, conf, "captchaify_allow", |c| &mut c.allow) }
+        },
+    )
 }
 
-unsafe extern "C" fn set_deny(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        // SAFETY: called by nginx for this directive.
-        unsafe { set_list(cf, conf, "captchaify_deny", |c| &mut c.deny) }
-    })
+unsafe extern "C" fn set_deny(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            // SAFETY: called by nginx for this directive.
+            unsafe { set_list(cf, conf, "captchaify_deny", |c| &mut c.deny) }
+        },
+    )
 }
 
 unsafe extern "C" fn set_third_parties(
@@ -687,24 +739,28 @@ unsafe extern "C" fn set_third_parties(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        const NAME: &str = "captchaify_third_parties";
-        // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
-        let lcf = unsafe { &mut *conf.cast::<LocConf>() };
-        if lcf.third_parties.is_some() {
-            return reject(cf, NAME, "is duplicate");
-        }
-        let args = match utf8_arguments(cf, NAME) {
-            Ok(args) => args,
-            Err(error) => return error,
-        };
-        match ThirdParties::parse(&args) {
-            Ok(parties) => lcf.third_parties = Some(parties),
-            Err(error) => return reject(cf, NAME, error),
-        }
-        mark_used(cf);
-        NGX_CONF_OK
-    })
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            const NAME: &str = "captchaify_third_parties";
+            // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+            let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+            if lcf.third_parties.is_some() {
+                return reject(cf, NAME, "is duplicate");
+            }
+            let args = match utf8_arguments(cf, NAME) {
+                Ok(args) => args,
+                Err(error) => return error,
+            };
+            match ThirdParties::parse(&args) {
+                Ok(parties) => lcf.third_parties = Some(parties),
+                Err(error) => return reject(cf, NAME, error),
+            }
+            mark_used(cf);
+            NGX_CONF_OK
+        },
+    )
 }
 
 location_directive!(
@@ -726,60 +782,93 @@ unsafe extern "C" fn set_crawler_ranges(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        const NAME: &str = "captchaify_crawler_ranges";
-        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-        let args = match utf8_arguments(cf, NAME) {
-            Ok(args) => args,
-            Err(error) => return error,
-        };
-        let Some((name, files)) = args.split_first().filter(|(_, files)| !files.is_empty()) else {
-            return reject(cf, NAME, "expected a crawler (google, bing, apple or yandex) and one or more files");
-        };
-        let Some(crawler) = Crawler::parse(name) else {
-            return reject(cf, NAME, format_args!("unknown crawler \"{name}\", expected google, bing, apple or yandex"));
-        };
-        if mcf.crawler_ranges.iter().any(|(c, _)| *c == crawler) {
-            return reject(cf, NAME, format_args!("\"{name}\" is set twice"));
-        }
-        let mut nets = Vec::new();
-        for file in files {
-            let path = full_path(cf, file);
-            let body = match std::fs::read(&path) {
-                Ok(body) => body,
-                Err(error) => return reject(cf, NAME, format_args!("cannot read \"{}\": {}", path.display(), error)),
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            const NAME: &str = "captchaify_crawler_ranges";
+            // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+            let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+            let args = match utf8_arguments(cf, NAME) {
+                Ok(args) => args,
+                Err(error) => return error,
             };
-            match crate::policy::verified::parse_ranges(&body) {
-                Ok(found) => nets.extend(found),
-                Err(error) => return reject(cf, NAME, format_args!("\"{}\": {}", path.display(), error)),
+            let Some((name, files)) = args.split_first().filter(|(_, files)| !files.is_empty())
+            else {
+                return reject(
+                    cf,
+                    NAME,
+                    "expected a crawler (google, bing, apple or yandex) and one or more files",
+                );
+            };
+            let Some(crawler) = Crawler::parse(name) else {
+                return reject(
+                    cf,
+                    NAME,
+                    format_args!(
+                        "unknown crawler \"{name}\", expected google, bing, apple or yandex"
+                    ),
+                );
+            };
+            if mcf.crawler_ranges.iter().any(|(c, _)| *c == crawler) {
+                return reject(cf, NAME, format_args!("\"{name}\" is set twice"));
             }
-        }
-        mcf.crawler_ranges.push((crawler, Arc::new(IpSet::new(nets))));
-        mcf.used = true;
-        NGX_CONF_OK
-    })
+            let mut nets = Vec::new();
+            for file in files {
+                let path = full_path(cf, file);
+                let body = match std::fs::read(&path) {
+                    Ok(body) => body,
+                    Err(error) => {
+                        return reject(
+                            cf,
+                            NAME,
+                            format_args!("cannot read \"{}\": {}", path.display(), error),
+                        )
+                    }
+                };
+                match crate::policy::verified::parse_ranges(&body) {
+                    Ok(found) => nets.extend(found),
+                    Err(error) => {
+                        return reject(cf, NAME, format_args!("\"{}\": {}", path.display(), error))
+                    }
+                }
+            }
+            mcf.crawler_ranges
+                .push((crawler, Arc::new(IpSet::new(nets))));
+            mcf.used = true;
+            NGX_CONF_OK
+        },
+    )
 }
 
 location_directive!(set_crowdsec, "captchaify_crowdsec", parse_flag, crowdsec);
 /// `captchaify_precheck`: a setting only, which does not make the module used (nor act).
-unsafe extern "C" fn set_precheck(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        const NAME: &str = "captchaify_precheck";
-        // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
-        let lcf = unsafe { &mut *conf.cast::<LocConf>() };
-        if lcf.precheck.is_some() {
-            return reject(cf, NAME, "is duplicate");
-        }
-        // SAFETY: called from a directive handler.
-        let value = unsafe { single_argument(cf) }.and_then(|arg| arg.to_str().ok().map(str::parse::<policy::Precheck>));
-        match value {
-            Some(Ok(precheck)) => lcf.precheck = Some(precheck),
-            Some(Err(error)) => return reject(cf, NAME, error),
-            None => return reject(cf, NAME, "takes one argument of valid UTF-8"),
-        }
-        NGX_CONF_OK
-    })
+unsafe extern "C" fn set_precheck(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            const NAME: &str = "captchaify_precheck";
+            // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+            let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+            if lcf.precheck.is_some() {
+                return reject(cf, NAME, "is duplicate");
+            }
+            // SAFETY: called from a directive handler.
+            let value = unsafe { single_argument(cf) }
+                .and_then(|arg| arg.to_str().ok().map(str::parse::<policy::Precheck>));
+            match value {
+                Some(Ok(precheck)) => lcf.precheck = Some(precheck),
+                Some(Err(error)) => return reject(cf, NAME, error),
+                None => return reject(cf, NAME, "takes one argument of valid UTF-8"),
+            }
+            NGX_CONF_OK
+        },
+    )
 }
 
 unsafe extern "C" fn set_secure_cookies(
@@ -787,49 +876,58 @@ unsafe extern "C" fn set_secure_cookies(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        const NAME: &str = "captchaify_secure_cookies";
-        // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
-        let lcf = unsafe { &mut *conf.cast::<LocConf>() };
-        if lcf.secure_cookies.is_some() {
-            return reject(cf, NAME, "is duplicate");
-        }
-        // SAFETY: called from a directive handler.
-        let Some(mut arg) = (unsafe { single_argument(cf) }) else {
-            return reject(cf, NAME, "takes one argument");
-        };
-        let value = match arg.as_bytes() {
-            b"auto" => SecureCookies::Auto,
-            b"on" => SecureCookies::Always,
-            b"off" => SecureCookies::Never,
-            bytes if bytes.contains(&b'$') => {
-                // SAFETY: the configuration pool outlives the configuration; nginx fills the
-                // zeroed compile context and the value it points at.
-                unsafe {
-                    let value = ngx::ffi::ngx_pcalloc((*cf).pool, core::mem::size_of::<ngx_http_complex_value_t>())
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            const NAME: &str = "captchaify_secure_cookies";
+            // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+            let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+            if lcf.secure_cookies.is_some() {
+                return reject(cf, NAME, "is duplicate");
+            }
+            // SAFETY: called from a directive handler.
+            let Some(mut arg) = (unsafe { single_argument(cf) }) else {
+                return reject(cf, NAME, "takes one argument");
+            };
+            let value = match arg.as_bytes() {
+                b"auto" => SecureCookies::Auto,
+                b"on" => SecureCookies::Always,
+                b"off" => SecureCookies::Never,
+                bytes if bytes.contains(&b'$') => {
+                    // SAFETY: the configuration pool outlives the configuration; nginx fills the
+                    // zeroed compile context and the value it points at.
+                    unsafe {
+                        let value = ngx::ffi::ngx_pcalloc(
+                            (*cf).pool,
+                            core::mem::size_of::<ngx_http_complex_value_t>(),
+                        )
                         .cast::<ngx_http_complex_value_t>();
-                    if value.is_null() {
-                        return NGX_CONF_ERROR;
+                        if value.is_null() {
+                            return NGX_CONF_ERROR;
+                        }
+                        let mut ccv: ngx_http_compile_complex_value_t = core::mem::zeroed();
+                        ccv.cf = cf;
+                        ccv.value = &mut arg;
+                        ccv.complex_value = value;
+                        if ngx::ffi::ngx_http_compile_complex_value(&mut ccv)
+                            != ngx::core::Status::NGX_OK.0
+                        {
+                            return NGX_CONF_ERROR;
+                        }
+                        SecureCookies::When(value)
                     }
-                    let mut ccv: ngx_http_compile_complex_value_t = core::mem::zeroed();
-                    ccv.cf = cf;
-                    ccv.value = &mut arg;
-                    ccv.complex_value = value;
-                    if ngx::ffi::ngx_http_compile_complex_value(&mut ccv) != ngx::core::Status::NGX_OK.0 {
-                        return NGX_CONF_ERROR;
-                    }
-                    SecureCookies::When(value)
                 }
-            }
-            other => {
-                let other = String::from_utf8_lossy(other);
-                return reject(cf, NAME, format_args!("invalid value \"{other}\", expected auto, on, off or a value with variables"));
-            }
-        };
-        lcf.secure_cookies = Some(value);
-        mark_used(cf);
-        NGX_CONF_OK
-    })
+                other => {
+                    let other = String::from_utf8_lossy(other);
+                    return reject(cf, NAME, format_args!("invalid value \"{other}\", expected auto, on, off or a value with variables"));
+                }
+            };
+            lcf.secure_cookies = Some(value);
+            mark_used(cf);
+            NGX_CONF_OK
+        },
+    )
 }
 
 unsafe extern "C" fn set_crowdsec_lapi(
@@ -837,32 +935,36 @@ unsafe extern "C" fn set_crowdsec_lapi(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        const NAME: &str = "captchaify_crowdsec_lapi";
-        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-        if mcf.crowdsec.is_some() {
-            return reject(cf, NAME, "is duplicate");
-        }
-        let args = match utf8_arguments(cf, NAME) {
-            Ok(args) => args,
-            Err(error) => return error,
-        };
-        let spec = match crate::crowdsec::LapiSpec::parse(&args, |p| full_path(cf, p)) {
-            Ok(spec) => spec,
-            Err(error) => return reject(cf, NAME, error),
-        };
-        let key = match crate::crowdsec::read_credential(&spec.key_file) {
-            Ok(key) => key,
-            Err(error) => return reject(cf, NAME, error),
-        };
-        match CrowdsecConf::new(cf, spec, key) {
-            Some(crowdsec) => mcf.crowdsec = Some(crowdsec),
-            None => return NGX_CONF_ERROR,
-        }
-        mcf.used = true;
-        NGX_CONF_OK
-    })
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            const NAME: &str = "captchaify_crowdsec_lapi";
+            // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+            let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+            if mcf.crowdsec.is_some() {
+                return reject(cf, NAME, "is duplicate");
+            }
+            let args = match utf8_arguments(cf, NAME) {
+                Ok(args) => args,
+                Err(error) => return error,
+            };
+            let spec = match crate::crowdsec::LapiSpec::parse(&args, |p| full_path(cf, p)) {
+                Ok(spec) => spec,
+                Err(error) => return reject(cf, NAME, error),
+            };
+            let key = match crate::crowdsec::read_credential(&spec.key_file) {
+                Ok(key) => key,
+                Err(error) => return reject(cf, NAME, error),
+            };
+            match CrowdsecConf::new(cf, spec, key) {
+                Some(crowdsec) => mcf.crowdsec = Some(crowdsec),
+                None => return NGX_CONF_ERROR,
+            }
+            mcf.used = true;
+            NGX_CONF_OK
+        },
+    )
 }
 
 unsafe extern "C" fn set_crowdsec_machine(
@@ -870,29 +972,33 @@ unsafe extern "C" fn set_crowdsec_machine(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        const NAME: &str = "captchaify_crowdsec_machine";
-        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-        if mcf.crowdsec_machine.is_some() {
-            return reject(cf, NAME, "is duplicate");
-        }
-        let args = match utf8_arguments(cf, NAME) {
-            Ok(args) => args,
-            Err(error) => return error,
-        };
-        let spec = match crate::crowdsec::MachineSpec::parse(&args, |p| full_path(cf, p)) {
-            Ok(spec) => spec,
-            Err(error) => return reject(cf, NAME, error),
-        };
-        let password = match crate::crowdsec::read_credential(&spec.password_file) {
-            Ok(password) => password,
-            Err(error) => return reject(cf, NAME, error),
-        };
-        mcf.crowdsec_machine = Some(Machine::new(spec, password));
-        mcf.used = true;
-        NGX_CONF_OK
-    })
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            const NAME: &str = "captchaify_crowdsec_machine";
+            // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+            let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+            if mcf.crowdsec_machine.is_some() {
+                return reject(cf, NAME, "is duplicate");
+            }
+            let args = match utf8_arguments(cf, NAME) {
+                Ok(args) => args,
+                Err(error) => return error,
+            };
+            let spec = match crate::crowdsec::MachineSpec::parse(&args, |p| full_path(cf, p)) {
+                Ok(spec) => spec,
+                Err(error) => return reject(cf, NAME, error),
+            };
+            let password = match crate::crowdsec::read_credential(&spec.password_file) {
+                Ok(password) => password,
+                Err(error) => return reject(cf, NAME, error),
+            };
+            mcf.crowdsec_machine = Some(Machine::new(spec, password));
+            mcf.used = true;
+            NGX_CONF_OK
+        },
+    )
 }
 
 location_directive!(
@@ -901,7 +1007,9 @@ location_directive!(
     |v: &str| match v {
         "pass" => Ok(false),
         "captcha" => Ok(true),
-        other => Err(format!("invalid value \"{other}\", expected pass or captcha")),
+        other => Err(format!(
+            "invalid value \"{other}\", expected pass or captcha"
+        )),
     },
     lookup_pending_captcha
 );
@@ -911,25 +1019,33 @@ unsafe extern "C" fn set_feed(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        const NAME: &str = "captchaify_feed";
-        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-        let args = match utf8_arguments(cf, NAME) {
-            Ok(args) => args,
-            Err(error) => return error,
-        };
-        let spec = match FeedSpec::parse(&args, |p| full_path(cf, p)) {
-            Ok(spec) => spec,
-            Err(error) => return reject(cf, NAME, error),
-        };
-        if mcf.feeds.iter().any(|f| f.name == spec.name) {
-            return reject(cf, NAME, format_args!("\"{}\" is set twice", spec.name.as_str()));
-        }
-        mcf.feeds.push(spec);
-        mcf.used = true;
-        NGX_CONF_OK
-    })
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            const NAME: &str = "captchaify_feed";
+            // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+            let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+            let args = match utf8_arguments(cf, NAME) {
+                Ok(args) => args,
+                Err(error) => return error,
+            };
+            let spec = match FeedSpec::parse(&args, |p| full_path(cf, p)) {
+                Ok(spec) => spec,
+                Err(error) => return reject(cf, NAME, error),
+            };
+            if mcf.feeds.iter().any(|f| f.name == spec.name) {
+                return reject(
+                    cf,
+                    NAME,
+                    format_args!("\"{}\" is set twice", spec.name.as_str()),
+                );
+            }
+            mcf.feeds.push(spec);
+            mcf.used = true;
+            NGX_CONF_OK
+        },
+    )
 }
 
 /// `captchaify_country CC... ACTION` and `captchaify_asn N... ACTION`; several lines at one
@@ -955,16 +1071,28 @@ fn set_geo_rule(
     NGX_CONF_OK
 }
 
-unsafe extern "C" fn set_country(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        set_geo_rule(cf, conf, "captchaify_country", GeoRules::add_countries)
-    })
+unsafe extern "C" fn set_country(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || set_geo_rule(cf, conf, "captchaify_country", GeoRules::add_countries),
+    )
 }
 
-unsafe extern "C" fn set_asn(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        set_geo_rule(cf, conf, "captchaify_asn", GeoRules::add_asns)
-    })
+unsafe extern "C" fn set_asn(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || set_geo_rule(cf, conf, "captchaify_asn", GeoRules::add_asns),
+    )
 }
 
 unsafe extern "C" fn set_geoip_db(
@@ -972,28 +1100,37 @@ unsafe extern "C" fn set_geoip_db(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        const NAME: &str = "captchaify_geoip_db";
-        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-        if mcf.geo.is_some() {
-            return reject(cf, NAME, "is duplicate");
-        }
-        let args = match utf8_arguments(cf, NAME) {
-            Ok(args) => args,
-            Err(error) => return error,
-        };
-        let paths: Vec<PathBuf> = args.iter().map(|a| full_path(cf, a)).collect();
-        match GeoDb::open(&paths) {
-            Ok(db) => {
-                ngx_conf_log_error!(ngx::ffi::NGX_LOG_NOTICE, cf, "captchaify: GeoIP: {}", db.describe());
-                mcf.geo = Some(Arc::new(db));
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            const NAME: &str = "captchaify_geoip_db";
+            // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+            let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+            if mcf.geo.is_some() {
+                return reject(cf, NAME, "is duplicate");
             }
-            Err(error) => return reject(cf, NAME, error),
-        }
-        mcf.used = true;
-        NGX_CONF_OK
-    })
+            let args = match utf8_arguments(cf, NAME) {
+                Ok(args) => args,
+                Err(error) => return error,
+            };
+            let paths: Vec<PathBuf> = args.iter().map(|a| full_path(cf, a)).collect();
+            match GeoDb::open(&paths) {
+                Ok(db) => {
+                    ngx_conf_log_error!(
+                        ngx::ffi::NGX_LOG_NOTICE,
+                        cf,
+                        "captchaify: GeoIP: {}",
+                        db.describe()
+                    );
+                    mcf.geo = Some(Arc::new(db));
+                }
+                Err(error) => return reject(cf, NAME, error),
+            }
+            mcf.used = true;
+            NGX_CONF_OK
+        },
+    )
 }
 
 unsafe extern "C" fn set_max_rate_limit(
@@ -1001,24 +1138,28 @@ unsafe extern "C" fn set_max_rate_limit(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        const NAME: &str = "captchaify_max_rate_limit";
-        // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
-        let lcf = unsafe { &mut *conf.cast::<LocConf>() };
-        if lcf.max_rate_limit.is_some() {
-            return reject(cf, NAME, "is duplicate");
-        }
-        let args = match utf8_arguments(cf, NAME) {
-            Ok(args) => args,
-            Err(error) => return error,
-        };
-        match MaxRateLimit::parse(&args) {
-            Ok(limit) => lcf.max_rate_limit = Some(limit),
-            Err(error) => return reject(cf, NAME, error),
-        }
-        mark_used(cf);
-        NGX_CONF_OK
-    })
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            const NAME: &str = "captchaify_max_rate_limit";
+            // SAFETY: nginx passes this module's location configuration for NGX_HTTP_LOC_CONF_OFFSET.
+            let lcf = unsafe { &mut *conf.cast::<LocConf>() };
+            if lcf.max_rate_limit.is_some() {
+                return reject(cf, NAME, "is duplicate");
+            }
+            let args = match utf8_arguments(cf, NAME) {
+                Ok(args) => args,
+                Err(error) => return error,
+            };
+            match MaxRateLimit::parse(&args) {
+                Ok(limit) => lcf.max_rate_limit = Some(limit),
+                Err(error) => return reject(cf, NAME, error),
+            }
+            mark_used(cf);
+            NGX_CONF_OK
+        },
+    )
 }
 
 /// The arguments after the directive name, as UTF-8.
@@ -1039,32 +1180,36 @@ unsafe extern "C" fn set_secret_file(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        const NAME: &str = "captchaify_secret_file";
-        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-        if mcf.secret_files.is_some() {
-            return reject(cf, NAME, "is duplicate");
-        }
-        let args = match utf8_arguments(cf, NAME) {
-            Ok(args) => args,
-            Err(error) => return error,
-        };
-        let mut secrets = Vec::new();
-        for arg in args {
-            match read_secret_file(&full_path(cf, arg), Secrets::MIN_LEN) {
-                Ok(secret) => secrets.push(secret),
-                Err(error) => return reject(cf, NAME, error),
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            const NAME: &str = "captchaify_secret_file";
+            // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+            let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+            if mcf.secret_files.is_some() {
+                return reject(cf, NAME, "is duplicate");
             }
-        }
-        let mut secrets = secrets.into_iter();
-        let (Some(current), previous) = (secrets.next(), secrets.next()) else {
-            return reject(cf, NAME, "needs a file");
-        };
-        mcf.secret_files = Secrets::new(current, previous);
-        mcf.used = true;
-        NGX_CONF_OK
-    })
+            let args = match utf8_arguments(cf, NAME) {
+                Ok(args) => args,
+                Err(error) => return error,
+            };
+            let mut secrets = Vec::new();
+            for arg in args {
+                match read_secret_file(&full_path(cf, arg), Secrets::MIN_LEN) {
+                    Ok(secret) => secrets.push(secret),
+                    Err(error) => return reject(cf, NAME, error),
+                }
+            }
+            let mut secrets = secrets.into_iter();
+            let (Some(current), previous) = (secrets.next(), secrets.next()) else {
+                return reject(cf, NAME, "needs a file");
+            };
+            mcf.secret_files = Secrets::new(current, previous);
+            mcf.used = true;
+            NGX_CONF_OK
+        },
+    )
 }
 
 unsafe extern "C" fn set_max_failures(
@@ -1072,25 +1217,29 @@ unsafe extern "C" fn set_max_failures(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        const NAME: &str = "captchaify_max_failures";
-        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-        if mcf.failure_limit_set {
-            return reject(cf, NAME, "is duplicate");
-        }
-        let args = match utf8_arguments(cf, NAME) {
-            Ok(args) => args,
-            Err(error) => return error,
-        };
-        match FailureLimit::parse(&args) {
-            Ok(limit) => mcf.failure_limit = limit,
-            Err(error) => return reject(cf, NAME, error),
-        }
-        mcf.failure_limit_set = true;
-        mcf.used = true;
-        NGX_CONF_OK
-    })
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            const NAME: &str = "captchaify_max_failures";
+            // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+            let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+            if mcf.failure_limit_set {
+                return reject(cf, NAME, "is duplicate");
+            }
+            let args = match utf8_arguments(cf, NAME) {
+                Ok(args) => args,
+                Err(error) => return error,
+            };
+            match FailureLimit::parse(&args) {
+                Ok(limit) => mcf.failure_limit = limit,
+                Err(error) => return reject(cf, NAME, error),
+            }
+            mcf.failure_limit_set = true;
+            mcf.used = true;
+            NGX_CONF_OK
+        },
+    )
 }
 
 unsafe extern "C" fn set_zone(
@@ -1098,28 +1247,32 @@ unsafe extern "C" fn set_zone(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    super::unwind::guarded("a directive", || NGX_CONF_ERROR, move || {
-        // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
-        let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-        if !mcf.zone.is_null() {
-            return reject(cf, "captchaify_zone", "is duplicate");
-        }
-        // SAFETY: called from a directive handler.
-        let Some(arg) = (unsafe { single_argument(cf) }) else {
-            return reject(cf, "captchaify_zone", "takes one argument");
-        };
-        let spec = match arg.to_str().map(ZoneSpec::parse) {
-            Ok(Ok(spec)) => spec,
-            Ok(Err(error)) => return reject(cf, "captchaify_zone", error),
-            Err(_) => return reject(cf, "captchaify_zone", "argument is not valid UTF-8"),
-        };
-        match zone::add(cf, &spec) {
-            Some(shm_zone) => mcf.zone = shm_zone,
-            None => return NGX_CONF_ERROR,
-        }
-        mcf.used = true;
-        NGX_CONF_OK
-    })
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            // SAFETY: nginx passes this module's main configuration for NGX_HTTP_MAIN_CONF_OFFSET.
+            let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+            if !mcf.zone.is_null() {
+                return reject(cf, "captchaify_zone", "is duplicate");
+            }
+            // SAFETY: called from a directive handler.
+            let Some(arg) = (unsafe { single_argument(cf) }) else {
+                return reject(cf, "captchaify_zone", "takes one argument");
+            };
+            let spec = match arg.to_str().map(ZoneSpec::parse) {
+                Ok(Ok(spec)) => spec,
+                Ok(Err(error)) => return reject(cf, "captchaify_zone", error),
+                Err(_) => return reject(cf, "captchaify_zone", "argument is not valid UTF-8"),
+            };
+            match zone::add(cf, &spec) {
+                Some(shm_zone) => mcf.zone = shm_zone,
+                None => return NGX_CONF_ERROR,
+            }
+            mcf.used = true;
+            NGX_CONF_OK
+        },
+    )
 }
 
 const ANY_LEVEL: usize = (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF) as usize;
@@ -1203,17 +1356,40 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 33] = [
     ),
     location_command(ngx_string!("captchaify_lookup_pending"), set_lookup_pending),
     main_command(ngx_string!("captchaify_feed"), NGX_CONF_1MORE, set_feed),
-    location_command_taking(ngx_string!("captchaify_country"), NGX_CONF_1MORE, set_country),
+    location_command_taking(
+        ngx_string!("captchaify_country"),
+        NGX_CONF_1MORE,
+        set_country,
+    ),
     location_command_taking(ngx_string!("captchaify_asn"), NGX_CONF_1MORE, set_asn),
-    main_command(ngx_string!("captchaify_geoip_db"), NGX_CONF_1MORE, set_geoip_db),
-    location_command(ngx_string!("captchaify_verified_crawlers"), set_verified_crawlers),
+    main_command(
+        ngx_string!("captchaify_geoip_db"),
+        NGX_CONF_1MORE,
+        set_geoip_db,
+    ),
+    location_command(
+        ngx_string!("captchaify_verified_crawlers"),
+        set_verified_crawlers,
+    ),
     location_command(ngx_string!("captchaify_crawler_hints"), set_crawler_hints),
-    main_command(ngx_string!("captchaify_crawler_ranges"), NGX_CONF_1MORE, set_crawler_ranges),
+    main_command(
+        ngx_string!("captchaify_crawler_ranges"),
+        NGX_CONF_1MORE,
+        set_crawler_ranges,
+    ),
     location_command(ngx_string!("captchaify_crowdsec"), set_crowdsec),
     location_command(ngx_string!("captchaify_secure_cookies"), set_secure_cookies),
     location_command(ngx_string!("captchaify_precheck"), set_precheck),
-    main_command(ngx_string!("captchaify_crowdsec_lapi"), NGX_CONF_1MORE, set_crowdsec_lapi),
-    main_command(ngx_string!("captchaify_crowdsec_machine"), NGX_CONF_1MORE, set_crowdsec_machine),
+    main_command(
+        ngx_string!("captchaify_crowdsec_lapi"),
+        NGX_CONF_1MORE,
+        set_crowdsec_lapi,
+    ),
+    main_command(
+        ngx_string!("captchaify_crowdsec_machine"),
+        NGX_CONF_1MORE,
+        set_crowdsec_machine,
+    ),
     main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),
     main_command(
         ngx_string!("captchaify_secret_file"),

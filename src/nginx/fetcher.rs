@@ -34,9 +34,11 @@ use ngx::ngx_log_error;
 
 use super::{offload, MainConf};
 use crate::reputation::feeds;
-use crate::reputation::{FeedName, FeedOrigin, FeedSpec};
 use crate::reputation::hints;
-use crate::state::reputation::{record_answer, Answer, FeedStatus, HintJob, HintsRecord, Pending, Source};
+use crate::reputation::{FeedName, FeedOrigin, FeedSpec};
+use crate::state::reputation::{
+    record_answer, Answer, FeedStatus, HintJob, HintsRecord, Pending, Source,
+};
 
 /// How often the event loop looks at the mailbox and the queue.
 const TICK_MS: usize = 250;
@@ -132,7 +134,10 @@ impl<R> Control<R> {
 
     /// The reports posted since the last call (event loop).
     pub fn take(&self) -> Vec<R> {
-        self.mailbox.lock().map(|mut m| core::mem::take(&mut *m)).unwrap_or_default()
+        self.mailbox
+            .lock()
+            .map(|mut m| core::mem::take(&mut *m))
+            .unwrap_or_default()
     }
 
     pub fn stopped(&self) -> bool {
@@ -141,7 +146,9 @@ impl<R> Control<R> {
 
     /// Sleeps up to `d`, waking early when told to stop.
     pub fn sleep(&self, d: Duration) {
-        let Ok(guard) = self.wake_lock.lock() else { return };
+        let Ok(guard) = self.wake_lock.lock() else {
+            return;
+        };
         if !self.stopped() {
             let _ = self.wake.wait_timeout(guard, d);
         }
@@ -198,7 +205,11 @@ impl Streak {
     /// Counts a failure; the level to log it at.
     pub fn failed(&mut self) -> ngx::ffi::ngx_uint_t {
         self.failures += 1;
-        let level = if self.failing { NGX_LOG_INFO } else { NGX_LOG_WARN };
+        let level = if self.failing {
+            NGX_LOG_INFO
+        } else {
+            NGX_LOG_WARN
+        };
         self.failing = true;
         level as _
     }
@@ -232,36 +243,44 @@ std::thread_local! {
 /// `init_process`: starts the fetcher in worker 0 (or the single process) when a source is
 /// in use. Threads start here, after the fork, never in the master.
 pub(crate) unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    super::unwind::guarded("the worker's start", || Status::NGX_OK.into(), move || {
-        // Every process that may take a table's lock over from a dead worker says so in the log.
-        let _ = crate::state::lock::TAKEOVER_REPORT.set(super::zone::report_takeover);
-        // SAFETY: nginx's process globals, read on the main thread.
-        let (process, worker) = unsafe { (ngx::ffi::ngx_process, ngx::ffi::ngx_worker) };
-        let single = process == NGX_PROCESS_SINGLE as ngx::ffi::ngx_uint_t;
-        if !(single || (process == NGX_PROCESS_WORKER as ngx::ffi::ngx_uint_t && worker == 0)) {
-            return Status::NGX_OK.into();
-        }
-        // SAFETY: the cycle is live; its http configuration, if any, holds our main conf.
-        let Some(mcf) = (unsafe { main_conf(cycle) }) else {
-            return Status::NGX_OK.into();
-        };
-        if !mcf.used {
-            return Status::NGX_OK.into();
-        }
-        // SAFETY: the cycle's log lives as long as the process.
-        let log = unsafe { (*cycle).log };
-        start(mcf, log);
-        super::crowdsec::start(mcf, log);
-        Status::NGX_OK.into()
-    })
+    super::unwind::guarded(
+        "the worker's start",
+        || Status::NGX_OK.into(),
+        move || {
+            // Every process that may take a table's lock over from a dead worker says so in the log.
+            let _ = crate::state::lock::TAKEOVER_REPORT.set(super::zone::report_takeover);
+            // SAFETY: nginx's process globals, read on the main thread.
+            let (process, worker) = unsafe { (ngx::ffi::ngx_process, ngx::ffi::ngx_worker) };
+            let single = process == NGX_PROCESS_SINGLE as ngx::ffi::ngx_uint_t;
+            if !(single || (process == NGX_PROCESS_WORKER as ngx::ffi::ngx_uint_t && worker == 0)) {
+                return Status::NGX_OK.into();
+            }
+            // SAFETY: the cycle is live; its http configuration, if any, holds our main conf.
+            let Some(mcf) = (unsafe { main_conf(cycle) }) else {
+                return Status::NGX_OK.into();
+            };
+            if !mcf.used {
+                return Status::NGX_OK.into();
+            }
+            // SAFETY: the cycle's log lives as long as the process.
+            let log = unsafe { (*cycle).log };
+            start(mcf, log);
+            super::crowdsec::start(mcf, log);
+            Status::NGX_OK.into()
+        },
+    )
 }
 
 /// `exit_process`: tells the threads to stop (they end within their timeout).
 pub(crate) unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
-    super::unwind::guarded("the worker's exit", || (), move || {
-        stop();
-        super::crowdsec::stop();
-    })
+    super::unwind::guarded(
+        "the worker's exit",
+        || (),
+        move || {
+            stop();
+            super::crowdsec::stop();
+        },
+    )
 }
 
 fn stop() {
@@ -279,11 +298,15 @@ fn stop() {
 /// Puts the addresses the threads had not asked about yet back in the zone's queue, for the
 /// next generation's fetcher (a reload must not leave them unasked until they time out).
 fn requeue(shared: &Shared, mcf: &MainConf) {
-    let Some(pending) = mcf.zone_state().and_then(|z| z.pending.as_ref()) else { return };
+    let Some(pending) = mcf.zone_state().and_then(|z| z.pending.as_ref()) else {
+        return;
+    };
     let now_ms = unix_now_ms();
     let expires = now_ms + crate::state::reputation::ASK_TIMEOUT_SECS * 1000;
     for source in Source::ALL {
-        let Ok(mut jobs) = shared.queue(source).jobs.lock() else { continue };
+        let Ok(mut jobs) = shared.queue(source).jobs.lock() else {
+            continue;
+        };
         let left: Vec<IpAddr> = jobs.drain(..).collect();
         pending.with(super::client::holder(), |t| {
             for addr in left {
@@ -307,7 +330,9 @@ unsafe fn main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
         let ctx = (*(*cycle).conf_ctx.add(ngx_http_module.index)).cast::<ngx_http_conf_ctx_t>();
         let ctx = ctx.as_ref()?;
         let module = &*ptr::addr_of!(super::ngx_http_captchaify_module);
-        (*ctx.main_conf.add(module.ctx_index)).cast::<MainConf>().as_ref()
+        (*ctx.main_conf.add(module.ctx_index))
+            .cast::<MainConf>()
+            .as_ref()
     }
 }
 
@@ -319,7 +344,9 @@ fn start(mcf: &MainConf, log: *mut ngx_log_t) {
     if in_use(FeedName::Tor) {
         let tor = spec(FeedName::Tor);
         // A list a previous generation of workers fetched is kept until it is due.
-        let first_in = zone.and_then(|z| z.tor()).map_or(0, |status| due_in(status, tor.refresh_secs));
+        let first_in = zone
+            .and_then(|z| z.tor())
+            .map_or(0, |status| due_in(status, tor.refresh_secs));
         if first_in > 0 {
             ngx_log_error!(
                 NGX_LOG_NOTICE,
@@ -329,9 +356,14 @@ fn start(mcf: &MainConf, log: *mut ngx_log_t) {
                 first_in
             );
         }
-        spawn(&shared, log, "tor", move |shared| list_thread(shared, tor, first_in));
+        spawn(&shared, log, "tor", move |shared| {
+            list_thread(shared, tor, first_in)
+        });
     }
-    for (name, source) in [(FeedName::IpApi, Source::IpApi), (FeedName::StopForumSpam, Source::StopForumSpam)] {
+    for (name, source) in [
+        (FeedName::IpApi, Source::IpApi),
+        (FeedName::StopForumSpam, Source::StopForumSpam),
+    ] {
         if in_use(name) {
             let spec = spec(name);
             // The requests a previous generation made in the last minute still count.
@@ -339,12 +371,16 @@ fn start(mcf: &MainConf, log: *mut ngx_log_t) {
                 .and_then(|z| z.sends(source))
                 .map(|sends| sends.recent(unix_now_ms(), 60_000))
                 .unwrap_or_default();
-            spawn(&shared, log, name.as_str(), move |shared| lookup_thread(shared, spec, source, history));
+            spawn(&shared, log, name.as_str(), move |shared| {
+                lookup_thread(shared, spec, source, history)
+            });
         }
     }
     // Crawler hints: idle until a crawler meets the captcha somewhere.
     if let Some(secrets) = mcf.secrets().cloned() {
-        spawn(&shared, log, "hints", move |shared| hints_thread(shared, secrets));
+        spawn(&shared, log, "hints", move |shared| {
+            hints_thread(shared, secrets)
+        });
     }
     let timer = offload::timer_event(tick, true, log);
     RUNNING.with(|r| {
@@ -365,7 +401,9 @@ fn due_in(status: &FeedStatus, refresh_secs: u64) -> u64 {
         return 0;
     }
     let fetched = status.fetched_at.load(Ordering::Relaxed);
-    (fetched + refresh_secs).saturating_sub(unix_now()).min(refresh_secs)
+    (fetched + refresh_secs)
+        .saturating_sub(unix_now())
+        .min(refresh_secs)
 }
 
 /// Starts a thread with every signal blocked (signals are the event loop's business).
@@ -394,7 +432,13 @@ pub(super) fn spawn<S: Send + Sync + 'static>(
     // SAFETY: restores the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &previous, ptr::null_mut()) };
     if let Err(error) = started {
-        ngx_log_error!(NGX_LOG_WARN, log, "captchaify: {}: cannot start the fetcher thread: {}", what, error);
+        ngx_log_error!(
+            NGX_LOG_WARN,
+            log,
+            "captchaify: {}: cannot start the fetcher thread: {}",
+            what,
+            error
+        );
     }
 }
 
@@ -411,7 +455,11 @@ pub(super) fn agent(timeout_secs: u64, user_agent: &str) -> ureq::Agent {
 }
 
 /// A GET: the status, the `X-Rl`/`X-Ttl` headers and at most `limit` bytes of body.
-fn get(agent: &ureq::Agent, url: &str, limit: u64) -> Result<(u16, Option<u32>, Option<u32>, Vec<u8>), String> {
+fn get(
+    agent: &ureq::Agent,
+    url: &str,
+    limit: u64,
+) -> Result<(u16, Option<u32>, Option<u32>, Vec<u8>), String> {
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
     let header = |name: &str| {
         response
@@ -475,7 +523,9 @@ fn list_thread(shared: Arc<Shared>, spec: FeedSpec, first_in: u64) {
 /// backing off while it fails.
 fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: Vec<u64>) {
     let agent = agent(spec.timeout_secs, USER_AGENT);
-    let FeedOrigin::Url(base) = &spec.origin else { return };
+    let FeedOrigin::Url(base) = &spec.origin else {
+        return;
+    };
     let mut pacer = feeds::Pacer::new(spec.per_minute);
     // Counted a second late: the service timed them when they arrived, a little after we
     // did, and a request a hair too early is refused (429).
@@ -501,7 +551,9 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
             }
         }
         let batch: Vec<IpAddr> = {
-            let Ok(mut jobs) = queue.jobs.lock() else { return };
+            let Ok(mut jobs) = queue.jobs.lock() else {
+                return;
+            };
             if jobs.is_empty() {
                 jobs = match queue.ready.wait_timeout(jobs, Duration::from_secs(1)) {
                     Ok((jobs, _)) => jobs,
@@ -535,39 +587,45 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
             Source::IpApi => feeds::ipapi_url(base, batch[0]),
             Source::StopForumSpam => feeds::sfs_url(base, &batch),
         };
-        let answers: Result<Vec<(IpAddr, bool, Option<([u8; 2], u32)>)>, String> = match get(&agent, &url, feeds::JSON_MAX_BYTES as u64) {
-            Ok((429, _, ttl, _)) => {
-                // Over the service's rate: the addresses wait for the window, they did not fail.
-                pacer.throttled(now_ms(), ttl);
-                if let Ok(mut jobs) = queue.jobs.lock() {
-                    for addr in batch.iter().rev() {
-                        jobs.push_front(*addr);
+        let answers: Result<Vec<(IpAddr, bool, Option<([u8; 2], u32)>)>, String> =
+            match get(&agent, &url, feeds::JSON_MAX_BYTES as u64) {
+                Ok((429, _, ttl, _)) => {
+                    // Over the service's rate: the addresses wait for the window, they did not fail.
+                    pacer.throttled(now_ms(), ttl);
+                    if let Ok(mut jobs) = queue.jobs.lock() {
+                        for addr in batch.iter().rev() {
+                            jobs.push_front(*addr);
+                        }
+                    }
+                    shared.post(Report::Note(format!(
+                        "{}: the service asks us to slow down (HTTP 429); waiting {} s",
+                        source.name(),
+                        ttl.unwrap_or(60)
+                    )));
+                    continue;
+                }
+                Ok((200, rl, ttl, body)) => {
+                    pacer.observed(now_ms(), rl, ttl);
+                    match source {
+                        Source::IpApi => feeds::parse_ipapi(&body)
+                            .map(|a| {
+                                let geo = a.country.map(|c| (c, a.asn.unwrap_or(0)));
+                                vec![(batch[0], a.proxy || a.hosting, geo)]
+                            })
+                            .map_err(|e| e.to_string()),
+                        Source::StopForumSpam => feeds::parse_sfs(&body)
+                            .map(|answers| {
+                                answers
+                                    .into_iter()
+                                    .map(|a| (a.addr, a.appears, None))
+                                    .collect()
+                            })
+                            .map_err(|e| e.to_string()),
                     }
                 }
-                shared.post(Report::Note(format!(
-                    "{}: the service asks us to slow down (HTTP 429); waiting {} s",
-                    source.name(),
-                    ttl.unwrap_or(60)
-                )));
-                continue;
-            }
-            Ok((200, rl, ttl, body)) => {
-                pacer.observed(now_ms(), rl, ttl);
-                match source {
-                    Source::IpApi => feeds::parse_ipapi(&body)
-                        .map(|a| {
-                            let geo = a.country.map(|c| (c, a.asn.unwrap_or(0)));
-                            vec![(batch[0], a.proxy || a.hosting, geo)]
-                        })
-                        .map_err(|e| e.to_string()),
-                    Source::StopForumSpam => feeds::parse_sfs(&body)
-                        .map(|answers| answers.into_iter().map(|a| (a.addr, a.appears, None)).collect())
-                        .map_err(|e| e.to_string()),
-                }
-            }
-            Ok((status, _, _, _)) => Err(format!("HTTP status {status}")),
-            Err(error) => Err(error),
-        };
+                Ok((status, _, _, _)) => Err(format!("HTTP status {status}")),
+                Err(error) => Err(error),
+            };
         match answers {
             Ok(answers) => {
                 backoff = 0;
@@ -584,7 +642,11 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
                 }
             }
             Err(error) => {
-                backoff = if backoff == 0 { 5 } else { (backoff * 2).min(300) };
+                backoff = if backoff == 0 {
+                    5
+                } else {
+                    (backoff * 2).min(300)
+                };
                 retry_at_ms = now_ms() + backoff * 1000;
                 failing = Some(error.clone());
                 for addr in batch {
@@ -601,7 +663,9 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
 
 /// The crawler-hints thread: asks this server for each queued page (see `nginx::hints`).
 fn hints_thread(shared: Arc<Shared>, secrets: crate::challenge::token::Secrets) {
-    let tls = ureq::tls::TlsConfig::builder().disable_verification(true).build();
+    let tls = ureq::tls::TlsConfig::builder()
+        .disable_verification(true)
+        .build();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
@@ -612,9 +676,15 @@ fn hints_thread(shared: Arc<Shared>, secrets: crate::challenge::token::Secrets) 
         .into();
     while !shared.stopped() {
         let job = {
-            let Ok(mut jobs) = shared.pages.jobs.lock() else { return };
+            let Ok(mut jobs) = shared.pages.jobs.lock() else {
+                return;
+            };
             if jobs.is_empty() {
-                jobs = match shared.pages.ready.wait_timeout(jobs, Duration::from_secs(1)) {
+                jobs = match shared
+                    .pages
+                    .ready
+                    .wait_timeout(jobs, Duration::from_secs(1))
+                {
                     Ok((jobs, _)) => jobs,
                     Err(_) => return,
                 };
@@ -629,7 +699,11 @@ fn hints_thread(shared: Arc<Shared>, secrets: crate::challenge::token::Secrets) 
     }
 }
 
-fn fetch_hints(agent: &ureq::Agent, secrets: &crate::challenge::token::Secrets, job: &HintJob) -> Result<Option<hints::Hints>, String> {
+fn fetch_hints(
+    agent: &ureq::Agent,
+    secrets: &crate::challenge::token::Secrets,
+    job: &HintJob,
+) -> Result<Option<hints::Hints>, String> {
     use std::io::Read;
     let uri = core::str::from_utf8(job.uri()).map_err(|_| "the URI is not UTF-8".to_string())?;
     let host = core::str::from_utf8(job.host()).map_err(|_| "the host is not UTF-8".to_string())?;
@@ -660,12 +734,18 @@ fn same_address(a: IpAddr, b: IpAddr) -> bool {
 
 /// The event loop's tick: applies what the threads found, hands them new addresses.
 unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
-    run_tick("the reputation fetcher's tick", &RUNNING, stop, |r| (r.mcf, r.timer), |running, mcf, log| {
-        for report in running.shared.take() {
-            apply(running, mcf, log, report);
-        }
-        hand_out(&running.shared, mcf);
-    });
+    run_tick(
+        "the reputation fetcher's tick",
+        &RUNNING,
+        stop,
+        |r| (r.mcf, r.timer),
+        |running, mcf, log| {
+            for report in running.shared.take() {
+                apply(running, mcf, log, report);
+            }
+            hand_out(&running.shared, mcf);
+        },
+    );
 }
 
 /// What a background tick does (the fetcher's, CrowdSec's): stops when the worker leaves;
@@ -678,24 +758,28 @@ pub(crate) fn run_tick<R: 'static>(
     parts: fn(&R) -> (*const MainConf, *mut ngx_event_t),
     work: impl FnOnce(&mut R, &MainConf, *mut ngx_log_t),
 ) {
-    super::unwind::guarded(what, || (), || {
-        if leaving() {
-            stop();
-            return;
-        }
-        running.with(|r| {
-            let mut r = r.borrow_mut();
-            let Some(running) = r.as_mut() else { return };
-            let (mcf, timer) = parts(running);
-            // SAFETY: the timer has just fired, so it is not set; the configuration lives as
-            // long as this worker's cycle, and the timer event carries the cycle's log.
-            let (mcf, log) = unsafe {
-                offload::add_timer(timer, TICK_MS as _);
-                (&*mcf, (*timer).log)
-            };
-            work(running, mcf, log);
-        });
-    });
+    super::unwind::guarded(
+        what,
+        || (),
+        || {
+            if leaving() {
+                stop();
+                return;
+            }
+            running.with(|r| {
+                let mut r = r.borrow_mut();
+                let Some(running) = r.as_mut() else { return };
+                let (mcf, timer) = parts(running);
+                // SAFETY: the timer has just fired, so it is not set; the configuration lives as
+                // long as this worker's cycle, and the timer event carries the cycle's log.
+                let (mcf, log) = unsafe {
+                    offload::add_timer(timer, TICK_MS as _);
+                    (&*mcf, (*timer).log)
+                };
+                work(running, mcf, log);
+            });
+        },
+    );
 }
 
 /// Writes a report into the zone and logs what an operator should know.
@@ -711,7 +795,9 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
             took_ms,
             next_in_secs,
         } => {
-            let (Some(status), Some(table)) = (zone.tor(), zone.listed.as_ref()) else { return };
+            let (Some(status), Some(table)) = (zone.tor(), zone.listed.as_ref()) else {
+                return;
+            };
             let streak = &mut running.streaks[0];
             match outcome {
                 Ok((addrs, skipped)) => {
@@ -728,7 +814,14 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                     }
                     status.publish(generation, kept as u32, now);
                     if let Some(failures) = streak.succeeded() {
-                        ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: {}: {} answers again after {} failures", name.as_str(), origin, failures);
+                        ngx_log_error!(
+                            NGX_LOG_NOTICE,
+                            log,
+                            "captchaify: {}: {} answers again after {} failures",
+                            name.as_str(),
+                            origin,
+                            failures
+                        );
                     }
                     ngx_log_error!(
                         NGX_LOG_NOTICE,
@@ -784,7 +877,9 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
             }
         }
         Report::Hints { key, page, outcome } => {
-            let Some(table) = zone.hints.as_ref() else { return };
+            let Some(table) = zone.hints.as_ref() else {
+                return;
+            };
             let (found, ttl) = match &outcome {
                 Ok(Some(found)) if !found.is_empty() => (found.clone(), super::hints::TTL_SECS),
                 _ => (hints::Hints::default(), super::hints::EMPTY_TTL_SECS),
@@ -801,17 +896,38 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                     );
                 }
                 Ok(None) => {
-                    ngx_log_error!(NGX_LOG_INFO, log, "captchaify: crawler hints for {}: the page has none", page);
+                    ngx_log_error!(
+                        NGX_LOG_INFO,
+                        log,
+                        "captchaify: crawler hints for {}: the page has none",
+                        page
+                    );
                 }
                 Err(error) => {
-                    ngx_log_error!(NGX_LOG_WARN, log, "captchaify: crawler hints for {}: cannot read the page: {}", page, error);
+                    ngx_log_error!(
+                        NGX_LOG_WARN,
+                        log,
+                        "captchaify: crawler hints for {}: cannot read the page: {}",
+                        page,
+                        error
+                    );
                 }
             }
-            let record = HintsRecord { bytes: hints::encode(&found) };
-            table.with(holder, |t| t.insert(&key, now * 1000, (now + ttl) * 1000, record));
+            let record = HintsRecord {
+                bytes: hints::encode(&found),
+            };
+            table.with(holder, |t| {
+                t.insert(&key, now * 1000, (now + ttl) * 1000, record)
+            });
         }
-        Report::Answer { source, addr, outcome } => {
-            let Some(table) = zone.lookups.as_ref() else { return };
+        Report::Answer {
+            source,
+            addr,
+            outcome,
+        } => {
+            let Some(table) = zone.lookups.as_ref() else {
+                return;
+            };
             let key = mcf.feed_key("lookup", addr);
             let spec = mcf.feed(match source {
                 Source::IpApi => FeedName::IpApi,
@@ -824,10 +940,22 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
             match outcome {
                 Ok((suspicious, geo)) => {
                     if let Some(failures) = streak.succeeded() {
-                        ngx_log_error!(NGX_LOG_NOTICE, log, "captchaify: {}: answering again after {} failed lookups", source.name(), failures);
+                        ngx_log_error!(
+                            NGX_LOG_NOTICE,
+                            log,
+                            "captchaify: {}: answering again after {} failed lookups",
+                            source.name(),
+                            failures
+                        );
                     }
-                    let answer = if suspicious { Answer::Suspicious } else { Answer::Clean };
-                    table.with(holder, |t| record_answer(t, &key, now, source, answer, now + spec.ttl_secs, geo));
+                    let answer = if suspicious {
+                        Answer::Suspicious
+                    } else {
+                        Answer::Clean
+                    };
+                    table.with(holder, |t| {
+                        record_answer(t, &key, now, source, answer, now + spec.ttl_secs, geo)
+                    });
                 }
                 Err(error) => {
                     // Logged when the streak starts only: a failing source fails every address.
@@ -841,7 +969,17 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                             error
                         );
                     }
-                    table.with(holder, |t| record_answer(t, &key, now, source, Answer::Failed, now + RETRY_FAILED_SECS, None));
+                    table.with(holder, |t| {
+                        record_answer(
+                            t,
+                            &key,
+                            now,
+                            source,
+                            Answer::Failed,
+                            now + RETRY_FAILED_SECS,
+                            None,
+                        )
+                    });
                 }
             }
         }
@@ -855,13 +993,17 @@ fn hand_out(shared: &Shared, mcf: &MainConf) {
 }
 
 fn hand_out_pages(shared: &Shared, mcf: &MainConf) {
-    let Some(jobs) = mcf.zone_state().and_then(|z| z.hint_jobs.as_ref()) else { return };
+    let Some(jobs) = mcf.zone_state().and_then(|z| z.hint_jobs.as_ref()) else {
+        return;
+    };
     if jobs.stats().len == 0 {
         return;
     }
     let now_ms = unix_now() * 1000;
     let popped: Vec<_> = jobs.with(super::client::holder(), |t| {
-        core::iter::from_fn(|| t.pop_least_recent(now_ms)).take(64).collect()
+        core::iter::from_fn(|| t.pop_least_recent(now_ms))
+            .take(64)
+            .collect()
     });
     if let Ok(mut queue) = shared.pages.jobs.lock() {
         for job in popped {
@@ -874,17 +1016,23 @@ fn hand_out_pages(shared: &Shared, mcf: &MainConf) {
 }
 
 fn hand_out_addresses(shared: &Shared, mcf: &MainConf) {
-    let Some(pending) = mcf.zone_state().and_then(|z| z.pending.as_ref()) else { return };
+    let Some(pending) = mcf.zone_state().and_then(|z| z.pending.as_ref()) else {
+        return;
+    };
     if pending.stats().len == 0 {
         return;
     }
     let now_ms = unix_now() * 1000;
     let popped: Vec<_> = pending.with(super::client::holder(), |t| {
-        core::iter::from_fn(|| t.pop_least_recent(now_ms)).take(BATCH).collect()
+        core::iter::from_fn(|| t.pop_least_recent(now_ms))
+            .take(BATCH)
+            .collect()
     });
     for source in Source::ALL {
         let queue = shared.queue(source);
-        let Ok(mut jobs) = queue.jobs.lock() else { continue };
+        let Ok(mut jobs) = queue.jobs.lock() else {
+            continue;
+        };
         let before = jobs.len();
         for (_, entry) in &popped {
             if entry.asks(source) && jobs.len() < THREAD_QUEUE {

@@ -9,10 +9,18 @@ use ngx::http::{
 use ngx::ngx_log_error;
 
 use super::request_state::RateCheck;
-use super::{audio, client, hints, language, precheck, request_state, response, unwind, verify, zone, LocConf, MainConf, Module};
+use super::{
+    audio, client, hints, language, precheck, request_state, response, unwind, verify, zone,
+    LocConf, MainConf, Module,
+};
 use crate::challenge::token::{return_path_for, strip_argument, Budget, Secrets, PRECHECK_NAME};
-use crate::policy::{decide, ClientFacts, Hardness, LocationPolicy, Outcome, Refusal, Remediation, Suspicion, Verdict};
-use crate::state::rate::{admit, client_identity, observe_loads, Admission, LoadChange, LoadReport, Rate};
+use crate::policy::{
+    decide, ClientFacts, Hardness, LocationPolicy, Outcome, Refusal, Remediation, Suspicion,
+    Verdict,
+};
+use crate::state::rate::{
+    admit, client_identity, observe_loads, Admission, LoadChange, LoadReport, Rate,
+};
 use crate::state::table::Key;
 
 /// Access phase, main requests only (nginx skips this phase for subrequests). Runs again
@@ -21,13 +29,19 @@ use crate::state::table::Key;
 pub(crate) unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls phase handlers with a live request.
     let r = unsafe { Request::from_ngx_http_request(r) };
-    unwind::guarded("the access handler", || NGX_HTTP_INTERNAL_SERVER_ERROR as _, || access(r))
+    unwind::guarded(
+        "the access handler",
+        || NGX_HTTP_INTERNAL_SERVER_ERROR as _,
+        || access(r),
+    )
 }
 
 fn access(r: &mut Request) -> ngx_int_t {
     #[cfg(feature = "test-answers")]
     match unwind::test_fault(r) {
-        Some(unwind::TestFault::PanicHandler) => panic!("the test fault X-Captchaify-Test-Fault: panic-handler"),
+        Some(unwind::TestFault::PanicHandler) => {
+            panic!("the test fault X-Captchaify-Test-Fault: panic-handler")
+        }
         Some(unwind::TestFault::AbortLocked) => {
             let rate = Module::main_conf(r).and_then(|mcf| mcf.zone_state()?.rate.as_ref());
             if let Some(rate) = rate {
@@ -74,7 +88,9 @@ fn access(r: &mut Request) -> ngx_int_t {
         let banned = facts.remediation(&policy) == Some(Remediation::Ban);
         let counted = !(facts.standing.allowed || banned);
         let mut rates = match counted {
-            true => *state.rates.get_or_insert_with(|| check_rates(r, mcf, lcf, &facts)),
+            true => *state
+                .rates
+                .get_or_insert_with(|| check_rates(r, mcf, lcf, &facts)),
             false => state.rates.unwrap_or_default(),
         };
         // A client over its limit is answered before its pass costs an HMAC; within it, a pass
@@ -135,7 +151,9 @@ fn access(r: &mut Request) -> ngx_int_t {
                 .then(|| hints::for_request(r, mcf))
                 .flatten();
             // No image for a client that has not shown it comes back with its cookie.
-            if lcf.precheck().applies(policy.under_attack) && !precheck::passed(r, mcf, &return_path) {
+            if lcf.precheck().applies(policy.under_attack)
+                && !precheck::passed(r, mcf, &return_path)
+            {
                 let rc = precheck::send(r, mcf, lcf, &return_path, &language, hints.as_ref());
                 return response::finish(r, rc);
             }
@@ -145,18 +163,15 @@ fn access(r: &mut Request) -> ngx_int_t {
                 return response::finish(r, rc);
             }
             // Drawn in the thread pool when there is one: the request resumes when it is done.
-            match response::send_challenge(r, mcf, lcf, terms, &shown_path, None, &language, hints) {
+            match response::send_challenge(r, mcf, lcf, terms, &shown_path, None, &language, hints)
+            {
                 response::Drawing::Posted => return Status::NGX_DONE.into(),
                 response::Drawing::Sent(rc) => rc,
             }
         }
-        Refusal::RateLimited => response::write_rate_limited(
-            r,
-            lcf,
-            &shown_path,
-            retry_after.unwrap_or(1),
-            &language,
-        ),
+        Refusal::RateLimited => {
+            response::write_rate_limited(r, lcf, &shown_path, retry_after.unwrap_or(1), &language)
+        }
     };
     response::finish(r, rc)
 }
@@ -178,11 +193,16 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
         let batch = local.count(now, limit);
         let report = match batch {
             Some(count) => {
-                let report = loads.with(holder, |t| observe_loads(t, &location, now, limit, max.cooldown_ms, count));
+                let report = loads.with(holder, |t| {
+                    observe_loads(t, &location, now, limit, max.cooldown_ms, count)
+                });
                 local.flushed(report.under_attack);
                 report
             }
-            None => LoadReport { under_attack: local.under_attack(), change: None },
+            None => LoadReport {
+                under_attack: local.under_attack(),
+                change: None,
+            },
         };
         lcf.local_load.set(local);
         check.under_attack = report.under_attack;
@@ -219,11 +239,16 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
         // those of a client on one connection: this worker remembers them, by pass or else by
         // connection (numbered uniquely by nginx), with the location and the client's identity.
         let subject = facts.pass_key.unwrap_or_else(|| connection_subject(r));
-        let (client_key, token_key) = mcf.pass_cache().borrow_mut().rate_keys(&subject, &location, &identity, || {
-            let client = client_bucket(secrets, &location, address, lcf.ipv6_prefix());
-            let token = facts.pass_key.map_or([0; 16], |pass| secrets.table_key("token", &[&location, &pass]));
-            (client, token)
-        });
+        let (client_key, token_key) =
+            mcf.pass_cache()
+                .borrow_mut()
+                .rate_keys(&subject, &location, &identity, || {
+                    let client = client_bucket(secrets, &location, address, lcf.ipv6_prefix());
+                    let token = facts.pass_key.map_or([0; 16], |pass| {
+                        secrets.table_key("token", &[&location, &pass])
+                    });
+                    (client, token)
+                });
         let token_key = facts.pass_key.map(|_| token_key);
         let admission = buckets.with(holder, |t| match admit(t, &client_key, now, rate) {
             Admission::Admitted => {
@@ -255,9 +280,17 @@ fn connection_subject(r: &Request) -> [u8; 16] {
 /// A client's bucket at a location: its identity (IPv6 by `ipv6_prefix` bits) under the
 /// location's key, so that a client's requests to one location do not use up its allowance
 /// at another.
-fn client_bucket(secrets: &Secrets, location: &[u8; 16], address: std::net::IpAddr, ipv6_prefix: u8) -> Key {
+fn client_bucket(
+    secrets: &Secrets,
+    location: &[u8; 16],
+    address: std::net::IpAddr,
+    ipv6_prefix: u8,
+) -> Key {
     let (identity, len) = client_identity(address, ipv6_prefix);
-    secrets.table_key("client", &[location, identity.get(..len).unwrap_or_default()])
+    secrets.table_key(
+        "client",
+        &[location, identity.get(..len).unwrap_or_default()],
+    )
 }
 
 /// Counts one request against a bucket; `Some(retry_after)` when refused.
@@ -274,13 +307,20 @@ pub(crate) fn budget(r: &Request, mcf: &MainConf, lcf: &LocConf) -> Budget {
         ipv6_prefix: lcf.ipv6_prefix(),
         rate: lcf.rate_limit(),
         audio: lcf.audio_rate_limit(),
-        location: mcf.secrets().map_or([0; 16], |secrets| this_location(r, secrets, lcf)),
+        location: mcf
+            .secrets()
+            .map_or([0; 16], |secrets| this_location(r, secrets, lcf)),
     }
 }
 
 /// Counts the request against the bucket of a pass found valid only now (not in the cache):
 /// one pass shared by many clients is throttled as one client. `Some(retry_after)` when over.
-fn token_budget_spent(r: &Request, mcf: &MainConf, lcf: &LocConf, pass_key: &[u8; 16]) -> Option<u64> {
+fn token_budget_spent(
+    r: &Request,
+    mcf: &MainConf,
+    lcf: &LocConf,
+    pass_key: &[u8; 16],
+) -> Option<u64> {
     let rate = lcf.rate_limit()?;
     let secrets = mcf.secrets()?;
     let key = secrets.table_key("token", &[&this_location(r, secrets, lcf), pass_key]);
@@ -296,7 +336,12 @@ fn token_budget_spent(r: &Request, mcf: &MainConf, lcf: &LocConf, pass_key: &[u8
 /// bounded like its page views. `Some(retry_after)` when the budget is spent.
 pub(crate) fn answer_budget_spent(r: &Request, mcf: &MainConf, budget: &Budget) -> Option<u64> {
     let rate = budget.rate?;
-    let key = client_bucket(mcf.secrets()?, &budget.location, client::address(r), budget.ipv6_prefix);
+    let key = client_bucket(
+        mcf.secrets()?,
+        &budget.location,
+        client::address(r),
+        budget.ipv6_prefix,
+    );
     let retry_after = spend_budget(mcf, &key, rate);
     if retry_after.is_some() {
         ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: rate-limit (answers)");
@@ -308,16 +353,27 @@ pub(crate) fn answer_budget_spent(r: &Request, mcf: &MainConf, budget: &Budget) 
 /// than its page budget because a clip costs more to make than an image. `Some(retry_after)`
 /// when the budget is spent: the client then gets the rate-limit page instead. One budget per
 /// client across all locations, by the limits of the location whose captcha it is.
-pub(crate) fn audio_budget_spent(r: &Request, mcf: &MainConf, budget: &Budget, hardness: Hardness) -> Option<u64> {
+pub(crate) fn audio_budget_spent(
+    r: &Request,
+    mcf: &MainConf,
+    budget: &Budget,
+    hardness: Hardness,
+) -> Option<u64> {
     if hardness.get() < 3 {
         return None;
     }
     let rate = budget.audio?;
     let (identity, len) = client_identity(client::address(r), budget.ipv6_prefix);
-    let key = mcf.secrets()?.table_key("audio", &[identity.get(..len).unwrap_or_default()]);
+    let key = mcf
+        .secrets()?
+        .table_key("audio", &[identity.get(..len).unwrap_or_default()]);
     let retry_after = spend_budget(mcf, &key, rate);
     if retry_after.is_some() {
-        ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: audio captcha budget spent");
+        ngx_log_error!(
+            NGX_LOG_INFO,
+            r.log(),
+            "captchaify: audio captcha budget spent"
+        );
     }
     retry_after
 }
@@ -349,7 +405,11 @@ fn location_name(r: &Request) -> String {
 pub(crate) unsafe extern "C" fn subrequest_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx calls phase handlers with a live request.
     let r = unsafe { Request::from_ngx_http_request(r) };
-    unwind::guarded("the subrequest handler", || NGX_HTTP_INTERNAL_SERVER_ERROR as _, || subrequest(r))
+    unwind::guarded(
+        "the subrequest handler",
+        || NGX_HTTP_INTERNAL_SERVER_ERROR as _,
+        || subrequest(r),
+    )
 }
 
 fn subrequest(r: &mut Request) -> ngx_int_t {
@@ -405,7 +465,12 @@ fn verdict_for(
     (decide(&policy, &facts), facts.suspicion(&policy))
 }
 
-fn log_outcome(r: &Request, policy: &LocationPolicy, outcome: Outcome, crowdsec: Option<Remediation>) {
+fn log_outcome(
+    r: &Request,
+    policy: &LocationPolicy,
+    outcome: Outcome,
+    crowdsec: Option<Remediation>,
+) {
     let what = match (outcome.verdict, crowdsec) {
         (Verdict::Pass, _) => return,
         (Verdict::Block, Some(Remediation::Ban)) => "block (CrowdSec ban)",

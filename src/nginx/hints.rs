@@ -43,8 +43,15 @@ pub(crate) fn is_own_fetch(r: &Request, mcf: &MainConf) -> bool {
     else {
         return false;
     };
-    let Some(secrets) = mcf.secrets() else { return false };
-    secrets.check_hints_token(token, host(r), r.unparsed_uri().as_bytes(), client::now().secs)
+    let Some(secrets) = mcf.secrets() else {
+        return false;
+    };
+    secrets.check_hints_token(
+        token,
+        host(r),
+        r.unparsed_uri().as_bytes(),
+        client::now().secs,
+    )
 }
 
 fn host(r: &Request) -> &[u8] {
@@ -77,7 +84,9 @@ pub(crate) fn for_request(r: &Request, mcf: &MainConf) -> Option<Hints> {
         return decode(&record.bytes).filter(|h| !h.is_empty());
     }
     let job = HintJob::new(local_address(r)?, client::is_https(r), host, uri)?;
-    jobs.with(holder, |t| t.insert_if_absent(&key, now.millis, now.millis + QUEUE_SECS * 1000, job));
+    jobs.with(holder, |t| {
+        t.insert_if_absent(&key, now.millis, now.millis + QUEUE_SECS * 1000, job)
+    });
     None
 }
 
@@ -90,7 +99,8 @@ fn local_address(r: &Request) -> Option<SocketAddr> {
         if ngx::ffi::ngx_connection_local_sockaddr(connection, core::ptr::null_mut(), 0) != 0 {
             return None;
         }
-        let local = client::socket_address((*connection).local_sockaddr, (*connection).local_socklen)?;
+        let local =
+            client::socket_address((*connection).local_sockaddr, (*connection).local_socklen)?;
         // A dual-stack listener reached over IPv4 is asked over IPv4.
         let ip = match local.ip() {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(local.ip(), IpAddr::V4),

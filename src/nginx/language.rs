@@ -5,7 +5,9 @@ use ngx::http::Request;
 
 use super::{client, response, LocConf};
 use crate::challenge::token::is_safe_return_path;
-use crate::pages::{chooser_href, with_language_argument, ChooserView, PageContext, PageKind, LANGUAGE_NAME};
+use crate::pages::{
+    chooser_href, with_language_argument, ChooserView, PageContext, PageKind, LANGUAGE_NAME,
+};
 
 /// How long a chosen language is remembered (one year).
 const COOKIE_AGE_SECS: u64 = 365 * 86400;
@@ -59,8 +61,14 @@ pub(crate) fn serve(r: &mut Request, lcf: &LocConf) -> ngx_int_t {
         if without_cookies {
             return response::write_redirect(r, &with_language_argument(&return_path, tag), &[]);
         }
-        let secure = if client::secure_cookies(r, lcf) { "; Secure" } else { "" };
-        let cookie = format!("{LANGUAGE_NAME}={tag}; Path=/; Max-Age={COOKIE_AGE_SECS}; SameSite=Lax{secure}");
+        let secure = if client::secure_cookies(r, lcf) {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie = format!(
+            "{LANGUAGE_NAME}={tag}; Path=/; Max-Age={COOKIE_AGE_SECS}; SameSite=Lax{secure}"
+        );
         return response::write_redirect(r, &return_path, &[("Set-Cookie", &cookie)]);
     }
     let language = choose(r, lcf, &return_path);
@@ -70,7 +78,10 @@ pub(crate) fn serve(r: &mut Request, lcf: &LocConf) -> ngx_int_t {
             path: &return_path,
             language: language.index,
             language_href: &language.chooser_href,
-            chooser: Some(ChooserView { return_path: &return_path, without_cookies }),
+            chooser: Some(ChooserView {
+                return_path: &return_path,
+                without_cookies,
+            }),
             hints: None,
             ..PageContext::default()
         },

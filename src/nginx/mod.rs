@@ -44,12 +44,16 @@ impl HttpModule for Module {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        unwind::guarded("the module's preconfiguration", || Status::NGX_ERROR.into(), move || {
-            directives::SOURCES_SEEN.store(0, core::sync::atomic::Ordering::Relaxed);
-            directives::RULES_SEEN.store(false, core::sync::atomic::Ordering::Relaxed);
-            directives::CROWDSEC_SEEN.store(false, core::sync::atomic::Ordering::Relaxed);
-            variables::register(cf).into()
-        })
+        unwind::guarded(
+            "the module's preconfiguration",
+            || Status::NGX_ERROR.into(),
+            move || {
+                directives::SOURCES_SEEN.store(0, core::sync::atomic::Ordering::Relaxed);
+                directives::RULES_SEEN.store(false, core::sync::atomic::Ordering::Relaxed);
+                directives::CROWDSEC_SEEN.store(false, core::sync::atomic::Ordering::Relaxed);
+                variables::register(cf).into()
+            },
+        )
     }
 
     unsafe extern "C" fn merge_loc_conf(
@@ -57,71 +61,96 @@ impl HttpModule for Module {
         prev: *mut c_void,
         conf: *mut c_void,
     ) -> *mut core::ffi::c_char {
-        unwind::guarded("merging a location's configuration", || ngx::core::NGX_CONF_ERROR, move || {
-            // SAFETY: nginx passes two location configurations of this module, created by
-            // create_loc_conf.
-            let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
-            match ngx::http::Merge::merge(conf, prev) {
-                Ok(()) => ngx::core::NGX_CONF_OK,
-                Err(_) => ngx::core::NGX_CONF_ERROR,
-            }
-        })
+        unwind::guarded(
+            "merging a location's configuration",
+            || ngx::core::NGX_CONF_ERROR,
+            move || {
+                // SAFETY: nginx passes two location configurations of this module, created by
+                // create_loc_conf.
+                let (prev, conf) =
+                    unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
+                match ngx::http::Merge::merge(conf, prev) {
+                    Ok(()) => ngx::core::NGX_CONF_OK,
+                    Err(_) => ngx::core::NGX_CONF_ERROR,
+                }
+            },
+        )
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        unwind::guarded("the module's postconfiguration", || Status::NGX_ERROR.into(), move || {
-            // SAFETY: nginx calls postconfiguration with a valid configuration context.
-            let cf = unsafe { &mut *cf };
-            let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
-                return Status::NGX_ERROR.into();
-            };
-            // Main requests are decided in the access phase, after `realip` has rewritten the
-            // client address. nginx skips the access phase for subrequests, so they are checked
-            // in preaccess instead; the handler there ignores main requests.
-            let phases = [
-                (ngx_http_phases_NGX_HTTP_ACCESS_PHASE, handler::access_handler as _),
-                (ngx_http_phases_NGX_HTTP_PREACCESS_PHASE, handler::subrequest_handler as _),
-            ];
-            for (phase, handler) in phases {
-                // SAFETY: the phase array holds `ngx_http_handler_pt` elements; push returns room
-                // for one or null.
-                let slot = unsafe { ngx_array_push(&mut cmcf.phases[phase as usize].handlers) }
-                    as *mut ngx_http_handler_pt;
-                if slot.is_null() {
+        unwind::guarded(
+            "the module's postconfiguration",
+            || Status::NGX_ERROR.into(),
+            move || {
+                // SAFETY: nginx calls postconfiguration with a valid configuration context.
+                let cf = unsafe { &mut *cf };
+                let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
                     return Status::NGX_ERROR.into();
+                };
+                // Main requests are decided in the access phase, after `realip` has rewritten the
+                // client address. nginx skips the access phase for subrequests, so they are checked
+                // in preaccess instead; the handler there ignores main requests.
+                let phases = [
+                    (
+                        ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
+                        handler::access_handler as _,
+                    ),
+                    (
+                        ngx_http_phases_NGX_HTTP_PREACCESS_PHASE,
+                        handler::subrequest_handler as _,
+                    ),
+                ];
+                for (phase, handler) in phases {
+                    // SAFETY: the phase array holds `ngx_http_handler_pt` elements; push returns room
+                    // for one or null.
+                    let slot = unsafe { ngx_array_push(&mut cmcf.phases[phase as usize].handlers) }
+                        as *mut ngx_http_handler_pt;
+                    if slot.is_null() {
+                        return Status::NGX_ERROR.into();
+                    }
+                    // SAFETY: `slot` points at a fresh element of the handlers array.
+                    unsafe { *slot = Some(handler) };
                 }
-                // SAFETY: `slot` points at a fresh element of the handlers array.
-                unsafe { *slot = Some(handler) };
-            }
-            // Captcha pages are drawn in nginx's thread pool, when the module is used at all.
-            if let Some(mcf) = Module::main_conf_mut(&*cf).filter(|m| m.used) {
-                mcf.thread_pool = offload::add_pool(cf);
-                // The third-party sources some location listens to: only these are fetched.
-                mcf.sources_in_use = directives::SOURCES_SEEN.swap(0, core::sync::atomic::Ordering::Relaxed);
-                let rules = directives::RULES_SEEN.swap(false, core::sync::atomic::Ordering::Relaxed);
-                if rules && mcf.geo.is_none() && mcf.sources_in_use & crate::policy::ThirdParties::IPAPI == 0 {
-                    ngx::ngx_conf_log_error!(
+                // Captcha pages are drawn in nginx's thread pool, when the module is used at all.
+                if let Some(mcf) = Module::main_conf_mut(&*cf).filter(|m| m.used) {
+                    mcf.thread_pool = offload::add_pool(cf);
+                    // The third-party sources some location listens to: only these are fetched.
+                    mcf.sources_in_use =
+                        directives::SOURCES_SEEN.swap(0, core::sync::atomic::Ordering::Relaxed);
+                    let rules =
+                        directives::RULES_SEEN.swap(false, core::sync::atomic::Ordering::Relaxed);
+                    if rules
+                        && mcf.geo.is_none()
+                        && mcf.sources_in_use & crate::policy::ThirdParties::IPAPI == 0
+                    {
+                        ngx::ngx_conf_log_error!(
                         ngx::ffi::NGX_LOG_EMERG,
                         cf,
                         "captchaify: country and AS-number rules need captchaify_geoip_db, or the ipapi \
                          source in captchaify_third_parties"
                     );
-                    return Status::NGX_ERROR.into();
+                        return Status::NGX_ERROR.into();
+                    }
+                    let crowdsec_on = directives::CROWDSEC_SEEN
+                        .swap(false, core::sync::atomic::Ordering::Relaxed);
+                    if mcf.crowdsec.is_none() && (crowdsec_on || mcf.crowdsec_machine.is_some()) {
+                        let what = if crowdsec_on {
+                            "captchaify_crowdsec on"
+                        } else {
+                            "captchaify_crowdsec_machine"
+                        };
+                        ngx::ngx_conf_log_error!(
+                            ngx::ffi::NGX_LOG_EMERG,
+                            cf,
+                            "captchaify: {} needs captchaify_crowdsec_lapi in the http block",
+                            what
+                        );
+                        return Status::NGX_ERROR.into();
+                    }
                 }
-                let crowdsec_on = directives::CROWDSEC_SEEN.swap(false, core::sync::atomic::Ordering::Relaxed);
-                if mcf.crowdsec.is_none() && (crowdsec_on || mcf.crowdsec_machine.is_some()) {
-                    let what = if crowdsec_on { "captchaify_crowdsec on" } else { "captchaify_crowdsec_machine" };
-                    ngx::ngx_conf_log_error!(
-                        ngx::ffi::NGX_LOG_EMERG,
-                        cf,
-                        "captchaify: {} needs captchaify_crowdsec_lapi in the http block",
-                        what
-                    );
-                    return Status::NGX_ERROR.into();
-                }
-            }
-            Status::NGX_OK.into()
-        })
+                Status::NGX_OK.into()
+            },
+        )
     }
 }
 

@@ -129,16 +129,20 @@ fn arm_guard() {
 
 /// Re-arms the guard while anything is still being drawn or waiting.
 unsafe extern "C" fn guard_fired(ev: *mut ngx_event_t) {
-    super::unwind::guarded("the drawing guard timer", || (), move || {
-        let busy = QUEUE.with(|q| {
-            let q = q.borrow();
-            q.in_flight > 0 || !q.waiting.is_empty()
-        });
-        if busy {
-            // SAFETY: `ev` is the guard event, which has just fired (its timer is not set).
-            unsafe { add_timer(ev, GUARD_INTERVAL_MS) };
-        }
-    })
+    super::unwind::guarded(
+        "the drawing guard timer",
+        || (),
+        move || {
+            let busy = QUEUE.with(|q| {
+                let q = q.borrow();
+                q.in_flight > 0 || !q.waiting.is_empty()
+            });
+            if busy {
+                // SAFETY: `ev` is the guard event, which has just fired (its timer is not set).
+                unsafe { add_timer(ev, GUARD_INTERVAL_MS) };
+            }
+        },
+    )
 }
 
 /// A stand-alone timer event that lives as long as the worker. A cancelable one does not hold
@@ -174,7 +178,10 @@ pub(crate) unsafe fn delete_timer(ev: *mut ngx_event_t) {
     // SAFETY: per the contract.
     unsafe {
         if (*ev).timer_set() != 0 {
-            ngx::ffi::ngx_rbtree_delete(ptr::addr_of_mut!(ngx_event_timer_rbtree), &mut (*ev).timer);
+            ngx::ffi::ngx_rbtree_delete(
+                ptr::addr_of_mut!(ngx_event_timer_rbtree),
+                &mut (*ev).timer,
+            );
             (*ev).set_timer_set(0);
         }
     }
@@ -274,9 +281,11 @@ unsafe extern "C" fn finished(ev: *mut ngx_event_t) {
         (*raw).set_aio(0);
         let r = Request::from_ngx_http_request(raw);
         let rc = match job.drawn {
-            Some(drawn) => super::unwind::guarded("sending a captcha page", || NGX_HTTP_INTERNAL_SERVER_ERROR as _, || {
-                write_challenge_page(r, drawn)
-            }),
+            Some(drawn) => super::unwind::guarded(
+                "sending a captcha page",
+                || NGX_HTTP_INTERNAL_SERVER_ERROR as _,
+                || write_challenge_page(r, drawn),
+            ),
             None => {
                 ngx::ngx_log_error!(
                     ngx::ffi::NGX_LOG_ALERT,

@@ -20,10 +20,15 @@ const PROOF_SECS: u64 = 300;
 /// cookie, else the first such URL argument. One check at most, whatever the request carries.
 pub(crate) fn passed(r: &Request, mcf: &MainConf, return_path: &str) -> bool {
     let name = PRECHECK_NAME.as_bytes();
-    let Some(proof) = client::cookies(r, name).next().or_else(|| client::arguments(r, name).next()) else {
+    let Some(proof) = client::cookies(r, name)
+        .next()
+        .or_else(|| client::arguments(r, name).next())
+    else {
         return false;
     };
-    let Some(secrets) = mcf.secrets() else { return false };
+    let Some(secrets) = mcf.secrets() else {
+        return false;
+    };
     let binding = ClientBinding::new(client::address(r), client::user_agent(r));
     check_precheck(secrets, proof, binding, return_path, client::now().secs)
 }
@@ -42,15 +47,30 @@ pub(crate) fn send(
         return response::write_status(r, 500);
     };
     let binding = ClientBinding::new(client::address(r), client::user_agent(r));
-    let proof = issue_precheck(secrets, binding, return_path, client::now().secs + PROOF_SECS);
+    let proof = issue_precheck(
+        secrets,
+        binding,
+        return_path,
+        client::now().secs + PROOF_SECS,
+    );
     let languages = lcf.pages().languages();
     if lcf.without_cookies() {
         let separator = if return_path.contains('?') { '&' } else { '?' };
         let href = format!("{return_path}{separator}{PRECHECK_NAME}={proof}");
-        return response::write_page(r, Some(precheck_page(languages, language.index, &href, hints)), &[]);
+        return response::write_page(
+            r,
+            Some(precheck_page(languages, language.index, &href, hints)),
+            &[],
+        );
     }
-    let secure = if client::secure_cookies(r, lcf) { "; Secure" } else { "" };
-    let cookie = format!("{PRECHECK_NAME}={proof}; Path=/; Max-Age={PROOF_SECS}; HttpOnly; SameSite=Lax{secure}");
+    let secure = if client::secure_cookies(r, lcf) {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{PRECHECK_NAME}={proof}; Path=/; Max-Age={PROOF_SECS}; HttpOnly; SameSite=Lax{secure}"
+    );
     let page = precheck_page(languages, language.index, return_path, hints);
     response::write_page(r, Some(page), &[("Set-Cookie", &cookie)])
 }

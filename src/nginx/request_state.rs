@@ -52,7 +52,11 @@ pub(crate) struct GeoFacts {
 
 impl GeoFacts {
     fn new(country: Option<Country>, asn: Option<u32>) -> GeoFacts {
-        let mut facts = GeoFacts { country, asn, ..GeoFacts::default() };
+        let mut facts = GeoFacts {
+            country,
+            asn,
+            ..GeoFacts::default()
+        };
         if let Some(asn) = asn {
             let text = asn.to_string();
             let len = text.len().min(10);
@@ -105,15 +109,25 @@ impl RequestState {
     /// Verifies the request's pass candidate if it was not in the cache (one HMAC at most per
     /// request, whatever the request carries). Returns the facts with its outcome, and the
     /// pass's key when it was found valid just now (for the per-token rate limit).
-    pub fn confirm_pass(&mut self, r: &Request, mcf: &MainConf) -> (Option<ClientFacts>, Option<[u8; 16]>) {
-        let Some(mut facts) = self.facts else { return (None, None) };
+    pub fn confirm_pass(
+        &mut self,
+        r: &Request,
+        mcf: &MainConf,
+    ) -> (Option<ClientFacts>, Option<[u8; 16]>) {
+        let Some(mut facts) = self.facts else {
+            return (None, None);
+        };
         if !std::mem::take(&mut self.pass_unverified) {
             return (Some(facts), None);
         }
         let (Some(secrets), Some((token, origin))) = (mcf.secrets(), pass_candidate(r)) else {
             return (Some(facts), None);
         };
-        ngx::ngx_log_error!(ngx::ffi::NGX_LOG_DEBUG, r.log(), "captchaify: checking a pass not in this worker's cache");
+        ngx::ngx_log_error!(
+            ngx::ffi::NGX_LOG_DEBUG,
+            r.log(),
+            "captchaify: checking a pass not in this worker's cache"
+        );
         let address = client::address(r);
         let binding = ClientBinding::new(address, client::user_agent(r));
         let now = client::now().secs;
@@ -168,7 +182,10 @@ impl RequestState {
             let now = client::now().millis;
             let entry = lookups.with(client::holder(), |t| t.get(&key, now).copied());
             entry.map_or_else(GeoFacts::default, |e| {
-                GeoFacts::new(Country::from_bytes(e.country), (e.asn != 0).then_some(e.asn))
+                GeoFacts::new(
+                    Country::from_bytes(e.country),
+                    (e.asn != 0).then_some(e.asn),
+                )
             })
         })
     }
@@ -188,7 +205,11 @@ fn standing(lcf: &LocConf, address: std::net::IpAddr, rule: Option<Action>) -> S
 
 /// What the third-party sources said about the address, from the shared zone. An address
 /// the per-address sources were not asked about yet is queued for the fetcher here.
-fn gather_reputation(mcf: &MainConf, address: std::net::IpAddr, wanted: ThirdParties) -> Reputation {
+fn gather_reputation(
+    mcf: &MainConf,
+    address: std::net::IpAddr,
+    wanted: ThirdParties,
+) -> Reputation {
     let mut reputation = Reputation::default();
     let used = mcf.sources_in_use & wanted.0;
     let Some(zone) = mcf.zone_state().filter(|_| used != 0) else {
@@ -199,7 +220,8 @@ fn gather_reputation(mcf: &MainConf, address: std::net::IpAddr, wanted: ThirdPar
         if let (Some(status), Some(table)) = (zone.tor(), zone.listed.as_ref()) {
             if status.count.load(core::sync::atomic::Ordering::Relaxed) > 0 {
                 let key = mcf.feed_key("tor", address);
-                reputation.tor = table.with(holder, |t| status.lists(t.get(&key, now.millis).as_deref()));
+                reputation.tor =
+                    table.with(holder, |t| status.lists(t.get(&key, now.millis).as_deref()));
             }
         }
     }
@@ -232,7 +254,8 @@ fn gather_reputation(mcf: &MainConf, address: std::net::IpAddr, wanted: ThirdPar
     reputation.proxy_or_hosting = answer(Source::IpApi) == Answer::Suspicious;
     reputation.spammer = answer(Source::StopForumSpam) == Answer::Suspicious;
     reputation.ipapi_pending = asked(Source::IpApi) && answer(Source::IpApi) == Answer::Asked;
-    reputation.sfs_pending = asked(Source::StopForumSpam) && answer(Source::StopForumSpam) == Answer::Asked;
+    reputation.sfs_pending =
+        asked(Source::StopForumSpam) && answer(Source::StopForumSpam) == Answer::Asked;
     reputation
 }
 
@@ -250,7 +273,14 @@ fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> (ClientFacts, boo
         .borrow_mut()
         .is_crawler(r.user_agent().map(|ua| ua.as_bytes()));
     if mcf.secrets().is_none() {
-        return (ClientFacts { crawler, crawler_check, ..ClientFacts::default() }, false);
+        return (
+            ClientFacts {
+                crawler,
+                crawler_check,
+                ..ClientFacts::default()
+            },
+            false,
+        );
     }
     let address = client::address(r);
     let now = client::now();
@@ -260,7 +290,11 @@ fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> (ClientFacts, boo
     let (mut cookie_pass, mut url_pass, mut pass_key, mut unverified) = (None, None, None, false);
     if let Some((token, origin)) = pass_candidate(r) {
         let cache = mcf.pass_cache().borrow();
-        match cache.get(token, cache.client_hash(address, client::user_agent(r)), now.secs) {
+        match cache.get(
+            token,
+            cache.client_hash(address, client::user_agent(r)),
+            now.secs,
+        ) {
             Some((hardness, key)) => {
                 match origin {
                     PassOrigin::Cookie => cookie_pass = Some(hardness),
@@ -310,22 +344,30 @@ fn pass_candidate(r: &Request) -> Option<(&[u8], PassOrigin)> {
     let cookie = client::cookies(r, name).find(|token| looks_like_pass(token));
     match cookie {
         Some(token) => Some((token, PassOrigin::Cookie)),
-        None => client::arguments(r, name).find(|token| looks_like_pass(token)).map(|token| (token, PassOrigin::Url)),
+        None => client::arguments(r, name)
+            .find(|token| looks_like_pass(token))
+            .map(|token| (token, PassOrigin::Url)),
     }
 }
 
 /// The failure table's keys for a client: its address (IPv6 by `ipv6_prefix` bits) and, for
 /// IPv6 counted by more than 48 bits, its /48 network, keyed with the secret.
-pub(crate) fn failure_keys(mcf: &MainConf, address: std::net::IpAddr, ipv6_prefix: u8) -> FailureKeys {
+pub(crate) fn failure_keys(
+    mcf: &MainConf,
+    address: std::net::IpAddr,
+    ipv6_prefix: u8,
+) -> FailureKeys {
     let key = |purpose, bits| {
         let (identity, len) = client_identity(address, bits);
         let identity = identity.get(..len).unwrap_or_default();
-        mcf.secrets().map_or([0; 16], |s| s.table_key(purpose, &[identity]))
+        mcf.secrets()
+            .map_or([0; 16], |s| s.table_key(purpose, &[identity]))
     };
     let ipv6 = len_of(address) == 17;
     FailureKeys {
         client: key("failures", ipv6_prefix),
-        network: (ipv6 && ipv6_prefix > NETWORK_BITS).then(|| key("failures-network", NETWORK_BITS)),
+        network: (ipv6 && ipv6_prefix > NETWORK_BITS)
+            .then(|| key("failures-network", NETWORK_BITS)),
     }
 }
 

@@ -17,7 +17,10 @@ use super::{client, LocConf, MainConf};
 use crate::challenge::flow::full_answer;
 use crate::challenge::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
 use crate::challenge::{audio, image};
-use crate::pages::{AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, Piece, AUDIO_PATH, LANGUAGE_NAME};
+use crate::pages::{
+    AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, Piece, AUDIO_PATH,
+    LANGUAGE_NAME,
+};
 use crate::policy::Suspicion;
 
 /// The module-owned path the captcha form posts to.
@@ -38,12 +41,26 @@ pub(crate) fn finish(r: &mut Request, rc: ngx_int_t) -> ngx_int_t {
 }
 
 /// Sends a rendered page; a page the location's templates lack is a 404.
-pub(crate) fn write_page(r: &mut Request, page: Option<Page>, extra: &[(&'static str, &str)]) -> ngx_int_t {
+pub(crate) fn write_page(
+    r: &mut Request,
+    page: Option<Page>,
+    extra: &[(&'static str, &str)],
+) -> ngx_int_t {
     let Some(page) = page else {
         return NGX_HTTP_NOT_FOUND as _;
     };
-    let csp = [("Content-Security-Policy", page.content_security_policy.as_str())];
-    write_response(r, page.status, "text/html", &Page::FIXED_HEADERS, &[&csp, extra], page.body.as_bytes())
+    let csp = [(
+        "Content-Security-Policy",
+        page.content_security_policy.as_str(),
+    )];
+    write_response(
+        r,
+        page.status,
+        "text/html",
+        &Page::FIXED_HEADERS,
+        &[&csp, extra],
+        page.body.as_bytes(),
+    )
 }
 
 /// Answers a bare status from one of the module's own paths (`405`, `410`, `413`, …) with a
@@ -75,17 +92,35 @@ fn write_status_with(r: &mut Request, status: u16, extra: &[(&'static str, &str)
     }
     let csp = [("Content-Security-Policy", "default-src 'none'")];
     let body = format!("{status} {reason}\n");
-    write_response(r, status, "text/plain", &Page::FIXED_HEADERS, &[&csp, extra], body.as_bytes())
+    write_response(
+        r,
+        status,
+        "text/plain",
+        &Page::FIXED_HEADERS,
+        &[&csp, extra],
+        body.as_bytes(),
+    )
 }
 
 /// Sends `303 See Other` to a same-site relative `location` (never made absolute, never
 /// anywhere else), with optional extra headers such as `Set-Cookie`.
-pub(crate) fn write_redirect(r: &mut Request, location: &str, extra: &[(&'static str, &str)]) -> ngx_int_t {
+pub(crate) fn write_redirect(
+    r: &mut Request,
+    location: &str,
+    extra: &[(&'static str, &str)],
+) -> ngx_int_t {
     let mut body = String::from("<!DOCTYPE html><title>See Other</title><a href=\"");
     crate::pages::template::escape_into(&mut body, location);
     body.push_str("\">Continue</a>\n");
     let location = [("Location", location)];
-    write_response(r, 303, "text/html", &[("Cache-Control", "no-store")], &[&location, extra], body.as_bytes())
+    write_response(
+        r,
+        303,
+        "text/html",
+        &[("Cache-Control", "no-store")],
+        &[&location, extra],
+        body.as_bytes(),
+    )
 }
 
 /// Sends a response of any type; UTF-8 is declared for `text/` types only.
@@ -131,8 +166,14 @@ fn write_parts(
             out.charset = ngx_str_t::from_str(pool, "utf-8");
         }
         out.content_type_lowcase = ptr::null_mut();
-        let fixed = fixed.iter().map(|&(name, value)| (name, value, Value::Static));
-        let others = headers.iter().copied().flatten().map(|&(name, value)| (name, value, Value::Copied));
+        let fixed = fixed
+            .iter()
+            .map(|&(name, value)| (name, value, Value::Static));
+        let others = headers
+            .iter()
+            .copied()
+            .flatten()
+            .map(|&(name, value)| (name, value, Value::Copied));
         for (name, value, kind) in fixed.chain(others) {
             if push_header(raw, name, value, kind).is_none() {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
@@ -140,8 +181,7 @@ fn write_parts(
         }
 
         let rc = ngx_http_send_header(raw);
-        if rc == Status::NGX_ERROR.0 || rc > Status::NGX_OK.0 || (*raw).header_only() != 0
-        {
+        if rc == Status::NGX_ERROR.0 || rc > Status::NGX_OK.0 || (*raw).header_only() != 0 {
             return rc;
         }
 
@@ -178,7 +218,12 @@ enum Value {
 /// # Safety
 /// `raw` is the live request, before its header is sent; a `Value::Static` value lives as
 /// long as the module.
-unsafe fn push_header(raw: *mut ngx_http_request_t, name: &'static str, value: &str, kind: Value) -> Option<()> {
+unsafe fn push_header(
+    raw: *mut ngx_http_request_t,
+    name: &'static str,
+    value: &str,
+    kind: Value,
+) -> Option<()> {
     // SAFETY: the caller's request; the list element is ours until the header is sent, and
     // is zeroed first (whatever fields this nginx version's element has).
     unsafe {
@@ -200,9 +245,15 @@ unsafe fn push_header(raw: *mut ngx_http_request_t, name: &'static str, value: &
         ptr::write_bytes(header, 0, 1);
         let header = &mut *header;
         header.hash = 1;
-        header.key = ngx_str_t { len: name.len(), data: name.as_ptr().cast_mut() };
+        header.key = ngx_str_t {
+            len: name.len(),
+            data: name.as_ptr().cast_mut(),
+        };
         header.lowcase_key = name.as_ptr().cast_mut();
-        header.value = ngx_str_t { len: value.len(), data };
+        header.value = ngx_str_t {
+            len: value.len(),
+            data,
+        };
         Some(())
     }
 }
@@ -226,7 +277,14 @@ pub(crate) fn write_block(
         language_href: &language.chooser_href,
         ..PageContext::default()
     };
-    write_plain(r, lcf, PageKind::Block, &context, PageKind::Block.status(), &[])
+    write_plain(
+        r,
+        lcf,
+        PageKind::Block,
+        &context,
+        PageKind::Block.status(),
+        &[],
+    )
 }
 
 /// Sends the rate-limit page with the location's status (429 by default) and `Retry-After`.
@@ -246,7 +304,14 @@ pub(crate) fn write_rate_limited(
     };
     let mut digits = crate::pages::itoa_buffer();
     let retry = [("Retry-After", digits.format(retry_after))];
-    write_plain(r, lcf, PageKind::RateLimited, &context, lcf.rate_limit_status(), &retry)
+    write_plain(
+        r,
+        lcf,
+        PageKind::RateLimited,
+        &context,
+        lcf.rate_limit_status(),
+        &retry,
+    )
 }
 
 /// Sends a block or rate-limit page from its stamp: the stamp's text, and between, the
@@ -269,21 +334,36 @@ fn write_plain(
     let (mut values, mut csp) = SCRATCH.take().unwrap_or_default();
     values.clear();
     csp.clear();
-    let rc = match lcf.pages().plain_pieces::<MOST_PIECES>(kind, context, &mut values, &mut csp) {
+    let rc = match lcf
+        .pages()
+        .plain_pieces::<MOST_PIECES>(kind, context, &mut values, &mut csp)
+    {
         Some(pieces) => {
             let mut parts: [&[u8]; MOST_PIECES] = [&[]; MOST_PIECES];
             for (part, piece) in parts.iter_mut().zip(pieces.as_slice()) {
                 *part = match *piece {
                     Piece::Text(text) => text.as_bytes(),
-                    Piece::Value(start, end) => values.as_bytes().get(start..end).unwrap_or_default(),
+                    Piece::Value(start, end) => {
+                        values.as_bytes().get(start..end).unwrap_or_default()
+                    }
                 };
             }
             let csp = [("Content-Security-Policy", csp.as_str())];
             let parts = parts.get(..pieces.as_slice().len()).unwrap_or_default();
-            write_parts(r, status, "text/html", &Page::FIXED_HEADERS, &[&csp, extra], parts)
+            write_parts(
+                r,
+                status,
+                "text/html",
+                &Page::FIXED_HEADERS,
+                &[&csp, extra],
+                parts,
+            )
         }
         None => {
-            let page = lcf.pages().render(kind, context).map(|page| Page { status, ..page });
+            let page = lcf
+                .pages()
+                .render(kind, context)
+                .map(|page| Page { status, ..page });
             write_page(r, page, extra)
         }
     };
@@ -292,7 +372,12 @@ fn write_plain(
 }
 
 /// The terms a location sets for the captcha it shows.
-pub(crate) fn challenge_terms(r: &Request, mcf: &MainConf, lcf: &LocConf, return_path: String) -> ChallengeTerms {
+pub(crate) fn challenge_terms(
+    r: &Request,
+    mcf: &MainConf,
+    lcf: &LocConf,
+    return_path: String,
+) -> ChallengeTerms {
     use crate::challenge::token::Delivery;
     ChallengeTerms {
         hardness: lcf.hardness.unwrap_or_default(),
@@ -420,7 +505,9 @@ impl ChallengeOrder {
     pub(crate) fn draw(self) -> ChallengePage {
         #[cfg(feature = "test-answers")]
         match self.fault {
-            Some(super::unwind::TestFault::PanicDraw) => panic!("the test fault X-Captchaify-Test-Fault: panic-draw"),
+            Some(super::unwind::TestFault::PanicDraw) => {
+                panic!("the test fault X-Captchaify-Test-Fault: panic-draw")
+            }
             Some(super::unwind::TestFault::AbortDraw) => std::process::abort(),
             _ => {}
         }
@@ -456,7 +543,11 @@ impl ChallengeOrder {
                     answer_length: &answer_length,
                     challenge: &token,
                     form_action: &self.form_action,
-                    audio: clip.as_ref().map(|c| AudioView { wav: &c.wav, length: &audio_length, href: &audio_href }),
+                    audio: clip.as_ref().map(|c| AudioView {
+                        wav: &c.wav,
+                        length: &audio_length,
+                        href: &audio_href,
+                    }),
                 }),
                 retry_after: 0,
                 language: self.language,

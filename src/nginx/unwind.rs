@@ -16,7 +16,11 @@ use ngx::ffi::NGX_LOG_ALERT;
 use ngx::ngx_log_error;
 
 /// Runs `body`; if it panics, logs where and why and returns `fallback()` instead.
-pub(crate) fn guarded<R>(what: &'static str, fallback: impl FnOnce() -> R, body: impl FnOnce() -> R) -> R {
+pub(crate) fn guarded<R>(
+    what: &'static str,
+    fallback: impl FnOnce() -> R,
+    body: impl FnOnce() -> R,
+) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(result) => result,
         Err(payload) => {
@@ -48,7 +52,10 @@ pub(crate) fn guarded<R>(what: &'static str, fallback: impl FnOnce() -> R, body:
 pub(crate) fn test_fault(r: &ngx::http::Request) -> Option<TestFault> {
     let value = r
         .headers_in_iterator()
-        .find(|(key, _)| key.as_bytes().eq_ignore_ascii_case(b"x-captchaify-test-fault"))?
+        .find(|(key, _)| {
+            key.as_bytes()
+                .eq_ignore_ascii_case(b"x-captchaify-test-fault")
+        })?
         .1;
     match value.as_bytes() {
         b"panic-handler" => Some(TestFault::PanicHandler),

@@ -30,7 +30,11 @@ fn action<'a>(_r: &Request, state: &'a mut RequestState) -> Option<&'a [u8]> {
 /// unknown.
 fn country<'a>(r: &Request, state: &'a mut RequestState) -> Option<&'a [u8]> {
     let mcf = Module::main_conf(r).filter(|m| m.used)?;
-    state.geo(r, mcf).country.as_ref().map(|c| c.as_str().as_bytes())
+    state
+        .geo(r, mcf)
+        .country
+        .as_ref()
+        .map(|c| c.as_str().as_bytes())
 }
 
 /// The client's AS number, in decimal.
@@ -69,15 +73,19 @@ unsafe extern "C" fn get_variable(
 ) -> ngx_int_t {
     // SAFETY: nginx calls variable getters with a live request and value slot.
     let (r, v) = unsafe { (Request::from_ngx_http_request(r), &mut *v) };
-    let value = super::unwind::guarded("a variable", || None, || {
-        VARIABLES.get(data).and_then(|(_, getter, create)| {
-            let state = match create {
-                true => request_state::find_or_create(r),
-                false => request_state::find(r),
-            };
-            state.and_then(|state| getter(r, state))
-        })
-    });
+    let value = super::unwind::guarded(
+        "a variable",
+        || None,
+        || {
+            VARIABLES.get(data).and_then(|(_, getter, create)| {
+                let state = match create {
+                    true => request_state::find_or_create(r),
+                    false => request_state::find(r),
+                };
+                state.and_then(|state| getter(r, state))
+            })
+        },
+    );
     match value {
         Some(text) => {
             // Static strings or bytes in the request's state: both outlive the request, and

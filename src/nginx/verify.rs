@@ -14,7 +14,9 @@ use super::language;
 use super::response::Drawing;
 use super::{client, handler, request_state, response, unwind, zone, LocConf, MainConf, Module};
 use crate::challenge::flow::{judge, Form, Judgement, MAX_FORM_BYTES};
-use crate::challenge::token::{check_challenge, with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME};
+use crate::challenge::token::{
+    check_challenge, with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME,
+};
 use crate::pages::Message;
 use crate::policy::Suspicion;
 
@@ -47,7 +49,11 @@ pub(crate) fn start(r: &mut Request) -> ngx_int_t {
 unsafe extern "C" fn form_read(raw: *mut ngx_http_request_t) {
     // SAFETY: nginx calls the body handler with the live request.
     let r = unsafe { Request::from_ngx_http_request(raw) };
-    let sent = unwind::guarded("the answer handler", || Drawing::Sent(ngx::ffi::NGX_HTTP_INTERNAL_SERVER_ERROR as _), || answer(r));
+    let sent = unwind::guarded(
+        "the answer handler",
+        || Drawing::Sent(ngx::ffi::NGX_HTTP_INTERNAL_SERVER_ERROR as _),
+        || answer(r),
+    );
     // A page being drawn in the thread pool is finalized when it is sent (offload::finished).
     if let Drawing::Sent(rc) = sent {
         // SAFETY: as above; this completes the request with our response's send result.
@@ -133,12 +139,22 @@ fn judge_answer(r: &mut Request) -> Answered {
     // Counted like a request to the location whose captcha this answers.
     if let Some(retry_after) = handler::answer_budget_spent(r, mcf, &terms.budget) {
         let language = language::choose(r, lcf, &terms.return_path);
-        return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, &language).into();
+        return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, &language)
+            .into();
     }
     let failure_keys = request_state::failure_keys(mcf, address, terms.budget.ipv6_prefix);
-    if failures.with(client::holder(), |t| mcf.failure_limit.is_blocked(t, &failure_keys, now.millis)) {
+    if failures.with(client::holder(), |t| {
+        mcf.failure_limit.is_blocked(t, &failure_keys, now.millis)
+    }) {
         let language = language::choose(r, lcf, &terms.return_path);
-        return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges), &language).into();
+        return response::write_block(
+            r,
+            lcf,
+            &terms.return_path,
+            Some(Suspicion::FailedChallenges),
+            &language,
+        )
+        .into();
     }
     let Some(challenge) = challenge else {
         return stale(r, lcf, &terms);
@@ -152,28 +168,45 @@ fn judge_answer(r: &mut Request) -> Answered {
         let outcome = spent.spend(client::holder(), nonce, expires);
         let (load, designed) = spent.load(now.secs);
         if load > designed as u64 {
-            zone::warn_full(r.log(), zone::Full::Spent { false_replays: spent.false_replay_rate(expires) });
+            zone::warn_full(
+                r.log(),
+                zone::Full::Spent {
+                    false_replays: spent.false_replay_rate(expires),
+                },
+            );
         }
         outcome
     };
     match judge(secrets, challenge, &form, binding, now.secs, spend, pass_id) {
-        Judgement::Solved { pass, delivery, pass_age, return_path } => {
+        Judgement::Solved {
+            pass,
+            delivery,
+            pass_age,
+            return_path,
+        } => {
             ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: captcha solved");
             match delivery {
                 Delivery::Cookie => {
-                    let secure = if client::secure_cookies(r, lcf) { "; Secure" } else { "" };
+                    let secure = if client::secure_cookies(r, lcf) {
+                        "; Secure"
+                    } else {
+                        ""
+                    };
                     let cookie = format!(
                         "{PASS_NAME}={pass}; Path=/; Max-Age={pass_age}; HttpOnly; SameSite=Lax{secure}"
                     );
                     response::write_redirect(r, &return_path, &[("Set-Cookie", &cookie)]).into()
                 }
                 Delivery::UrlArgument => {
-                    response::write_redirect(r, &with_pass_argument(&return_path, &pass), &[]).into()
+                    response::write_redirect(r, &with_pass_argument(&return_path, &pass), &[])
+                        .into()
                 }
             }
         }
         Judgement::Wrong { terms } => {
-            let recorded = failures.with(client::holder(), |t| mcf.failure_limit.record(t, &failure_keys, now.millis));
+            let recorded = failures.with(client::holder(), |t| {
+                mcf.failure_limit.record(t, &failure_keys, now.millis)
+            });
             if !recorded.kept {
                 zone::warn_full(r.log(), zone::Full::Failures);
             }
@@ -182,11 +215,22 @@ fn judge_answer(r: &mut Request) -> Answered {
                 NGX_LOG_INFO,
                 r.log(),
                 "captchaify: wrong answer{}",
-                if recorded.blocked { ", client blocked" } else { "" }
+                if recorded.blocked {
+                    ", client blocked"
+                } else {
+                    ""
+                }
             );
             if recorded.blocked {
                 let language = language::choose(r, lcf, &terms.return_path);
-                return response::write_block(r, lcf, &terms.return_path, Some(Suspicion::FailedChallenges), &language).into();
+                return response::write_block(
+                    r,
+                    lcf,
+                    &terms.return_path,
+                    Some(Suspicion::FailedChallenges),
+                    &language,
+                )
+                .into();
             }
             rechallenge(r, mcf, lcf, &terms, Message::Wrong)
         }
@@ -199,21 +243,42 @@ fn judge_answer(r: &mut Request) -> Answered {
 /// budget (and after its pre-check). A person who double-clicked, or came back after two
 /// minutes, follows one link; a flood of such answers costs a page of under 1 kB each.
 fn stale(r: &mut Request, lcf: &LocConf, terms: &ChallengeTerms) -> Answered {
-    ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: stale or foreign challenge answered");
+    ngx_log_error!(
+        NGX_LOG_INFO,
+        r.log(),
+        "captchaify: stale or foreign challenge answered"
+    );
     let language = language::choose(r, lcf, &terms.return_path);
-    let page = crate::pages::stale_page(lcf.pages().languages(), language.index, &terms.return_path);
+    let page =
+        crate::pages::stale_page(lcf.pages().languages(), language.index, &terms.return_path);
     response::write_page(r, Some(page), &[]).into()
 }
 
 /// A fresh captcha after a wrong answer, in the hardness of the challenge answered,
 /// drawn in the thread pool; a hardness-3 one counts against the audio budget like any other
 /// (the answer itself was counted against the page budget).
-fn rechallenge(r: &mut Request, mcf: &MainConf, lcf: &LocConf, terms: &ChallengeTerms, message: Message) -> Answered {
+fn rechallenge(
+    r: &mut Request,
+    mcf: &MainConf,
+    lcf: &LocConf,
+    terms: &ChallengeTerms,
+    message: Message,
+) -> Answered {
     // The page's language and its chooser link are those of the page answered.
     let language = &language::choose(r, lcf, &terms.return_path);
     if let Some(retry_after) = handler::audio_budget_spent(r, mcf, &terms.budget, terms.hardness) {
-        return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, language).into();
+        return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, language)
+            .into();
     }
-    let drawing = response::send_challenge(r, mcf, lcf, terms.clone(), &terms.return_path, Some(message), language, None);
+    let drawing = response::send_challenge(
+        r,
+        mcf,
+        lcf,
+        terms.clone(),
+        &terms.return_path,
+        Some(message),
+        language,
+        None,
+    );
     Answered::Drawing(drawing)
 }

@@ -19,11 +19,13 @@ use ngx::ngx_log_error;
 use super::directives::reject;
 use super::ngx_http_captchaify_module;
 use crate::conf::ZoneSpec;
+use crate::policy::verified::CrawlerCheck;
 use crate::state::rate::{LocationLoad, RateBucket};
 use crate::state::records::Failures;
+use crate::state::reputation::{
+    FeedStatus, HintJob, HintsRecord, Listed, Lookup, Pending, SendLog, Source,
+};
 use crate::state::spent::SpentSet;
-use crate::policy::verified::CrawlerCheck;
-use crate::state::reputation::{FeedStatus, HintJob, HintsRecord, Listed, Lookup, Pending, SendLog, Source};
 use crate::state::table::{Record, Table};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
@@ -189,72 +191,88 @@ pub(crate) unsafe fn state<'a>(shm_zone: *mut ngx_shm_zone_t) -> Option<&'a Zone
 /// Zone init callback, also run for `nginx -t`: attach to the layout a previous configuration
 /// made, or lay out a fresh zone.
 unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_void) -> ngx_int_t {
-    super::unwind::guarded("the zone's init", || Status::NGX_ERROR.into(), move || {
-        // SAFETY: nginx calls this with the zone declared in `add`, whose data is our ZoneState;
-        // the zone's memory starts with its slab pool.
-        unsafe {
-            let zone = &mut *shm_zone;
-            let state = &mut *zone.data.cast::<ZoneState>();
-            let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
-            let log = zone.shm.log;
-            let name = String::from_utf8_lossy(zone.shm.name.as_bytes()).into_owned();
-            let reused = !previous.is_null() || zone.shm.exists != 0;
-            let header = if reused {
-                (*shpool).data.cast::<ZoneHeader>()
-            } else {
-                lay_out(shpool, zone.shm.size)
-            };
-            let Some(header_ref) = header.as_ref() else {
-                ngx_log_error!(
-                    NGX_LOG_EMERG,
-                    log,
-                    "captchaify: zone \"{}\" is too small to lay out",
-                    name
-                );
-                return Status::NGX_ERROR.into();
-            };
-            if header_ref.magic != MAGIC || header_ref.layout_version != LAYOUT_VERSION {
-                ngx_log_error!(
-                    NGX_LOG_EMERG,
-                    log,
-                    "captchaify: zone \"{}\" was laid out by another version of the module; \
+    super::unwind::guarded(
+        "the zone's init",
+        || Status::NGX_ERROR.into(),
+        move || {
+            // SAFETY: nginx calls this with the zone declared in `add`, whose data is our ZoneState;
+            // the zone's memory starts with its slab pool.
+            unsafe {
+                let zone = &mut *shm_zone;
+                let state = &mut *zone.data.cast::<ZoneState>();
+                let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
+                let log = zone.shm.log;
+                let name = String::from_utf8_lossy(zone.shm.name.as_bytes()).into_owned();
+                let reused = !previous.is_null() || zone.shm.exists != 0;
+                let header = if reused {
+                    (*shpool).data.cast::<ZoneHeader>()
+                } else {
+                    lay_out(shpool, zone.shm.size)
+                };
+                let Some(header_ref) = header.as_ref() else {
+                    ngx_log_error!(
+                        NGX_LOG_EMERG,
+                        log,
+                        "captchaify: zone \"{}\" is too small to lay out",
+                        name
+                    );
+                    return Status::NGX_ERROR.into();
+                };
+                if header_ref.magic != MAGIC || header_ref.layout_version != LAYOUT_VERSION {
+                    ngx_log_error!(
+                        NGX_LOG_EMERG,
+                        log,
+                        "captchaify: zone \"{}\" was laid out by another version of the module; \
                      restart nginx, or give the zone another name or size",
-                    name
+                        name
+                    );
+                    return Status::NGX_ERROR.into();
+                }
+                state.header = header;
+                let base = zone.shm.addr;
+                state.spent = attach_with(
+                    base,
+                    header_ref.spent,
+                    log,
+                    &name,
+                    "spent challenges",
+                    |region, len| SpentSet::attach(region, len),
                 );
-                return Status::NGX_ERROR.into();
+                state.failures = attach(base, header_ref.failures, log, &name, "failures");
+                state.rate = attach(base, header_ref.rate, log, &name, "rate");
+                state.loads = attach(base, header_ref.loads, log, &name, "locations");
+                state.listed = attach(base, header_ref.listed, log, &name, "listed addresses");
+                state.lookups = attach(base, header_ref.lookups, log, &name, "lookups");
+                state.pending = attach(base, header_ref.pending, log, &name, "pending lookups");
+                state.crawlers = attach(base, header_ref.crawlers, log, &name, "crawler verdicts");
+                state.hints = attach(base, header_ref.hints, log, &name, "crawler hints");
+                state.hint_jobs = attach(
+                    base,
+                    header_ref.hint_jobs,
+                    log,
+                    &name,
+                    "crawler hint fetches",
+                );
+                if state.spent.is_none()
+                    || state.failures.is_none()
+                    || state.rate.is_none()
+                    || state.loads.is_none()
+                    || state.listed.is_none()
+                    || state.lookups.is_none()
+                    || state.pending.is_none()
+                    || state.crawlers.is_none()
+                    || state.hints.is_none()
+                    || state.hint_jobs.is_none()
+                {
+                    return Status::NGX_ERROR.into();
+                }
+                if !reused {
+                    log_capacity(log, &name, zone.shm.size, state);
+                }
+                Status::NGX_OK.into()
             }
-            state.header = header;
-            let base = zone.shm.addr;
-            state.spent =
-            attach_with(base, header_ref.spent, log, &name, "spent challenges", |region, len| SpentSet::attach(region, len));
-            state.failures = attach(base, header_ref.failures, log, &name, "failures");
-            state.rate = attach(base, header_ref.rate, log, &name, "rate");
-            state.loads = attach(base, header_ref.loads, log, &name, "locations");
-            state.listed = attach(base, header_ref.listed, log, &name, "listed addresses");
-            state.lookups = attach(base, header_ref.lookups, log, &name, "lookups");
-            state.pending = attach(base, header_ref.pending, log, &name, "pending lookups");
-            state.crawlers = attach(base, header_ref.crawlers, log, &name, "crawler verdicts");
-            state.hints = attach(base, header_ref.hints, log, &name, "crawler hints");
-            state.hint_jobs = attach(base, header_ref.hint_jobs, log, &name, "crawler hint fetches");
-            if state.spent.is_none()
-                || state.failures.is_none()
-                || state.rate.is_none()
-                || state.loads.is_none()
-                || state.listed.is_none()
-                || state.lookups.is_none()
-                || state.pending.is_none()
-                || state.crawlers.is_none()
-                || state.hints.is_none()
-                || state.hint_jobs.is_none()
-            {
-                return Status::NGX_ERROR.into();
-            }
-            if !reused {
-                log_capacity(log, &name, zone.shm.size, state);
-            }
-            Status::NGX_OK.into()
-        }
-    })
+        },
+    )
 }
 
 /// Lays out a fresh zone: header, secret and empty tables. Null when something does not fit.
@@ -282,15 +300,18 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
         let loads_pages = share(free, LOADS_SHARE);
         // Bulk lists need room for a whole list (the Tor exits are 1,000 to 2,500): at least
         // 4,096 entries (about 210 kB) when the zone can spare a quarter for it.
-        let floor = Table::<Listed>::region_len_for(LISTED_FLOOR).map_or(0, |len| len.div_ceil(page));
+        let floor =
+            Table::<Listed>::region_len_for(LISTED_FLOOR).map_or(0, |len| len.div_ceil(page));
         let listed_pages = share(free, LISTED_SHARE).max(floor.min(free / 4));
         let lookups_pages = share(free, LOOKUPS_SHARE);
         let pending_pages = share(free, PENDING_SHARE);
         let crawlers_pages = share(free, CRAWLERS_SHARE);
         // Tables of large records need a few pages for their smallest size.
         let smallest = |len: Option<usize>| len.map_or(1, |len| len.div_ceil(page));
-        let hints_pages = share(free, HINTS_SHARE).max(smallest(Table::<HintsRecord>::region_len_for(8)));
-        let hint_jobs_pages = share(free, HINT_JOBS_SHARE).max(smallest(Table::<HintJob>::region_len_for(8)));
+        let hints_pages =
+            share(free, HINTS_SHARE).max(smallest(Table::<HintsRecord>::region_len_for(8)));
+        let hint_jobs_pages =
+            share(free, HINT_JOBS_SHARE).max(smallest(Table::<HintJob>::region_len_for(8)));
         let rest = free.saturating_sub(
             loads_pages
                 + listed_pages
@@ -318,7 +339,9 @@ unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader 
         };
         let (Some(loads), Some(spent), Some(failures), Some(rate)) = (
             new_table::<LocationLoad>(shpool, base, loads_pages * page),
-            new_region(shpool, base, spent_pages * page, |region, len| SpentSet::init(region, len).is_ok()),
+            new_region(shpool, base, spent_pages * page, |region, len| {
+                SpentSet::init(region, len).is_ok()
+            }),
             new_table::<Failures>(shpool, base, failures_pages * page),
             new_table::<RateBucket>(shpool, base, rate_pages * page),
         ) else {
@@ -357,7 +380,11 @@ pub(super) unsafe fn new_table<V: Record>(
     len: usize,
 ) -> Option<RegionRef> {
     // SAFETY: per the contract.
-    unsafe { new_region(shpool, base, len, |region, len| Table::<V>::init(region, len).is_ok()) }
+    unsafe {
+        new_region(shpool, base, len, |region, len| {
+            Table::<V>::init(region, len).is_ok()
+        })
+    }
 }
 
 /// Allocates a region of `len` bytes from the slab and lays out an empty store in it with
@@ -398,7 +425,11 @@ pub(super) unsafe fn attach<V: Record>(
     what: &str,
 ) -> Option<Table<V>> {
     // SAFETY: per the contract.
-    unsafe { attach_with(base, region, log, zone, what, |region, len| Table::<V>::attach(region, len)) }
+    unsafe {
+        attach_with(base, region, log, zone, what, |region, len| {
+            Table::<V>::attach(region, len)
+        })
+    }
 }
 
 /// Attaches a store laid out earlier with `attach`, logging why not when it cannot.
@@ -414,7 +445,10 @@ unsafe fn attach_with<S>(
     attach: impl FnOnce(*mut u8, usize) -> Result<S, crate::state::table::TableError>,
 ) -> Option<S> {
     // SAFETY: the offset and length were recorded by lay_out for this very zone.
-    match attach(unsafe { base.add(region.offset as usize) }, region.len as usize) {
+    match attach(
+        unsafe { base.add(region.offset as usize) },
+        region.len as usize,
+    ) {
         Ok(store) => Some(store),
         Err(error) => {
             ngx_log_error!(

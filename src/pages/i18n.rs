@@ -46,7 +46,9 @@ pub enum CatalogError {
         line: usize,
         key: String,
     },
-    #[error("{file}:{line}: \"{key}\" must use exactly the placeholders of the reference: {expected}")]
+    #[error(
+        "{file}:{line}: \"{key}\" must use exactly the placeholders of the reference: {expected}"
+    )]
     Placeholders {
         file: String,
         line: usize,
@@ -174,7 +176,11 @@ impl Catalog {
                     expected: if theirs.is_empty() {
                         "none".into()
                     } else {
-                        theirs.iter().map(|n| format!("{{{n}}}")).collect::<Vec<_>>().join(" ")
+                        theirs
+                            .iter()
+                            .map(|n| format!("{{{n}}}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     },
                 });
             }
@@ -386,7 +392,12 @@ impl Language {
         out
     }
 
-    fn from_catalog(catalog: &Catalog, reference: &Catalog, names: &[&str], file: &str) -> Result<Language, CatalogError> {
+    fn from_catalog(
+        catalog: &Catalog,
+        reference: &Catalog,
+        names: &[&str],
+        file: &str,
+    ) -> Result<Language, CatalogError> {
         let mut texts = Vec::with_capacity(reference.entries.len());
         for (key, _, _) in &reference.entries {
             let (value, line) = catalog
@@ -394,7 +405,10 @@ impl Language {
                 .iter()
                 .find(|(k, _, _)| k == key)
                 .map(|(_, v, l)| (v.as_str(), *l))
-                .ok_or_else(|| CatalogError::Missing { file: file.into(), key: key.clone() })?;
+                .ok_or_else(|| CatalogError::Missing {
+                    file: file.into(),
+                    key: key.clone(),
+                })?;
             let mut pieces = Vec::new();
             for piece in Pieces::new(value) {
                 match piece {
@@ -407,11 +421,13 @@ impl Language {
                         }
                     }
                     RawPiece::Name(name) => {
-                        let index = names.iter().position(|n| *n == name).ok_or_else(|| CatalogError::Placeholder {
-                            file: file.into(),
-                            line,
-                            key: key.clone(),
-                            name: name.into(),
+                        let index = names.iter().position(|n| *n == name).ok_or_else(|| {
+                            CatalogError::Placeholder {
+                                file: file.into(),
+                                line,
+                                key: key.clone(),
+                                name: name.into(),
+                            }
                         })?;
                         pieces.push(Piece::Value(index));
                     }
@@ -419,7 +435,12 @@ impl Language {
             }
             texts.push(pieces);
         }
-        Ok(Language { tag: catalog.tag.clone(), name: catalog.name.clone(), rtl: catalog.rtl, texts })
+        Ok(Language {
+            tag: catalog.tag.clone(),
+            name: catalog.name.clone(),
+            rtl: catalog.rtl,
+            texts,
+        })
     }
 }
 
@@ -432,7 +453,10 @@ pub const REFERENCE: &str = "en";
 
 fn reference_catalog() -> &'static Catalog {
     static REFERENCE_CATALOG: std::sync::LazyLock<Catalog> = std::sync::LazyLock::new(|| {
-        let text = BUILTIN_CATALOGS.iter().find(|(tag, _)| *tag == REFERENCE).map_or("", |(_, t)| t);
+        let text = BUILTIN_CATALOGS
+            .iter()
+            .find(|(tag, _)| *tag == REFERENCE)
+            .map_or("", |(_, t)| t);
         Catalog::parse(REFERENCE, "templates/i18n/en.txt", text).unwrap_or(Catalog {
             tag: REFERENCE.into(),
             name: "English".into(),
@@ -445,7 +469,10 @@ fn reference_catalog() -> &'static Catalog {
 
 /// The index of a string's key in every [`Language`] (the reference's file order).
 pub fn key_index(key: &str) -> Option<usize> {
-    reference_catalog().entries.iter().position(|(k, _, _)| k == key)
+    reference_catalog()
+        .entries
+        .iter()
+        .position(|(k, _, _)| k == key)
 }
 
 /// The languages a set of pages can speak; the first is the default.
@@ -459,7 +486,10 @@ pub enum LanguagesError {
     #[error("{0}")]
     Catalog(#[from] CatalogError),
     #[error("cannot read \"{path}\": {error}")]
-    Read { path: std::path::PathBuf, error: std::io::Error },
+    Read {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl Languages {
@@ -478,9 +508,16 @@ impl Languages {
 
     /// These languages plus the catalogs in `dir` (`*.txt`, named by language tag), which add
     /// languages or replace built-in ones.
-    pub fn with_dir(&self, dir: &std::path::Path, names: &[&str]) -> Result<Languages, LanguagesError> {
+    pub fn with_dir(
+        &self,
+        dir: &std::path::Path,
+        names: &[&str],
+    ) -> Result<Languages, LanguagesError> {
         let mut list = self.list.clone();
-        let entries = std::fs::read_dir(dir).map_err(|error| LanguagesError::Read { path: dir.into(), error })?;
+        let entries = std::fs::read_dir(dir).map_err(|error| LanguagesError::Read {
+            path: dir.into(),
+            error,
+        })?;
         let mut files: Vec<std::path::PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -488,9 +525,15 @@ impl Languages {
             .collect();
         files.sort();
         for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|error| LanguagesError::Read { path: path.clone(), error })?;
+            let text = std::fs::read_to_string(&path).map_err(|error| LanguagesError::Read {
+                path: path.clone(),
+                error,
+            })?;
             let file = path.display().to_string();
-            let tag = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let tag = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
             let catalog = Catalog::parse(tag, &file, &text)?;
             catalog.check_against(reference_catalog(), &file)?;
             let language = Language::from_catalog(&catalog, reference_catalog(), names, &file)?;
@@ -512,12 +555,19 @@ impl Languages {
 
     /// The index of the language with this tag (case-insensitive).
     pub fn find(&self, tag: &[u8]) -> Option<usize> {
-        self.list.iter().position(|l| l.tag.as_bytes().eq_ignore_ascii_case(tag))
+        self.list
+            .iter()
+            .position(|l| l.tag.as_bytes().eq_ignore_ascii_case(tag))
     }
 
     /// The language for a request: an explicit choice (the chooser's cookie or URL argument)
     /// if it names one of ours, else the best match for `Accept-Language`, else `default`.
-    pub fn choose(&self, explicit: Option<&[u8]>, accept_language: Option<&[u8]>, default: usize) -> usize {
+    pub fn choose(
+        &self,
+        explicit: Option<&[u8]>,
+        accept_language: Option<&[u8]>,
+        default: usize,
+    ) -> usize {
         if let Some(index) = explicit.and_then(|tag| self.find(tag)) {
             return index;
         }

@@ -115,7 +115,12 @@ const FORMS_STYLE: &str = include_str!("../../templates/style-forms.css");
 /// block and rate-limit pages (the ones a flood gets) carry only the rules they use.
 pub fn builtin_style(kind: PageKind) -> &'static str {
     static STYLES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
-    let (plain, full) = STYLES.get_or_init(|| (minify_css(BASE_STYLE), minify_css(&format!("{BASE_STYLE}{FORMS_STYLE}"))));
+    let (plain, full) = STYLES.get_or_init(|| {
+        (
+            minify_css(BASE_STYLE),
+            minify_css(&format!("{BASE_STYLE}{FORMS_STYLE}")),
+        )
+    });
     match kind {
         PageKind::Block | PageKind::RateLimited => plain,
         PageKind::Captcha | PageKind::ChangeLanguage => full,
@@ -324,7 +329,12 @@ enum Slot {
 }
 
 impl Slot {
-    const ALL: [Slot; 4] = [Slot::Nonce, Slot::Path, Slot::LanguageHref, Slot::RetryAfter];
+    const ALL: [Slot; 4] = [
+        Slot::Nonce,
+        Slot::Path,
+        Slot::LanguageHref,
+        Slot::RetryAfter,
+    ];
     /// Unicode noncharacters: nothing escapes them, and no template or catalog holds them (a
     /// stamp that finds one where it did not put it is not used).
     const MARK: char = '\u{FDD0}';
@@ -342,12 +352,25 @@ impl Stamps {
     const MESSAGES: usize = 4;
 
     fn new(languages: usize) -> Stamps {
-        Stamps((0..PageKind::ALL.len() * languages * Stamps::MESSAGES).map(|_| Default::default()).collect())
+        Stamps(
+            (0..PageKind::ALL.len() * languages * Stamps::MESSAGES)
+                .map(|_| Default::default())
+                .collect(),
+        )
     }
 
-    fn slot(&self, kind: PageKind, language: usize, message: Option<Message>) -> Option<&std::sync::OnceLock<Option<Stamp>>> {
+    fn slot(
+        &self,
+        kind: PageKind,
+        language: usize,
+        message: Option<Message>,
+    ) -> Option<&std::sync::OnceLock<Option<Stamp>>> {
         let message = message.map_or(0, |m| m as usize + 1);
-        self.0.get((kind.index() * (self.0.len() / PageKind::ALL.len() / Stamps::MESSAGES) + language) * Stamps::MESSAGES + message)
+        self.0.get(
+            (kind.index() * (self.0.len() / PageKind::ALL.len() / Stamps::MESSAGES) + language)
+                * Stamps::MESSAGES
+                + message,
+        )
     }
 }
 
@@ -394,7 +417,8 @@ impl PageSet {
                 Languages::builtin(&[]).expect("the built-in catalogs parse")
             });
             PageSet {
-                pages: PageKind::ALL.map(|kind| Template::parse(kind.builtin_source(), PLACEHOLDERS).ok()),
+                pages: PageKind::ALL
+                    .map(|kind| Template::parse(kind.builtin_source(), PLACEHOLDERS).ok()),
                 stamps: Stamps::new(languages.all().len()),
                 languages,
             }
@@ -405,8 +429,7 @@ impl PageSet {
     /// Whether every built-in template and catalog parsed (checked by a unit test and at
     /// start-up).
     pub fn is_complete(&self) -> bool {
-        self.pages.iter().all(Option::is_some)
-            && Languages::builtin(PLACEHOLDERS).is_ok()
+        self.pages.iter().all(Option::is_some) && Languages::builtin(PLACEHOLDERS).is_ok()
     }
 
     /// Loads an operator's template directory. Pages it lacks stay missing (they answer 404);
@@ -438,7 +461,11 @@ impl PageSet {
         } else {
             builtin.clone()
         };
-        Ok(PageSet { pages, stamps: Stamps::new(languages.all().len()), languages })
+        Ok(PageSet {
+            pages,
+            stamps: Stamps::new(languages.all().len()),
+            languages,
+        })
     }
 
     pub fn languages(&self) -> &Languages {
@@ -467,7 +494,10 @@ impl PageSet {
             return None;
         }
         let nonce = csp_nonce();
-        let mut pieces = Pieces { pieces: [Piece::Value(0, 0); N], len: 0 };
+        let mut pieces = Pieces {
+            pieces: [Piece::Value(0, 0); N],
+            len: 0,
+        };
         stamp.walk(nonce.as_str(), context, values, |piece| pieces.push(piece));
         content_security_policy_into(csp, nonce.as_str());
         Some(pieces)
@@ -476,20 +506,30 @@ impl PageSet {
     /// The stamp a page is filled into: a page without a captcha, chooser or crawler hints
     /// (the block and rate-limit pages). Made on first use.
     fn stamp_for(&self, kind: PageKind, context: &PageContext<'_>) -> Option<&Stamp> {
-        let plain = context.captcha.is_none() && context.chooser.is_none() && context.hints.is_none();
+        let plain =
+            context.captcha.is_none() && context.chooser.is_none() && context.hints.is_none();
         // (An empty value would hide a section the stamp shows.)
         if !plain || context.path.is_empty() || context.language_href.is_empty() {
             return None;
         }
         let language = self.languages.get(context.language);
-        let index = self.languages.all().iter().position(|l| std::ptr::eq(l, language))?;
+        let index = self
+            .languages
+            .all()
+            .iter()
+            .position(|l| std::ptr::eq(l, language))?;
         let cell = self.stamps.slot(kind, index, context.message)?;
         cell.get_or_init(|| self.stamp(kind, context)).as_ref()
     }
 
     /// A page without a captcha, chooser or crawler hints (the block and rate-limit pages) is
     /// filled into its stamp; any other is rendered in full.
-    fn render_with_nonce(&self, kind: PageKind, context: &PageContext<'_>, nonce: &str) -> Option<Page> {
+    fn render_with_nonce(
+        &self,
+        kind: PageKind,
+        context: &PageContext<'_>,
+        nonce: &str,
+    ) -> Option<Page> {
         if let Some(stamp) = self.stamp_for(kind, context) {
             return Some(Page {
                 status: kind.status(),
@@ -504,13 +544,20 @@ impl PageSet {
     /// lost or doubled in a way the fill would not reproduce.
     fn stamp(&self, kind: PageKind, context: &PageContext<'_>) -> Option<Stamp> {
         let [nonce, path, href, retry] = Slot::ALL.map(Slot::marker);
-        let marked = PageContext { path: &path, language_href: &href, ..*context };
+        let marked = PageContext {
+            path: &path,
+            language_href: &href,
+            ..*context
+        };
         let body = self.render_in_full(kind, &marked, &nonce, &retry)?.body;
         let mut parts = body.split(Slot::MARK);
         let mut pieces = vec![(parts.next()?.to_owned(), None)];
         for part in parts {
             let mut chars = part.chars();
-            let slot = chars.next().and_then(|c| c.to_digit(10)).and_then(|d| Slot::ALL.get(d as usize).copied())?;
+            let slot = chars
+                .next()
+                .and_then(|c| c.to_digit(10))
+                .and_then(|d| Slot::ALL.get(d as usize).copied())?;
             pieces.last_mut()?.1 = Some(slot);
             pieces.push((chars.as_str().to_owned(), None));
         }
@@ -518,7 +565,13 @@ impl PageSet {
         Some(Stamp { pieces, size })
     }
 
-    fn render_in_full(&self, kind: PageKind, context: &PageContext<'_>, nonce: &str, retry_after: &str) -> Option<Page> {
+    fn render_in_full(
+        &self,
+        kind: PageKind,
+        context: &PageContext<'_>,
+        nonce: &str,
+        retry_after: &str,
+    ) -> Option<Page> {
         let template = self.pages[kind.index()].as_ref()?;
         let language = self.languages.get(context.language);
         let nonce = nonce.to_owned();
@@ -572,7 +625,10 @@ impl PageSet {
             &message,
             audio.map_or("", |a| a.href),
             context.hints.map_or("", |h| h.title.as_str()),
-            &context.hints.map(crate::reputation::hints::head_html).unwrap_or_default(),
+            &context
+                .hints
+                .map(crate::reputation::hints::head_html)
+                .unwrap_or_default(),
         ];
         let body = template.render(&values, language, inline_markup);
         Some(Page {
@@ -627,7 +683,13 @@ impl Stamp {
     }
 
     /// Gives the stamp's text and, between, the request's values (appended to `values`).
-    fn walk<'a>(&'a self, nonce: &str, context: &PageContext<'_>, values: &mut String, mut give: impl FnMut(Piece<'a>)) {
+    fn walk<'a>(
+        &'a self,
+        nonce: &str,
+        context: &PageContext<'_>,
+        values: &mut String,
+        mut give: impl FnMut(Piece<'a>),
+    ) {
         let mut number = itoa_buffer();
         for (text, slot) in &self.pieces {
             give(Piece::Text(text));
@@ -733,7 +795,10 @@ fn csp_nonce() -> Nonce {
         }
         stream.as_mut().map(|(_, rng)| rng.fill_bytes(&mut bytes))
     });
-    let mut nonce = Nonce { text: [0; 22], len: 0 };
+    let mut nonce = Nonce {
+        text: [0; 22],
+        len: 0,
+    };
     let written = drawn.and_then(|()| STANDARD_NO_PAD.encode_slice(bytes, &mut nonce.text).ok());
     nonce.len = match written {
         Some(len) => len,
@@ -760,7 +825,8 @@ fn process_generation() -> u64 {
     // SAFETY: registers a handler that only touches an atomic (a static function). glibc
     // registers it with this module's DSO handle and drops it should nginx ever unload the
     // module, so no fork can call into an unmapped library.
-    let watching = *WATCHING.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(forked)) } == 0);
+    let watching =
+        *WATCHING.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(forked)) } == 0);
     match watching {
         true => u64::from(FORKS.load(Ordering::Relaxed)),
         false => 1 << 32 | u64::from(std::process::id()),
@@ -802,7 +868,12 @@ fn content_security_policy_into(csp: &mut String, nonce: &str) {
 /// the captcha page's own title and button words. 403, like the captcha page: it is not the
 /// content that was asked for. A crawler (which keeps no cookie, so never sees the captcha
 /// page) gets the real page's title and tags here (`captchaify_crawler_hints`).
-pub fn precheck_page(languages: &Languages, language: usize, href: &str, hints: Option<&crate::reputation::hints::Hints>) -> Page {
+pub fn precheck_page(
+    languages: &Languages,
+    language: usize,
+    href: &str,
+    hints: Option<&crate::reputation::hints::Hints>,
+) -> Page {
     short_page(languages.get(language), href, ShortPage::Precheck, hints)
 }
 
@@ -820,11 +891,22 @@ enum ShortPage {
     Stale,
 }
 
-fn short_page(language: &Language, href: &str, kind: ShortPage, hints: Option<&crate::reputation::hints::Hints>) -> Page {
+fn short_page(
+    language: &Language,
+    href: &str,
+    kind: ShortPage,
+    hints: Option<&crate::reputation::hints::Hints>,
+) -> Page {
     use std::sync::OnceLock;
     static KEYS: OnceLock<[Option<usize>; 4]> = OnceLock::new();
     let [title, go, notice, again] = *KEYS.get_or_init(|| {
-        ["captcha.title", "captcha.submit", "captcha.stale_notice", "captcha.new"].map(i18n::key_index)
+        [
+            "captcha.title",
+            "captcha.submit",
+            "captcha.stale_notice",
+            "captcha.new",
+        ]
+        .map(i18n::key_index)
     });
     let text = |body: &mut String, key: Option<usize>| {
         if let Some(key) = key {
@@ -861,7 +943,11 @@ fn short_page(language: &Language, href: &str, kind: ShortPage, hints: Option<&c
     body.push_str("\">");
     text(&mut body, if kind == ShortPage::Stale { again } else { go });
     body.push_str("</a></p></body></html>\n");
-    Page { status: 403, content_security_policy: "default-src 'none'".to_owned(), body }
+    Page {
+        status: 403,
+        content_security_policy: "default-src 'none'".to_owned(),
+        body,
+    }
 }
 
 #[cfg(test)]
@@ -884,7 +970,10 @@ mod tests {
             retry_after: 17,
             language: 0,
             language_href: "/.captchaify/language?return=%2Fa",
-            chooser: Some(ChooserView { return_path: "/a?b=<", without_cookies: false }),
+            chooser: Some(ChooserView {
+                return_path: "/a?b=<",
+                without_cookies: false,
+            }),
             hints: None,
         }
     }
@@ -903,7 +992,11 @@ mod tests {
             assert!(child >= 0);
             if child == 0 {
                 let nonce = csp_nonce();
-                libc::write(pipe[1], nonce.as_str().as_ptr().cast(), nonce.as_str().len());
+                libc::write(
+                    pipe[1],
+                    nonce.as_str().as_ptr().cast(),
+                    nonce.as_str().len(),
+                );
                 libc::_exit(0);
             }
             let mut status = 0;
@@ -931,7 +1024,12 @@ mod tests {
         let raw = format!("{BASE_STYLE}{FORMS_STYLE}");
         assert_eq!(full.matches('{').count(), raw.matches('{').count());
         assert_eq!(full.matches('}').count(), raw.matches('}').count());
-        assert!(full.len() * 10 < raw.len() * 9, "{} of {}", full.len(), raw.len());
+        assert!(
+            full.len() * 10 < raw.len() * 9,
+            "{} of {}",
+            full.len(),
+            raw.len()
+        );
     }
 
     #[test]
@@ -940,20 +1038,40 @@ mod tests {
         assert_eq!(plain, builtin_style(PageKind::RateLimited));
         assert!(builtin_style(PageKind::Captcha).starts_with(plain));
         for page in [PageKind::Captcha, PageKind::ChangeLanguage] {
-            assert!(builtin_style(page).contains("input[type=\"text\"]{"), "{page:?}");
+            assert!(
+                builtin_style(page).contains("input[type=\"text\"]{"),
+                "{page:?}"
+            );
             assert!(builtin_style(page).contains("ul.languages a{"), "{page:?}");
         }
         for rule in ["form{", "button{", "img.captcha{", "ul.languages"] {
             assert!(!plain.contains(rule), "{rule}");
         }
         // What the block and rate-limit templates use is there.
-        for rule in ["main{", "h1{", ".danger{", ".message{", "footer{", "footer p{", "code{", "@media (prefers-color-scheme:dark)"] {
+        for rule in [
+            "main{",
+            "h1{",
+            ".danger{",
+            ".message{",
+            "footer{",
+            "footer p{",
+            "code{",
+            "@media (prefers-color-scheme:dark)",
+        ] {
             assert!(plain.contains(rule), "{rule}");
         }
         let pages = PageSet::builtin();
-        let context = PageContext { path: "/p", language_href: "/l", ..PageContext::default() };
+        let context = PageContext {
+            path: "/p",
+            language_href: "/l",
+            ..PageContext::default()
+        };
         let block = pages.render(PageKind::Block, &context).unwrap().body;
-        assert!(block.contains(plain) && block.len() < 2048, "{} bytes", block.len());
+        assert!(
+            block.contains(plain) && block.len() < 2048,
+            "{} bytes",
+            block.len()
+        );
     }
 
     #[test]
@@ -978,7 +1096,11 @@ mod tests {
                     page.body
                 );
                 assert!(page.body.contains("That was not right."), "{kind:?}");
-                assert!(page.body.contains("href=\"/.captchaify/language?return=%2Fa\""), "{kind:?}");
+                assert!(
+                    page.body
+                        .contains("href=\"/.captchaify/language?return=%2Fa\""),
+                    "{kind:?}"
+                );
             }
             assert!(!page.body.contains("<script>"));
             let nonce = page
@@ -1018,13 +1140,35 @@ mod tests {
     fn the_hardness_3_page_has_the_audio_inline_and_as_a_download() {
         let mut ctx = captcha_context(b"\x89PNG");
         if let Some(c) = ctx.captcha.as_mut() {
-            c.audio = Some(AudioView { wav: b"RIFF", length: "9 to 14", href: "/.captchaify/audio?challenge=c1.x&lang=en" });
+            c.audio = Some(AudioView {
+                wav: b"RIFF",
+                length: "9 to 14",
+                href: "/.captchaify/audio?challenge=c1.x&lang=en",
+            });
         }
-        let body = PageSet::builtin().render(PageKind::Captcha, &ctx).unwrap().body;
-        assert!(body.contains("<audio controls preload=\"auto\" src=\"data:audio/wav;base64,UklGRg==\">"), "{body}");
-        assert!(body.contains("href=\"/.captchaify/audio?challenge=c1.x&amp;lang=en\" download=\"captcha.wav\""), "{body}");
-        assert_eq!(body.matches("UklGRg==").count(), 1, "the clip is in the page once");
-        assert!(body.contains("<label for=\"captchaify-digits\">Type the 9 to 14 digits you hear</label>"));
+        let body = PageSet::builtin()
+            .render(PageKind::Captcha, &ctx)
+            .unwrap()
+            .body;
+        assert!(
+            body.contains(
+                "<audio controls preload=\"auto\" src=\"data:audio/wav;base64,UklGRg==\">"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains(
+                "href=\"/.captchaify/audio?challenge=c1.x&amp;lang=en\" download=\"captcha.wav\""
+            ),
+            "{body}"
+        );
+        assert_eq!(
+            body.matches("UklGRg==").count(),
+            1,
+            "the clip is in the page once"
+        );
+        assert!(body
+            .contains("<label for=\"captchaify-digits\">Type the 9 to 14 digits you hear</label>"));
         assert!(body.contains("id=\"captchaify-digits\" name=\"digits\""));
     }
 
@@ -1032,30 +1176,68 @@ mod tests {
     fn every_page_renders_in_every_language_with_every_text() {
         let pages = PageSet::builtin();
         let languages = pages.languages();
-        assert!(languages.all().len() >= 12, "{} languages", languages.all().len());
-        assert!(languages.all().iter().any(|l| l.rtl), "a right-to-left language");
+        assert!(
+            languages.all().len() >= 12,
+            "{} languages",
+            languages.all().len()
+        );
+        assert!(
+            languages.all().iter().any(|l| l.rtl),
+            "a right-to-left language"
+        );
         let english = languages.get(0);
         for (index, language) in languages.all().iter().enumerate() {
             let mut ctx = captcha_context(b"\x89PNG");
             ctx.language = index;
             if let Some(c) = ctx.captcha.as_mut() {
-                c.audio = Some(AudioView { wav: b"RIFF", length: "9 to 14", href: "/.captchaify/audio?challenge=c1.x&lang=en" });
+                c.audio = Some(AudioView {
+                    wav: b"RIFF",
+                    length: "9 to 14",
+                    href: "/.captchaify/audio?challenge=c1.x&lang=en",
+                });
             }
             for kind in PageKind::ALL {
                 let body = pages.render(kind, &ctx).unwrap().body;
-                assert!(body.contains(&format!("<html lang=\"{}\" dir=\"{}\">", language.tag, language.dir())), "{}", language.tag);
-                assert!(!body.contains("{{") && !body.contains("}}"), "{} {kind:?}", language.tag);
+                assert!(
+                    body.contains(&format!(
+                        "<html lang=\"{}\" dir=\"{}\">",
+                        language.tag,
+                        language.dir()
+                    )),
+                    "{}",
+                    language.tag
+                );
+                assert!(
+                    !body.contains("{{") && !body.contains("}}"),
+                    "{} {kind:?}",
+                    language.tag
+                );
                 // No placeholder of a catalog left unfilled.
                 for name in PLACEHOLDERS {
-                    assert!(!body.contains(&format!("{{{name}}}")), "{} {kind:?}: {{{name}}}", language.tag);
+                    assert!(
+                        !body.contains(&format!("{{{name}}}")),
+                        "{} {kind:?}: {{{name}}}",
+                        language.tag
+                    );
                 }
                 if index > 0 {
                     // Every string of the page is this language's, not English (the product
                     // name aside).
-                    for key in ["captcha.title", "captcha.submit", "block.title", "rate.title", "language.title"] {
+                    for key in [
+                        "captcha.title",
+                        "captcha.submit",
+                        "block.title",
+                        "rate.title",
+                        "language.title",
+                    ] {
                         let k = i18n::key_index(key).unwrap();
                         let ours = language.text(k);
-                        assert_ne!(ours, english.text(k), "{} {key} is untranslated", language.tag);
+                        assert_ne!(
+                            ours,
+                            english.text(k),
+                            "{} {key} is untranslated",
+                            language.tag
+                        );
                     }
                 }
             }
@@ -1065,8 +1247,14 @@ mod tests {
     #[test]
     fn a_choice_without_cookies_travels_in_the_url() {
         assert_eq!(with_language_argument("/a", "de"), "/a?captchaify_lang=de");
-        assert_eq!(with_language_argument("/a?x=1&captchaify_lang=fr", "ar"), "/a?x=1&captchaify_lang=ar");
-        assert_eq!(chooser_href("/a b?c=1&d", true), "/.captchaify/language?return=/a%20b%3Fc%3D1%26d&nocookie=1");
+        assert_eq!(
+            with_language_argument("/a?x=1&captchaify_lang=fr", "ar"),
+            "/a?x=1&captchaify_lang=ar"
+        );
+        assert_eq!(
+            chooser_href("/a b?c=1&d", true),
+            "/.captchaify/language?return=/a%20b%3Fc%3D1%26d&nocookie=1"
+        );
         assert_eq!(percent_encode("é"), "%C3%A9");
     }
 
@@ -1076,7 +1264,10 @@ mod tests {
         let de = pages.languages().find(b"de").expect("German");
         let ctx = PageContext {
             language: de,
-            chooser: Some(ChooserView { return_path: "/shop?item=1&x=<", without_cookies: true }),
+            chooser: Some(ChooserView {
+                return_path: "/shop?item=1&x=<",
+                without_cookies: true,
+            }),
             hints: None,
             ..PageContext::default()
         };
@@ -1087,10 +1278,23 @@ mod tests {
         for language in pages.languages().all() {
             let href = format!("href=\"/.captchaify/language?set={}&amp;return=/shop%3Fitem%3D1%26x%3D%3C&amp;nocookie=1\"", language.tag);
             assert!(page.body.contains(&href), "{href} in {}", page.body);
-            assert!(page.body.contains(&format!("lang=\"{}\" dir=\"{}\"", language.tag, language.dir())));
+            assert!(page.body.contains(&format!(
+                "lang=\"{}\" dir=\"{}\"",
+                language.tag,
+                language.dir()
+            )));
         }
-        assert!(page.body.contains("hreflang=\"de\" lang=\"de\" dir=\"ltr\" aria-current=\"true\">Deutsch</a>"), "{}", page.body);
-        assert!(page.body.contains("href=\"/shop?item=1&amp;x=&lt;\""), "the way back");
+        assert!(
+            page.body.contains(
+                "hreflang=\"de\" lang=\"de\" dir=\"ltr\" aria-current=\"true\">Deutsch</a>"
+            ),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body.contains("href=\"/shop?item=1&amp;x=&lt;\""),
+            "the way back"
+        );
     }
 
     #[test]
@@ -1100,7 +1304,8 @@ mod tests {
             .unwrap();
         assert_eq!(page.status, 429);
         assert!(
-            page.body.contains("Please wait <strong>17</strong> s, then try again."),
+            page.body
+                .contains("Please wait <strong>17</strong> s, then try again."),
             "{}",
             page.body
         );
@@ -1148,22 +1353,43 @@ mod tests {
         // Catalogs in i18n/ add a language or replace one; a bad one names its file and line.
         std::fs::create_dir_all(dir.join("i18n")).unwrap();
         let en = include_str!("../../templates/i18n/en.txt");
-        let eo = en.replace("_name = English", "_name = Esperanto").replace("Access denied", "Aliro rifuzita");
+        let eo = en
+            .replace("_name = English", "_name = Esperanto")
+            .replace("Access denied", "Aliro rifuzita");
         std::fs::write(dir.join("i18n/eo.txt"), &eo).unwrap();
         let set = PageSet::load_dir(&dir).unwrap();
         let eo_index = set.languages().find(b"eo").expect("added");
         assert!(set.languages().all().len() > PageSet::builtin().languages().all().len());
-        let ctx = PageContext { language: eo_index, ..PageContext::default() };
-        assert_eq!(set.render(PageKind::Block, &ctx).unwrap().body, "<p> is blocked</p>");
+        let ctx = PageContext {
+            language: eo_index,
+            ..PageContext::default()
+        };
+        assert_eq!(
+            set.render(PageKind::Block, &ctx).unwrap().body,
+            "<p> is blocked</p>"
+        );
         std::fs::write(dir.join("block.html"), "<h1>{{t:block.title}}</h1>").unwrap();
         let set = PageSet::load_dir(&dir).unwrap();
-        assert_eq!(set.render(PageKind::Block, &ctx).unwrap().body, "<h1>Aliro rifuzita</h1>");
+        assert_eq!(
+            set.render(PageKind::Block, &ctx).unwrap().body,
+            "<h1>Aliro rifuzita</h1>"
+        );
         std::fs::write(dir.join("i18n/eo.txt"), eo.replace("{path}", "{pad}")).unwrap();
         let error = PageSet::load_dir(&dir).unwrap_err().to_string();
-        assert!(error.contains("i18n/eo.txt:14: \"captcha.intro\" must use exactly the placeholders"), "{error}");
-        std::fs::write(dir.join("i18n/eo.txt"), eo.replace("language.back =", "language.bakc =")).unwrap();
+        assert!(
+            error.contains("i18n/eo.txt:14: \"captcha.intro\" must use exactly the placeholders"),
+            "{error}"
+        );
+        std::fs::write(
+            dir.join("i18n/eo.txt"),
+            eo.replace("language.back =", "language.bakc ="),
+        )
+        .unwrap();
         let error = PageSet::load_dir(&dir).unwrap_err().to_string();
-        assert!(error.contains("i18n/eo.txt") && error.contains("language.back"), "{error}");
+        assert!(
+            error.contains("i18n/eo.txt") && error.contains("language.back"),
+            "{error}"
+        );
         std::fs::remove_dir_all(dir.join("i18n")).unwrap();
 
         std::fs::write(dir.join("captcha.html"), "{{secret}}").unwrap();
@@ -1186,19 +1412,55 @@ mod tests {
         for (index, language) in languages.all().iter().enumerate() {
             let href = "/shop/cart?item=42&size=\"xl\"&captchaify_pre=p1.1796563853.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
             let page = precheck_page(languages, index, href, None);
-            assert!(page.body.len() <= 1024, "{}: {} bytes", language.tag, page.body.len());
+            assert!(
+                page.body.len() <= 1024,
+                "{}: {} bytes",
+                language.tag,
+                page.body.len()
+            );
             assert_eq!(page.status, 403);
             let escaped = "/shop/cart?item=42&amp;size=&quot;xl&quot;&amp;captchaify_pre=";
-            assert!(page.body.contains(&format!("<meta http-equiv=\"refresh\" content=\"0; url={escaped}")), "{}", page.body);
-            assert!(page.body.contains(&format!("<a href=\"{escaped}")), "{}", page.body);
-            assert!(page.body.contains(&format!("lang=\"{}\" dir=\"{}\"", language.tag, language.dir())));
+            assert!(
+                page.body.contains(&format!(
+                    "<meta http-equiv=\"refresh\" content=\"0; url={escaped}"
+                )),
+                "{}",
+                page.body
+            );
+            assert!(
+                page.body.contains(&format!("<a href=\"{escaped}")),
+                "{}",
+                page.body
+            );
+            assert!(page.body.contains(&format!(
+                "lang=\"{}\" dir=\"{}\"",
+                language.tag,
+                language.dir()
+            )));
             assert!(!page.body.contains("<script") && !page.body.contains("<style"));
         }
         let english = precheck_page(languages, languages.find(b"en").unwrap(), "/", None);
-        assert!(english.body.contains("<title>Verification required</title>") && english.body.contains(">Continue</a>"), "{}", english.body);
-        let hints = crate::reputation::hints::extract(b"<title>Cart &amp; <b>co</b></title><meta name=description content='Fresh socks'>").unwrap();
+        assert!(
+            english
+                .body
+                .contains("<title>Verification required</title>")
+                && english.body.contains(">Continue</a>"),
+            "{}",
+            english.body
+        );
+        let hints = crate::reputation::hints::extract(
+            b"<title>Cart &amp; <b>co</b></title><meta name=description content='Fresh socks'>",
+        )
+        .unwrap();
         let crawler = precheck_page(languages, 0, "/", Some(&hints));
-        assert!(crawler.body.contains("<title>Cart &amp; co</title>") || crawler.body.contains("<title>Cart &amp; &lt;b&gt;co&lt;/b&gt;</title>"), "{}", crawler.body);
+        assert!(
+            crawler.body.contains("<title>Cart &amp; co</title>")
+                || crawler
+                    .body
+                    .contains("<title>Cart &amp; &lt;b&gt;co&lt;/b&gt;</title>"),
+            "{}",
+            crawler.body
+        );
         assert!(crawler.body.contains("Fresh socks"), "{}", crawler.body);
     }
 
@@ -1208,7 +1470,12 @@ mod tests {
         let paths = ["/", "/a?b=<script>\"&'x", "/\u{202e}ü?q=%41", "/{path}"];
         for kind in [PageKind::Block, PageKind::RateLimited] {
             for language in 0..pages.languages().all().len() {
-                for message in [None, Some(Message::Wrong), Some(Message::Stale), Some(Message::TooManyFailures)] {
+                for message in [
+                    None,
+                    Some(Message::Wrong),
+                    Some(Message::Stale),
+                    Some(Message::TooManyFailures),
+                ] {
                     for (i, path) in paths.iter().enumerate() {
                         let href = format!("/.captchaify/language?return={}", percent_encode(path));
                         let context = PageContext {
@@ -1219,18 +1486,40 @@ mod tests {
                             language_href: &href,
                             ..PageContext::default()
                         };
-                        let full = pages.render_in_full(kind, &context, "NONCE", &context.retry_after.to_string()).unwrap();
+                        let full = pages
+                            .render_in_full(
+                                kind,
+                                &context,
+                                "NONCE",
+                                &context.retry_after.to_string(),
+                            )
+                            .unwrap();
                         // Twice: the first makes the stamp, the second uses it.
                         for _ in 0..2 {
-                            assert_eq!(pages.render_with_nonce(kind, &context, "NONCE").unwrap(), full, "{kind:?} {language} {message:?} {path}");
+                            assert_eq!(
+                                pages.render_with_nonce(kind, &context, "NONCE").unwrap(),
+                                full,
+                                "{kind:?} {language} {message:?} {path}"
+                            );
                         }
                     }
                 }
             }
         }
-        let stamp = pages.stamps.slot(PageKind::Block, 0, None).and_then(|cell| cell.get()).unwrap().as_ref().unwrap();
+        let stamp = pages
+            .stamps
+            .slot(PageKind::Block, 0, None)
+            .and_then(|cell| cell.get())
+            .unwrap()
+            .as_ref()
+            .unwrap();
         let slots: Vec<Slot> = stamp.pieces.iter().filter_map(|(_, slot)| *slot).collect();
-        assert!(slots.contains(&Slot::Nonce) && slots.contains(&Slot::Path) && slots.contains(&Slot::LanguageHref), "{slots:?}");
+        assert!(
+            slots.contains(&Slot::Nonce)
+                && slots.contains(&Slot::Path)
+                && slots.contains(&Slot::LanguageHref),
+            "{slots:?}"
+        );
     }
 
     #[test]
@@ -1238,14 +1527,42 @@ mod tests {
         let languages = PageSet::builtin().languages();
         for (index, language) in languages.all().iter().enumerate() {
             let page = stale_page(languages, index, "/a?b=<c>");
-            assert!(page.body.len() <= 1024, "{}: {} bytes", language.tag, page.body.len());
+            assert!(
+                page.body.len() <= 1024,
+                "{}: {} bytes",
+                language.tag,
+                page.body.len()
+            );
             assert_eq!(page.status, 403);
-            assert!(page.body.contains("<a href=\"/a?b=&lt;c&gt;\">"), "{}", page.body);
-            assert!(!page.body.contains("http-equiv=\"refresh\""), "{}", page.body);
-            assert!(page.body.contains("<p role=\"alert\">") && !page.body.contains("<p role=\"alert\"></p>"), "{}", page.body);
+            assert!(
+                page.body.contains("<a href=\"/a?b=&lt;c&gt;\">"),
+                "{}",
+                page.body
+            );
+            assert!(
+                !page.body.contains("http-equiv=\"refresh\""),
+                "{}",
+                page.body
+            );
+            assert!(
+                page.body.contains("<p role=\"alert\">")
+                    && !page.body.contains("<p role=\"alert\"></p>"),
+                "{}",
+                page.body
+            );
         }
         let english = stale_page(languages, languages.find(b"en").unwrap(), "/");
-        assert!(english.body.contains(">That check had expired or was already used.</p>"), "{}", english.body);
-        assert!(english.body.contains(">Show a new check</a>"), "{}", english.body);
+        assert!(
+            english
+                .body
+                .contains(">That check had expired or was already used.</p>"),
+            "{}",
+            english.body
+        );
+        assert!(
+            english.body.contains(">Show a new check</a>"),
+            "{}",
+            english.body
+        );
     }
 }

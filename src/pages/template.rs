@@ -61,7 +61,9 @@ impl Template {
             let raw = rest[start..].starts_with("{{{");
             let (open, close) = if raw { ("{{{", "}}}") } else { ("{{", "}}") };
             let body = &rest[start + open.len()..];
-            let end = body.find(close).ok_or(TemplateError::Unclosed(offset + start))?;
+            let end = body
+                .find(close)
+                .ok_or(TemplateError::Unclosed(offset + start))?;
             let name = body[..end].trim();
             let consumed = start + open.len() + end + close.len();
             offset += consumed;
@@ -97,7 +99,10 @@ impl Template {
             segments.push(Segment::Text(rest.to_string()));
         }
         let size_hint = size_hint(&segments);
-        Ok(Template { segments, size_hint })
+        Ok(Template {
+            segments,
+            size_hint,
+        })
     }
 
     /// Renders with `values[i]` standing for the i-th name given to [`Template::parse`], in
@@ -154,7 +159,10 @@ pub fn escape_into(out: &mut String, text: &str) {
     // Runs of plain text are copied whole; the five characters are all ASCII, so the
     // positions found are character boundaries.
     let mut rest = text;
-    while let Some(at) = rest.bytes().position(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')) {
+    while let Some(at) = rest
+        .bytes()
+        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    {
         out.push_str(rest.get(..at).unwrap_or_default());
         out.push_str(match rest.as_bytes().get(at) {
             Some(b'&') => "&amp;",
@@ -174,7 +182,10 @@ mod tests {
     use super::*;
 
     fn english() -> Language {
-        Languages::builtin(crate::pages::PLACEHOLDERS).unwrap().get(0).clone()
+        Languages::builtin(crate::pages::PLACEHOLDERS)
+            .unwrap()
+            .get(0)
+            .clone()
     }
 
     fn plain(t: &Template, values: &[&str]) -> String {
@@ -185,16 +196,28 @@ mod tests {
     fn translated_strings_fill_their_placeholders_escaped() {
         // Placeholders in translated strings index the page's names, as in every page.
         let names = crate::pages::PLACEHOLDERS;
-        let t = Template::parse("<h1>{{t:block.title}}</h1><p>{{ t:block.intro }}</p>", names).unwrap();
+        let t = Template::parse(
+            "<h1>{{t:block.title}}</h1><p>{{ t:block.intro }}</p>",
+            names,
+        )
+        .unwrap();
         let mut values = vec![""; names.len()];
         values[names.iter().position(|n| *n == "path").unwrap()] = "/a<b";
         let html = t.render(&values, &english(), |_| ("<code>", "</code>"));
-        assert!(html.starts_with("<h1>Access denied</h1><p>This site does not serve <code>/a&lt;b</code> to"), "{html}");
+        assert!(
+            html.starts_with(
+                "<h1>Access denied</h1><p>This site does not serve <code>/a&lt;b</code> to"
+            ),
+            "{html}"
+        );
         assert_eq!(
             Template::parse("{{t:no.such.key}}", &[]),
             Err(TemplateError::UnknownText("no.such.key".into()))
         );
-        assert_eq!(Template::parse("{{{t:block.title}}}", &[]), Err(TemplateError::Unknown("t:block.title".into())));
+        assert_eq!(
+            Template::parse("{{{t:block.title}}}", &[]),
+            Err(TemplateError::Unknown("t:block.title".into()))
+        );
     }
 
     #[test]
@@ -203,10 +226,22 @@ mod tests {
         assert_eq!(plain(&t, &["", "1"]), "ab");
         assert_eq!(plain(&t, &["<", ""]), "a[&lt;]b");
         assert_eq!(plain(&t, &["1", "1"]), "a[1+]b");
-        assert_eq!(Template::parse("{{#x}}", &["x"]), Err(TemplateError::UnclosedSection("x".into())));
-        assert_eq!(Template::parse("{{#x}}{{/y}}", &["x", "y"]), Err(TemplateError::StraySectionEnd("y".into())));
-        assert_eq!(Template::parse("{{/x}}", &["x"]), Err(TemplateError::StraySectionEnd("x".into())));
-        assert_eq!(Template::parse("{{#z}}{{/z}}", &["x"]), Err(TemplateError::Unknown("z".into())));
+        assert_eq!(
+            Template::parse("{{#x}}", &["x"]),
+            Err(TemplateError::UnclosedSection("x".into()))
+        );
+        assert_eq!(
+            Template::parse("{{#x}}{{/y}}", &["x", "y"]),
+            Err(TemplateError::StraySectionEnd("y".into()))
+        );
+        assert_eq!(
+            Template::parse("{{/x}}", &["x"]),
+            Err(TemplateError::StraySectionEnd("x".into()))
+        );
+        assert_eq!(
+            Template::parse("{{#z}}{{/z}}", &["x"]),
+            Err(TemplateError::Unknown("z".into()))
+        );
     }
 
     #[test]
@@ -225,7 +260,10 @@ mod tests {
             Template::parse("{{nope}}", &["yes"]),
             Err(TemplateError::Unknown("nope".into()))
         );
-        assert_eq!(Template::parse("ab{{yes", &["yes"]), Err(TemplateError::Unclosed(2)));
+        assert_eq!(
+            Template::parse("ab{{yes", &["yes"]),
+            Err(TemplateError::Unclosed(2))
+        );
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub struct CrawlerCache {
 
 impl CrawlerCache {
     pub fn new(slots: usize) -> CrawlerCache {
-        CrawlerCache { verdicts: ByteCache::new(slots) }
+        CrawlerCache {
+            verdicts: ByteCache::new(slots),
+        }
     }
 
     /// [`is_crawler`], remembered.
@@ -82,7 +84,12 @@ mod tests {
         // Twice round, so the second pass hits (or meets a slot another agent took).
         for _ in 0..2 {
             for ua in agents {
-                assert_eq!(cache.is_crawler(ua), is_crawler(ua), "{:?}", ua.map(String::from_utf8_lossy));
+                assert_eq!(
+                    cache.is_crawler(ua),
+                    is_crawler(ua),
+                    "{:?}",
+                    ua.map(String::from_utf8_lossy)
+                );
             }
         }
         // One slot: every agent evicts the one before, and verdicts never leak across.
@@ -96,11 +103,13 @@ mod tests {
         assert!(cache.is_crawler(Some(b"Mozilla/5.0 (X11) Firefox/128.0 Googlebot/2.1")));
         assert!(!cache.is_crawler(Some(b"Mozilla/5.0 (X11) Firefox/128.0")));
         let long = format!("{FIREFOX} {}", "x".repeat(MAX_CACHED_USER_AGENT));
-        assert_eq!(cache.is_crawler(Some(long.as_bytes())), is_crawler(Some(long.as_bytes())));
+        assert_eq!(
+            cache.is_crawler(Some(long.as_bytes())),
+            is_crawler(Some(long.as_bytes()))
+        );
     }
 
-    const FIREFOX: &str =
-        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
     const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
         (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
     const SAFARI_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) \
@@ -108,7 +117,13 @@ mod tests {
 
     #[test]
     fn browsers_are_not_crawlers() {
-        for ua in [FIREFOX, CHROME, SAFARI_IOS, "Lynx/2.9.0dev.12 libwww-FM/2.14", "w3m/0.5.3"] {
+        for ua in [
+            FIREFOX,
+            CHROME,
+            SAFARI_IOS,
+            "Lynx/2.9.0dev.12 libwww-FM/2.14",
+            "w3m/0.5.3",
+        ] {
             assert!(!is_crawler(Some(ua.as_bytes())), "{ua}");
         }
     }
@@ -140,7 +155,9 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_handled() {
-        assert!(!is_crawler(Some(b"Mozilla/5.0 \xff\xfe (X11) Firefox/128.0")));
+        assert!(!is_crawler(Some(
+            b"Mozilla/5.0 \xff\xfe (X11) Firefox/128.0"
+        )));
         assert!(is_crawler(Some(b"curl/8.0 \xff\xfe")));
     }
 }

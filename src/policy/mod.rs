@@ -321,9 +321,10 @@ impl ClientFacts {
 
     /// What the crawler check means here.
     pub fn crawler_treatment(&self, policy: &LocationPolicy) -> verified::Treatment {
-        self.crawler_check.map_or(verified::Treatment::UserAgentRule, |v| {
-            verified::treatment(v, policy.verified_crawlers)
-        })
+        self.crawler_check
+            .map_or(verified::Treatment::UserAgentRule, |v| {
+                verified::treatment(v, policy.verified_crawlers)
+            })
     }
 
     /// The CrowdSec decision that counts at this location.
@@ -398,7 +399,9 @@ pub fn decide(policy: &LocationPolicy, facts: &ClientFacts) -> Verdict {
         _ if suspicion == Some(Suspicion::FailedChallenges) => Verdict::Block,
         Action::Block if facts.standing.rule.is_some() => Verdict::Block,
         Action::Block if remediation == Some(Remediation::Captcha) => Verdict::Block,
-        _ if remediation == Some(Remediation::Captcha) && !facts.verified(policy) => Verdict::Challenge,
+        _ if remediation == Some(Remediation::Captcha) && !facts.verified(policy) => {
+            Verdict::Challenge
+        }
         _ if facts.crawler_treatment(policy) == verified::Treatment::Pass => Verdict::Pass,
         Action::Block if suspicion == Some(Suspicion::LookupPending) => {
             if facts.verified(policy) {
@@ -525,111 +528,270 @@ mod tests {
     #[test]
     fn reputation_sources_change_captcha_and_block_but_not_let() {
         let flagged = [
-            Reputation { tor: true, ..HUMAN.reputation },
-            Reputation { proxy_or_hosting: true, ..HUMAN.reputation },
-            Reputation { spammer: true, ..HUMAN.reputation },
+            Reputation {
+                tor: true,
+                ..HUMAN.reputation
+            },
+            Reputation {
+                proxy_or_hosting: true,
+                ..HUMAN.reputation
+            },
+            Reputation {
+                spammer: true,
+                ..HUMAN.reputation
+            },
         ];
-        let bits = [ThirdParties::TOR, ThirdParties::IPAPI, ThirdParties::STOPFORUMSPAM];
+        let bits = [
+            ThirdParties::TOR,
+            ThirdParties::IPAPI,
+            ThirdParties::STOPFORUMSPAM,
+        ];
         for (reputation, bit) in flagged.into_iter().zip(bits) {
-            let facts = ClientFacts { reputation, ..HUMAN };
-            assert_eq!(decide(&policy(Action::Captcha, true), &facts), Verdict::Challenge);
+            let facts = ClientFacts {
+                reputation,
+                ..HUMAN
+            };
+            assert_eq!(
+                decide(&policy(Action::Captcha, true), &facts),
+                Verdict::Challenge
+            );
             assert_eq!(decide(&policy(Action::Block, true), &facts), Verdict::Block);
             assert_eq!(decide(&policy(Action::Let, true), &facts), Verdict::Pass);
-            assert_eq!(decide(&policy(Action::Captcha, true), &HUMAN), Verdict::Pass);
+            assert_eq!(
+                decide(&policy(Action::Captcha, true), &HUMAN),
+                Verdict::Pass
+            );
             // A pass lets a suspicious client through captcha, not through block.
-            let verified = ClientFacts { cookie_pass: Some(Hardness::NORMAL), ..facts };
-            assert_eq!(decide(&policy(Action::Captcha, true), &verified), Verdict::Pass);
-            assert_eq!(decide(&policy(Action::Block, true), &verified), Verdict::Block);
+            let verified = ClientFacts {
+                cookie_pass: Some(Hardness::NORMAL),
+                ..facts
+            };
+            assert_eq!(
+                decide(&policy(Action::Captcha, true), &verified),
+                Verdict::Pass
+            );
+            assert_eq!(
+                decide(&policy(Action::Block, true), &verified),
+                Verdict::Block
+            );
             let deaf = LocationPolicy {
                 third_parties: ThirdParties(ThirdParties::ALL.0 & !bit),
                 ..policy(Action::Block, true)
             };
             assert_eq!(decide(&deaf, &facts), Verdict::Pass);
-            assert_eq!(decide(&LocationPolicy { third_parties: ThirdParties::NONE, ..deaf }, &facts), Verdict::Pass);
+            assert_eq!(
+                decide(
+                    &LocationPolicy {
+                        third_parties: ThirdParties::NONE,
+                        ..deaf
+                    },
+                    &facts
+                ),
+                Verdict::Pass
+            );
         }
     }
 
     #[test]
     fn lists_allow_beats_everything_deny_is_suspicion() {
-        let denied = ClientFacts { standing: Standing { denied: true, ..HUMAN.standing }, ..HUMAN };
-        assert_eq!(decide(&policy(Action::Captcha, true), &denied), Verdict::Challenge);
-        assert_eq!(decide(&policy(Action::Block, true), &denied), Verdict::Block);
+        let denied = ClientFacts {
+            standing: Standing {
+                denied: true,
+                ..HUMAN.standing
+            },
+            ..HUMAN
+        };
+        assert_eq!(
+            decide(&policy(Action::Captcha, true), &denied),
+            Verdict::Challenge
+        );
+        assert_eq!(
+            decide(&policy(Action::Block, true), &denied),
+            Verdict::Block
+        );
         assert_eq!(decide(&policy(Action::Let, true), &denied), Verdict::Pass);
-        assert_eq!(denied.suspicion(&policy(Action::Block, true)), Some(Suspicion::DenyList));
+        assert_eq!(
+            denied.suspicion(&policy(Action::Block, true)),
+            Some(Suspicion::DenyList)
+        );
         let allowed_bot = ClientFacts {
-            standing: Standing { allowed: true, denied: true, rule: Some(Action::Block) },
-            reputation: Reputation { tor: true, ..HUMAN.reputation },
+            standing: Standing {
+                allowed: true,
+                denied: true,
+                rule: Some(Action::Block),
+            },
+            reputation: Reputation {
+                tor: true,
+                ..HUMAN.reputation
+            },
             ..BOT
         };
         for action in [Action::Let, Action::Block, Action::Fight, Action::Captcha] {
             let mut p = policy(action, true);
             assert_eq!(decide(&p, &allowed_bot), Verdict::Pass, "{action}");
             p.under_attack = true;
-            assert_eq!(decide(&p, &allowed_bot), Verdict::Pass, "{action} under attack");
+            assert_eq!(
+                decide(&p, &allowed_bot),
+                Verdict::Pass,
+                "{action} under attack"
+            );
         }
         // Too many failures are not forgiven by suspicion sources but are by the allow list.
-        let failed = ClientFacts { failed_too_often: true, ..allowed_bot };
-        assert_eq!(decide(&policy(Action::Captcha, true), &failed), Verdict::Pass);
+        let failed = ClientFacts {
+            failed_too_often: true,
+            ..allowed_bot
+        };
+        assert_eq!(
+            decide(&policy(Action::Captcha, true), &failed),
+            Verdict::Pass
+        );
     }
 
     #[test]
     fn country_and_asn_rules_replace_the_action() {
-        let rule = |rule| ClientFacts { standing: Standing { rule: Some(rule), ..HUMAN.standing }, ..HUMAN };
+        let rule = |rule| ClientFacts {
+            standing: Standing {
+                rule: Some(rule),
+                ..HUMAN.standing
+            },
+            ..HUMAN
+        };
         // A rule's block blocks outright, verified or not.
-        assert_eq!(decide(&policy(Action::Captcha, true), &rule(Action::Block)), Verdict::Block);
-        let verified = ClientFacts { cookie_pass: Some(Hardness::HARD), ..rule(Action::Block) };
-        assert_eq!(decide(&policy(Action::Let, true), &verified), Verdict::Block);
-        let fought = ClientFacts { cookie_pass: Some(Hardness::HARD), ..rule(Action::Fight) };
+        assert_eq!(
+            decide(&policy(Action::Captcha, true), &rule(Action::Block)),
+            Verdict::Block
+        );
+        let verified = ClientFacts {
+            cookie_pass: Some(Hardness::HARD),
+            ..rule(Action::Block)
+        };
+        assert_eq!(
+            decide(&policy(Action::Let, true), &verified),
+            Verdict::Block
+        );
+        let fought = ClientFacts {
+            cookie_pass: Some(Hardness::HARD),
+            ..rule(Action::Fight)
+        };
         assert_eq!(decide(&policy(Action::Block, true), &fought), Verdict::Pass);
-        assert_eq!(decide(&policy(Action::Captcha, true), &rule(Action::Fight)), Verdict::Challenge);
-        assert_eq!(decide(&policy(Action::Block, true), &ClientFacts { crawler: true, ..rule(Action::Let) }), Verdict::Pass);
+        assert_eq!(
+            decide(&policy(Action::Captcha, true), &rule(Action::Fight)),
+            Verdict::Challenge
+        );
+        assert_eq!(
+            decide(
+                &policy(Action::Block, true),
+                &ClientFacts {
+                    crawler: true,
+                    ..rule(Action::Let)
+                }
+            ),
+            Verdict::Pass
+        );
         // A rule is the action for the clients it matches, even at a `let` location.
-        assert_eq!(decide(&policy(Action::Let, true), &rule(Action::Fight)), Verdict::Challenge);
+        assert_eq!(
+            decide(&policy(Action::Let, true), &rule(Action::Fight)),
+            Verdict::Challenge
+        );
     }
 
     #[test]
     fn pending_lookups_challenge_only_when_asked_to_and_never_block() {
-        let pending = ClientFacts { reputation: Reputation { ipapi_pending: true, ..HUMAN.reputation }, ..HUMAN };
-        assert_eq!(decide(&policy(Action::Captcha, true), &pending), Verdict::Pass);
-        assert_eq!(decide(&policy(Action::Block, true), &pending), Verdict::Pass);
-        let strict = |action| LocationPolicy { pending_is_suspicious: true, ..policy(action, true) };
-        assert_eq!(decide(&strict(Action::Captcha), &pending), Verdict::Challenge);
+        let pending = ClientFacts {
+            reputation: Reputation {
+                ipapi_pending: true,
+                ..HUMAN.reputation
+            },
+            ..HUMAN
+        };
+        assert_eq!(
+            decide(&policy(Action::Captcha, true), &pending),
+            Verdict::Pass
+        );
+        assert_eq!(
+            decide(&policy(Action::Block, true), &pending),
+            Verdict::Pass
+        );
+        let strict = |action| LocationPolicy {
+            pending_is_suspicious: true,
+            ..policy(action, true)
+        };
+        assert_eq!(
+            decide(&strict(Action::Captcha), &pending),
+            Verdict::Challenge
+        );
         assert_eq!(decide(&strict(Action::Block), &pending), Verdict::Challenge);
-        let verified = ClientFacts { cookie_pass: Some(Hardness::NORMAL), ..pending };
+        let verified = ClientFacts {
+            cookie_pass: Some(Hardness::NORMAL),
+            ..pending
+        };
         assert_eq!(decide(&strict(Action::Block), &verified), Verdict::Pass);
         // A source the location does not listen to is not waited for.
-        let deaf = LocationPolicy { third_parties: ThirdParties(ThirdParties::TOR), ..strict(Action::Captcha) };
+        let deaf = LocationPolicy {
+            third_parties: ThirdParties(ThirdParties::TOR),
+            ..strict(Action::Captcha)
+        };
         assert_eq!(decide(&deaf, &pending), Verdict::Pass);
     }
 
     #[test]
     fn verified_crawlers_pass_fakes_are_suspicious() {
         use verified::Verification::*;
-        let claim = |v| ClientFacts { crawler_check: Some(v), ..BOT };
-        let on = |action| LocationPolicy { verified_crawlers: true, ..policy(action, true) };
+        let claim = |v| ClientFacts {
+            crawler_check: Some(v),
+            ..BOT
+        };
+        let on = |action| LocationPolicy {
+            verified_crawlers: true,
+            ..policy(action, true)
+        };
         assert_eq!(decide(&on(Action::Block), &claim(Verified)), Verdict::Pass);
         assert_eq!(decide(&on(Action::Fight), &claim(Verified)), Verdict::Pass);
         assert_eq!(decide(&on(Action::Block), &claim(Fake)), Verdict::Block);
-        assert_eq!(claim(Fake).suspicion(&on(Action::Block)), Some(Suspicion::FakeCrawler));
+        assert_eq!(
+            claim(Fake).suspicion(&on(Action::Block)),
+            Some(Suspicion::FakeCrawler)
+        );
         // A fake is suspicious even where crawler user agents are not.
-        let lenient = LocationPolicy { block_crawler: false, ..on(Action::Captcha) };
+        let lenient = LocationPolicy {
+            block_crawler: false,
+            ..on(Action::Captcha)
+        };
         assert_eq!(decide(&lenient, &claim(Fake)), Verdict::Challenge);
         assert_eq!(decide(&lenient, &claim(Unknown)), Verdict::Pass);
         // Unknown falls back to the user-agent rule.
         assert_eq!(decide(&on(Action::Block), &claim(Unknown)), Verdict::Block);
         // Off: nothing changes for anyone.
-        assert_eq!(decide(&policy(Action::Block, true), &claim(Verified)), Verdict::Block);
-        assert_eq!(decide(&policy(Action::Block, false), &claim(Fake)), Verdict::Pass);
+        assert_eq!(
+            decide(&policy(Action::Block, true), &claim(Verified)),
+            Verdict::Block
+        );
+        assert_eq!(
+            decide(&policy(Action::Block, false), &claim(Fake)),
+            Verdict::Pass
+        );
         // A verified crawler from a country a rule blocks is blocked.
-        let ruled = ClientFacts { standing: Standing { rule: Some(Action::Block), ..HUMAN.standing }, ..claim(Verified) };
+        let ruled = ClientFacts {
+            standing: Standing {
+                rule: Some(Action::Block),
+                ..HUMAN.standing
+            },
+            ..claim(Verified)
+        };
         assert_eq!(decide(&on(Action::Captcha), &ruled), Verdict::Block);
     }
 
     #[test]
     fn third_parties_parse() {
         assert_eq!(ThirdParties::parse(&["off"]), Ok(ThirdParties::NONE));
-        assert_eq!(ThirdParties::parse(&["stopforumspam", "tor"]), Ok(ThirdParties(5)));
-        assert_eq!(ThirdParties::parse(&["tor", "ipapi", "stopforumspam"]), Ok(ThirdParties::ALL));
+        assert_eq!(
+            ThirdParties::parse(&["stopforumspam", "tor"]),
+            Ok(ThirdParties(5))
+        );
+        assert_eq!(
+            ThirdParties::parse(&["tor", "ipapi", "stopforumspam"]),
+            Ok(ThirdParties::ALL)
+        );
         assert!(ThirdParties::parse(&["tor", "tor"]).is_err());
         assert!(ThirdParties::parse(&["tor", "off"]).is_err());
         assert!(ThirdParties::parse(&["spamhaus"]).is_err());
@@ -832,27 +994,80 @@ mod tests {
     /// location blocks), the allow list beats both, and `captchaify_crowdsec off` ignores them.
     #[test]
     fn crowdsec_decisions() {
-        let banned = ClientFacts { crowdsec: Some(Remediation::Ban), ..HUMAN };
-        let verified_banned = ClientFacts { crowdsec: Some(Remediation::Ban), ..VERIFIED_HUMAN };
-        let captcha = ClientFacts { crowdsec: Some(Remediation::Captcha), ..HUMAN };
-        let verified_captcha = ClientFacts { crowdsec: Some(Remediation::Captcha), ..VERIFIED_HUMAN };
+        let banned = ClientFacts {
+            crowdsec: Some(Remediation::Ban),
+            ..HUMAN
+        };
+        let verified_banned = ClientFacts {
+            crowdsec: Some(Remediation::Ban),
+            ..VERIFIED_HUMAN
+        };
+        let captcha = ClientFacts {
+            crowdsec: Some(Remediation::Captcha),
+            ..HUMAN
+        };
+        let verified_captcha = ClientFacts {
+            crowdsec: Some(Remediation::Captcha),
+            ..VERIFIED_HUMAN
+        };
         for action in [Action::Block, Action::Fight, Action::Captcha] {
-            assert_eq!(decide(&policy(action, false), &banned), Verdict::Block, "{action}");
-            assert_eq!(decide(&policy(action, false), &verified_banned), Verdict::Block, "{action}: a pass does not lift a ban");
+            assert_eq!(
+                decide(&policy(action, false), &banned),
+                Verdict::Block,
+                "{action}"
+            );
+            assert_eq!(
+                decide(&policy(action, false), &verified_banned),
+                Verdict::Block,
+                "{action}: a pass does not lift a ban"
+            );
         }
         assert_eq!(decide(&policy(Action::Let, true), &banned), Verdict::Pass);
-        assert_eq!(decide(&policy(Action::Captcha, false), &captcha), Verdict::Challenge);
-        assert_eq!(decide(&policy(Action::Fight, false), &captcha), Verdict::Challenge);
-        assert_eq!(decide(&policy(Action::Block, false), &captcha), Verdict::Block);
-        assert_eq!(decide(&policy(Action::Captcha, false), &verified_captcha), Verdict::Pass);
-        assert_eq!(decide(&policy(Action::Fight, false), &verified_captcha), Verdict::Pass);
-        assert_eq!(decide(&policy(Action::Block, false), &verified_captcha), Verdict::Block);
-        let off = LocationPolicy { crowdsec: false, ..policy(Action::Captcha, false) };
+        assert_eq!(
+            decide(&policy(Action::Captcha, false), &captcha),
+            Verdict::Challenge
+        );
+        assert_eq!(
+            decide(&policy(Action::Fight, false), &captcha),
+            Verdict::Challenge
+        );
+        assert_eq!(
+            decide(&policy(Action::Block, false), &captcha),
+            Verdict::Block
+        );
+        assert_eq!(
+            decide(&policy(Action::Captcha, false), &verified_captcha),
+            Verdict::Pass
+        );
+        assert_eq!(
+            decide(&policy(Action::Fight, false), &verified_captcha),
+            Verdict::Pass
+        );
+        assert_eq!(
+            decide(&policy(Action::Block, false), &verified_captcha),
+            Verdict::Block
+        );
+        let off = LocationPolicy {
+            crowdsec: false,
+            ..policy(Action::Captcha, false)
+        };
         assert_eq!(decide(&off, &banned), Verdict::Pass);
         assert_eq!(decide(&off, &captcha), Verdict::Pass);
-        let allowed = |facts: ClientFacts| ClientFacts { standing: Standing { allowed: true, ..facts.standing }, ..facts };
-        assert_eq!(decide(&policy(Action::Block, false), &allowed(banned)), Verdict::Pass);
-        assert_eq!(decide(&policy(Action::Fight, false), &allowed(captcha)), Verdict::Pass);
+        let allowed = |facts: ClientFacts| ClientFacts {
+            standing: Standing {
+                allowed: true,
+                ..facts.standing
+            },
+            ..facts
+        };
+        assert_eq!(
+            decide(&policy(Action::Block, false), &allowed(banned)),
+            Verdict::Pass
+        );
+        assert_eq!(
+            decide(&policy(Action::Fight, false), &allowed(captcha)),
+            Verdict::Pass
+        );
         // A verified crawler still meets a CrowdSec captcha.
         let crawler = ClientFacts {
             crawler: true,
@@ -860,9 +1075,21 @@ mod tests {
             crowdsec: Some(Remediation::Captcha),
             ..HUMAN
         };
-        let with_crawlers = LocationPolicy { verified_crawlers: true, ..policy(Action::Captcha, true) };
+        let with_crawlers = LocationPolicy {
+            verified_crawlers: true,
+            ..policy(Action::Captcha, true)
+        };
         assert_eq!(decide(&with_crawlers, &crawler), Verdict::Challenge);
-        assert_eq!(decide(&with_crawlers, &ClientFacts { crowdsec: None, ..crawler }), Verdict::Pass);
+        assert_eq!(
+            decide(
+                &with_crawlers,
+                &ClientFacts {
+                    crowdsec: None,
+                    ..crawler
+                }
+            ),
+            Verdict::Pass
+        );
     }
 
     #[test]

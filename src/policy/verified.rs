@@ -1037,10 +1037,12 @@ mod tests {
                 .contains("too broad")
         );
         // The broadest accepted.
-        let broadest = br#"{"prefixes": [{"ipv4Prefix": "17.0.0.0/8"}, {"ipv6Prefix": "2a01:b740::/32"}]}"#;
+        let broadest =
+            br#"{"prefixes": [{"ipv4Prefix": "17.0.0.0/8"}, {"ipv6Prefix": "2a01:b740::/32"}]}"#;
         assert!(parse_ranges(broadest).is_ok());
         // Extra keys are the operator's business.
-        let extra = br#"{"syncToken": "1", "prefixes": [{"ipv4Prefix": "66.249.64.0/27", "scope": "x"}]}"#;
+        let extra =
+            br#"{"syncToken": "1", "prefixes": [{"ipv4Prefix": "66.249.64.0/27", "scope": "x"}]}"#;
         assert!(parse_ranges(extra).is_ok());
     }
 

@@ -58,7 +58,9 @@ impl Country {
     /// From two bytes (as ip-api's answer is kept in the shared zone); `None` unless both
     /// are ASCII letters.
     pub fn from_bytes(code: [u8; 2]) -> Option<Country> {
-        std::str::from_utf8(&code).ok().and_then(|s| Country::parse(s).ok())
+        std::str::from_utf8(&code)
+            .ok()
+            .and_then(|s| Country::parse(s).ok())
     }
 
     /// The two upper-case letters.

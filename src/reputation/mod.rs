@@ -106,7 +106,9 @@ impl FeedSpec {
         let bad = |arg: &str| ConfError::Parameter(arg.to_string());
         let (name, rest) = args.split_first().ok_or_else(|| bad(""))?;
         let name = FeedName::parse(name).ok_or_else(|| {
-            ConfError::Feed(format!("unknown source \"{name}\", expected tor, ipapi or stopforumspam"))
+            ConfError::Feed(format!(
+                "unknown source \"{name}\", expected tor, ipapi or stopforumspam"
+            ))
         })?;
         let mut spec = FeedSpec::default_for(name);
         for arg in rest {
@@ -115,17 +117,31 @@ impl FeedSpec {
                 "url" if value.starts_with("http://") || value.starts_with("https://") => {
                     spec.origin = FeedOrigin::Url(value.to_string());
                 }
-                "url" => return Err(ConfError::Feed(format!("\"{value}\" is not an http:// or https:// URL"))),
+                "url" => {
+                    return Err(ConfError::Feed(format!(
+                        "\"{value}\" is not an http:// or https:// URL"
+                    )))
+                }
                 "file" if name == FeedName::Tor && !value.is_empty() => {
                     spec.origin = FeedOrigin::File(resolve(value));
                 }
-                "file" => return Err(ConfError::Feed(format!("{} is asked per address and has no file form", name.as_str()))),
-                "refresh" if name == FeedName::Tor => spec.refresh_secs = parse_duration_in(value, 1, 7 * 86400)?,
-                "ttl" if name != FeedName::Tor => spec.ttl_secs = parse_duration_in(value, 60, 365 * 86400)?,
+                "file" => {
+                    return Err(ConfError::Feed(format!(
+                        "{} is asked per address and has no file form",
+                        name.as_str()
+                    )))
+                }
+                "refresh" if name == FeedName::Tor => {
+                    spec.refresh_secs = parse_duration_in(value, 1, 7 * 86400)?
+                }
+                "ttl" if name != FeedName::Tor => {
+                    spec.ttl_secs = parse_duration_in(value, 60, 365 * 86400)?
+                }
                 "timeout" => spec.timeout_secs = parse_duration_in(value, 1, 300)?,
                 "rate" if name != FeedName::Tor => {
                     let rate: crate::state::rate::Rate = value.parse()?;
-                    let per_minute = u64::from(rate.count) * 60_000 / u64::from(rate.period_ms.max(1));
+                    let per_minute =
+                        u64::from(rate.count) * 60_000 / u64::from(rate.period_ms.max(1));
                     spec.per_minute = u32::try_from(per_minute).unwrap_or(u32::MAX).max(1);
                 }
                 _ => return Err(bad(arg)),
@@ -174,15 +190,30 @@ mod tests {
 
     #[test]
     fn feed_specs() {
-        let tor = parse(&["tor", "url=http://127.0.0.1:1/list", "refresh=10m", "timeout=3s"]).unwrap();
-        assert_eq!(tor.origin, FeedOrigin::Url("http://127.0.0.1:1/list".into()));
+        let tor = parse(&[
+            "tor",
+            "url=http://127.0.0.1:1/list",
+            "refresh=10m",
+            "timeout=3s",
+        ])
+        .unwrap();
+        assert_eq!(
+            tor.origin,
+            FeedOrigin::Url("http://127.0.0.1:1/list".into())
+        );
         assert_eq!((tor.refresh_secs, tor.timeout_secs), (600, 3));
         let file = parse(&["tor", "file=conf/exits.txt"]).unwrap();
-        assert_eq!(file.origin, FeedOrigin::File("/prefix/conf/exits.txt".into()));
+        assert_eq!(
+            file.origin,
+            FeedOrigin::File("/prefix/conf/exits.txt".into())
+        );
         let ipapi = parse(&["ipapi", "ttl=1d", "rate=10r/m"]).unwrap();
         assert_eq!((ipapi.ttl_secs, ipapi.per_minute), (86400, 10));
         assert_eq!(parse(&["ipapi", "rate=2r/s"]).unwrap().per_minute, 120);
-        assert_eq!(parse(&["stopforumspam"]).unwrap(), FeedSpec::default_for(FeedName::StopForumSpam));
+        assert_eq!(
+            parse(&["stopforumspam"]).unwrap(),
+            FeedSpec::default_for(FeedName::StopForumSpam)
+        );
         for bad in [
             &["spamhaus"][..],
             &["tor", "url=ftp://x"],
@@ -199,10 +230,30 @@ mod tests {
 
     #[test]
     fn private_addresses_never_leave() {
-        for private in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.1.1", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:10.0.0.1", "0.0.0.0", "224.0.0.1"] {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.5",
+            "169.254.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+        ] {
             assert!(!may_look_up(private.parse().unwrap()), "{private}");
         }
-        for public in ["192.0.2.1", "203.0.113.5", "8.8.8.8", "2001:db8::1", "2a00:1450::1", "::ffff:8.8.8.8"] {
+        for public in [
+            "192.0.2.1",
+            "203.0.113.5",
+            "8.8.8.8",
+            "2001:db8::1",
+            "2a00:1450::1",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(may_look_up(public.parse().unwrap()), "{public}");
         }
     }

@@ -212,7 +212,12 @@ mod tests {
 
     #[test]
     fn addresses_and_ranges() {
-        let s = set(&["192.0.2.1", "198.51.100.0/24", "2001:db8::/32", "10.1.2.3/8"]);
+        let s = set(&[
+            "192.0.2.1",
+            "198.51.100.0/24",
+            "2001:db8::/32",
+            "10.1.2.3/8",
+        ]);
         assert!(s.contains(ip("192.0.2.1")));
         assert!(!s.contains(ip("192.0.2.2")));
         assert!(!s.contains(ip("192.0.2.0")));
@@ -253,7 +258,13 @@ mod tests {
 
     #[test]
     fn overlapping_and_adjacent_ranges_merge() {
-        let s = set(&["10.0.0.0/25", "10.0.0.128/25", "10.0.0.5", "10.0.1.0/24", "10.0.3.0/24"]);
+        let s = set(&[
+            "10.0.0.0/25",
+            "10.0.0.128/25",
+            "10.0.0.5",
+            "10.0.1.0/24",
+            "10.0.3.0/24",
+        ]);
         assert_eq!(s.ranges(), 2);
         assert!(s.contains(ip("10.0.1.255")));
         assert!(!s.contains(ip("10.0.2.0")));
@@ -264,7 +275,16 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused() {
-        for bad in ["", "1.2.3", "1.2.3.4/33", "2001:db8::/129", "example.com", "1.2.3.4/", "/8", "1.2.3.4 "] {
+        for bad in [
+            "",
+            "1.2.3",
+            "1.2.3.4/33",
+            "2001:db8::/129",
+            "example.com",
+            "1.2.3.4/",
+            "/8",
+            "1.2.3.4 ",
+        ] {
             assert!(parse_entry(bad).is_err(), "{bad:?}");
         }
     }
@@ -279,8 +299,14 @@ mod tests {
         );
         let nets = parse_file_text(&text.replace("not-an-address", ""), "f").unwrap();
         assert_eq!(nets.len(), 3);
-        assert_eq!(parse_file_text("# nothing\n\n", "f"), Err(ListError::Empty("f".into())));
-        assert!(matches!(read_file(Path::new("/nonexistent/list")), Err(ListError::Read { .. })));
+        assert_eq!(
+            parse_file_text("# nothing\n\n", "f"),
+            Err(ListError::Empty("f".into()))
+        );
+        assert!(matches!(
+            read_file(Path::new("/nonexistent/list")),
+            Err(ListError::Read { .. })
+        ));
     }
 
     #[test]
@@ -313,7 +339,11 @@ mod tests {
                 nets.push(IpNet::new(IpAddr::V6(addr), 48).unwrap().trunc());
             } else {
                 let addr = std::net::Ipv4Addr::from(r as u32);
-                nets.push(IpNet::new(IpAddr::V4(addr), 20 + (r >> 40) as u8 % 13).unwrap().trunc());
+                nets.push(
+                    IpNet::new(IpAddr::V4(addr), 20 + (r >> 40) as u8 % 13)
+                        .unwrap()
+                        .trunc(),
+                );
             }
         }
         let s = IpSet::new(nets.iter().copied());
@@ -321,10 +351,16 @@ mod tests {
         for _ in 0..20_000 {
             let r = next();
             let probe = match r % 3 {
-                0 => IpAddr::V6(std::net::Ipv6Addr::from((u128::from(r) << 64) | u128::from(r >> 3))),
+                0 => IpAddr::V6(std::net::Ipv6Addr::from(
+                    (u128::from(r) << 64) | u128::from(r >> 3),
+                )),
                 1 => match nets[(r % nets.len() as u64) as usize] {
-                    IpNet::V4(n) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(n.network()) + (r as u32 >> 30))),
-                    IpNet::V6(n) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(n.network()) + 7)),
+                    IpNet::V4(n) => IpAddr::V4(std::net::Ipv4Addr::from(
+                        u32::from(n.network()) + (r as u32 >> 30),
+                    )),
+                    IpNet::V6(n) => {
+                        IpAddr::V6(std::net::Ipv6Addr::from(u128::from(n.network()) + 7))
+                    }
                 },
                 _ => IpAddr::V4(std::net::Ipv4Addr::from(r as u32)),
             };

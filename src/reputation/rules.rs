@@ -47,7 +47,10 @@ impl GeoRules {
         for code in codes {
             let country = Country::parse(code)?;
             if self.countries.iter().any(|(c, _)| *c == country) {
-                return Err(RuleError::Duplicate(format!("country {}", code.to_ascii_uppercase())));
+                return Err(RuleError::Duplicate(format!(
+                    "country {}",
+                    code.to_ascii_uppercase()
+                )));
             }
             self.countries.push((country, action));
         }
@@ -82,7 +85,10 @@ impl GeoRules {
     }
 }
 
-fn split<'a>(args: &'a [&'a str], what: &'static str) -> Result<(Action, &'a [&'a str]), RuleError> {
+fn split<'a>(
+    args: &'a [&'a str],
+    what: &'static str,
+) -> Result<(Action, &'a [&'a str]), RuleError> {
     match args.split_last() {
         Some((action, values)) if !values.is_empty() => Ok((action.parse()?, values)),
         _ => Err(RuleError::Syntax { what }),
@@ -117,18 +123,39 @@ mod tests {
     #[test]
     fn bad_rules_are_refused() {
         let mut rules = GeoRules::default();
-        assert!(matches!(rules.add_countries(&["block"]), Err(RuleError::Syntax { .. })));
-        assert!(matches!(rules.add_countries(&["DEU", "block"]), Err(RuleError::Geo(GeoError::Country(_)))));
-        assert!(matches!(rules.add_countries(&["D1", "block"]), Err(RuleError::Geo(GeoError::Country(_)))));
-        assert!(matches!(rules.add_countries(&["DE", "deny"]), Err(RuleError::Action(_))));
-        assert!(matches!(rules.add_asns(&["ASX", "block"]), Err(RuleError::Geo(GeoError::Asn(_)))));
-        assert!(matches!(rules.add_asns(&["99999999999", "block"]), Err(RuleError::Geo(GeoError::Asn(_)))));
+        assert!(matches!(
+            rules.add_countries(&["block"]),
+            Err(RuleError::Syntax { .. })
+        ));
+        assert!(matches!(
+            rules.add_countries(&["DEU", "block"]),
+            Err(RuleError::Geo(GeoError::Country(_)))
+        ));
+        assert!(matches!(
+            rules.add_countries(&["D1", "block"]),
+            Err(RuleError::Geo(GeoError::Country(_)))
+        ));
+        assert!(matches!(
+            rules.add_countries(&["DE", "deny"]),
+            Err(RuleError::Action(_))
+        ));
+        assert!(matches!(
+            rules.add_asns(&["ASX", "block"]),
+            Err(RuleError::Geo(GeoError::Asn(_)))
+        ));
+        assert!(matches!(
+            rules.add_asns(&["99999999999", "block"]),
+            Err(RuleError::Geo(GeoError::Asn(_)))
+        ));
         rules.add_countries(&["DE", "block"]).unwrap();
         assert_eq!(
             rules.add_countries(&["de", "let"]).unwrap_err().to_string(),
             "country DE already has a rule here"
         );
         assert!(rules.add_asns(&["3320", "let"]).is_ok());
-        assert!(matches!(rules.add_asns(&["as3320", "block"]), Err(RuleError::Duplicate(_))));
+        assert!(matches!(
+            rules.add_asns(&["as3320", "block"]),
+            Err(RuleError::Duplicate(_))
+        ));
     }
 }

@@ -20,7 +20,12 @@ pub struct Holder {
 
 impl core::fmt::Debug for Holder {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Holder(pid {}, started {})", pid_of(self.word), started_of(self.word))
+        write!(
+            f,
+            "Holder(pid {}, started {})",
+            pid_of(self.word),
+            started_of(self.word)
+        )
     }
 }
 
@@ -45,12 +50,17 @@ impl Holder {
         let word = if cached != 0 && pid_of(cached) == pid {
             cached
         } else {
-            let started = read_stat(pid).and_then(|stat| parse_stat(&stat)).map_or(0, |s| s.started);
+            let started = read_stat(pid)
+                .and_then(|stat| parse_stat(&stat))
+                .map_or(0, |s| s.started);
             let word = compose(pid, started);
             CACHED.store(word, Ordering::Relaxed);
             word
         };
-        Holder { word, probe: probe_process }
+        Holder {
+            word,
+            probe: probe_process,
+        }
     }
 
     /// A holder that finds every other holder alive: for tests where threads play processes.
@@ -61,7 +71,10 @@ impl Holder {
     /// A holder with any identity and probe, for tests of the takeover.
     pub const fn with_probe(pid: u32, started: u32, probe: fn(u64) -> Life) -> Holder {
         let pid = if pid == 0 { 1 } else { pid };
-        Holder { word: compose(pid, started), probe }
+        Holder {
+            word: compose(pid, started),
+            probe,
+        }
     }
 
     /// The word written into the lock while this holder has it.
@@ -115,7 +128,10 @@ pub fn parse_stat(stat: &[u8]) -> Option<Stat> {
     let state = *fields.next()?.first()?;
     let started = fields.nth(18)?;
     let started: u64 = std::str::from_utf8(started).ok()?.parse().ok()?;
-    Some(Stat { state, started: started as u32 })
+    Some(Stat {
+        state,
+        started: started as u32,
+    })
 }
 
 fn read_stat(pid: u32) -> Option<Vec<u8>> {
@@ -142,7 +158,9 @@ fn probe_process(word: u64) -> Life {
         // No readable /proc entry: ask the kernel directly (without /proc, pid reuse cannot
         // be told apart, which only delays a takeover).
         _ => {
-            let Ok(pid) = libc::pid_t::try_from(pid) else { return Life::Dead };
+            let Ok(pid) = libc::pid_t::try_from(pid) else {
+                return Life::Dead;
+            };
             // SAFETY: signal 0 only checks that the process exists; nothing is sent.
             let exists = unsafe { libc::kill(pid, 0) } == 0
                 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
@@ -163,11 +181,34 @@ mod tests {
     fn stat_fields_are_counted_from_the_last_parenthesis() {
         let line = b"4242 (nginx: worker (x) y) S 4241 4241 4241 0 -1 4194624 196 0 0 0 3 1 0 0 20 0 1 0 \
                      987654321 12345 67 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
-        assert_eq!(parse_stat(line), Some(Stat { state: b'S', started: 987_654_321 }));
+        assert_eq!(
+            parse_stat(line),
+            Some(Stat {
+                state: b'S',
+                started: 987_654_321
+            })
+        );
         let wrapped = b"1 (init) R 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 4294967297 0 0\n";
-        assert_eq!(parse_stat(wrapped), Some(Stat { state: b'R', started: 1 }), "low 32 bits");
-        for junk in [&b""[..], b"12 (x", b"12 (x) S 1 2", b"12 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 nope"] {
-            assert_eq!(parse_stat(junk), None, "{:?}", String::from_utf8_lossy(junk));
+        assert_eq!(
+            parse_stat(wrapped),
+            Some(Stat {
+                state: b'R',
+                started: 1
+            }),
+            "low 32 bits"
+        );
+        for junk in [
+            &b""[..],
+            b"12 (x",
+            b"12 (x) S 1 2",
+            b"12 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 nope",
+        ] {
+            assert_eq!(
+                parse_stat(junk),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(junk)
+            );
         }
     }
 
@@ -191,14 +232,22 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let mut seen_zombie = false;
         while std::time::Instant::now() < deadline {
-            if read_stat(pid).as_deref().and_then(parse_stat).is_some_and(|s| s.state == b'Z') {
+            if read_stat(pid)
+                .as_deref()
+                .and_then(parse_stat)
+                .is_some_and(|s| s.state == b'Z')
+            {
                 seen_zombie = true;
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         assert!(seen_zombie, "the child became a zombie");
-        assert_eq!(me.probe(compose(pid, 0)), Life::Dead, "a zombie holds nothing");
+        assert_eq!(
+            me.probe(compose(pid, 0)),
+            Life::Dead,
+            "a zombie holds nothing"
+        );
         child.wait().unwrap();
         assert_eq!(me.probe(compose(pid, 0)), Life::Dead, "a reaped process");
     }

@@ -39,11 +39,20 @@ impl LockWord {
     #[inline]
     pub fn acquire<'a>(&'a self, holder: Holder, on_unwind: Option<&'a AtomicU32>) -> Held<'a> {
         let word = holder.word();
-        let taken_from = match self.0.compare_exchange(UNLOCKED, word, Ordering::Acquire, Ordering::Relaxed) {
-            Ok(_) => None,
-            Err(_) => self.wait(holder),
-        };
-        Held { lock: self, word, taken_from, on_unwind }
+        let taken_from =
+            match self
+                .0
+                .compare_exchange(UNLOCKED, word, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => None,
+                Err(_) => self.wait(holder),
+            };
+        Held {
+            lock: self,
+            word,
+            taken_from,
+            on_unwind,
+        }
     }
 
     /// The contended path of [`LockWord::acquire`]: returns once the lock is ours, with the
@@ -132,10 +141,10 @@ impl Drop for Held<'_> {
             }
         }
         // Only if it is still ours: if it was taken over meanwhile, it is someone else's.
-        let _ = self
-            .lock
-            .0
-            .compare_exchange(self.word, UNLOCKED, Ordering::Release, Ordering::Relaxed);
+        let _ =
+            self.lock
+                .0
+                .compare_exchange(self.word, UNLOCKED, Ordering::Release, Ordering::Relaxed);
     }
 }
 

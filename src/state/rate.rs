@@ -143,9 +143,17 @@ fn gcra_many(tat_us: u64, now_us: u64, rate: Rate, count: u64) -> (u64, bool) {
     let start = tat_us.max(now_us);
     let ahead = start - now_us;
     let (tolerance, interval) = (rate.tolerance_us(), rate.interval_us());
-    let fits = if ahead > tolerance { 0 } else { (tolerance - ahead) / interval + 1 };
+    let fits = if ahead > tolerance {
+        0
+    } else {
+        (tolerance - ahead) / interval + 1
+    };
     let admitted = fits.min(count);
-    let tat_us = if admitted == 0 { tat_us } else { start.saturating_add(admitted.saturating_mul(interval)) };
+    let tat_us = if admitted == 0 {
+        tat_us
+    } else {
+        start.saturating_add(admitted.saturating_mul(interval))
+    };
     (tat_us, admitted < count)
 }
 
@@ -172,7 +180,9 @@ impl LocalLoad {
     pub fn count(&mut self, now_ms: u64, limit: Rate) -> Option<u32> {
         self.pending = self.pending.saturating_add(1);
         let batch = (limit.count / 64).max(1);
-        let due = !self.known || self.pending >= batch || now_ms.saturating_sub(self.flushed_ms) >= Self::FLUSH_MS;
+        let due = !self.known
+            || self.pending >= batch
+            || now_ms.saturating_sub(self.flushed_ms) >= Self::FLUSH_MS;
         if !due {
             return None;
         }
@@ -277,7 +287,13 @@ pub fn observe_loads(
 }
 
 /// One request's effect on a location's load (see [`observe_load`]).
-fn load_step(load: &mut LocationLoad, now_ms: u64, limit: Rate, cooldown_ms: u64, count: u32) -> LoadReport {
+fn load_step(
+    load: &mut LocationLoad,
+    now_ms: u64,
+    limit: Rate,
+    cooldown_ms: u64,
+    count: u32,
+) -> LoadReport {
     let now_us = now_ms.saturating_mul(1000);
     let (tat_us, over) = gcra_many(load.tat_us, now_us, limit, u64::from(count.max(1)));
     load.tat_us = tat_us;
@@ -556,10 +572,21 @@ mod tests {
 
     #[test]
     fn a_batch_counts_as_its_requests_one_by_one() {
-        let limit = Rate { count: 50, period_ms: 1000 };
+        let limit = Rate {
+            count: 50,
+            period_ms: 1000,
+        };
         // Against one-by-one counting, at the same instants: the same arrival time and the
         // same verdict, for batches that fit, that straddle the limit and that start over it.
-        for (start_tat, count) in [(0u64, 1u64), (0, 30), (0, 50), (0, 51), (0, 80), (1_900_000, 20), (2_100_000, 3)] {
+        for (start_tat, count) in [
+            (0u64, 1u64),
+            (0, 30),
+            (0, 50),
+            (0, 51),
+            (0, 80),
+            (1_900_000, 20),
+            (2_100_000, 3),
+        ] {
             let now_us = 1_000_000;
             let (tat, over) = gcra_many(start_tat, now_us, limit, count);
             let (mut one_tat, mut one_over) = (start_tat, false);
@@ -569,13 +596,20 @@ mod tests {
                     Err(_) => one_over = true,
                 }
             }
-            assert_eq!((tat, over), (one_tat, one_over), "tat {start_tat}, {count} at once");
+            assert_eq!(
+                (tat, over),
+                (one_tat, one_over),
+                "tat {start_tat}, {count} at once"
+            );
         }
     }
 
     #[test]
     fn a_worker_adds_its_load_in_batches_and_a_small_limit_at_once() {
-        let big = Rate { count: 1_000_000, period_ms: 1000 };
+        let big = Rate {
+            count: 1_000_000,
+            period_ms: 1000,
+        };
         let mut local = LocalLoad::default();
         // The first request goes at once: the state is not known yet.
         assert_eq!(local.count(1_000, big), Some(1));
@@ -593,9 +627,15 @@ mod tests {
         assert_eq!(local.pending, 40_000 - 31_250);
         // 20 ms apart at most: a pause flushes what is pending with the next request.
         let pending = local.pending;
-        assert_eq!(local.count(1_000 + 40 + LocalLoad::FLUSH_MS, big), Some(pending + 1));
+        assert_eq!(
+            local.count(1_000 + 40 + LocalLoad::FLUSH_MS, big),
+            Some(pending + 1)
+        );
         // A limit under 128 a period counts every request in the shared load.
-        let small = Rate { count: 120, period_ms: 60_000 };
+        let small = Rate {
+            count: 120,
+            period_ms: 60_000,
+        };
         let mut local = LocalLoad::default();
         for t in 0..10 {
             assert_eq!(local.count(t, small), Some(1));

@@ -48,7 +48,11 @@ pub struct FailureLimit {
 
 impl Default for FailureLimit {
     fn default() -> Self {
-        FailureLimit { max: 3, window_ms: 2 * 3600 * 1000, network_max: Some(3 * Self::NETWORK_FACTOR) }
+        FailureLimit {
+            max: 3,
+            window_ms: 2 * 3600 * 1000,
+            network_max: Some(3 * Self::NETWORK_FACTOR),
+        }
     }
 }
 
@@ -69,25 +73,42 @@ impl FailureLimit {
     pub const NETWORK_FACTOR: u32 = 10;
 
     /// Whether the client, or its network, has used up its attempts.
-    pub fn is_blocked(&self, table: &mut Guard<'_, Failures>, keys: &FailureKeys, now: u64) -> bool {
+    pub fn is_blocked(
+        &self,
+        table: &mut Guard<'_, Failures>,
+        keys: &FailureKeys,
+        now: u64,
+    ) -> bool {
         let over = |table: &mut Guard<'_, Failures>, key: &Key, max: u32| {
             table.get(key, now).is_some_and(|f| f.count >= max)
         };
         over(table, &keys.client, self.max)
-            || keys.network.zip(self.network_max).is_some_and(|(key, max)| over(table, &key, max))
+            || keys
+                .network
+                .zip(self.network_max)
+                .is_some_and(|(key, max)| over(table, &key, max))
     }
 
     /// Counts a wrong answer against the client and its network. The window starts at the
     /// first failure and is not extended by later ones. A count that reaches its limit pins
     /// its entry: the block outlives any pressure for room.
-    pub fn record(&self, table: &mut Guard<'_, Failures>, keys: &FailureKeys, now: u64) -> Recorded {
+    pub fn record(
+        &self,
+        table: &mut Guard<'_, Failures>,
+        keys: &FailureKeys,
+        now: u64,
+    ) -> Recorded {
         let (count, client_kept) = self.count(table, &keys.client, self.max, now);
         let (network_count, network_kept) = match keys.network.zip(self.network_max) {
             Some((key, max)) => self.count(table, &key, max, now),
             None => (0, true),
         };
         let network_blocked = self.network_max.is_some_and(|max| network_count >= max);
-        Recorded { count, blocked: count >= self.max || network_blocked, kept: client_kept && network_kept }
+        Recorded {
+            count,
+            blocked: count >= self.max || network_blocked,
+            kept: client_kept && network_kept,
+        }
     }
 
     fn count(&self, table: &mut Guard<'_, Failures>, key: &Key, max: u32, now: u64) -> (u32, bool) {
@@ -152,43 +173,94 @@ mod tests {
     const ME: Holder = Holder::immortal(1);
 
     fn keys(client: u8) -> FailureKeys {
-        FailureKeys { client: [client; 16], network: None }
+        FailureKeys {
+            client: [client; 16],
+            network: None,
+        }
     }
 
     #[test]
     fn the_third_failure_blocks_for_the_rest_of_the_window() {
-        let limit = FailureLimit { max: 3, window_ms: 1000, network_max: None };
+        let limit = FailureLimit {
+            max: 3,
+            window_ms: 1000,
+            network_max: None,
+        };
         let (_buffer, table) = test_table::<Failures>(64);
         table.with(ME, |t| {
             let client = keys(1);
             let first = limit.record(t, &client, 0);
-            assert_eq!(first, Recorded { count: 1, blocked: false, kept: true });
+            assert_eq!(
+                first,
+                Recorded {
+                    count: 1,
+                    blocked: false,
+                    kept: true
+                }
+            );
             assert!(!limit.record(t, &client, 500).blocked);
             assert!(!limit.is_blocked(t, &client, 600));
             assert!(limit.record(t, &client, 900).blocked);
             assert!(limit.is_blocked(t, &client, 999));
             assert!(!limit.is_blocked(t, &keys(2), 999), "another client");
-            assert!(!limit.is_blocked(t, &client, 1000), "the window ends 1 s after the first failure");
-            assert!(!limit.record(t, &client, 1000).blocked, "a new window starts");
+            assert!(
+                !limit.is_blocked(t, &client, 1000),
+                "the window ends 1 s after the first failure"
+            );
+            assert!(
+                !limit.record(t, &client, 1000).blocked,
+                "a new window starts"
+            );
         });
     }
 
     #[test]
     fn a_network_has_a_budget_of_its_own() {
-        let limit = FailureLimit { max: 3, window_ms: 10_000, network_max: Some(5) };
+        let limit = FailureLimit {
+            max: 3,
+            window_ms: 10_000,
+            network_max: Some(5),
+        };
         let (_buffer, table) = test_table::<Failures>(64);
         table.with(ME, |t| {
             let network = Some([99; 16]);
-            let host = |n: u8| FailureKeys { client: [n; 16], network };
+            let host = |n: u8| FailureKeys {
+                client: [n; 16],
+                network,
+            };
             for n in 1..=4 {
-                assert!(!limit.record(t, &host(n), 0).blocked, "wrong answer {n} of the network");
+                assert!(
+                    !limit.record(t, &host(n), 0).blocked,
+                    "wrong answer {n} of the network"
+                );
             }
             assert!(!limit.is_blocked(t, &host(9), 0));
             let fifth = limit.record(t, &host(5), 0);
-            assert_eq!(fifth, Recorded { count: 1, blocked: true, kept: true }, "the network's fifth");
-            assert!(limit.is_blocked(t, &host(9), 0), "a fresh host of a blocked network");
-            assert!(!limit.is_blocked(t, &FailureKeys { client: [9; 16], network: Some([98; 16]) }, 0));
-            assert!(!limit.is_blocked(t, &host(9), 10_000), "until the window ends");
+            assert_eq!(
+                fifth,
+                Recorded {
+                    count: 1,
+                    blocked: true,
+                    kept: true
+                },
+                "the network's fifth"
+            );
+            assert!(
+                limit.is_blocked(t, &host(9), 0),
+                "a fresh host of a blocked network"
+            );
+            assert!(!limit.is_blocked(
+                t,
+                &FailureKeys {
+                    client: [9; 16],
+                    network: Some([98; 16])
+                },
+                0
+            ));
+            assert!(
+                !limit.is_blocked(t, &host(9), 10_000),
+                "until the window ends"
+            );
         });
     }
 
@@ -196,7 +268,11 @@ mod tests {
     /// from elsewhere that pushed its entry out of a small table.
     #[test]
     fn blocks_outlive_any_flood_of_other_failures() {
-        let limit = FailureLimit { max: 3, window_ms: 3_600_000, network_max: None };
+        let limit = FailureLimit {
+            max: 3,
+            window_ms: 3_600_000,
+            network_max: None,
+        };
         let (_buffer, table) = test_table::<Failures>(64);
         table.with(ME, |t| {
             let blocked = keys(0);
@@ -209,24 +285,45 @@ mod tests {
                 let mut other = [0u8; 16];
                 other[..4].copy_from_slice(&n.to_le_bytes());
                 other[15] = 1;
-                let recorded = limit.record(t, &FailureKeys { client: other, network: None }, 10 + u64::from(n));
+                let recorded = limit.record(
+                    t,
+                    &FailureKeys {
+                        client: other,
+                        network: None,
+                    },
+                    10 + u64::from(n),
+                );
                 refused += u32::from(!recorded.kept);
             }
-            assert!(limit.is_blocked(t, &blocked, 20_000), "still blocked after 10,000 other failures");
+            assert!(
+                limit.is_blocked(t, &blocked, 20_000),
+                "still blocked after 10,000 other failures"
+            );
             assert_eq!(refused, 0, "partial counts make room for each other");
         });
     }
 
     #[test]
     fn a_table_full_of_blocks_refuses_new_failures_and_keeps_the_blocks() {
-        let limit = FailureLimit { max: 1, window_ms: 3_600_000, network_max: None };
+        let limit = FailureLimit {
+            max: 1,
+            window_ms: 3_600_000,
+            network_max: None,
+        };
         let (_buffer, table) = test_table::<Failures>(16);
         table.with(ME, |t| {
             for n in 0..16 {
                 assert!(limit.record(t, &keys(n), 0).blocked);
             }
             let refused = limit.record(t, &keys(200), 1);
-            assert_eq!(refused, Recorded { count: 0, blocked: false, kept: false });
+            assert_eq!(
+                refused,
+                Recorded {
+                    count: 0,
+                    blocked: false,
+                    kept: false
+                }
+            );
             for n in 0..16 {
                 assert!(limit.is_blocked(t, &keys(n), 2), "block {n} kept");
             }
@@ -241,7 +338,10 @@ mod tests {
         let (_marks_buffer, marks) = test_table::<Mark>(16);
         marks.with(ME, |t| {
             for n in 0..100u8 {
-                assert_eq!(t.insert_if_absent(&[n; 16], 0, 1000, Mark::default()), Placed::Inserted);
+                assert_eq!(
+                    t.insert_if_absent(&[n; 16], 0, 1000, Mark::default()),
+                    Placed::Inserted
+                );
             }
         });
         let (_buffer, counts): (_, Table<EventCount>) = test_table(16);

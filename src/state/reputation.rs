@@ -184,7 +184,12 @@ pub const ASK_TIMEOUT_SECS: u64 = 600;
 /// Reads what the per-address sources said about `key` and queues the sources in `wanted`
 /// (bits of [`Source::bit`]) that have no live answer. Returns the entry as it now stands and
 /// the bits to queue (zero when nothing is to be asked).
-pub fn read_and_mark(t: &mut Guard<'_, Lookup>, key: &Key, now_secs: u64, wanted: u8) -> (Lookup, u8) {
+pub fn read_and_mark(
+    t: &mut Guard<'_, Lookup>,
+    key: &Key,
+    now_secs: u64,
+    wanted: u8,
+) -> (Lookup, u8) {
     let now_ms = now_secs * 1000;
     t.update(key, now_ms, |current| {
         let mut entry = current.unwrap_or_default();
@@ -343,7 +348,10 @@ mod tests {
             assert_eq!(entry.answer(Source::IpApi, 1000), Answer::Asked);
             // Asked already: not queued again until the ask times out.
             assert_eq!(read_and_mark(g, &key, 1001, both).1, 0);
-            assert_eq!(read_and_mark(g, &key, 1000 + ASK_TIMEOUT_SECS, both).1, both);
+            assert_eq!(
+                read_and_mark(g, &key, 1000 + ASK_TIMEOUT_SECS, both).1,
+                both
+            );
         });
     }
 
@@ -353,15 +361,33 @@ mod tests {
         let key = [9; 16];
         t.with(crate::state::holder::Holder::immortal(1), |g| {
             read_and_mark(g, &key, 0, Source::IpApi.bit());
-            record_answer(g, &key, 5, Source::IpApi, Answer::Suspicious, 100, Some((*b"DE", 3320)));
+            record_answer(
+                g,
+                &key,
+                5,
+                Source::IpApi,
+                Answer::Suspicious,
+                100,
+                Some((*b"DE", 3320)),
+            );
             record_answer(g, &key, 6, Source::StopForumSpam, Answer::Clean, 50, None);
-            let (entry, ask) = read_and_mark(g, &key, 10, Source::IpApi.bit() | Source::StopForumSpam.bit());
+            let (entry, ask) = read_and_mark(
+                g,
+                &key,
+                10,
+                Source::IpApi.bit() | Source::StopForumSpam.bit(),
+            );
             assert_eq!(ask, 0);
             assert_eq!(entry.answer(Source::IpApi, 10), Answer::Suspicious);
             assert_eq!(entry.answer(Source::StopForumSpam, 10), Answer::Clean);
             assert_eq!((&entry.country, entry.asn), (b"DE", 3320));
             // StopForumSpam's answer runs out first and is asked again; ip-api's holds.
-            let (entry, ask) = read_and_mark(g, &key, 60, Source::IpApi.bit() | Source::StopForumSpam.bit());
+            let (entry, ask) = read_and_mark(
+                g,
+                &key,
+                60,
+                Source::IpApi.bit() | Source::StopForumSpam.bit(),
+            );
             assert_eq!(ask, Source::StopForumSpam.bit());
             assert_eq!(entry.answer(Source::IpApi, 60), Answer::Suspicious);
             // A source not wanted here is not asked.
@@ -376,16 +402,28 @@ mod tests {
         let now = 1;
         assert!(!status.lists(None));
         let g1 = status.next_generation();
-        t.with(crate::state::holder::Holder::immortal(1), |g| g.insert(&[1; 16], now, u64::MAX, FeedStatus::entry(g1)));
+        t.with(crate::state::holder::Holder::immortal(1), |g| {
+            g.insert(&[1; 16], now, u64::MAX, FeedStatus::entry(g1))
+        });
         // Not in force before it is published.
-        assert!(!t.with(crate::state::holder::Holder::immortal(1), |g| status.lists(g.get(&[1; 16], now).as_deref())));
+        assert!(
+            !t.with(crate::state::holder::Holder::immortal(1), |g| status
+                .lists(g.get(&[1; 16], now).as_deref()))
+        );
         status.publish(g1, 1, 100);
-        assert!(t.with(crate::state::holder::Holder::immortal(1), |g| status.lists(g.get(&[1; 16], now).as_deref())));
+        assert!(t.with(crate::state::holder::Holder::immortal(1), |g| status
+            .lists(g.get(&[1; 16], now).as_deref())));
         let g2 = status.next_generation();
-        t.with(crate::state::holder::Holder::immortal(1), |g| g.insert(&[2; 16], now, u64::MAX, FeedStatus::entry(g2)));
+        t.with(crate::state::holder::Holder::immortal(1), |g| {
+            g.insert(&[2; 16], now, u64::MAX, FeedStatus::entry(g2))
+        });
         status.publish(g2, 1, 200);
-        assert!(!t.with(crate::state::holder::Holder::immortal(1), |g| status.lists(g.get(&[1; 16], now).as_deref())));
-        assert!(t.with(crate::state::holder::Holder::immortal(1), |g| status.lists(g.get(&[2; 16], now).as_deref())));
+        assert!(
+            !t.with(crate::state::holder::Holder::immortal(1), |g| status
+                .lists(g.get(&[1; 16], now).as_deref()))
+        );
+        assert!(t.with(crate::state::holder::Holder::immortal(1), |g| status
+            .lists(g.get(&[2; 16], now).as_deref())));
         assert_eq!(status.fetched_at.load(Ordering::Relaxed), 200);
     }
 
@@ -446,7 +484,12 @@ unsafe impl Record for HintJob {
 
 impl HintJob {
     /// `None` when the host or URI is too long to keep.
-    pub fn new(server: std::net::SocketAddr, tls: bool, host: &[u8], uri: &[u8]) -> Option<HintJob> {
+    pub fn new(
+        server: std::net::SocketAddr,
+        tls: bool,
+        host: &[u8],
+        uri: &[u8],
+    ) -> Option<HintJob> {
         if host.len() > HINT_HOST_MAX || uri.len() > HINT_URI_MAX {
             return None;
         }
@@ -492,7 +535,10 @@ mod hint_tests {
     fn hint_jobs_round_trip_and_refuse_what_does_not_fit() {
         let server: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
         let job = HintJob::new(server, false, b"example.org", b"/blog/post?id=7").unwrap();
-        assert_eq!((job.server(), job.tls(), job.host(), job.uri()), (server, false, &b"example.org"[..], &b"/blog/post?id=7"[..]));
+        assert_eq!(
+            (job.server(), job.tls(), job.host(), job.uri()),
+            (server, false, &b"example.org"[..], &b"/blog/post?id=7"[..])
+        );
         let v6: std::net::SocketAddr = "[2001:db8::1]:443".parse().unwrap();
         assert_eq!(HintJob::new(v6, true, b"h", b"/").unwrap().server(), v6);
         assert!(HintJob::new(server, false, &[b'a'; 256], b"/").is_none());
@@ -501,6 +547,9 @@ mod hint_tests {
         let mut broken = job;
         broken.host_len = u16::MAX;
         broken.uri_len = u16::MAX;
-        assert_eq!((broken.host().len(), broken.uri().len()), (HINT_HOST_MAX, HINT_URI_MAX));
+        assert_eq!(
+            (broken.host().len(), broken.uri().len()),
+            (HINT_HOST_MAX, HINT_URI_MAX)
+        );
     }
 }

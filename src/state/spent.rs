@@ -93,7 +93,9 @@ unsafe impl Sync for SpentSet {}
 
 impl core::fmt::Debug for SpentSet {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SpentSet").field("designed_load", &self.designed_load()).finish()
+        f.debug_struct("SpentSet")
+            .field("designed_load", &self.designed_load())
+            .finish()
     }
 }
 
@@ -121,7 +123,10 @@ impl SpentSet {
     /// long as any handle on the set is used, in this or any other process, and that nothing
     /// else accesses while `init` runs.
     pub unsafe fn init(region: *mut u8, len: usize) -> Result<SpentSet, TableError> {
-        let per_filter = Self::words_for(len).ok_or(TableError::TooSmall { len, min: HEADER_BYTES + 8 * FILTERS })?;
+        let per_filter = Self::words_for(len).ok_or(TableError::TooSmall {
+            len,
+            min: HEADER_BYTES + 8 * FILTERS,
+        })?;
         let set = Self::locate(region, per_filter)?;
         // SAFETY: exclusive access per the contract; the header and words lie in the region.
         unsafe {
@@ -171,10 +176,16 @@ impl SpentSet {
             return Err(TableError::NotATable);
         }
         if version != LAYOUT_VERSION {
-            return Err(TableError::LayoutVersion { found: version, expected: LAYOUT_VERSION });
+            return Err(TableError::LayoutVersion {
+                found: version,
+                expected: LAYOUT_VERSION,
+            });
         }
         if region_len != len as u64 {
-            return Err(TableError::RegionLen { laid_out: region_len, len });
+            return Err(TableError::RegionLen {
+                laid_out: region_len,
+                len,
+            });
         }
         let per_filter = Self::words_for(len).ok_or(TableError::Geometry)?;
         if probes != PROBES || words != per_filter as u64 {
@@ -188,10 +199,15 @@ impl SpentSet {
         if region as usize % align != 0 {
             return Err(TableError::Misaligned { align });
         }
-        let header = NonNull::new(region.cast::<Header>()).ok_or(TableError::Misaligned { align })?;
+        let header =
+            NonNull::new(region.cast::<Header>()).ok_or(TableError::Misaligned { align })?;
         let words = NonNull::new(region.wrapping_add(HEADER_BYTES).cast::<AtomicU64>())
             .ok_or(TableError::Misaligned { align })?;
-        Ok(SpentSet { header, words, per_filter })
+        Ok(SpentSet {
+            header,
+            words,
+            per_filter,
+        })
     }
 
     fn header(&self) -> &Header {
@@ -203,7 +219,12 @@ impl SpentSet {
     fn word(&self, filter: usize, index: usize) -> &AtomicU64 {
         // SAFETY: `filter < FILTERS` and `index < per_filter` at every call (positions are
         // taken modulo the filter's bits), so the word lies in the region.
-        unsafe { &*self.words.as_ptr().add(filter * self.per_filter + index % self.per_filter) }
+        unsafe {
+            &*self
+                .words
+                .as_ptr()
+                .add(filter * self.per_filter + index % self.per_filter)
+        }
     }
 
     /// Nonces per window the set is sized for: one false "already used" in about 1,000.
@@ -241,8 +262,9 @@ impl SpentSet {
     pub fn is_spent(&self, holder: Holder, nonce: &[u8; 16], expires_secs: u64) -> bool {
         self.locked(holder, |set| {
             set.filter_for(expires_secs, false).is_some_and(|filter| {
-                positions(nonce, set.per_filter * 64)
-                    .all(|bit| set.word(filter, bit / 64).load(Ordering::Relaxed) & 1 << (bit % 64) != 0)
+                positions(nonce, set.per_filter * 64).all(|bit| {
+                    set.word(filter, bit / 64).load(Ordering::Relaxed) & 1 << (bit % 64) != 0
+                })
             })
         })
     }
@@ -276,7 +298,13 @@ impl SpentSet {
             return 0.0;
         }
         let ones: u64 = (0..self.per_filter)
-            .map(|index| u64::from(self.word(filter, index).load(Ordering::Relaxed).count_ones()))
+            .map(|index| {
+                u64::from(
+                    self.word(filter, index)
+                        .load(Ordering::Relaxed)
+                        .count_ones(),
+                )
+            })
             .sum();
         (ones as f64 / (self.per_filter * 64) as f64).powi(PROBES as i32)
     }
@@ -333,7 +361,8 @@ fn positions(nonce: &[u8; 16], bits: usize) -> impl Iterator<Item = usize> {
     let h1 = u64::from_le_bytes([a, b, c, d, e, f, g, h]);
     let h2 = u64::from_le_bytes([i, j, k, l, m, n, o, p]) | 1;
     let bits = bits.max(1) as u64;
-    (0..u64::from(PROBES)).map(move |probe| (h1.wrapping_add(probe.wrapping_mul(h2)) % bits) as usize)
+    (0..u64::from(PROBES))
+        .map(move |probe| (h1.wrapping_add(probe.wrapping_mul(h2)) % bits) as usize)
 }
 
 #[cfg(test)]
@@ -400,11 +429,18 @@ mod tests {
             }
             if n + 1 == load {
                 // At the designed load, about one in a thousand.
-                assert!(false_replays <= 4, "{false_replays} false replays by the designed load");
+                assert!(
+                    false_replays <= 4,
+                    "{false_replays} false replays by the designed load"
+                );
             }
         }
         for n in 0..5 * load {
-            assert_eq!(set.spend(ME, &nonce(n), EXPIRES), Spend::Replayed, "nonce {n} forgotten");
+            assert_eq!(
+                set.spend(ME, &nonce(n), EXPIRES),
+                Spend::Replayed,
+                "nonce {n} forgotten"
+            );
         }
         let (spent, designed) = set.load(EXPIRES - 60);
         assert_eq!(designed as u64, load);
@@ -413,8 +449,14 @@ mod tests {
         // are taken for replays, as the estimate says; at the load, 1 in 1,000.
         let estimate = set.false_replay_rate(EXPIRES);
         let probes = 20_000;
-        let measured = (0..probes).filter(|n| set.is_spent(ME, &nonce(1 << 40 | n), EXPIRES)).count() as f64 / probes as f64;
-        assert!((estimate - measured).abs() < 0.05, "estimate {estimate}, measured {measured}");
+        let measured = (0..probes)
+            .filter(|n| set.is_spent(ME, &nonce(1 << 40 | n), EXPIRES))
+            .count() as f64
+            / probes as f64;
+        assert!(
+            (estimate - measured).abs() < 0.05,
+            "estimate {estimate}, measured {measured}"
+        );
         assert!((0.6..0.85).contains(&measured), "{measured}");
     }
 
@@ -427,12 +469,18 @@ mod tests {
             set.spend(ME, &nonce(n), EXPIRES);
         }
         let probes = 200_000;
-        let false_replays = (0..probes).filter(|n| set.is_spent(ME, &nonce(1 << 40 | n), EXPIRES)).count();
+        let false_replays = (0..probes)
+            .filter(|n| set.is_spent(ME, &nonce(1 << 40 | n), EXPIRES))
+            .count();
         let rate = false_replays as f64 / probes as f64;
         assert!(rate < 0.002, "{rate}");
         let estimate = set.false_replay_rate(EXPIRES);
         assert!((0.0005..0.0015).contains(&estimate), "{estimate}");
-        assert_eq!(set.false_replay_rate(EXPIRES + WINDOW_SECS), 0.0, "the next window is empty");
+        assert_eq!(
+            set.false_replay_rate(EXPIRES + WINDOW_SECS),
+            0.0,
+            "the next window is empty"
+        );
     }
 
     #[test]
@@ -443,10 +491,19 @@ mod tests {
         assert_eq!(set.spend(ME, &nonce(1), base + 10), Spend::Fresh);
         // The same nonce in the next window is another challenge's (nonces never repeat, but
         // windows keep apart).
-        assert_eq!(set.spend(ME, &nonce(1), base + WINDOW_SECS + 10), Spend::Fresh);
-        assert!(set.is_spent(ME, &nonce(1), base + 10), "the first window is kept while the second is used");
+        assert_eq!(
+            set.spend(ME, &nonce(1), base + WINDOW_SECS + 10),
+            Spend::Fresh
+        );
+        assert!(
+            set.is_spent(ME, &nonce(1), base + 10),
+            "the first window is kept while the second is used"
+        );
         // Three windows on, the first filter is cleared and reused.
-        assert_eq!(set.spend(ME, &nonce(2), base + 3 * WINDOW_SECS + 10), Spend::Fresh);
+        assert_eq!(
+            set.spend(ME, &nonce(2), base + 3 * WINDOW_SECS + 10),
+            Spend::Fresh
+        );
         assert!(!set.is_spent(ME, &nonce(1), base + 3 * WINDOW_SECS + 10));
         // A challenge of the window that filter held long ago: expired, never fresh.
         assert_eq!(set.spend(ME, &nonce(3), base + 10), Spend::Replayed);
@@ -465,16 +522,29 @@ mod tests {
         let later = EXPIRES + FILTERS as u64 * WINDOW_SECS;
         assert!(!set.is_spent(ME, &nonce(1), later));
         assert_eq!(set.spend(ME, &nonce(1), later), Spend::Fresh);
-        let ones: u32 = (0..set.per_filter).map(|i| set.word(filter, i).load(Ordering::Relaxed).count_ones()).sum();
-        assert!(ones <= PROBES, "the filter was cleared: only the new nonce's {ones} bits are set");
+        let ones: u32 = (0..set.per_filter)
+            .map(|i| set.word(filter, i).load(Ordering::Relaxed).count_ones())
+            .sum();
+        assert!(
+            ones <= PROBES,
+            "the filter was cleared: only the new nonce's {ones} bits are set"
+        );
     }
 
     #[test]
     fn a_dead_holders_lock_is_taken_over() {
         let mut region = Region::new(8 * 1024);
         let set = region.init();
-        set.header().lock.set_raw(Holder::with_probe(4321, 0, |_| Life::Alive).word());
-        let reaper = Holder::with_probe(1, 0, |word| if pid_of(word) == 4321 { Life::Dead } else { Life::Alive });
+        set.header()
+            .lock
+            .set_raw(Holder::with_probe(4321, 0, |_| Life::Alive).word());
+        let reaper = Holder::with_probe(1, 0, |word| {
+            if pid_of(word) == 4321 {
+                Life::Dead
+            } else {
+                Life::Alive
+            }
+        });
         assert_eq!(set.spend(reaper, &nonce(1), EXPIRES), Spend::Fresh);
         assert_eq!(set.takeovers(), 1);
         assert_eq!(set.header().lock.holder_pid(), None);

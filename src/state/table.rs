@@ -85,8 +85,8 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use thiserror::Error;
 
-pub use super::holder::Holder;
 use super::holder::pid_of;
+pub use super::holder::Holder;
 use super::lock::{report_takeover, LockWord};
 
 /// A table key: a keyed hash of whatever identifies the entry (see the module docs).
@@ -207,8 +207,6 @@ const PINNED_SCAN: usize = 16;
 const FREE: u32 = 0;
 const OCCUPIED: u32 = u32::from_be_bytes(*b"OCCU");
 const ADOPTED: u32 = u32::from_be_bytes(*b"ADOP");
-
-
 
 // Slot indexes are u32 and converted with `as usize`.
 const _: () = assert!(size_of::<usize>() >= size_of::<u32>());
@@ -781,7 +779,9 @@ impl<V: Record> Guard<'_, V> {
     ) -> R {
         let lookup = self.find(key);
         let live = lookup.hit.filter(|hit| self.is_live(hit.index, now));
-        let current = live.and_then(|hit| self.slot(hit.index)).map(|slot| slot.value);
+        let current = live
+            .and_then(|hit| self.slot(hit.index))
+            .map(|slot| slot.value);
         // Run the caller's code before changing anything (see get_or_insert_with).
         let (store, out) = f(current);
         match (live, store) {
@@ -920,7 +920,14 @@ impl<V: Record> Guard<'_, V> {
     /// Stores a new entry where `lookup` says `key` goes: over the expired entry for `key` if
     /// there is one, otherwise in a free or reclaimed slot. Returns its slot, or `None` (and
     /// counts a refusal) when making room would evict a live pinned entry.
-    fn place(&mut self, lookup: Lookup, key: &Key, now: u64, expires_at: u64, value: V) -> Option<u32> {
+    fn place(
+        &mut self,
+        lookup: Lookup,
+        key: &Key,
+        now: u64,
+        expires_at: u64,
+        value: V,
+    ) -> Option<u32> {
         if let Some(hit) = lookup.hit {
             if let Some(slot) = self.slot_mut(hit.index) {
                 slot.expires_at = expires_at;
@@ -1253,7 +1260,8 @@ pub fn test_table<V: Record>(capacity: usize) -> (Vec<TestLine>, Table<V>) {
     let len = Table::<V>::region_len_for(capacity).expect("a capacity the table can hold");
     let mut lines = vec![TestLine([0; 64]); len.div_ceil(64)];
     // SAFETY: the buffer is returned with the table; callers keep it while they use it.
-    let table = unsafe { Table::<V>::init(lines.as_mut_ptr().cast(), len) }.expect("a fresh region");
+    let table =
+        unsafe { Table::<V>::init(lines.as_mut_ptr().cast(), len) }.expect("a fresh region");
     (lines, table)
 }
 
@@ -1267,8 +1275,8 @@ pub struct TestLine([u8; 64]);
 mod tests {
     use super::*;
     use crate::state::holder::Life;
-    use std::hint::spin_loop;
     use std::collections::HashMap;
+    use std::hint::spin_loop;
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
@@ -1541,7 +1549,8 @@ mod tests {
             // A lookup makes 2 the most recent: it is served last.
             assert!(t.get(&[2; 16], 10).is_some());
             // The expired entry is skipped and freed.
-            let order: Vec<u8> = core::iter::from_fn(|| t.pop_least_recent(100).map(|(k, _)| k[0])).collect();
+            let order: Vec<u8> =
+                core::iter::from_fn(|| t.pop_least_recent(100).map(|(k, _)| k[0])).collect();
             assert_eq!(order, [4, 5, 6, 7, 8, 9, 2]);
             assert!(t.is_empty());
         });
@@ -1626,8 +1635,14 @@ mod tests {
         table.with(PID, |t| {
             assert!(t.is_empty());
             assert_eq!(t.get(&a, 0), None);
-            assert_eq!(t.insert_if_absent(&a, 0, NEVER, Hits { count: 1 }), Placed::Inserted);
-            assert_eq!(t.insert_if_absent(&a, 0, NEVER, Hits { count: 9 }), Placed::Present);
+            assert_eq!(
+                t.insert_if_absent(&a, 0, NEVER, Hits { count: 1 }),
+                Placed::Inserted
+            );
+            assert_eq!(
+                t.insert_if_absent(&a, 0, NEVER, Hits { count: 9 }),
+                Placed::Present
+            );
             assert_eq!(t.get(&a, 0), Some(&mut Hits { count: 1 }));
 
             let (hits, inserted) = t.get_or_insert_with(&b, 0, NEVER, || Hits { count: 0 });
@@ -1685,7 +1700,10 @@ mod tests {
             assert!(inserted, "an expired entry is replaced");
             assert_eq!(hits.count, 42);
             assert!(t.set_expiry(&c, 2000, 2000), "expiring now is allowed");
-            assert_eq!(t.insert_if_absent(&c, 2000, 5000, Hits { count: 0 }), Placed::Inserted);
+            assert_eq!(
+                t.insert_if_absent(&c, 2000, 5000, Hits { count: 0 }),
+                Placed::Inserted
+            );
             assert_eq!(
                 t.remove(&c, 6000),
                 None,
@@ -1703,7 +1721,10 @@ mod tests {
         let keys: Vec<Key> = (0..capacity as u64 * 2).map(key).collect();
         table.with(PID, |t| {
             for k in &keys[..capacity] {
-                assert_eq!(t.insert_if_absent(k, 0, NEVER, Hits { count: 0 }), Placed::Inserted);
+                assert_eq!(
+                    t.insert_if_absent(k, 0, NEVER, Hits { count: 0 }),
+                    Placed::Inserted
+                );
             }
             // Use the even keys again: the odd ones are now the least recently used.
             for k in keys[..capacity].iter().step_by(2) {
@@ -1719,7 +1740,10 @@ mod tests {
             assert_eq!(t.keys_by_recency(), [odd.clone(), even].concat());
             // Each new key evicts the oldest odd key, in order.
             for (n, k) in keys[capacity..capacity + capacity / 2].iter().enumerate() {
-                assert_eq!(t.insert_if_absent(k, 2, NEVER, Hits { count: 0 }), Placed::Inserted);
+                assert_eq!(
+                    t.insert_if_absent(k, 2, NEVER, Hits { count: 0 }),
+                    Placed::Inserted
+                );
                 assert_eq!(t.keys_by_recency()[..odd.len() - n - 1], odd[n + 1..]);
             }
             for k in &odd {
@@ -1767,7 +1791,10 @@ mod tests {
                     t.get_or_insert_with(&key(n), n, NEVER, || Hits { count: n });
                 assert!(inserted);
                 assert_eq!(hits.count, n);
-                assert_eq!(t.insert_if_absent(&key(n + 1_000_000), n, NEVER, Hits { count: 0 }), Placed::Inserted);
+                assert_eq!(
+                    t.insert_if_absent(&key(n + 1_000_000), n, NEVER, Hits { count: 0 }),
+                    Placed::Inserted
+                );
                 assert_eq!(t.get(&key(n), n), Some(&mut Hits { count: n }));
             }
             assert_eq!(t.len(), capacity);
@@ -1784,13 +1811,19 @@ mod tests {
         let mut region = Region::for_capacity::<Spent>(64);
         let spent = region.init::<Spent>();
         spent.with(PID, |t| {
-            assert_eq!(t.insert_if_absent(&key(7), 0, 60_000, Spent), Placed::Inserted);
+            assert_eq!(
+                t.insert_if_absent(&key(7), 0, 60_000, Spent),
+                Placed::Inserted
+            );
             assert_eq!(
                 t.insert_if_absent(&key(7), 59_999, 60_000, Spent),
                 Placed::Present,
                 "replay refused"
             );
-            assert_eq!(t.insert_if_absent(&key(7), 60_000, 120_000, Spent), Placed::Inserted);
+            assert_eq!(
+                t.insert_if_absent(&key(7), 60_000, 120_000, Spent),
+                Placed::Inserted
+            );
         });
     }
 
@@ -1909,7 +1942,10 @@ mod tests {
             }
         });
         let stats = table.stats();
-        assert_eq!((stats.takeovers, stats.dead_holder, stats.lock_holder), (1, Some(4242), None));
+        assert_eq!(
+            (stats.takeovers, stats.dead_holder, stats.lock_holder),
+            (1, Some(4242), None)
+        );
     }
 
     #[test]
@@ -1928,7 +1964,9 @@ mod tests {
             "a waiter must not take the lock from a live holder"
         );
         table.counters().lock.set_raw(0);
-        finished.recv_timeout(Duration::from_secs(5)).expect("the waiter got the lock once freed");
+        finished
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the waiter got the lock once freed");
         waiter.join().unwrap();
         assert_eq!(table.stats().takeovers, 0);
     }
@@ -1970,7 +2008,10 @@ mod tests {
             // SAFETY: getpid is async-signal-safe.
             let pid = unsafe { libc::getpid() } as u32;
             // Taken directly, as a process does that dies before it would release it.
-            let held = table.counters().lock.acquire(Holder::with_probe(pid, 0, dead_from_4000), None);
+            let held = table
+                .counters()
+                .lock
+                .acquire(Holder::with_probe(pid, 0, dead_from_4000), None);
             core::mem::forget(held);
             // Half an insert: a slot taken off the free list and written, never linked.
             // SAFETY: we hold the lock.
@@ -2000,7 +2041,10 @@ mod tests {
             }
         });
         let waited = started.elapsed();
-        assert!(waited < Duration::from_millis(500), "took the lock over in {waited:?}");
+        assert!(
+            waited < Duration::from_millis(500),
+            "took the lock over in {waited:?}"
+        );
         assert_eq!(table.stats().takeovers, 1);
         // SAFETY: the mapping is ours and no handle is used any more.
         unsafe { libc::munmap(region.cast(), len) };
@@ -2215,7 +2259,8 @@ mod tests {
                 }
                 55..=69 => {
                     let got = table.with(PID, |t| {
-                        t.insert_if_absent(&k, now, expires_at, Hits { count: value }) == Placed::Inserted
+                        t.insert_if_absent(&k, now, expires_at, Hits { count: value })
+                            == Placed::Inserted
                     });
                     let want = match model.live(&k, now) {
                         Some(at) => {
@@ -2251,7 +2296,8 @@ mod tests {
                     let got = table.with(PID, |t| {
                         t.update(&k, now, |seen| {
                             let next = seen.map_or(value, |h| h.count + 1);
-                            let store = (next % 2 == 0).then_some((Hits { count: next }, expires_at));
+                            let store =
+                                (next % 2 == 0).then_some((Hits { count: next }, expires_at));
                             (store, seen.map(|h| h.count))
                         })
                     });
@@ -2486,7 +2532,9 @@ mod tests {
         });
         measure("insert_if_absent, miss, reusing expired", &mut |n| {
             let k = key(n + (2 << 40));
-            table.with(process(pid), |t| t.insert_if_absent(&k, 2 + n, 3 + n, Bytes([0; 4])));
+            table.with(process(pid), |t| {
+                t.insert_if_absent(&k, 2 + n, 3 + n, Bytes([0; 4]))
+            });
         });
         let mut model: HashMap<Key, u64> = HashMap::with_capacity(CAPACITY);
         measure("(std HashMap entry, for scale)", &mut |n| {

@@ -149,12 +149,20 @@ fn floor_small(x: f32) -> u32 {
 /// finite), which keeps the loops vectorised; for numbers they are the same.
 #[inline(always)]
 pub(super) fn fmin(a: f32, b: f32) -> f32 {
-    if a < b { a } else { b }
+    if a < b {
+        a
+    } else {
+        b
+    }
 }
 
 #[inline(always)]
 pub(super) fn fmax(a: f32, b: f32) -> f32 {
-    if a > b { a } else { b }
+    if a > b {
+        a
+    } else {
+        b
+    }
 }
 
 /// Writes a table entry (out-of-range slots are ignored).
@@ -452,7 +460,6 @@ impl<'a> Placed<'a> {
     fn draw_avx2(&self, dst: &mut Canvas, warp: &Warp, gain: f32) {
         self.draw_with(dst, warp, |p, a| *p = fmax(*p, a * gain));
     }
-
 
     /// The per-pixel loop, `LANES` pixels at a time so that the arithmetic vectorises (only
     /// the field reads are scalar).
@@ -800,7 +807,11 @@ fn draw_text(
         };
         let Some(f) = fonts.get(font) else { continue };
         let Some(g) = f.glyphs.get(ch) else { continue };
-        let to_tallest = if f.cap_height > 0.0 { cap_ref / f.cap_height } else { 1.0 };
+        let to_tallest = if f.cap_height > 0.0 {
+            cap_ref / f.cap_height
+        } else {
+            1.0
+        };
         let s = (1.0 + pm(rng, size_jitter)) * to_tallest;
         let aspect = aspect_base * (1.0 + pm(rng, 0.06));
         // Never (nearly) upright: a magnitude from the upper part of the range, either sign.
@@ -1079,8 +1090,7 @@ fn draw_polarity_split(ink: &mut Canvas, band: &Band, rng: &mut dyn RngCore) {
             let e = ex + slope * (yf - h * 0.5) + wob - 0.5;
             let part = e.floor().max(-2.0) + 1.0;
             let cut = ((part + 1.0).max(0.0) as usize).min(row.len());
-            if let Some(d) = (part >= 0.0).then(|| row.get_mut(part as usize)).flatten()
-            {
+            if let Some(d) = (part >= 0.0).then(|| row.get_mut(part as usize)).flatten() {
                 let s = part - e;
                 *d = *d + s - 2.0 * *d * s;
             }
@@ -1258,11 +1268,23 @@ mod tests {
     fn avx2_and_portable_draw_the_same_pixels() {
         for seed in 0..24u64 {
             let strength = [0.6, 1.0, 1.3][seed as usize % 3];
-            let answer: Vec<usize> = (0..6 + seed as usize % 6).map(|i| (i * 7 + seed as usize) % crate::challenge::image::ALPHABET.len()).collect();
+            let answer: Vec<usize> = (0..6 + seed as usize % 6)
+                .map(|i| (i * 7 + seed as usize) % crate::challenge::image::ALPHABET.len())
+                .collect();
             let width = [360, 440, 472][seed as usize % 3];
-            let fast = render(&answer, strength, width, &mut ChaCha20Rng::seed_from_u64(seed));
+            let fast = render(
+                &answer,
+                strength,
+                width,
+                &mut ChaCha20Rng::seed_from_u64(seed),
+            );
             PORTABLE.with(|p| p.set(true));
-            let portable = render(&answer, strength, width, &mut ChaCha20Rng::seed_from_u64(seed));
+            let portable = render(
+                &answer,
+                strength,
+                width,
+                &mut ChaCha20Rng::seed_from_u64(seed),
+            );
             PORTABLE.with(|p| p.set(false));
             assert!(fast == portable, "seed {seed}: the images differ");
         }
