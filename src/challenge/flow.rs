@@ -154,7 +154,7 @@ pub fn judge(
         .ok()
         .and_then(normalize_answer);
     // At hardness 3 the challenge also asked for the digits of its audio clip.
-    let answer = if challenge.terms.hardness.get() >= 3 {
+    let answer = if challenge.terms.hardness.has_audio() {
         let digits = std::str::from_utf8(&form.digits)
             .ok()
             .and_then(normalize_digits);

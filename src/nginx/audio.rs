@@ -35,7 +35,7 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
     let Some(index) = first(b"lang").and_then(|tag| languages.find(&tag)) else {
         return response::write_status(r, 404);
     };
-    if challenge.terms.hardness.get() < 3 {
+    if !challenge.terms.hardness.has_audio() {
         return response::write_status(r, 404);
     }
     let now = client::now();

@@ -8,15 +8,13 @@ use ngx::http::{
 };
 use ngx::ngx_log_error;
 
-use super::request_state::RateCheck;
 use super::{
     audio, client, hints, language, precheck, request_state, response, unwind, verify, zone,
     LocConf, MainConf, Module,
 };
 use crate::challenge::token::{return_path_for, strip_argument, Budget, Secrets, PRECHECK_NAME};
 use crate::policy::{
-    decide, ClientFacts, Hardness, LocationPolicy, Outcome, Refusal, Remediation, Suspicion,
-    Verdict,
+    self, ClientFacts, Hardness, LocationPolicy, Outcome, Rates, Refusal, Remediation, Verdict,
 };
 use crate::state::rate::{
     admit, client_identity, observe_loads, Admission, LoadChange, LoadReport, Rate,
@@ -71,61 +69,22 @@ fn access(r: &mut Request) -> ngx_int_t {
     if hints::is_own_fetch(r, mcf) {
         return Status::NGX_DECLINED.into();
     }
-    let mut policy = lcf.policy();
-    let mut crawler = false;
-    let dry_run = lcf.dry_run();
+    let policy = lcf.policy();
     let Some(state) = request_state::find_or_create(r) else {
         // Out of memory: refuse rather than let an unchecked request through.
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
-    let mut retry_after = None;
-    let mut crowdsec = None;
-    let (verdict, suspicion) = if policy.needs_facts() {
-        let mut facts = state.facts(r, mcf, lcf);
-        crawler = facts.crawler;
-        // An address on the allow list is not counted: it passes everything. Nor is one that
-        // CrowdSec bans: it is blocked whatever its rate, and not reported again for flooding.
-        let banned = facts.remediation(&policy) == Some(Remediation::Ban);
-        let counted = !(facts.standing.allowed || banned);
-        let mut rates = match counted {
-            true => *state
-                .rates
-                .get_or_insert_with(|| check_rates(r, mcf, lcf, &facts)),
-            false => state.rates.unwrap_or_default(),
-        };
-        // A client over its limit is answered before its pass costs an HMAC; within it, a pass
-        // not in the cache is checked now, and counted by its token too.
-        if rates.retry_after.is_none() {
-            if let (Some(confirmed), new_key) = state.confirm_pass(r, mcf) {
-                facts.cookie_pass = confirmed.cookie_pass;
-                facts.url_pass = confirmed.url_pass;
-                facts.pass_key = confirmed.pass_key;
-                if let Some(key) = new_key.filter(|_| counted) {
-                    rates.retry_after = token_budget_spent(r, mcf, lcf, &key);
-                    state.rates = Some(rates);
-                }
-            }
-        }
-        policy.under_attack = rates.under_attack;
-        retry_after = rates.retry_after;
-        crowdsec = facts.remediation(&policy);
-        match retry_after {
-            Some(_) => (Verdict::RateLimited, None),
-            None => (decide(&policy, &facts), facts.suspicion(&policy)),
-        }
-    } else {
-        (Verdict::Pass, None)
+    let (facts, rates) = match policy.needs_facts() {
+        true => facts_and_rates(r, mcf, lcf, state, &policy),
+        false => (ClientFacts::default(), Rates::default()),
     };
-    let outcome = Outcome {
-        verdict,
-        dry_run,
-        under_attack: policy.under_attack,
-    };
+    let decision = policy::evaluate(&policy, &facts, rates, lcf.dry_run());
+    let outcome = decision.outcome;
     let already_logged = state.outcome == Some(outcome) && state.action == Some(policy.action);
     state.outcome = Some(outcome);
     state.action = Some(policy.action);
     if !already_logged {
-        log_outcome(r, &policy, outcome, crowdsec);
+        log_outcome(r, &policy, outcome, decision.crowdsec);
     }
 
     let Some(refusal) = outcome.enforced() else {
@@ -144,14 +103,14 @@ fn access(r: &mut Request) -> ngx_int_t {
     let return_path = return_path_for(requested);
     let language = language::choose(r, lcf, &return_path);
     let rc = match refusal {
-        Refusal::Block => response::write_block(r, lcf, &shown_path, suspicion, &language),
+        Refusal::Block => response::write_block(r, lcf, &shown_path, decision.suspicion, &language),
         Refusal::Challenge => {
             // A crawler sees what the page is about (once the fetcher has read it).
-            let hints = (crawler && lcf.crawler_hints())
+            let hints = (facts.crawler && lcf.crawler_hints())
                 .then(|| hints::for_request(r, mcf))
                 .flatten();
             // No image for a client that has not shown it comes back with its cookie.
-            if lcf.precheck().applies(policy.under_attack)
+            if lcf.precheck().applies(outcome.under_attack)
                 && !precheck::passed(r, mcf, &return_path)
             {
                 let rc = precheck::send(r, mcf, lcf, &return_path, &language, hints.as_ref());
@@ -170,16 +129,50 @@ fn access(r: &mut Request) -> ngx_int_t {
             }
         }
         Refusal::RateLimited => {
-            response::write_rate_limited(r, lcf, &shown_path, retry_after.unwrap_or(1), &language)
+            let retry_after = decision.retry_after.unwrap_or(1);
+            response::write_rate_limited(r, lcf, &shown_path, retry_after, &language)
         }
     };
     response::finish(r, rc)
 }
 
+/// The facts about the client (gathered on the request's first pass) and what the rate
+/// limits say, counted once per request unless the client is not counted
+/// ([`ClientFacts::counted`]). A client over its limit is answered before its pass costs an
+/// HMAC; within it, a pass not in the cache is checked now, and counted by its token too.
+fn facts_and_rates(
+    r: &Request,
+    mcf: &MainConf,
+    lcf: &LocConf,
+    state: &mut request_state::RequestState,
+    policy: &LocationPolicy,
+) -> (ClientFacts, Rates) {
+    let mut facts = state.facts(r, mcf, lcf);
+    let counted = facts.counted(policy);
+    let mut rates = match counted {
+        true => *state
+            .rates
+            .get_or_insert_with(|| check_rates(r, mcf, lcf, &facts)),
+        false => state.rates.unwrap_or_default(),
+    };
+    if rates.retry_after.is_none() {
+        if let (Some(confirmed), new_key) = state.confirm_pass(r, mcf) {
+            facts.cookie_pass = confirmed.cookie_pass;
+            facts.url_pass = confirmed.url_pass;
+            facts.pass_key = confirmed.pass_key;
+            if let Some(key) = new_key.filter(|_| counted) {
+                rates.retry_after = token_budget_spent(r, mcf, lcf, &key);
+                state.rates = Some(rates);
+            }
+        }
+    }
+    (facts, rates)
+}
+
 /// Counts the request against its location's load and its client's (and pass token's)
 /// bucket. Done once per request; the tables are shared by all workers.
-fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) -> RateCheck {
-    let mut check = RateCheck::default();
+fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) -> Rates {
+    let mut check = Rates::default();
     let (Some(zone), Some(secrets)) = (mcf.zone_state(), mcf.secrets()) else {
         return check;
     };
@@ -359,7 +352,7 @@ pub(crate) fn audio_budget_spent(
     budget: &Budget,
     hardness: Hardness,
 ) -> Option<u64> {
-    if hardness.get() < 3 {
+    if !hardness.has_audio() {
         return None;
     }
     let rate = budget.audio?;
@@ -429,7 +422,7 @@ fn subrequest(r: &mut Request) -> ngx_int_t {
     let Some(state) = request_state::find_or_create(r) else {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
-    match verdict_for(r, mcf, lcf, state, &policy).0 {
+    match verdict_for(r, mcf, lcf, state, &policy) {
         Verdict::Pass => Status::NGX_DECLINED.into(),
         verdict => {
             ngx_log_error!(
@@ -444,25 +437,27 @@ fn subrequest(r: &mut Request) -> ngx_int_t {
     }
 }
 
+/// A subrequest's verdict: the main request's facts (its pass checked if it was not yet), the
+/// location under attack if the main request found it so; a subrequest is not counted against
+/// the rate limits again.
 fn verdict_for(
     r: &Request,
     mcf: &MainConf,
     lcf: &LocConf,
     state: &mut request_state::RequestState,
     policy: &LocationPolicy,
-) -> (Verdict, Option<Suspicion>) {
-    if !policy.needs_facts() {
-        return (Verdict::Pass, None);
-    }
+) -> Verdict {
     state.facts(r, mcf, lcf);
     let (Some(facts), _) = state.confirm_pass(r, mcf) else {
-        return (Verdict::Pass, None);
+        return Verdict::Pass;
     };
-    let policy = LocationPolicy {
+    let rates = Rates {
+        retry_after: None,
         under_attack: state.rates.is_some_and(|r| r.under_attack),
-        ..*policy
     };
-    (decide(&policy, &facts), facts.suspicion(&policy))
+    policy::evaluate(policy, &facts, rates, false)
+        .outcome
+        .verdict
 }
 
 fn log_outcome(

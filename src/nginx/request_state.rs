@@ -13,7 +13,9 @@ use ngx::http::{HttpModule, Request};
 
 use super::{client, LocConf, MainConf, Module};
 use crate::challenge::token::{check_pass, looks_like_pass, ClientBinding, PASS_NAME};
-use crate::policy::{Action, ClientFacts, Hardness, Outcome, Reputation, Standing, ThirdParties};
+use crate::policy::{
+    Action, ClientFacts, Hardness, Outcome, Rates, Reputation, Standing, ThirdParties,
+};
 use crate::reputation::geoip::Country;
 use crate::state::rate::client_identity;
 use crate::state::records::FailureKeys;
@@ -30,7 +32,7 @@ pub(crate) struct RequestState {
     pub outcome: Option<Outcome>,
     /// What the rate limits said; counted once per request, by the first location with
     /// limits that the request reaches (internal redirects are not counted again).
-    pub rates: Option<RateCheck>,
+    pub rates: Option<Rates>,
     /// The client's country and AS number, looked up on first use.
     geo: Option<GeoFacts>,
     /// What CrowdSec's decisions say, looked up on first use.
@@ -69,14 +71,6 @@ impl GeoFacts {
     pub fn asn_text(&self) -> Option<&[u8]> {
         self.asn.and(self.asn_text.get(..usize::from(self.asn_len)))
     }
-}
-
-/// The rate limits' answer for one request.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RateCheck {
-    /// `Retry-After` seconds when the client (or its pass token) is over its limit.
-    pub retry_after: Option<u64>,
-    pub under_attack: bool,
 }
 
 impl RequestState {

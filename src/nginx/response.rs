@@ -521,7 +521,7 @@ impl ChallengeOrder {
         // Hardness 3 adds spoken digits, in the page's language where there are voices, from
         // a seed the download path can derive again (see `Secrets::audio_seed`).
         let language = pages.languages().get(self.language);
-        let clip = (terms.hardness.get() >= 3).then(|| {
+        let clip = terms.hardness.has_audio().then(|| {
             let seed = secrets.audio_seed(&nonce, &language.tag);
             audio::generate(&language.tag, &mut ChaCha20Rng::from_seed(seed))
         });

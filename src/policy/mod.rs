@@ -73,6 +73,12 @@ impl Hardness {
     pub const fn get(self) -> u8 {
         self.0
     }
+
+    /// Whether a challenge of this hardness asks for the digits of a spoken clip as well:
+    /// hardness 3 does. The one place that says so.
+    pub const fn has_audio(self) -> bool {
+        self.0 >= 3
+    }
 }
 
 impl Default for Hardness {
@@ -332,6 +338,13 @@ impl ClientFacts {
         self.crowdsec.filter(|_| policy.crowdsec)
     }
 
+    /// Whether the request counts against the rate limits. An address on the allow list is
+    /// not counted: it passes everything. Nor is one that CrowdSec bans here: it is blocked
+    /// whatever its rate, and not reported again for flooding.
+    pub fn counted(&self, policy: &LocationPolicy) -> bool {
+        !(self.standing.allowed || self.remediation(policy) == Some(Remediation::Ban))
+    }
+
     /// Why the client looks like a bot under this policy, if it does.
     pub fn suspicion(&self, policy: &LocationPolicy) -> Option<Suspicion> {
         let sources = policy.third_parties;
@@ -417,6 +430,59 @@ pub fn decide(policy: &LocationPolicy, facts: &ClientFacts) -> Verdict {
         Action::Fight => Verdict::Challenge,
         Action::Captcha if suspicion.is_some() => Verdict::Challenge,
         Action::Captcha => Verdict::Pass,
+    }
+}
+
+/// What the rate limits said about one request (counted once per request, see
+/// [`ClientFacts::counted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rates {
+    /// `Retry-After` seconds when the client (or its pass token) is over its limit.
+    pub retry_after: Option<u64>,
+    /// All the location's clients together are over `captchaify_max_rate_limit`.
+    pub under_attack: bool,
+}
+
+/// The whole decision for one request at one location, as the glue carries it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// Why the client looks like a bot, for the block page (none when rate-limited: the
+    /// policy was not asked).
+    pub suspicion: Option<Suspicion>,
+    /// The CrowdSec decision that counted here, for the log line.
+    pub crowdsec: Option<Remediation>,
+    /// `Retry-After` seconds of a rate-limited client.
+    pub retry_after: Option<u64>,
+}
+
+/// Decides a request, the one way both the access handler and the subrequest check do: a
+/// client over its rate limit is refused before the policy is asked; otherwise the policy
+/// decides (see [`decide`]) with the location under attack when the rates say so. A `let`
+/// location decides nothing about its client: pass default facts and rates.
+pub fn evaluate(
+    policy: &LocationPolicy,
+    facts: &ClientFacts,
+    rates: Rates,
+    dry_run: bool,
+) -> Decision {
+    let policy = LocationPolicy {
+        under_attack: rates.under_attack,
+        ..*policy
+    };
+    let (verdict, suspicion) = match rates.retry_after {
+        Some(_) => (Verdict::RateLimited, None),
+        None => (decide(&policy, facts), facts.suspicion(&policy)),
+    };
+    Decision {
+        outcome: Outcome {
+            verdict,
+            dry_run,
+            under_attack: rates.under_attack,
+        },
+        suspicion,
+        crowdsec: facts.remediation(&policy),
+        retry_after: rates.retry_after,
     }
 }
 
@@ -521,6 +587,120 @@ mod tests {
             verified_crawlers: false,
             crowdsec: true,
         }
+    }
+
+    /// The one decision both handlers take: the rate limits first, then the policy, under
+    /// attack as the rates say, dry run carried through.
+    #[test]
+    fn evaluate_puts_the_rate_limit_first_and_applies_the_attack() {
+        let captcha = policy(Action::Captcha, true);
+        let over = Rates {
+            retry_after: Some(7),
+            under_attack: false,
+        };
+        // Over its limit: refused before the policy is asked, even a verified client.
+        for facts in [HUMAN, BOT, VERIFIED_HUMAN] {
+            let d = evaluate(&captcha, &facts, over, false);
+            assert_eq!(d.outcome.verdict, Verdict::RateLimited);
+            assert_eq!(d.retry_after, Some(7));
+            assert_eq!(d.suspicion, None);
+            assert_eq!(d.outcome.enforced(), Some(Refusal::RateLimited));
+        }
+        // Within it: the policy decides, and says why a bot looks like one.
+        let d = evaluate(&captcha, &BOT, Rates::default(), false);
+        assert_eq!(d.outcome.verdict, Verdict::Challenge);
+        assert_eq!(d.suspicion, Some(Suspicion::CrawlerUserAgent));
+        assert_eq!(d.retry_after, None);
+        assert_eq!(
+            evaluate(&captcha, &HUMAN, Rates::default(), false)
+                .outcome
+                .verdict,
+            Verdict::Pass
+        );
+        // Under attack: every client without a pass gets the captcha, verified ones pass,
+        // and the outcome says so (`$captchaify_status`).
+        let attack = Rates {
+            retry_after: None,
+            under_attack: true,
+        };
+        let d = evaluate(&captcha, &HUMAN, attack, false);
+        assert_eq!(d.outcome.verdict, Verdict::Challenge);
+        assert_eq!(d.outcome.status(), "CHALLENGE_UNDER_ATTACK");
+        let d = evaluate(&captcha, &VERIFIED_HUMAN, attack, false);
+        assert_eq!(d.outcome.status(), "PASS_UNDER_ATTACK");
+        // The location's own policy value of under_attack does not count: the rates do.
+        let stale = LocationPolicy {
+            under_attack: true,
+            ..captcha
+        };
+        assert_eq!(
+            evaluate(&stale, &HUMAN, Rates::default(), false)
+                .outcome
+                .verdict,
+            Verdict::Pass
+        );
+        // Dry run: decided and reported, not enforced.
+        let d = evaluate(&captcha, &BOT, Rates::default(), true);
+        assert_eq!(d.outcome.status(), "CHALLENGE_DRY_RUN");
+        assert_eq!(d.outcome.enforced(), None);
+        // A `let` location, with nothing gathered, passes.
+        let d = evaluate(
+            &policy(Action::Let, true),
+            &ClientFacts::default(),
+            Rates::default(),
+            false,
+        );
+        assert_eq!(d.outcome.verdict, Verdict::Pass);
+        assert_eq!(d.suspicion, None);
+        // The CrowdSec decision that counted is reported for the log, and only where it applies.
+        let banned = ClientFacts {
+            crowdsec: Some(Remediation::Ban),
+            ..HUMAN
+        };
+        let d = evaluate(&captcha, &banned, Rates::default(), false);
+        assert_eq!(
+            (d.outcome.verdict, d.crowdsec),
+            (Verdict::Block, Some(Remediation::Ban))
+        );
+        let opted_out = LocationPolicy {
+            crowdsec: false,
+            ..captcha
+        };
+        let d = evaluate(&opted_out, &banned, Rates::default(), false);
+        assert_eq!((d.outcome.verdict, d.crowdsec), (Verdict::Pass, None));
+    }
+
+    /// The allow list and a CrowdSec ban keep a request out of the rate limits.
+    #[test]
+    fn allowed_and_banned_clients_are_not_counted() {
+        let captcha = policy(Action::Captcha, false);
+        assert!(HUMAN.counted(&captcha));
+        assert!(BOT.counted(&captcha));
+        let allowed = ClientFacts {
+            standing: Standing {
+                allowed: true,
+                ..Standing::default()
+            },
+            ..BOT
+        };
+        assert!(!allowed.counted(&captcha));
+        let banned = ClientFacts {
+            crowdsec: Some(Remediation::Ban),
+            ..HUMAN
+        };
+        assert!(!banned.counted(&captcha));
+        // Where CrowdSec does not apply, its ban does not count, and the client is counted.
+        let opted_out = LocationPolicy {
+            crowdsec: false,
+            ..captcha
+        };
+        assert!(banned.counted(&opted_out));
+        // A CrowdSec captcha does not keep the client out of the limits.
+        let captcha_decision = ClientFacts {
+            crowdsec: Some(Remediation::Captcha),
+            ..HUMAN
+        };
+        assert!(captcha_decision.counted(&captcha));
     }
 
     /// Every address-based source marks the client suspicious: captcha and block change
@@ -964,6 +1144,10 @@ mod tests {
         }
         assert_eq!(Hardness::default(), Hardness::NORMAL);
         assert!(Hardness::EASY < Hardness::HARD);
+        // Only hardness 3 adds the spoken digits.
+        assert!(!Hardness::EASY.has_audio());
+        assert!(!Hardness::NORMAL.has_audio());
+        assert!(Hardness::HARD.has_audio());
     }
 
     #[test]
