@@ -2,6 +2,7 @@
 //! tokens that carry a challenge and, once it is solved, the client's pass.
 
 pub mod audio;
+pub mod compose;
 pub mod flow;
 pub mod image;
 pub mod pass_cache;

@@ -28,7 +28,8 @@ use ngx::ffi::{
 };
 use ngx::http::Request;
 
-use super::response::{write_challenge_page, ChallengeOrder, ChallengePage};
+use super::response::{write_challenge_page, ChallengeOrder};
+use crate::challenge::compose::Composed;
 
 /// The thread pool, asked for at configuration time; null when nginx has none.
 pub(crate) fn add_pool(cf: *mut ngx_conf_t) -> *mut ngx_thread_pool_t {
@@ -40,7 +41,7 @@ pub(crate) fn add_pool(cf: *mut ngx_conf_t) -> *mut ngx_thread_pool_t {
 struct Job {
     request: *mut ngx_http_request_t,
     order: Option<ChallengeOrder>,
-    drawn: Option<ChallengePage>,
+    drawn: Option<Composed>,
     pool: *mut ngx_thread_pool_t,
 }
 

@@ -9,18 +9,12 @@ use ngx::ffi::{
     ngx_pnalloc, ngx_str_t, ngx_table_elt_t, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_FOUND,
 };
 use ngx::http::Request;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha20Rng;
 
 use super::language::PageLanguage;
 use super::{client, LocConf, MainConf};
-use crate::challenge::flow::full_answer;
-use crate::challenge::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
-use crate::challenge::{audio, image};
-use crate::pages::{
-    AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, Piece, AUDIO_PATH,
-    LANGUAGE_NAME,
-};
+use crate::challenge::compose::{Composed, Order};
+use crate::challenge::token::{ChallengeTerms, ClientBinding, Secrets};
+use crate::pages::{Message, Page, PageContext, PageKind, PageSet, Piece, LANGUAGE_NAME};
 use crate::policy::Suspicion;
 
 /// The module-owned path the captcha form posts to.
@@ -424,22 +418,13 @@ pub(crate) fn send_challenge(
     }
 }
 
-/// Everything a captcha page needs, gathered on the event loop, so that drawing it
-/// ([`ChallengeOrder::draw`]) touches nothing of nginx and can run on another thread.
+/// A captcha page to draw: the pure [`Order`] gathered on the event loop, with the worker's
+/// configuration it is drawn with, so that drawing it ([`ChallengeOrder::draw`]) touches
+/// nothing of nginx and can run on another thread.
 pub(crate) struct ChallengeOrder {
     secrets: Shared<Secrets>,
     pages: Shared<PageSet>,
-    terms: ChallengeTerms,
-    binding: ClientBinding,
-    expires: u64,
-    seed: [u8; 32],
-    shown_path: String,
-    message: Option<Message>,
-    language: usize,
-    chooser_href: String,
-    form_action: String,
-    /// The real page's hints, for a crawler.
-    hints: Option<crate::reputation::hints::Hints>,
+    order: Order,
     /// A fault the test builds may be asked to make while drawing.
     #[cfg(feature = "test-answers")]
     fault: Option<super::unwind::TestFault>,
@@ -452,13 +437,6 @@ struct Shared<T>(*const T);
 // SAFETY: `Shared` only ever points at configuration data that is immutable while workers run
 // and lives as long as the worker's cycle; reading it from several threads at once is sound.
 unsafe impl<T: Sync> Send for Shared<T> {}
-
-/// A drawn captcha page and its answer (for the test-only answer header).
-pub(crate) struct ChallengePage {
-    page: Option<Page>,
-    #[cfg_attr(not(feature = "test-answers"), allow(dead_code))]
-    answer: String,
-}
 
 impl ChallengeOrder {
     pub(crate) fn new(
@@ -476,20 +454,22 @@ impl ChallengeOrder {
         Some(ChallengeOrder {
             secrets: Shared(secrets),
             pages: Shared(lcf.pages()),
-            terms,
-            binding: ClientBinding::new(client::address(r), client::user_agent(r)),
-            expires: client::now().secs + CHALLENGE_TTL_SECS,
-            seed,
-            shown_path: shown_path.to_owned(),
-            message,
-            language: language.index,
-            chooser_href: language.chooser_href.clone(),
-            // A language chosen in the URL (cookie-less mode) goes on with the form.
-            form_action: match &language.from_url {
-                Some(tag) => format!("{VERIFY_PATH}?{LANGUAGE_NAME}={tag}"),
-                None => VERIFY_PATH.to_owned(),
+            order: Order {
+                terms,
+                binding: ClientBinding::new(client::address(r), client::user_agent(r)),
+                expires: client::now().secs + CHALLENGE_TTL_SECS,
+                seed,
+                shown_path: shown_path.to_owned(),
+                message,
+                language: language.index,
+                chooser_href: language.chooser_href.clone(),
+                // A language chosen in the URL (cookie-less mode) goes on with the form.
+                form_action: match &language.from_url {
+                    Some(tag) => format!("{VERIFY_PATH}?{LANGUAGE_NAME}={tag}"),
+                    None => VERIFY_PATH.to_owned(),
+                },
+                hints: None,
             },
-            hints: None,
             #[cfg(feature = "test-answers")]
             fault: super::unwind::test_fault(r),
         })
@@ -497,12 +477,12 @@ impl ChallengeOrder {
 
     /// Shows a crawler the real page's title, description and OpenGraph tags.
     pub(crate) fn with_hints(mut self, hints: Option<crate::reputation::hints::Hints>) -> Self {
-        self.hints = hints;
+        self.order.hints = hints;
         self
     }
 
-    /// Draws the image, signs the challenge and renders the page: pure work, no nginx.
-    pub(crate) fn draw(self) -> ChallengePage {
+    /// Composes the page ([`Order::compose`]): pure work, no nginx.
+    pub(crate) fn draw(self) -> Composed {
         #[cfg(feature = "test-answers")]
         match self.fault {
             Some(super::unwind::TestFault::PanicDraw) => {
@@ -513,55 +493,12 @@ impl ChallengeOrder {
         }
         // SAFETY: see `Shared`: both point at the worker's configuration.
         let (secrets, pages) = unsafe { (&*self.secrets.0, &*self.pages.0) };
-        // Every random choice of this challenge comes from a ChaCha20 stream seeded by the OS.
-        let mut rng = ChaCha20Rng::from_seed(self.seed);
-        let terms = &self.terms;
-        let captcha = image::generate(terms.hardness.get(), &mut rng);
-        let nonce: [u8; 16] = rng.gen();
-        // Hardness 3 adds spoken digits, in the page's language where there are voices, from
-        // a seed the download path can derive again (see `Secrets::audio_seed`).
-        let language = pages.languages().get(self.language);
-        let clip = terms.hardness.has_audio().then(|| {
-            let seed = secrets.audio_seed(&nonce, &language.tag);
-            audio::generate(&language.tag, &mut ChaCha20Rng::from_seed(seed))
-        });
-        let answer = full_answer(&captcha.answer, clip.as_ref().map(|c| c.digits.as_str()));
-        let token = issue_challenge(secrets, self.binding, terms, self.expires, nonce, &answer);
-        let audio_href = format!("{AUDIO_PATH}?challenge={token}&lang={}", language.tag);
-        let (shortest, longest) = image::answer_lengths(terms.hardness.get());
-        let answer_length = format!("{shortest}\u{2013}{longest}");
-        let audio_length = format!("{}\u{2013}{}", audio::SHORTEST, audio::LONGEST);
-        let page = pages.render(
-            PageKind::Captcha,
-            &PageContext {
-                path: &self.shown_path,
-                message: self.message,
-                captcha: Some(CaptchaView {
-                    png: &captcha.png,
-                    width: captcha.width,
-                    height: captcha.height,
-                    answer_length: &answer_length,
-                    challenge: &token,
-                    form_action: &self.form_action,
-                    audio: clip.as_ref().map(|c| AudioView {
-                        wav: &c.wav,
-                        length: &audio_length,
-                        href: &audio_href,
-                    }),
-                }),
-                retry_after: 0,
-                language: self.language,
-                language_href: &self.chooser_href,
-                chooser: None,
-                hints: self.hints.as_ref(),
-            },
-        );
-        ChallengePage { page, answer }
+        self.order.compose(secrets, pages)
     }
 }
 
 /// Sends a drawn captcha page.
-pub(crate) fn write_challenge_page(r: &mut Request, drawn: ChallengePage) -> ngx_int_t {
+pub(crate) fn write_challenge_page(r: &mut Request, drawn: Composed) -> ngx_int_t {
     #[cfg(feature = "test-answers")]
     let extra = [("X-Captchaify-Test-Answer", drawn.answer.as_str())];
     #[cfg(not(feature = "test-answers"))]
