@@ -32,6 +32,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use captchaify::challenge::image::{answer_lengths, generate, normalize_answer, CaptchaImage};
+use captchaify::policy::Hardness;
+
+const ALL: [Hardness; 3] = [Hardness::EASY, Hardness::NORMAL, Hardness::HARD];
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -44,7 +47,7 @@ fn fresh_rng() -> Result<ChaCha20Rng, String> {
     Ok(ChaCha20Rng::from_seed(seed))
 }
 
-fn one(hardness: u8) -> Result<CaptchaImage, String> {
+fn one(hardness: Hardness) -> Result<CaptchaImage, String> {
     Ok(generate(hardness, &mut fresh_rng()?))
 }
 
@@ -59,12 +62,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match argv.as_slice() {
-        ["sheet", out] => sheet(Path::new(out), &[1, 2, 3]),
-        ["sheet", out, hardness] => match hardness.parse::<u8>() {
+        ["sheet", out] => sheet(Path::new(out), &ALL),
+        ["sheet", out, hardness] => match hardness.parse::<Hardness>() {
             Ok(h) => sheet(Path::new(out), &[h]),
             _ => return usage(),
         },
-        ["dump", h, n, dir] => match (h.parse::<u8>(), n.parse::<usize>()) {
+        ["dump", h, n, dir] => match (h.parse::<Hardness>(), n.parse::<usize>()) {
             (Ok(h), Ok(n)) => dump(h, n, Path::new(dir)),
             _ => return usage(),
         },
@@ -89,7 +92,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn dump(hardness: u8, n: usize, dir: &Path) -> Result<(), String> {
+fn dump(hardness: Hardness, n: usize, dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut list = String::new();
     for i in 0..n {
@@ -137,7 +140,7 @@ fn blind(n: usize, readers: usize, dir: &Path) -> Result<(), String> {
     let mut rng = fresh_rng()?;
     let mut key = String::from("id\thardness\tsize\tshown_width\tanswer\n");
     let mut ids = Vec::new();
-    for hardness in 1..=3u8 {
+    for hardness in ALL {
         for size in ["desktop", "phone"] {
             for _ in 0..n {
                 let c = one(hardness)?;
@@ -203,7 +206,7 @@ fn speed(n: usize) -> Result<(), String> {
     // The first image also parses the fonts and builds their distance fields (once per
     // process); it is timed separately.
     let start = Instant::now();
-    let _ = one(2)?;
+    let _ = one(Hardness::NORMAL)?;
     println!(
         "first image (includes the one-time font setup): {:.1} ms",
         start.elapsed().as_secs_f64() * 1000.0
@@ -211,7 +214,7 @@ fn speed(n: usize) -> Result<(), String> {
     let mut all_images = 0usize;
     let mut all_secs = 0.0f64;
     println!("hardness  images  images/s  png bytes avg / min / max");
-    for hardness in 1..=3u8 {
+    for hardness in ALL {
         let (mut total, mut min, mut max) = (0usize, usize::MAX, 0usize);
         let start = Instant::now();
         for _ in 0..n {
@@ -283,7 +286,7 @@ impl Sheet {
     }
 }
 
-fn sheet(out: &Path, levels: &[u8]) -> Result<(), String> {
+fn sheet(out: &Path, levels: &[Hardness]) -> Result<(), String> {
     let font = fontdue::Font::from_bytes(LABEL_FONT, fontdue::FontSettings::default())
         .map_err(|e| format!("label font: {e}"))?;
     let (cols, rows, gap, cell_w, img_h, answer_h, label_h) = (2, 6, 14, 472, 100, 22, 40);

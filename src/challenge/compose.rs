@@ -50,7 +50,7 @@ impl Order {
     pub fn compose(&self, secrets: &Secrets, pages: &PageSet) -> Composed {
         let mut rng = ChaCha20Rng::from_seed(self.seed);
         let terms = &self.terms;
-        let captcha = image::generate(terms.hardness.get(), &mut rng);
+        let captcha = image::generate(terms.hardness, &mut rng);
         let nonce: [u8; 16] = rng.gen();
         // The spoken digits are in the page's language where there are voices, from a seed
         // the download path can derive again (see `Secrets::audio_seed`).
@@ -62,7 +62,7 @@ impl Order {
         let answer = full_answer(&captcha.answer, clip.as_ref().map(|c| c.digits.as_str()));
         let token = issue_challenge(secrets, self.binding, terms, self.expires, nonce, &answer);
         let audio_href = format!("{AUDIO_PATH}?challenge={token}&lang={}", language.tag);
-        let (shortest, longest) = image::answer_lengths(terms.hardness.get());
+        let (shortest, longest) = image::answer_lengths(terms.hardness);
         let answer_length = format!("{shortest}\u{2013}{longest}");
         let audio_length = format!("{}\u{2013}{}", audio::SHORTEST, audio::LONGEST);
         let page = pages.render(

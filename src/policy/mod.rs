@@ -81,6 +81,12 @@ impl Hardness {
     }
 }
 
+impl fmt::Display for Hardness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl Default for Hardness {
     fn default() -> Self {
         Hardness::NORMAL
@@ -1139,6 +1145,7 @@ mod tests {
     fn hardness_is_one_to_three() {
         assert_eq!("1".parse::<Hardness>().map(Hardness::get), Ok(1));
         assert_eq!("3".parse::<Hardness>().map(Hardness::get), Ok(3));
+        assert_eq!(format!("{:>2}", Hardness::HARD), " 3");
         for bad in ["0", "4", "02", "two", "", "-1"] {
             assert!(bad.parse::<Hardness>().is_err(), "{bad:?} accepted");
         }
