@@ -36,6 +36,44 @@ fn split_once(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
     Some((&bytes[..at], &bytes[at + 1..]))
 }
 
+/// The module's own paths: where it answers for itself, in any location of a server where
+/// the module is used. One table; the access handler dispatches on [`OwnPath::find`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnPath {
+    /// Where the captcha form posts its answer.
+    Verify,
+    /// The language chooser.
+    Language,
+    /// A hardness-3 captcha's clip as a download, once, while its challenge is open: for text
+    /// browsers, which cannot save a `data:` URI as a file.
+    Audio,
+}
+
+impl OwnPath {
+    pub const ALL: [OwnPath; 3] = [OwnPath::Verify, OwnPath::Language, OwnPath::Audio];
+
+    /// Every own path starts with this.
+    pub const PREFIX: &'static str = "/.captchaify/";
+
+    pub const fn path(self) -> &'static str {
+        match self {
+            OwnPath::Verify => "/.captchaify/verify",
+            OwnPath::Language => "/.captchaify/language",
+            OwnPath::Audio => "/.captchaify/audio",
+        }
+    }
+
+    /// The own path a request's path (without its arguments) is, if any: exact bytes only.
+    pub fn find(path: &[u8]) -> Option<OwnPath> {
+        if !path.starts_with(Self::PREFIX.as_bytes()) {
+            return None;
+        }
+        Self::ALL
+            .into_iter()
+            .find(|own| own.path().as_bytes() == path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +96,28 @@ mod tests {
             argument_values(b"x=1&captchaify=T&captchaify&captchaify=U", b"captchaify").collect();
         assert_eq!(found, vec![&b"T"[..], b"U"]);
         assert_eq!(argument_values(b"", b"captchaify").count(), 0);
+    }
+
+    #[test]
+    fn own_paths_are_found_exactly() {
+        for own in OwnPath::ALL {
+            assert!(own.path().starts_with(OwnPath::PREFIX));
+            assert_eq!(OwnPath::find(own.path().as_bytes()), Some(own));
+            let longer = format!("{}/", own.path());
+            assert_eq!(OwnPath::find(longer.as_bytes()), None);
+            let upper = own.path().to_uppercase();
+            assert_eq!(OwnPath::find(upper.as_bytes()), None);
+        }
+        for other in [
+            "/",
+            "/.captchaify/",
+            "/.captchaify/verif",
+            "/x/.captchaify/verify",
+            "",
+        ] {
+            assert_eq!(OwnPath::find(other.as_bytes()), None, "{other:?}");
+        }
+        let paths: std::collections::HashSet<_> = OwnPath::ALL.map(OwnPath::path).into();
+        assert_eq!(paths.len(), OwnPath::ALL.len());
     }
 }

@@ -16,6 +16,7 @@ use crate::challenge::token::{return_path_for, strip_argument, Budget, Secrets, 
 use crate::policy::{
     self, ClientFacts, Hardness, LocationPolicy, Outcome, Rates, Refusal, Remediation, Verdict,
 };
+use crate::request::OwnPath;
 use crate::state::rate::{
     admit, client_identity, observe_loads, Admission, LoadChange, LoadReport, Rate,
 };
@@ -51,16 +52,22 @@ fn access(r: &mut Request) -> ngx_int_t {
     let (Some(mcf), Some(lcf)) = (Module::main_conf(r), Module::location_conf(r)) else {
         return Status::NGX_DECLINED.into();
     };
-    if mcf.used && r.path().as_bytes() == response::VERIFY_PATH.as_bytes() {
-        return verify::start(r);
-    }
-    if mcf.used && r.path().as_bytes() == crate::pages::LANGUAGE_PATH.as_bytes() {
-        let rc = language::serve(r, lcf);
-        return response::finish(r, rc);
-    }
-    if mcf.used && r.path().as_bytes() == crate::pages::AUDIO_PATH.as_bytes() {
-        let rc = audio::serve(r, mcf, lcf);
-        return response::finish(r, rc);
+    // The module's own paths, wherever they fall in the configuration.
+    let own = mcf
+        .used
+        .then(|| OwnPath::find(r.path().as_bytes()))
+        .flatten();
+    match own {
+        Some(OwnPath::Verify) => return verify::start(r),
+        Some(OwnPath::Language) => {
+            let rc = language::serve(r, lcf);
+            return response::finish(r, rc);
+        }
+        Some(OwnPath::Audio) => {
+            let rc = audio::serve(r, mcf, lcf);
+            return response::finish(r, rc);
+        }
+        None => {}
     }
     if !lcf.enabled() {
         return Status::NGX_DECLINED.into();

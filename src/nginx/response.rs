@@ -18,7 +18,7 @@ use crate::pages::{Message, Page, PageContext, PageKind, PageSet, Piece, LANGUAG
 use crate::policy::Suspicion;
 
 /// The module-owned path the captcha form posts to.
-pub(crate) const VERIFY_PATH: &str = "/.captchaify/verify";
+pub(crate) const VERIFY_PATH: &str = crate::request::OwnPath::Verify.path();
 
 /// How long a challenge may be answered.
 pub(crate) const CHALLENGE_TTL_SECS: u64 = 120;

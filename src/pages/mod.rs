@@ -228,9 +228,9 @@ pub struct AudioView<'a> {
     pub href: &'a str,
 }
 
-/// The module-owned path a hardness-3 page's clip can be downloaded from, once, while its
-/// challenge is open: for text browsers, which cannot save a `data:` URI as a file.
-pub const AUDIO_PATH: &str = "/.captchaify/audio";
+/// The module-owned path a hardness-3 page's clip can be downloaded from (see
+/// [`OwnPath::Audio`](crate::request::OwnPath::Audio)).
+pub const AUDIO_PATH: &str = crate::request::OwnPath::Audio.path();
 
 /// How the language chooser's links are made.
 #[derive(Debug, Clone, Copy)]
@@ -242,7 +242,7 @@ pub struct ChooserView<'a> {
 }
 
 /// The module-owned path of the language chooser.
-pub const LANGUAGE_PATH: &str = "/.captchaify/language";
+pub const LANGUAGE_PATH: &str = crate::request::OwnPath::Language.path();
 
 /// The cookie and URL argument that remember a chosen language.
 pub const LANGUAGE_NAME: &str = "captchaify_lang";
