@@ -26,3 +26,41 @@ nginx_binary() {
         *) echo "unknown flavour: $1" >&2; return 1 ;;
     esac
 }
+
+# as_root CMD...: runs CMD as root (through sudo when the script is not root).
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# apt_install PACKAGE...: installs Debian packages (no recommends), refreshing the package
+# lists first, once per script. Output goes to stderr, so that callers' stdout stays theirs.
+apt_install() {
+    say "installing $* (apt)"
+    if [ -z "${APT_LISTS_FRESH:-}" ]; then
+        as_root apt-get update -q >&2 || say "apt-get update failed; trying the package lists there are"
+        APT_LISTS_FRESH=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2
+}
+
+# tool_binary NAME: builds one of the project's tools (src/bin/NAME.rs, the `tools` feature)
+# in target/tools, which keeps the module's build in target/release intact, and prints its path.
+tool_binary() {
+    CARGO_TARGET_DIR="$ROOT/target/tools" cargo build --quiet --release --locked \
+        --no-default-features --features tools --bin "$1" >&2
+    echo "$ROOT/target/tools/release/$1"
+}
+
+# python_venv DIR IMPORTS PACKAGE...: a virtualenv at DIR in which `import IMPORTS` works,
+# installing the PyPI packages into it when it does not. Prints DIR/bin/python.
+python_venv() {
+    local dir="$1" imports="$2"
+    shift 2
+    if [ ! -x "$dir/bin/python" ]; then
+        say "creating the virtualenv $dir"
+        python3 -m venv "$dir" >&2
+    fi
+    if ! "$dir/bin/python" -c "import $imports" 2>/dev/null; then
+        say "installing $* into $dir (pip)"
+        "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" >&2
+    fi
+    echo "$dir/bin/python"
+}
