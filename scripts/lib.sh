@@ -2,6 +2,12 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODULE_NAME=ngx_http_captchaify_module.so
 MODULE_DIR="$ROOT/target/module"
+# The test builds (feature `test-answers`: their captcha pages hand every client the answer)
+# live apart from the release modules, so that one is not taken for the other.
+TEST_MODULE_DIR="$ROOT/target/test-module"
+# The project's scripts load the test builds knowingly; anywhere else a test build logs an
+# [alert] at start (see src/nginx/mod.rs).
+export CAPTCHAIFY_TEST_MODULE=1
 
 # install_atomic FROM TO [MODE]: puts a copy of FROM at TO by renaming a temporary copy in
 # TO's directory over it. A module or binary a running nginx has mapped keeps its old file
@@ -18,13 +24,28 @@ install_atomic() {
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# The nginx binary that matches a module flavour (vendored, debian, or either with -test).
-# For Debian it is a wrapper around /usr/sbin/nginx, see scripts/build.
-nginx_binary() {
+# The folder of a module flavour's build (vendored, debian, or either with -test).
+variant_dir() {
     case "$1" in
-        vendored | vendored-test | debian | debian-test) echo "$MODULE_DIR/$1/nginx" ;;
+        vendored | debian) echo "$MODULE_DIR/$1" ;;
+        vendored-test | debian-test) echo "$TEST_MODULE_DIR/${1%-test}" ;;
         *) echo "unknown flavour: $1" >&2; return 1 ;;
     esac
+}
+
+# The nginx binary that matches a module flavour. For Debian it is a wrapper around
+# /usr/sbin/nginx, see scripts/build.
+nginx_binary() {
+    local dir
+    dir=$(variant_dir "$1") || return 1
+    echo "$dir/nginx"
+}
+
+# The module file of a flavour.
+module_file() {
+    local dir
+    dir=$(variant_dir "$1") || return 1
+    echo "$dir/$MODULE_NAME"
 }
 
 # as_root CMD...: runs CMD as root (through sudo when the script is not root).

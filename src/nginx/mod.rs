@@ -111,6 +111,17 @@ impl HttpModule for Module {
                     // SAFETY: `slot` points at a fresh element of the handlers array.
                     unsafe { *slot = Some(handler) };
                 }
+                // A test build hands every client the answer: loaded anywhere but by the
+                // project's own test scripts (which say so in the environment), it says so.
+                #[cfg(feature = "test-answers")]
+                if std::env::var_os("CAPTCHAIFY_TEST_MODULE").is_none() {
+                    ngx::ngx_conf_log_error!(
+                        ngx::ffi::NGX_LOG_ALERT,
+                        cf,
+                        "captchaify: this is the TEST build of the module (feature test-answers): \
+                         its captcha pages tell every client the answer; load the release build"
+                    );
+                }
                 // Captcha pages are drawn in nginx's thread pool, when the module is used at all.
                 if let Some(mcf) = Module::main_conf_mut(&*cf).filter(|m| m.used) {
                     mcf.thread_pool = offload::add_pool(cf);

@@ -1,7 +1,7 @@
 """Faults against a real nginx with the test build of the module (issue 15). Run by
 t/e2e/faults, which passes the flavour's files; see that script for what each part checks.
 
-    python3 faults.py PREFIX NGINX MODULE_DIR FLAVOUR [PART ...]
+    python3 faults.py PREFIX NGINX TEST_MODULE RELEASE_MODULE [PART ...]
 
 PART is any of: abort, replace, pressure, kills (default: all, in that order). Prints TAP-like
 `ok` / `not ok` lines and the figures; exits non-zero when a check failed.
@@ -284,9 +284,9 @@ def answers_within(seconds, paths=("/fight/a.txt", "/rl/a.txt", "/let/a.txt", "/
 
 # ----- 1. a worker that dies holding a lock, or in a drawing thread ----------------------------
 
-def part_abort(prefix, binary, module_dir, flavour):
+def part_abort(prefix, binary, test_module, release_module):
     print("# a worker aborted holding the rate table's lock, and faults in drawing threads")
-    nginx = Nginx(prefix, binary, os.path.join(module_dir, f"{flavour}-test", MODULE))
+    nginx = Nginx(prefix, binary, test_module)
     nginx.start()
     try:
         recoveries = []
@@ -355,10 +355,8 @@ def install_atomic(source, target):
     subprocess.run(["bash", "-c", 'source "$0" && install_atomic "$1" "$2" 0644', lib, source, target], check=True)
 
 
-def part_replace(prefix, binary, module_dir, flavour):
+def part_replace(prefix, binary, test_module, release_module):
     print("# the module file replaced under a running nginx, then a reload, then a binary upgrade")
-    test_module = os.path.join(module_dir, f"{flavour}-test", MODULE)
-    release_module = os.path.join(module_dir, flavour, MODULE)
     nginx = Nginx(prefix, binary, test_module)
     nginx.start()
     stop = threading.Event()
@@ -434,9 +432,9 @@ def capacities(log):
     return (int(m.group(1)), int(m.group(2))) if m else (None, None)
 
 
-def part_pressure(prefix, binary, module_dir, flavour, zone="128k"):
+def part_pressure(prefix, binary, test_module, release_module, zone="128k"):
     print(f"# single-use and blocks with a {zone} zone, filled through the verify path")
-    nginx = Nginx(prefix, binary, os.path.join(module_dir, f"{flavour}-test", MODULE), zone=zone)
+    nginx = Nginx(prefix, binary, test_module, zone=zone)
     nginx.start()
     try:
         spent_room, failure_room = capacities(nginx.log())
@@ -545,9 +543,9 @@ end
 """.replace("UA", UA)
 
 
-def part_kills(prefix, binary, module_dir, flavour, seconds=60):
+def part_kills(prefix, binary, test_module, release_module, seconds=60):
     print(f"# kill -9 of a worker every 10-40 ms for {seconds} s under a many-address flood, a reload in the middle")
-    nginx = Nginx(prefix, binary, os.path.join(module_dir, f"{flavour}-test", MODULE))
+    nginx = Nginx(prefix, binary, test_module)
     nginx.start()
     stop = threading.Event()
     stats = {"kills": 0, "accepted_twice": 0, "single_use_checked": 0, "single_use_accepted": 0,
@@ -675,22 +673,22 @@ def part_kills(prefix, binary, module_dir, flavour, seconds=60):
 
 
 def main():
-    prefix, binary, module_dir, flavour = sys.argv[1:5]
+    prefix, binary, test_module, release_module = sys.argv[1:5]
     parts = sys.argv[5:] or ["abort", "replace", "pressure", "kills"]
     seconds = int(os.environ.get("KILL_SECONDS", "60"))
     zone = os.environ.get("PRESSURE_ZONE", "128k")
     for part in parts:
         if part == "abort":
-            part_abort(prefix, binary, module_dir, flavour)
+            part_abort(prefix, binary, test_module, release_module)
         elif part == "replace":
-            part_replace(prefix, binary, module_dir, flavour)
+            part_replace(prefix, binary, test_module, release_module)
         elif part == "pressure":
-            part_pressure(prefix, binary, module_dir, flavour, zone)
+            part_pressure(prefix, binary, test_module, release_module, zone)
         elif part == "kills":
             # KILL_RUNS=10 repeats the loop (the issue's "ten clean runs in a row").
             for run in range(int(os.environ.get("KILL_RUNS", "1"))):
                 before = failed
-                part_kills(prefix, binary, module_dir, flavour, seconds)
+                part_kills(prefix, binary, test_module, release_module, seconds)
                 print(f"# kill loop {run + 1}: {'clean' if failed == before else 'FAILED'}", flush=True)
         else:
             raise SystemExit(f"unknown part {part}")
