@@ -154,7 +154,7 @@ fn facts_and_rates(
     state: &mut request_state::RequestState,
     policy: &LocationPolicy,
 ) -> (ClientFacts, Rates) {
-    let mut facts = state.facts(r, mcf, lcf);
+    let mut facts = state.facts(r, mcf, lcf, policy);
     let counted = facts.counted(policy);
     let mut rates = match counted {
         true => *state
@@ -454,7 +454,7 @@ fn verdict_for(
     state: &mut request_state::RequestState,
     policy: &LocationPolicy,
 ) -> Verdict {
-    state.facts(r, mcf, lcf);
+    state.facts(r, mcf, lcf, policy);
     let (Some(facts), _) = state.confirm_pass(r, mcf) else {
         return Verdict::Pass;
     };

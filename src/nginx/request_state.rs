@@ -14,7 +14,8 @@ use ngx::http::{HttpModule, Request};
 use super::{client, LocConf, MainConf, Module};
 use crate::challenge::token::{check_pass, looks_like_pass, ClientBinding, PASS_NAME};
 use crate::policy::{
-    Action, ClientFacts, Hardness, Outcome, Rates, Reputation, Standing, ThirdParties,
+    Action, ClientFacts, Hardness, LocationPolicy, Outcome, Rates, Reputation, Standing,
+    ThirdParties,
 };
 use crate::reputation::geoip::Country;
 use crate::state::rate::client_identity;
@@ -76,17 +77,23 @@ impl GeoFacts {
 impl RequestState {
     /// The client facts, gathered on first use and kept for later passes, with what this
     /// location's lists and rules say about the client.
-    pub fn facts(&mut self, r: &Request, mcf: &MainConf, lcf: &LocConf) -> ClientFacts {
+    pub fn facts(
+        &mut self,
+        r: &Request,
+        mcf: &MainConf,
+        lcf: &LocConf,
+        policy: &LocationPolicy,
+    ) -> ClientFacts {
         let mut facts = match self.facts {
             Some(facts) => facts,
             None => {
-                let (facts, unverified) = gather_facts(r, mcf, lcf);
+                let (facts, unverified) = gather_facts(r, mcf, lcf, policy);
                 self.pass_unverified = unverified;
                 facts
             }
         };
         // Looked up once, on the first location that applies CrowdSec's decisions.
-        facts.crowdsec = match lcf.crowdsec() {
+        facts.crowdsec = match policy.crowdsec {
             true => self.crowdsec(r, mcf),
             false => None,
         };
@@ -95,7 +102,12 @@ impl RequestState {
             let geo = self.geo(r, mcf);
             rules.action_for(geo.country, geo.asn)
         });
-        facts.standing = standing(lcf, client::address(r), rule);
+        facts.standing = Standing::of(
+            client::address(r),
+            lcf.allow.as_deref(),
+            lcf.deny.as_deref(),
+            rule,
+        );
         self.facts = Some(facts);
         facts
     }
@@ -185,18 +197,6 @@ impl RequestState {
     }
 }
 
-/// What the location's own lists and rules say about an address.
-fn standing(lcf: &LocConf, address: std::net::IpAddr, rule: Option<Action>) -> Standing {
-    let listed = |set: &Option<std::sync::Arc<crate::reputation::ranges::IpSet>>| {
-        set.as_ref().is_some_and(|s| s.contains(address))
-    };
-    Standing {
-        allowed: listed(&lcf.allow),
-        denied: listed(&lcf.deny),
-        rule,
-    }
-}
-
 /// What the third-party sources said about the address, from the shared zone. An address
 /// the per-address sources were not asked about yet is queued for the fetcher here.
 fn gather_reputation(
@@ -256,9 +256,14 @@ fn gather_reputation(
 /// Everything the policy may ask about the client, read once per request. The costly parts
 /// are skipped when they cannot matter: no token, no binding to compute; no failure on record
 /// anywhere, no key to derive.
-fn gather_facts(r: &Request, mcf: &MainConf, lcf: &LocConf) -> (ClientFacts, bool) {
-    let wanted = lcf.third_parties();
-    let crawler_check = match lcf.policy().verified_crawlers {
+fn gather_facts(
+    r: &Request,
+    mcf: &MainConf,
+    lcf: &LocConf,
+    policy: &LocationPolicy,
+) -> (ClientFacts, bool) {
+    let wanted = policy.third_parties;
+    let crawler_check = match policy.verified_crawlers {
         true => super::crawlers::check(r, mcf),
         false => None,
     };

@@ -12,6 +12,8 @@ use core::str::FromStr;
 
 use thiserror::Error;
 
+use crate::reputation::ranges::IpSet;
+
 /// What a location does with its clients (`captchaify_action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Action {
@@ -265,6 +267,24 @@ pub struct Standing {
     pub denied: bool,
     /// The action a country or AS-number rule prescribes for this client here.
     pub rule: Option<Action>,
+}
+
+impl Standing {
+    /// What a location's allow and deny lists and its matching country or AS-number rule say
+    /// about an address.
+    pub fn of(
+        address: std::net::IpAddr,
+        allow: Option<&IpSet>,
+        deny: Option<&IpSet>,
+        rule: Option<Action>,
+    ) -> Standing {
+        let listed = |set: Option<&IpSet>| set.is_some_and(|s| s.contains(address));
+        Standing {
+            allowed: listed(allow),
+            denied: listed(deny),
+            rule,
+        }
+    }
 }
 
 /// What a location asks of its clients: its action and which sources of suspicion count.
@@ -674,6 +694,34 @@ mod tests {
         };
         let d = evaluate(&opted_out, &banned, Rates::default(), false);
         assert_eq!((d.outcome.verdict, d.crowdsec), (Verdict::Pass, None));
+    }
+
+    #[test]
+    fn standing_reads_the_lists_and_keeps_the_rule() {
+        use crate::reputation::ranges::parse_entry;
+        let allow = IpSet::new([parse_entry("192.0.2.0/24").unwrap()]);
+        let deny = IpSet::new([parse_entry("2001:db8::/32").unwrap()]);
+        let at = |a: &str, rule| Standing::of(a.parse().unwrap(), Some(&allow), Some(&deny), rule);
+        assert_eq!(
+            at("192.0.2.7", None),
+            Standing {
+                allowed: true,
+                denied: false,
+                rule: None
+            }
+        );
+        assert_eq!(
+            at("2001:db8::1", Some(Action::Block)),
+            Standing {
+                allowed: false,
+                denied: true,
+                rule: Some(Action::Block)
+            }
+        );
+        assert_eq!(at("198.51.100.1", None), Standing::default());
+        // No lists: nobody is on them.
+        let bare = Standing::of("192.0.2.7".parse().unwrap(), None, None, None);
+        assert_eq!(bare, Standing::default());
     }
 
     /// The allow list and a CrowdSec ban keep a request out of the rate limits.
