@@ -428,9 +428,23 @@ pub enum Verdict {
 /// except that `block` still blocks the suspicious ones: a flood is answered with captchas,
 /// which cost a person a few seconds and a bot its run, while verified clients keep passing.
 pub fn decide(policy: &LocationPolicy, facts: &ClientFacts) -> Verdict {
-    let suspicion = facts.suspicion(policy);
+    verdict(
+        policy,
+        facts,
+        facts.suspicion(policy),
+        facts.remediation(policy),
+    )
+}
+
+/// [`decide`] with the client's suspicion and CrowdSec remediation under this policy already
+/// worked out (so that [`evaluate`] works them out once).
+fn verdict(
+    policy: &LocationPolicy,
+    facts: &ClientFacts,
+    suspicion: Option<Suspicion>,
+    remediation: Option<Remediation>,
+) -> Verdict {
     let action = facts.standing.rule.unwrap_or(policy.action);
-    let remediation = facts.remediation(policy);
     match action {
         Action::Let => Verdict::Pass,
         _ if facts.standing.allowed => Verdict::Pass,
@@ -496,9 +510,13 @@ pub fn evaluate(
         under_attack: rates.under_attack,
         ..*policy
     };
+    let crowdsec = facts.remediation(&policy);
     let (verdict, suspicion) = match rates.retry_after {
         Some(_) => (Verdict::RateLimited, None),
-        None => (decide(&policy, facts), facts.suspicion(&policy)),
+        None => {
+            let suspicion = facts.suspicion(&policy);
+            (verdict(&policy, facts, suspicion, crowdsec), suspicion)
+        }
     };
     Decision {
         outcome: Outcome {
@@ -507,7 +525,7 @@ pub fn evaluate(
             under_attack: rates.under_attack,
         },
         suspicion,
-        crowdsec: facts.remediation(&policy),
+        crowdsec,
         retry_after: rates.retry_after,
     }
 }
