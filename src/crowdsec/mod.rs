@@ -1,8 +1,10 @@
 //! CrowdSec both ways: decisions streamed from a Local API into the module's shared memory
-//! (`stream`, `store`), and what the module learns pushed back as alerts (`alerts`). Pure
-//! parts; the nginx side is `nginx::crowdsec`.
+//! (`stream`, `store`), and what the module learns pushed back as alerts (`alerts`), over the
+//! Local API's HTTP (`client`). Pure parts; the nginx side is `nginx::crowdsec` and its
+//! threads `nginx::background::crowdsec`.
 
 pub mod alerts;
+pub mod client;
 pub mod store;
 pub mod stream;
 

@@ -2,16 +2,20 @@
 //! StopForumSpam) and country and AS-number rules, free of nginx types.
 //!
 //! Feeds that need the network are fetched by one background thread per server (see
-//! `nginx::fetcher`); what they say is kept in the shared zone. This module holds the parts
-//! that need neither: parsing, address sets and database lookups.
+//! `nginx::background::reputation`); what they say is kept in the shared zone. This module
+//! holds the parts that need no nginx: the HTTP exchanges (`fetch`), parsing, address sets
+//! and database lookups.
 
 pub mod feeds;
+pub mod fetch;
 pub mod geoip;
 pub mod hints;
 #[cfg(any(test, feature = "tools"))]
 pub mod mmdb_writer;
 pub mod ranges;
 pub mod rules;
+#[cfg(test)]
+pub(crate) mod test_server;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
