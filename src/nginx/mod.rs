@@ -4,11 +4,11 @@
 //! (`policy`, `pages`, `conf`), and turns the answer back into nginx actions.
 
 mod audio;
+mod background;
 mod client;
 mod crawlers;
 mod crowdsec;
 mod directives;
-mod fetcher;
 mod handler;
 mod hints;
 mod language;
@@ -192,7 +192,7 @@ pub static mut ngx_http_captchaify_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(NGX_HTTP_CAPTCHAIFY_MODULE_CTX) as *mut c_void,
     commands: addr_of_mut!(directives::COMMANDS) as *mut _,
     type_: NGX_HTTP_MODULE as _,
-    init_process: Some(fetcher::init_process),
-    exit_process: Some(fetcher::exit_process),
+    init_process: Some(background::init_process),
+    exit_process: Some(background::exit_process),
     ..ngx_module_t::default()
 };

@@ -1,12 +1,17 @@
-//! The shared-memory zone: declared at configuration time, laid out once, reused on reload.
+//! The shared-memory zones: declared at configuration time, laid out once, reused on reload.
 //!
-//! Layout: a [`ZoneHeader`] (plain data only: the fallback secret and where each table lives,
-//! as offsets from the zone's start), then one region per table from the zone's slab pool.
-//! Every configuration, in every worker, attaches the tables from those offsets, so nothing
-//! depends on addresses or on which process laid the zone out.
+//! The module has two kinds of zone, set up the same way ([`Layout`]): the main zone
+//! (`captchaify_zone`: [`ZoneState`]) and CrowdSec's decisions zone
+//! (`captchaify_crowdsec_lapi`: [`CrowdsecZone`]).
+//!
+//! Layout: a header (plain data only: a [`Stamp`] with the layout's magic and version and the
+//! zone's own secret, then where each table lives, as offsets from the zone's start), then one
+//! region per table from the zone's slab pool. Every configuration, in every worker, attaches
+//! the tables from those offsets, so nothing depends on addresses or on which process laid the
+//! zone out.
 
 use core::ffi::c_void;
-use core::mem::size_of;
+use core::mem::{offset_of, size_of};
 use core::ptr::{self, addr_of_mut};
 
 use ngx::core::Status;
@@ -16,40 +21,231 @@ use ngx::ffi::{
 };
 use ngx::ngx_log_error;
 
+use super::crowdsec::SignalJob;
 use super::directives::reject;
 use super::ngx_http_captchaify_module;
 use crate::conf::ZoneSpec;
+use crate::crowdsec::store::{DecisionRecord, StoreStatus};
 use crate::policy::verified::CrawlerCheck;
 use crate::state::rate::{LocationLoad, RateBucket};
-use crate::state::records::Failures;
+use crate::state::records::{EventCount, Failures, Mark};
 use crate::state::reputation::{
     FeedStatus, HintJob, HintsRecord, Listed, Lookup, Pending, SendLog, Source,
 };
 use crate::state::spent::SpentSet;
 use crate::state::table::{Record, Table};
 
-const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
-/// Bumped whenever the header or the set of tables changes. A reload that brings another
-/// layout into a zone of the same name and size is refused (old workers still use it).
-const LAYOUT_VERSION: u32 = 9;
-
 /// Where a table lives inside the zone.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub(super) struct RegionRef {
+struct RegionRef {
     offset: u64,
     len: u64,
 }
 
-/// The first thing in the zone. Written once by the configuration that creates the zone.
+/// What every zone's header starts with. Written once by the configuration that creates the
+/// zone.
 #[repr(C)]
-struct ZoneHeader {
+struct Stamp {
     magic: u64,
     layout_version: u32,
     _reserved: u32,
-    /// Signs tokens when no `captchaify_secret_file` is configured; created once per zone,
-    /// so it survives reloads.
+    /// Created once per zone, so it survives reloads: it signs tokens (the main zone, when
+    /// no `captchaify_secret_file` is configured) and keys the tables.
     secret: [u8; 32],
+}
+
+// The stamp's fields sit where they sat when they were the headers' own first fields: zones
+// laid out by earlier builds keep attaching.
+const _: () = assert!(size_of::<Stamp>() == 48 && offset_of!(Stamp, secret) == 16);
+
+/// One kind of zone: this configuration's handles on it (`Self`, kept in the configuration
+/// pool), and how its header and tables are laid out and attached.
+trait Layout: Sized {
+    /// The zone's header: a [`Stamp`] first, then plain data only.
+    type Header;
+    const MAGIC: u64;
+    /// Bumped whenever the header or the set of tables changes. A reload that brings another
+    /// layout into a zone of the same name and size is refused (old workers still use it).
+    const LAYOUT_VERSION: u32;
+    /// What its init is called in the log when it fails.
+    const INIT: &'static str;
+    /// What to do when the zone has another layout: "restart nginx, or …".
+    const OTHER_LAYOUT: &'static str;
+
+    /// Handles on nothing yet.
+    fn detached() -> Self;
+
+    fn stamp(header: &Self::Header) -> &Stamp;
+
+    /// The header attached, null before the zone's init.
+    fn header(&self) -> *mut Self::Header;
+
+    /// Lays out the tables of a fresh zone: its header, `None` when something does not fit.
+    ///
+    /// # Safety
+    /// `shpool` is the slab pool of a fresh zone that nobody else uses yet.
+    unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, stamp: Stamp) -> Option<Self::Header>;
+
+    /// Attaches the tables the header records; `false` after logging why not.
+    ///
+    /// # Safety
+    /// `header` is the zone's, `base` its start.
+    unsafe fn attach(
+        &mut self,
+        header: *mut Self::Header,
+        base: *mut u8,
+        log: *mut ngx_log_t,
+        name: &str,
+    ) -> bool;
+
+    /// Logs what a fresh zone has room for.
+    fn log_capacity(&self, log: *mut ngx_log_t, name: &str, size: usize);
+}
+
+/// Declares a zone of kind `L`. Returns `None` after logging why it cannot be declared.
+fn declare<L: Layout>(
+    cf: *mut ngx_conf_t,
+    name: &str,
+    size: usize,
+    directive: &str,
+) -> Option<*mut ngx_shm_zone_t> {
+    // SAFETY: `cf` is the live configuration context; strings and the handles are allocated in
+    // its pool, which lives as long as the configuration that uses the zone.
+    unsafe {
+        let pool = (*cf).pool;
+        let mut ngx_name = ngx_str_t::from_bytes(pool, name.as_bytes())?;
+        let shm_zone = ngx_shared_memory_add(
+            cf,
+            &mut ngx_name,
+            size,
+            addr_of_mut!(ngx_http_captchaify_module).cast(),
+        );
+        if shm_zone.is_null() {
+            return None;
+        }
+        if !(*shm_zone).data.is_null() {
+            reject(
+                cf,
+                directive,
+                format_args!("zone \"{}\" is already declared", name),
+            );
+            return None;
+        }
+        let state = ngx::core::Pool::from_ngx_pool(pool).allocate(L::detached());
+        if state.is_null() {
+            return None;
+        }
+        (*shm_zone).init = Some(init_zone::<L>);
+        (*shm_zone).data = state.cast();
+        Some(shm_zone)
+    }
+}
+
+/// A zone's handles for this configuration, once its init has run.
+///
+/// # Safety
+/// `shm_zone` must be null or a zone declared by `declare::<L>` in the running configuration.
+unsafe fn attached<'a, L: Layout>(shm_zone: *mut ngx_shm_zone_t) -> Option<&'a L> {
+    // SAFETY: the caller guarantees a zone of ours, whose data is our `L`.
+    unsafe { shm_zone.as_ref()?.data.cast::<L>().as_ref() }
+        .filter(|state| !state.header().is_null())
+}
+
+/// Zone init callback, also run for `nginx -t`: attach to the layout a previous configuration
+/// made, or lay out a fresh zone.
+unsafe extern "C" fn init_zone<L: Layout>(
+    shm_zone: *mut ngx_shm_zone_t,
+    previous: *mut c_void,
+) -> ngx_int_t {
+    super::unwind::guarded(
+        L::INIT,
+        || Status::NGX_ERROR.into(),
+        move || {
+            // SAFETY: nginx calls this with a zone declared by `declare::<L>`, whose data is our
+            // `L`; the zone's memory starts with its slab pool.
+            unsafe {
+                let zone = &mut *shm_zone;
+                let state = &mut *zone.data.cast::<L>();
+                let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
+                let log = zone.shm.log;
+                let name = String::from_utf8_lossy(zone.shm.name.as_bytes()).into_owned();
+                let reused = !previous.is_null() || zone.shm.exists != 0;
+                let header = if reused {
+                    (*shpool).data.cast::<L::Header>()
+                } else {
+                    lay_out::<L>(shpool)
+                };
+                let Some(header_ref) = header.as_ref() else {
+                    ngx_log_error!(
+                        NGX_LOG_EMERG,
+                        log,
+                        "captchaify: zone \"{}\" is too small to lay out",
+                        name
+                    );
+                    return Status::NGX_ERROR.into();
+                };
+                let stamp = L::stamp(header_ref);
+                if stamp.magic != L::MAGIC || stamp.layout_version != L::LAYOUT_VERSION {
+                    ngx_log_error!(
+                        NGX_LOG_EMERG,
+                        log,
+                        "captchaify: zone \"{}\" was laid out by another version of the module; \
+                         restart nginx, {}",
+                        name,
+                        L::OTHER_LAYOUT
+                    );
+                    return Status::NGX_ERROR.into();
+                }
+                if !state.attach(header, zone.shm.addr, log, &name) {
+                    return Status::NGX_ERROR.into();
+                }
+                if !reused {
+                    state.log_capacity(log, &name, zone.shm.size);
+                }
+                Status::NGX_OK.into()
+            }
+        },
+    )
+}
+
+/// Lays out a fresh zone: header, secret and empty tables. Null when something does not fit.
+///
+/// # Safety
+/// `shpool` must be the slab pool of a fresh zone that nobody else uses yet.
+unsafe fn lay_out<L: Layout>(shpool: *mut ngx_slab_pool_t) -> *mut L::Header {
+    // SAFETY: per the contract, the pool is ours alone; allocations stay inside the zone.
+    unsafe {
+        let header = ngx_slab_alloc(shpool, size_of::<L::Header>()).cast::<L::Header>();
+        if header.is_null() {
+            return ptr::null_mut();
+        }
+        let mut secret = [0u8; 32];
+        if getrandom::getrandom(&mut secret).is_err() {
+            return ptr::null_mut();
+        }
+        let stamp = Stamp {
+            magic: L::MAGIC,
+            layout_version: L::LAYOUT_VERSION,
+            _reserved: 0,
+            secret,
+        };
+        let Some(value) = L::lay_out(shpool, stamp) else {
+            return ptr::null_mut();
+        };
+        header.write(value);
+        (*shpool).data = header.cast();
+        header
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The main zone.
+
+/// The first thing in the main zone.
+#[repr(C)]
+struct ZoneHeader {
+    stamp: Stamp,
     spent: RegionRef,
     failures: RegionRef,
     rate: RegionRef,
@@ -66,7 +262,7 @@ struct ZoneHeader {
     sends: [SendLog; 2],
 }
 
-/// This configuration's handles on the zone, kept in the configuration pool.
+/// This configuration's handles on the main zone, kept in the configuration pool.
 pub(crate) struct ZoneState {
     header: *mut ZoneHeader,
     /// Answered challenges, by window of expiry.
@@ -93,7 +289,7 @@ pub(crate) struct ZoneState {
 impl ZoneState {
     pub fn secret(&self) -> Option<[u8; 32]> {
         // SAFETY: the header was laid out by init_zone and lives as long as the zone.
-        unsafe { self.header.as_ref().map(|h| h.secret) }
+        unsafe { self.header.as_ref().map(|h| h.stamp.secret) }
     }
 
     /// When a per-address source was last asked.
@@ -132,31 +328,29 @@ const FAILURES_SHARE: usize = 18;
 /// Below this many rate buckets the zone is reported as small at start.
 const FEW_CLIENTS: usize = 1000;
 
-/// Declares the zone. Returns `None` after logging why it cannot be declared.
+/// Declares the main zone. Returns `None` after logging why it cannot be declared.
 pub(crate) fn add(cf: *mut ngx_conf_t, spec: &ZoneSpec) -> Option<*mut ngx_shm_zone_t> {
-    // SAFETY: `cf` is the live configuration context; strings and the context struct are
-    // allocated in its pool, which lives as long as the configuration that uses the zone.
-    unsafe {
-        let pool = (*cf).pool;
-        let mut name = ngx_str_t::from_bytes(pool, spec.name.as_bytes())?;
-        let shm_zone = ngx_shared_memory_add(
-            cf,
-            &mut name,
-            spec.size,
-            addr_of_mut!(ngx_http_captchaify_module).cast(),
-        );
-        if shm_zone.is_null() {
-            return None;
-        }
-        if !(*shm_zone).data.is_null() {
-            reject(
-                cf,
-                "captchaify_zone",
-                format_args!("zone \"{}\" is already declared", spec.name),
-            );
-            return None;
-        }
-        let state = ngx::core::Pool::from_ngx_pool(pool).allocate(ZoneState {
+    declare::<ZoneState>(cf, &spec.name, spec.size, "captchaify_zone")
+}
+
+/// The main zone's state for this configuration, once its init has run.
+///
+/// # Safety
+/// `shm_zone` must be null or a zone declared by [`add`] in the running configuration.
+pub(crate) unsafe fn state<'a>(shm_zone: *mut ngx_shm_zone_t) -> Option<&'a ZoneState> {
+    // SAFETY: per the contract.
+    unsafe { attached::<ZoneState>(shm_zone) }
+}
+
+impl Layout for ZoneState {
+    type Header = ZoneHeader;
+    const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
+    const LAYOUT_VERSION: u32 = 9;
+    const INIT: &'static str = "the zone's init";
+    const OTHER_LAYOUT: &'static str = "or give the zone another name or size";
+
+    fn detached() -> ZoneState {
+        ZoneState {
             header: ptr::null_mut(),
             spent: None,
             failures: None,
@@ -168,213 +362,319 @@ pub(crate) fn add(cf: *mut ngx_conf_t, spec: &ZoneSpec) -> Option<*mut ngx_shm_z
             crawlers: None,
             hints: None,
             hint_jobs: None,
-        });
-        if state.is_null() {
-            return None;
         }
-        (*shm_zone).init = Some(init_zone);
-        (*shm_zone).data = state.cast();
-        Some(shm_zone)
     }
-}
 
-/// The zone's state for this configuration, once its init has run.
-///
-/// # Safety
-/// `shm_zone` must be null or a zone declared by [`add`] in the running configuration.
-pub(crate) unsafe fn state<'a>(shm_zone: *mut ngx_shm_zone_t) -> Option<&'a ZoneState> {
-    // SAFETY: the caller guarantees a zone of ours, whose data is our ZoneState.
-    unsafe { shm_zone.as_ref()?.data.cast::<ZoneState>().as_ref() }
-        .filter(|state| !state.header.is_null())
-}
+    fn stamp(header: &ZoneHeader) -> &Stamp {
+        &header.stamp
+    }
 
-/// Zone init callback, also run for `nginx -t`: attach to the layout a previous configuration
-/// made, or lay out a fresh zone.
-unsafe extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, previous: *mut c_void) -> ngx_int_t {
-    super::unwind::guarded(
-        "the zone's init",
-        || Status::NGX_ERROR.into(),
-        move || {
-            // SAFETY: nginx calls this with the zone declared in `add`, whose data is our ZoneState;
-            // the zone's memory starts with its slab pool.
-            unsafe {
-                let zone = &mut *shm_zone;
-                let state = &mut *zone.data.cast::<ZoneState>();
-                let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
-                let log = zone.shm.log;
-                let name = String::from_utf8_lossy(zone.shm.name.as_bytes()).into_owned();
-                let reused = !previous.is_null() || zone.shm.exists != 0;
-                let header = if reused {
-                    (*shpool).data.cast::<ZoneHeader>()
-                } else {
-                    lay_out(shpool, zone.shm.size)
-                };
-                let Some(header_ref) = header.as_ref() else {
-                    ngx_log_error!(
-                        NGX_LOG_EMERG,
-                        log,
-                        "captchaify: zone \"{}\" is too small to lay out",
-                        name
-                    );
-                    return Status::NGX_ERROR.into();
-                };
-                if header_ref.magic != MAGIC || header_ref.layout_version != LAYOUT_VERSION {
-                    ngx_log_error!(
-                        NGX_LOG_EMERG,
-                        log,
-                        "captchaify: zone \"{}\" was laid out by another version of the module; \
-                     restart nginx, or give the zone another name or size",
-                        name
-                    );
-                    return Status::NGX_ERROR.into();
-                }
-                state.header = header;
-                let base = zone.shm.addr;
-                state.spent = attach_with(
-                    base,
-                    header_ref.spent,
-                    log,
-                    &name,
-                    "spent challenges",
-                    |region, len| SpentSet::attach(region, len),
-                );
-                state.failures = attach(base, header_ref.failures, log, &name, "failures");
-                state.rate = attach(base, header_ref.rate, log, &name, "rate");
-                state.loads = attach(base, header_ref.loads, log, &name, "locations");
-                state.listed = attach(base, header_ref.listed, log, &name, "listed addresses");
-                state.lookups = attach(base, header_ref.lookups, log, &name, "lookups");
-                state.pending = attach(base, header_ref.pending, log, &name, "pending lookups");
-                state.crawlers = attach(base, header_ref.crawlers, log, &name, "crawler verdicts");
-                state.hints = attach(base, header_ref.hints, log, &name, "crawler hints");
-                state.hint_jobs = attach(
-                    base,
-                    header_ref.hint_jobs,
-                    log,
-                    &name,
-                    "crawler hint fetches",
-                );
-                if state.spent.is_none()
-                    || state.failures.is_none()
-                    || state.rate.is_none()
-                    || state.loads.is_none()
-                    || state.listed.is_none()
-                    || state.lookups.is_none()
-                    || state.pending.is_none()
-                    || state.crawlers.is_none()
-                    || state.hints.is_none()
-                    || state.hint_jobs.is_none()
-                {
-                    return Status::NGX_ERROR.into();
-                }
-                if !reused {
-                    log_capacity(log, &name, zone.shm.size, state);
-                }
-                Status::NGX_OK.into()
-            }
-        },
-    )
-}
+    fn header(&self) -> *mut ZoneHeader {
+        self.header
+    }
 
-/// Lays out a fresh zone: header, secret and empty tables. Null when something does not fit.
-///
-/// # Safety
-/// `shpool` must be the slab pool of a zone of `size` bytes that nobody else uses yet.
-unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, size: usize) -> *mut ZoneHeader {
-    // SAFETY: per the contract, the pool is ours alone; allocations stay inside the zone.
-    unsafe {
-        let header = ngx_slab_alloc(shpool, size_of::<ZoneHeader>()).cast::<ZoneHeader>();
-        if header.is_null() {
-            return ptr::null_mut();
+    unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, stamp: Stamp) -> Option<ZoneHeader> {
+        // SAFETY: per the contract, the pool is ours alone; allocations stay inside the zone.
+        unsafe {
+            let base = shpool.cast::<u8>();
+            // Shares of what is left after the slab's own bookkeeping, in whole pages (slab
+            // allocations of a page or more take whole pages).
+            let page = ngx::ffi::ngx_pagesize;
+            let free = (*shpool).pfree;
+            let share = |pages: usize, percent: usize| (pages * percent / 100).max(1);
+            let loads_pages = share(free, LOADS_SHARE);
+            // Bulk lists need room for a whole list (the Tor exits are 1,000 to 2,500): at least
+            // 4,096 entries (about 210 kB) when the zone can spare a quarter for it.
+            let floor =
+                Table::<Listed>::region_len_for(LISTED_FLOOR).map_or(0, |len| len.div_ceil(page));
+            let listed_pages = share(free, LISTED_SHARE).max(floor.min(free / 4));
+            let lookups_pages = share(free, LOOKUPS_SHARE);
+            let pending_pages = share(free, PENDING_SHARE);
+            let crawlers_pages = share(free, CRAWLERS_SHARE);
+            // Tables of large records need a few pages for their smallest size.
+            let smallest = |len: Option<usize>| len.map_or(1, |len| len.div_ceil(page));
+            let hints_pages =
+                share(free, HINTS_SHARE).max(smallest(Table::<HintsRecord>::region_len_for(8)));
+            let hint_jobs_pages =
+                share(free, HINT_JOBS_SHARE).max(smallest(Table::<HintJob>::region_len_for(8)));
+            let rest = free.saturating_sub(
+                loads_pages
+                    + listed_pages
+                    + lookups_pages
+                    + pending_pages
+                    + crawlers_pages
+                    + hints_pages
+                    + hint_jobs_pages,
+            );
+            let (spent_pages, failures_pages) =
+                (share(rest, SPENT_SHARE), share(rest, FAILURES_SHARE));
+            let rate_pages = rest.saturating_sub(spent_pages + failures_pages).max(1);
+            let (listed, lookups, pending, crawlers) = (
+                new_table::<Listed>(shpool, base, listed_pages * page)?,
+                new_table::<Lookup>(shpool, base, lookups_pages * page)?,
+                new_table::<Pending>(shpool, base, pending_pages * page)?,
+                new_table::<CrawlerCheck>(shpool, base, crawlers_pages * page)?,
+            );
+            let (hints, hint_jobs) = (
+                new_table::<HintsRecord>(shpool, base, hints_pages * page)?,
+                new_table::<HintJob>(shpool, base, hint_jobs_pages * page)?,
+            );
+            let (loads, spent, failures, rate) = (
+                new_table::<LocationLoad>(shpool, base, loads_pages * page)?,
+                new_region(shpool, base, spent_pages * page, |region, len| {
+                    SpentSet::init(region, len).is_ok()
+                })?,
+                new_table::<Failures>(shpool, base, failures_pages * page)?,
+                new_table::<RateBucket>(shpool, base, rate_pages * page)?,
+            );
+            Some(ZoneHeader {
+                stamp,
+                spent,
+                failures,
+                rate,
+                loads,
+                listed,
+                lookups,
+                pending,
+                crawlers,
+                hints,
+                hint_jobs,
+                tor: FeedStatus::default(),
+                sends: Default::default(),
+            })
         }
-        let mut secret = [0u8; 32];
-        if getrandom::getrandom(&mut secret).is_err() {
-            return ptr::null_mut();
+    }
+
+    unsafe fn attach(
+        &mut self,
+        header: *mut ZoneHeader,
+        base: *mut u8,
+        log: *mut ngx_log_t,
+        name: &str,
+    ) -> bool {
+        // SAFETY: per the contract, the header is the zone's and `base` its start.
+        unsafe {
+            let h = &*header;
+            self.header = header;
+            self.spent = attach_with(
+                base,
+                h.spent,
+                log,
+                name,
+                "spent challenges",
+                |region, len| SpentSet::attach(region, len),
+            );
+            self.failures = attach(base, h.failures, log, name, "failures");
+            self.rate = attach(base, h.rate, log, name, "rate");
+            self.loads = attach(base, h.loads, log, name, "locations");
+            self.listed = attach(base, h.listed, log, name, "listed addresses");
+            self.lookups = attach(base, h.lookups, log, name, "lookups");
+            self.pending = attach(base, h.pending, log, name, "pending lookups");
+            self.crawlers = attach(base, h.crawlers, log, name, "crawler verdicts");
+            self.hints = attach(base, h.hints, log, name, "crawler hints");
+            self.hint_jobs = attach(base, h.hint_jobs, log, name, "crawler hint fetches");
         }
-        let base = shpool.cast::<u8>();
-        // Shares of what is left after the slab's own bookkeeping, in whole pages (slab
-        // allocations of a page or more take whole pages).
-        let _ = size;
-        let page = ngx::ffi::ngx_pagesize;
-        let free = (*shpool).pfree;
-        let share = |pages: usize, percent: usize| (pages * percent / 100).max(1);
-        let loads_pages = share(free, LOADS_SHARE);
-        // Bulk lists need room for a whole list (the Tor exits are 1,000 to 2,500): at least
-        // 4,096 entries (about 210 kB) when the zone can spare a quarter for it.
-        let floor =
-            Table::<Listed>::region_len_for(LISTED_FLOOR).map_or(0, |len| len.div_ceil(page));
-        let listed_pages = share(free, LISTED_SHARE).max(floor.min(free / 4));
-        let lookups_pages = share(free, LOOKUPS_SHARE);
-        let pending_pages = share(free, PENDING_SHARE);
-        let crawlers_pages = share(free, CRAWLERS_SHARE);
-        // Tables of large records need a few pages for their smallest size.
-        let smallest = |len: Option<usize>| len.map_or(1, |len| len.div_ceil(page));
-        let hints_pages =
-            share(free, HINTS_SHARE).max(smallest(Table::<HintsRecord>::region_len_for(8)));
-        let hint_jobs_pages =
-            share(free, HINT_JOBS_SHARE).max(smallest(Table::<HintJob>::region_len_for(8)));
-        let rest = free.saturating_sub(
-            loads_pages
-                + listed_pages
-                + lookups_pages
-                + pending_pages
-                + crawlers_pages
-                + hints_pages
-                + hint_jobs_pages,
+        self.spent.is_some()
+            && self.failures.is_some()
+            && self.rate.is_some()
+            && self.loads.is_some()
+            && self.listed.is_some()
+            && self.lookups.is_some()
+            && self.pending.is_some()
+            && self.crawlers.is_some()
+            && self.hints.is_some()
+            && self.hint_jobs.is_some()
+    }
+
+    fn log_capacity(&self, log: *mut ngx_log_t, name: &str, size: usize) {
+        let clients = self.rate.as_ref().map_or(0, |t| t.capacity());
+        ngx_log_error!(
+            NGX_LOG_NOTICE,
+            log,
+            "captchaify: zone \"{}\" of {} bytes initialised: room for {} clients' rate buckets \
+             ({} bytes each), {} answered challenges per two minutes, {} failure counters, {} \
+             locations, {} listed addresses, {} looked-up addresses and {} pages' crawler hints",
+            name,
+            size,
+            clients,
+            Table::<RateBucket>::bytes_per_entry(),
+            self.spent.as_ref().map_or(0, |s| s.designed_load()),
+            self.failures.as_ref().map_or(0, |t| t.capacity()),
+            self.loads.as_ref().map_or(0, |t| t.capacity()),
+            self.listed.as_ref().map_or(0, |t| t.capacity()),
+            self.lookups.as_ref().map_or(0, |t| t.capacity()),
+            self.hints.as_ref().map_or(0, |t| t.capacity())
         );
-        let (spent_pages, failures_pages) = (share(rest, SPENT_SHARE), share(rest, FAILURES_SHARE));
-        let rate_pages = rest.saturating_sub(spent_pages + failures_pages).max(1);
-        let (Some(listed), Some(lookups), Some(pending), Some(crawlers)) = (
-            new_table::<Listed>(shpool, base, listed_pages * page),
-            new_table::<Lookup>(shpool, base, lookups_pages * page),
-            new_table::<Pending>(shpool, base, pending_pages * page),
-            new_table::<CrawlerCheck>(shpool, base, crawlers_pages * page),
-        ) else {
-            return ptr::null_mut();
-        };
-        let (Some(hints), Some(hint_jobs)) = (
-            new_table::<HintsRecord>(shpool, base, hints_pages * page),
-            new_table::<HintJob>(shpool, base, hint_jobs_pages * page),
-        ) else {
-            return ptr::null_mut();
-        };
-        let (Some(loads), Some(spent), Some(failures), Some(rate)) = (
-            new_table::<LocationLoad>(shpool, base, loads_pages * page),
-            new_region(shpool, base, spent_pages * page, |region, len| {
-                SpentSet::init(region, len).is_ok()
-            }),
-            new_table::<Failures>(shpool, base, failures_pages * page),
-            new_table::<RateBucket>(shpool, base, rate_pages * page),
-        ) else {
-            return ptr::null_mut();
-        };
-        header.write(ZoneHeader {
-            magic: MAGIC,
-            layout_version: LAYOUT_VERSION,
-            _reserved: 0,
-            secret,
-            spent,
-            failures,
-            rate,
-            loads,
-            listed,
-            lookups,
-            pending,
-            crawlers,
-            hints,
-            hint_jobs,
-            tor: FeedStatus::default(),
-            sends: Default::default(),
-        });
-        (*shpool).data = header.cast();
-        header
+        if clients < FEW_CLIENTS {
+            ngx_log_error!(
+                NGX_LOG_WARN,
+                log,
+                "captchaify: zone \"{}\" is small: it holds the rate buckets of only {} clients, and \
+                 beyond that the least recently seen are forgotten; 1m holds about 7800",
+                name,
+                clients
+            );
+        }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// CrowdSec's decisions zone.
+
+/// The decisions zone's name (one per nginx instance).
+const CROWDSEC_ZONE: &str = "captchaify_crowdsec";
+
+/// The first thing in the decisions zone.
+#[repr(C)]
+struct CrowdsecHeader {
+    stamp: Stamp,
+    status: StoreStatus,
+    decisions: RegionRef,
+    reported: RegionRef,
+    floods: RegionRef,
+    signals: RegionRef,
+}
+
+/// This configuration's handles on the decisions zone, kept in the configuration pool.
+pub(crate) struct CrowdsecZone {
+    header: *mut CrowdsecHeader,
+    pub decisions: Option<Table<DecisionRecord>>,
+    /// Clients reported recently, per scenario.
+    pub reported: Option<Table<Mark>>,
+    /// Rate-limit refusals per client within the flood window.
+    pub floods: Option<Table<EventCount>>,
+    /// Signals waiting for the machine thread.
+    pub signals: Option<Table<SignalJob>>,
+}
+
+impl CrowdsecZone {
+    /// The zone's own secret, which keys its tables.
+    pub fn secret(&self) -> [u8; 32] {
+        // SAFETY: the header was laid out by init_zone and lives as long as the zone; handles
+        // are only handed out once it is attached.
+        unsafe { (*self.header).stamp.secret }
+    }
+
+    pub fn status(&self) -> &StoreStatus {
+        // SAFETY: as for `secret`; the status is atomics only.
+        unsafe { &(*self.header).status }
+    }
+}
+
+/// Shares of the decisions zone: decisions get what the others leave.
+const REPORTED_SHARE: usize = 3;
+const FLOODS_SHARE: usize = 5;
+const SIGNALS_SHARE: usize = 2;
+
+/// Declares the decisions zone. Returns `None` after logging why it cannot be declared.
+pub(crate) fn add_crowdsec(cf: *mut ngx_conf_t, size: usize) -> Option<*mut ngx_shm_zone_t> {
+    declare::<CrowdsecZone>(cf, CROWDSEC_ZONE, size, "captchaify_crowdsec_lapi")
+}
+
+/// The decisions zone's state for this configuration, once its init has run.
+///
+/// # Safety
+/// `shm_zone` must be null or a zone declared by [`add_crowdsec`] in the running
+/// configuration.
+pub(crate) unsafe fn crowdsec_state<'a>(shm_zone: *mut ngx_shm_zone_t) -> Option<&'a CrowdsecZone> {
+    // SAFETY: per the contract.
+    unsafe { attached::<CrowdsecZone>(shm_zone) }
+}
+
+impl Layout for CrowdsecZone {
+    type Header = CrowdsecHeader;
+    const MAGIC: u64 = u64::from_be_bytes(*b"cfycsec\0");
+    const LAYOUT_VERSION: u32 = 2;
+    const INIT: &'static str = "the CrowdSec zone's init";
+    const OTHER_LAYOUT: &'static str = "or change zone_size";
+
+    fn detached() -> CrowdsecZone {
+        CrowdsecZone {
+            header: ptr::null_mut(),
+            decisions: None,
+            reported: None,
+            floods: None,
+            signals: None,
+        }
+    }
+
+    fn stamp(header: &CrowdsecHeader) -> &Stamp {
+        &header.stamp
+    }
+
+    fn header(&self) -> *mut CrowdsecHeader {
+        self.header
+    }
+
+    unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, stamp: Stamp) -> Option<CrowdsecHeader> {
+        // SAFETY: per the contract, the pool is ours alone; allocations stay inside the zone.
+        unsafe {
+            let base = shpool.cast::<u8>();
+            let page = ngx::ffi::ngx_pagesize;
+            let free = (*shpool).pfree;
+            let share = |percent: usize| (free * percent / 100).max(1);
+            let (reported_pages, floods_pages, signals_pages) = (
+                share(REPORTED_SHARE),
+                share(FLOODS_SHARE),
+                share(SIGNALS_SHARE),
+            );
+            let decisions_pages = free
+                .saturating_sub(reported_pages + floods_pages + signals_pages)
+                .max(1);
+            Some(CrowdsecHeader {
+                stamp,
+                status: StoreStatus::default(),
+                decisions: new_table::<DecisionRecord>(shpool, base, decisions_pages * page)?,
+                reported: new_table::<Mark>(shpool, base, reported_pages * page)?,
+                floods: new_table::<EventCount>(shpool, base, floods_pages * page)?,
+                signals: new_table::<SignalJob>(shpool, base, signals_pages * page)?,
+            })
+        }
+    }
+
+    unsafe fn attach(
+        &mut self,
+        header: *mut CrowdsecHeader,
+        base: *mut u8,
+        log: *mut ngx_log_t,
+        name: &str,
+    ) -> bool {
+        // SAFETY: per the contract, the header is the zone's and `base` its start.
+        unsafe {
+            let h = &*header;
+            self.header = header;
+            self.decisions = attach(base, h.decisions, log, name, "decisions");
+            self.reported = attach(base, h.reported, log, name, "reported clients");
+            self.floods = attach(base, h.floods, log, name, "flood counters");
+            self.signals = attach(base, h.signals, log, name, "signals");
+        }
+        self.decisions.is_some()
+            && self.reported.is_some()
+            && self.floods.is_some()
+            && self.signals.is_some()
+    }
+
+    fn log_capacity(&self, log: *mut ngx_log_t, name: &str, size: usize) {
+        ngx_log_error!(
+            NGX_LOG_NOTICE,
+            log,
+            "captchaify: zone \"{}\" of {} bytes initialised: room for {} CrowdSec decisions ({} bytes each)",
+            name,
+            size,
+            self.decisions.as_ref().map_or(0, |t| t.capacity()),
+            Table::<DecisionRecord>::bytes_per_entry()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tables in a zone.
 
 /// Allocates a region of about `len` bytes from the slab and lays out an empty table in it.
 ///
 /// # Safety
-/// As for [`lay_out`]; `base` is the start of the zone.
-pub(super) unsafe fn new_table<V: Record>(
+/// As for [`Layout::lay_out`]; `base` is the start of the zone.
+unsafe fn new_table<V: Record>(
     shpool: *mut ngx_slab_pool_t,
     base: *mut u8,
     len: usize,
@@ -391,7 +691,7 @@ pub(super) unsafe fn new_table<V: Record>(
 /// `init` (which says whether it could).
 ///
 /// # Safety
-/// As for [`lay_out`]; `base` is the start of the zone; `init` gets fresh memory of `len`
+/// As for [`Layout::lay_out`]; `base` is the start of the zone; `init` gets fresh memory of `len`
 /// bytes inside the zone that nobody else uses yet.
 unsafe fn new_region(
     shpool: *mut ngx_slab_pool_t,
@@ -417,7 +717,7 @@ unsafe fn new_region(
 ///
 /// # Safety
 /// `base` is the start of a zone whose header recorded `region`.
-pub(super) unsafe fn attach<V: Record>(
+unsafe fn attach<V: Record>(
     base: *mut u8,
     region: RegionRef,
     log: *mut ngx_log_t,
@@ -461,37 +761,6 @@ unsafe fn attach_with<S>(
             );
             None
         }
-    }
-}
-
-fn log_capacity(log: *mut ngx_log_t, name: &str, size: usize, state: &ZoneState) {
-    let clients = state.rate.as_ref().map_or(0, |t| t.capacity());
-    ngx_log_error!(
-        NGX_LOG_NOTICE,
-        log,
-        "captchaify: zone \"{}\" of {} bytes initialised: room for {} clients' rate buckets \
-         ({} bytes each), {} answered challenges per two minutes, {} failure counters, {} \
-         locations, {} listed addresses, {} looked-up addresses and {} pages' crawler hints",
-        name,
-        size,
-        clients,
-        Table::<RateBucket>::bytes_per_entry(),
-        state.spent.as_ref().map_or(0, |s| s.designed_load()),
-        state.failures.as_ref().map_or(0, |t| t.capacity()),
-        state.loads.as_ref().map_or(0, |t| t.capacity()),
-        state.listed.as_ref().map_or(0, |t| t.capacity()),
-        state.lookups.as_ref().map_or(0, |t| t.capacity()),
-        state.hints.as_ref().map_or(0, |t| t.capacity())
-    );
-    if clients < FEW_CLIENTS {
-        ngx_log_error!(
-            NGX_LOG_WARN,
-            log,
-            "captchaify: zone \"{}\" is small: it holds the rate buckets of only {} clients, and \
-             beyond that the least recently seen are forgotten; 1m holds about 7800",
-            name,
-            clients
-        );
     }
 }
 

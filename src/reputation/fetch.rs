@@ -107,10 +107,11 @@ pub struct AddressAnswer {
 /// A per-address source's answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    /// What it knows of the addresses it mentions (one it leaves out is unknown to it), and
-    /// its rate headers, for [`feeds::Pacer::observed`].
+    /// What it knows of the addresses it mentions (one it leaves out is unknown to it), or
+    /// why that cannot be read; and its rate headers, for [`feeds::Pacer::observed`], which
+    /// count whether or not the body makes sense.
     Answered {
-        answers: Vec<AddressAnswer>,
+        answers: Result<Vec<AddressAnswer>, FeedError>,
         left: Option<u32>,
         reset_secs: Option<u32>,
     },
@@ -168,7 +169,7 @@ fn look_up(
             reset_secs,
             body,
         } => Ok(Lookup::Answered {
-            answers: parse(&body)?,
+            answers: parse(&body),
             left,
             reset_secs,
         }),
@@ -384,11 +385,11 @@ mod tests {
         assert_eq!(
             ip_api(&agent, &base, proxy).unwrap(),
             Lookup::Answered {
-                answers: vec![AddressAnswer {
+                answers: Ok(vec![AddressAnswer {
                     addr: proxy,
                     suspicious: true,
                     geo: Some((*b"DE", 3320)),
-                }],
+                }]),
                 left: Some(44),
                 reset_secs: Some(60),
             }
@@ -398,13 +399,10 @@ mod tests {
         else {
             panic!("throttled")
         };
-        assert!(!answers[0].suspicious);
+        assert!(!answers.unwrap()[0].suspicious);
         assert_eq!(left, Some(43));
         // A private range: nothing known, not an error.
-        let Lookup::Answered { answers, .. } = ip_api(&agent, &base, ip("10.0.0.1")).unwrap()
-        else {
-            panic!("throttled")
-        };
+        let answers = answered(ip_api(&agent, &base, ip("10.0.0.1"))).unwrap();
         assert_eq!((answers[0].suspicious, answers[0].geo), (false, None));
         let asked = server.requests();
         assert_eq!(
@@ -414,6 +412,14 @@ mod tests {
         assert!(asked
             .iter()
             .all(|r| r.header("User-Agent") == Some(USER_AGENT)));
+    }
+
+    /// The answers of a lookup that was not throttled.
+    fn answered(lookup: Result<Lookup, FetchError>) -> Result<Vec<AddressAnswer>, FeedError> {
+        match lookup.unwrap() {
+            Lookup::Answered { answers, .. } => answers,
+            Lookup::Throttled { .. } => panic!("throttled"),
+        }
     }
 
     #[test]
@@ -434,20 +440,22 @@ mod tests {
             ipapi_answer("500 Internal Server Error", 44, 60, b"oops"),
             ipapi_answer("403 Forbidden", 44, 60, b""),
             ipapi_answer("200 OK", 44, 60, fixture!("ipapi-invalid.json")),
-            ipapi_answer("200 OK", 44, 60, fixture!("garbage.html")),
+            ipapi_answer("200 OK", 0, 42, fixture!("garbage.html")),
             ipapi_answer("200 OK", 44, 60, &[b' '; feeds::JSON_MAX_BYTES + 1]),
         ]);
         let (agent, base) = (agent(5, USER_AGENT), format!("{}json/", server.url));
         let ask = || ip_api(&agent, &base, ip("198.51.100.7"));
         assert_eq!(ask().unwrap_err().to_string(), "HTTP status 500");
         assert!(matches!(ask(), Err(FetchError::Status(403))));
+        assert!(matches!(answered(ask()), Err(FeedError::IpApiFail(_))));
+        // The rate headers count even when the body makes no sense.
         assert!(matches!(
             ask(),
-            Err(FetchError::Feed(FeedError::IpApiFail(_)))
-        ));
-        assert!(matches!(
-            ask(),
-            Err(FetchError::Feed(FeedError::NotJson(_)))
+            Ok(Lookup::Answered {
+                answers: Err(FeedError::NotJson(_)),
+                left: Some(0),
+                reset_secs: Some(42)
+            })
         ));
         // More than a JSON answer can be: cut at the limit, not read whole.
         assert!(matches!(
@@ -469,6 +477,7 @@ mod tests {
         else {
             panic!("throttled")
         };
+        let answers = answers.unwrap();
         let suspicious: Vec<bool> = answers.iter().map(|a| a.suspicious).collect();
         assert_eq!(suspicious, [true, false, true]);
         assert_eq!(answers[2].addr, addrs[2]);
@@ -496,15 +505,9 @@ mod tests {
         ]);
         let (agent, base) = (agent(5, USER_AGENT), format!("{}api", server.url));
         let ask = || stop_forum_spam(&agent, &base, &[ip("198.51.100.7")]);
-        assert!(matches!(
-            ask(),
-            Err(FetchError::Feed(FeedError::SfsFail(_)))
-        ));
+        assert!(matches!(answered(ask()), Err(FeedError::SfsFail(_))));
         assert!(matches!(ask(), Err(FetchError::Status(502))));
-        assert!(matches!(
-            ask(),
-            Err(FetchError::Feed(FeedError::NotJson(_)))
-        ));
+        assert!(matches!(answered(ask()), Err(FeedError::NotJson(_))));
     }
 
     fn job(server: &str, host: &[u8], uri: &[u8]) -> HintJob {

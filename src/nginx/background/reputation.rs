@@ -1,47 +1,36 @@
-//! The background fetcher: one per nginx instance, in worker 0 (or the single process).
+//! The reputation jobs: one thread per source in use (the Tor list, ip-api,
+//! StopForumSpam) and one for crawler hints, on the scaffold of `nginx::background`.
 //!
-//! Shape (ARCHITECTURE.md, "Background work"):
-//!
-//! * one OS thread per enabled source runs blocking `ureq` requests (or reads a file), with
-//!   every signal blocked, as nginx's own thread pool does; it never touches nginx;
-//! * results go into a mailbox (a mutex-guarded vector) that a cancelable nginx timer on the
-//!   event loop empties every [`TICK_MS`]; only the event loop writes the shared zone, where
-//!   every worker reads it;
-//! * the same tick takes the addresses that requests queued in the zone (first sight of an
-//!   address at a location listening to ip-api or StopForumSpam) and hands them to the
-//!   threads;
-//! * on shutdown or reload the timer stops re-arming and the threads are told to stop; a
-//!   thread in the middle of a request ends within its timeout. A new generation of workers
-//!   finds the lists and answers the old one left in the zone, and only fetches what is due.
+//! * the Tor list is fetched at start (unless a previous generation of workers left a fresh
+//!   one in the zone) and every refresh interval;
+//! * the tick takes the addresses that requests queued in the zone (first sight of an address
+//!   at a location listening to ip-api or StopForumSpam) and the pages whose crawler hints are
+//!   wanted, and hands them to the threads, which ask within each source's rate;
+//! * on shutdown or reload the addresses not asked about yet go back to the zone.
 //!
 //! Failures keep the last good data, back off (30 s doubling up to the refresh interval) and
 //! are logged once per streak, not per attempt or per request.
 
 use core::cell::RefCell;
-use core::ptr;
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use ngx::core::Status;
-use ngx::ffi::{
-    ngx_cycle_t, ngx_event_t, ngx_http_conf_ctx_t, ngx_http_module, ngx_int_t, ngx_log_t,
-    NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
-};
+use ngx::ffi::{ngx_event_t, ngx_log_t, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN};
 use ngx::ngx_log_error;
 
-use super::{offload, MainConf};
+use super::{first_tick, run_tick, spawn, unix_now, unix_now_ms, Control, Streak};
+use crate::nginx::{client, hints as page_hints, offload, MainConf};
 use crate::reputation::feeds;
+use crate::reputation::fetch::{self, Lookup, USER_AGENT};
 use crate::reputation::hints;
 use crate::reputation::{FeedName, FeedOrigin, FeedSpec};
 use crate::state::reputation::{
     record_answer, Answer, FeedStatus, HintJob, HintsRecord, Pending, Source,
 };
 
-/// How often the event loop looks at the mailbox and the queue.
-const TICK_MS: usize = 250;
 /// Addresses handed to the threads per tick at most, and waiting in a thread's queue at most
 /// (beyond that they stay queued in the zone, or are asked again later).
 const BATCH: usize = 256;
@@ -52,18 +41,6 @@ const RETRY_FAILED_SECS: u64 = 300;
 const FIRST_BACKOFF_SECS: u64 = 30;
 /// Tor list entries written per hold of the table's lock.
 const WRITE_CHUNK: usize = 512;
-
-fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// What a thread found out.
 enum Report {
@@ -105,62 +82,6 @@ struct Queue {
     ready: Condvar,
 }
 
-/// What the background threads and the event loop share, whatever the work: the stop flag,
-/// the mailbox of reports, and a sleep that a stop cuts short.
-pub(super) struct Control<R> {
-    stop: AtomicBool,
-    mailbox: Mutex<Vec<R>>,
-    wake: Condvar,
-    wake_lock: Mutex<()>,
-}
-
-impl<R> Default for Control<R> {
-    fn default() -> Self {
-        Control {
-            stop: AtomicBool::new(false),
-            mailbox: Mutex::new(Vec::new()),
-            wake: Condvar::new(),
-            wake_lock: Mutex::new(()),
-        }
-    }
-}
-
-impl<R> Control<R> {
-    pub fn post(&self, report: R) {
-        if let Ok(mut mailbox) = self.mailbox.lock() {
-            mailbox.push(report);
-        }
-    }
-
-    /// The reports posted since the last call (event loop).
-    pub fn take(&self) -> Vec<R> {
-        self.mailbox
-            .lock()
-            .map(|mut m| core::mem::take(&mut *m))
-            .unwrap_or_default()
-    }
-
-    pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    /// Sleeps up to `d`, waking early when told to stop.
-    pub fn sleep(&self, d: Duration) {
-        let Ok(guard) = self.wake_lock.lock() else {
-            return;
-        };
-        if !self.stopped() {
-            let _ = self.wake.wait_timeout(guard, d);
-        }
-    }
-
-    /// Tells the threads to stop (those waiting on their own queues must be woken too).
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.wake.notify_all();
-    }
-}
-
 #[derive(Default)]
 struct Shared {
     control: Control<Report>,
@@ -193,41 +114,6 @@ impl Shared {
     }
 }
 
-/// A failure streak of one source or service: logged at `warn` when it starts, at `info`
-/// while it lasts, at `notice` when it ends; never per request.
-#[derive(Default)]
-pub(super) struct Streak {
-    failing: bool,
-    failures: u64,
-}
-
-impl Streak {
-    /// Counts a failure; the level to log it at.
-    pub fn failed(&mut self) -> ngx::ffi::ngx_uint_t {
-        self.failures += 1;
-        let level = if self.failing {
-            NGX_LOG_INFO
-        } else {
-            NGX_LOG_WARN
-        };
-        self.failing = true;
-        level as _
-    }
-
-    /// Ends the streak, if any: how many failures it had (to log the recovery).
-    pub fn succeeded(&mut self) -> Option<u64> {
-        let ended = self.failing.then_some(self.failures);
-        *self = Streak::default();
-        ended
-    }
-}
-
-/// Whether the worker is leaving (reload, shutdown): the background work stops.
-pub(super) fn leaving() -> bool {
-    // SAFETY: nginx's process globals, read on the main thread.
-    unsafe { ngx::ffi::ngx_exiting != 0 || ngx::ffi::ngx_terminate != 0 || ngx::ffi::ngx_quit != 0 }
-}
-
 /// The event loop's side, in worker 0.
 struct Running {
     shared: Arc<Shared>,
@@ -240,50 +126,8 @@ std::thread_local! {
     static RUNNING: RefCell<Option<Running>> = const { RefCell::new(None) };
 }
 
-/// `init_process`: starts the fetcher in worker 0 (or the single process) when a source is
-/// in use. Threads start here, after the fork, never in the master.
-pub(crate) unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    super::unwind::guarded(
-        "the worker's start",
-        || Status::NGX_OK.into(),
-        move || {
-            // Every process that may take a table's lock over from a dead worker says so in the log.
-            let _ = crate::state::lock::TAKEOVER_REPORT.set(super::zone::report_takeover);
-            // SAFETY: nginx's process globals, read on the main thread.
-            let (process, worker) = unsafe { (ngx::ffi::ngx_process, ngx::ffi::ngx_worker) };
-            let single = process == NGX_PROCESS_SINGLE as ngx::ffi::ngx_uint_t;
-            if !(single || (process == NGX_PROCESS_WORKER as ngx::ffi::ngx_uint_t && worker == 0)) {
-                return Status::NGX_OK.into();
-            }
-            // SAFETY: the cycle is live; its http configuration, if any, holds our main conf.
-            let Some(mcf) = (unsafe { main_conf(cycle) }) else {
-                return Status::NGX_OK.into();
-            };
-            if !mcf.used {
-                return Status::NGX_OK.into();
-            }
-            // SAFETY: the cycle's log lives as long as the process.
-            let log = unsafe { (*cycle).log };
-            start(mcf, log);
-            super::crowdsec::start(mcf, log);
-            Status::NGX_OK.into()
-        },
-    )
-}
-
-/// `exit_process`: tells the threads to stop (they end within their timeout).
-pub(crate) unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
-    super::unwind::guarded(
-        "the worker's exit",
-        || (),
-        move || {
-            stop();
-            super::crowdsec::stop();
-        },
-    )
-}
-
-fn stop() {
+/// Stops the threads; addresses not asked about yet go back to the zone.
+pub(super) fn stop() {
     RUNNING.with(|r| {
         if let Some(running) = r.borrow_mut().take() {
             running.shared.shut_down();
@@ -308,7 +152,7 @@ fn requeue(shared: &Shared, mcf: &MainConf) {
             continue;
         };
         let left: Vec<IpAddr> = jobs.drain(..).collect();
-        pending.with(super::client::holder(), |t| {
+        pending.with(client::holder(), |t| {
             for addr in left {
                 let key = mcf.feed_key("lookup", addr);
                 t.update(&key, now_ms, |queued| {
@@ -320,23 +164,8 @@ fn requeue(shared: &Shared, mcf: &MainConf) {
     }
 }
 
-/// Our main configuration in a cycle.
-///
-/// # Safety
-/// `cycle` must be a live cycle.
-unsafe fn main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
-    // SAFETY: ngx_http_cycle_get_module_main_conf, spelled out.
-    unsafe {
-        let ctx = (*(*cycle).conf_ctx.add(ngx_http_module.index)).cast::<ngx_http_conf_ctx_t>();
-        let ctx = ctx.as_ref()?;
-        let module = &*ptr::addr_of!(super::ngx_http_captchaify_module);
-        (*ctx.main_conf.add(module.ctx_index))
-            .cast::<MainConf>()
-            .as_ref()
-    }
-}
-
-fn start(mcf: &MainConf, log: *mut ngx_log_t) {
+/// Starts the threads of the sources in use, and of crawler hints.
+pub(super) fn start(mcf: &MainConf, log: *mut ngx_log_t) {
     let shared = Arc::new(Shared::default());
     let spec = |name: FeedName| mcf.feed(name);
     let in_use = |name: FeedName| mcf.sources_in_use & name.bit() != 0;
@@ -382,7 +211,7 @@ fn start(mcf: &MainConf, log: *mut ngx_log_t) {
             hints_thread(shared, secrets)
         });
     }
-    let timer = offload::timer_event(tick, true, log);
+    let timer = first_tick(tick, log);
     RUNNING.with(|r| {
         *r.borrow_mut() = Some(Running {
             shared,
@@ -391,8 +220,6 @@ fn start(mcf: &MainConf, log: *mut ngx_log_t) {
             streaks: Default::default(),
         });
     });
-    // SAFETY: a fresh event, on the event loop.
-    unsafe { offload::add_timer(timer, TICK_MS as _) };
 }
 
 /// Seconds until a loaded list is due again (0 when none is loaded or it is due).
@@ -406,100 +233,17 @@ fn due_in(status: &FeedStatus, refresh_secs: u64) -> u64 {
         .min(refresh_secs)
 }
 
-/// Starts a thread with every signal blocked (signals are the event loop's business).
-pub(super) fn spawn<S: Send + Sync + 'static>(
-    shared: &Arc<S>,
-    log: *mut ngx_log_t,
-    what: &str,
-    work: impl FnOnce(Arc<S>) + Send + 'static,
-) {
-    let shared = Arc::clone(shared);
-    // SAFETY: plain signal-mask calls on the calling thread; the mask is restored below.
-    let previous = unsafe {
-        let mut all: libc::sigset_t = core::mem::zeroed();
-        let mut previous: libc::sigset_t = core::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        previous
-    };
-    let started = std::thread::Builder::new()
-        .name(format!("captchaify-{what}"))
-        .stack_size(256 * 1024)
-        .spawn(move || {
-            // A panic ends the thread, never the worker.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(shared)));
-        });
-    // SAFETY: restores the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &previous, ptr::null_mut()) };
-    if let Err(error) = started {
-        ngx_log_error!(
-            NGX_LOG_WARN,
-            log,
-            "captchaify: {}: cannot start the fetcher thread: {}",
-            what,
-            error
-        );
-    }
-}
-
-/// The module's own user agent for the services it asks.
-pub(super) const USER_AGENT: &str = concat!("captchaify/", env!("CARGO_PKG_VERSION"));
-
-pub(super) fn agent(timeout_secs: u64, user_agent: &str) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(timeout_secs)))
-        .http_status_as_error(false)
-        .user_agent(user_agent)
-        .build()
-        .into()
-}
-
-/// A GET: the status, the `X-Rl`/`X-Ttl` headers and at most `limit` bytes of body.
-fn get(
-    agent: &ureq::Agent,
-    url: &str,
-    limit: u64,
-) -> Result<(u16, Option<u32>, Option<u32>, Vec<u8>), String> {
-    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u32>().ok())
-    };
-    let (rl, ttl) = (header("X-Rl"), header("X-Ttl"));
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(limit)
-        .read_to_vec()
-        .map_err(|e| e.to_string())?;
-    Ok((status, rl, ttl, body))
-}
-
 /// The bulk-list thread: fetches at start (unless a fresh list is loaded) and then every
 /// refresh interval; after a failure, sooner, backing off.
 fn list_thread(shared: Arc<Shared>, spec: FeedSpec, first_in: u64) {
-    let agent = agent(spec.timeout_secs, USER_AGENT);
+    let agent = fetch::agent(spec.timeout_secs, USER_AGENT);
     shared.sleep(Duration::from_secs(first_in));
     let mut backoff = FIRST_BACKOFF_SECS;
     while !shared.stopped() {
         let started = Instant::now();
-        let body = match &spec.origin {
-            FeedOrigin::Url(url) => match get(&agent, url, feeds::TOR_MAX_BYTES as u64) {
-                Ok((200, _, _, body)) => Ok(body),
-                Ok((status, _, _, _)) => Err(format!("HTTP status {status}")),
-                Err(error) => Err(error),
-            },
-            FeedOrigin::File(path) => std::fs::read(path).map_err(|e| e.to_string()),
-        };
-        let outcome = body.and_then(|body| {
-            feeds::parse_tor_exits(&body)
-                .map(|list| (list.addrs, list.skipped))
-                .map_err(|e| e.to_string())
-        });
+        let outcome = fetch::tor_exits(&agent, &spec.origin)
+            .map(|list| (list.addrs, list.skipped))
+            .map_err(|e| e.to_string());
         let next_in_secs = if outcome.is_ok() {
             backoff = FIRST_BACKOFF_SECS;
             spec.refresh_secs
@@ -522,7 +266,7 @@ fn list_thread(shared: Arc<Shared>, spec: FeedSpec, first_in: u64) {
 /// A per-address source's thread: asks about queued addresses within the source's rate,
 /// backing off while it fails.
 fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: Vec<u64>) {
-    let agent = agent(spec.timeout_secs, USER_AGENT);
+    let agent = fetch::agent(spec.timeout_secs, USER_AGENT);
     let FeedOrigin::Url(base) = &spec.origin else {
         return;
     };
@@ -583,57 +327,44 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
         let at = now_ms();
         pacer.sent(at);
         shared.post(Report::Sent { source, at });
-        let url = match source {
-            Source::IpApi => feeds::ipapi_url(base, batch[0]),
-            Source::StopForumSpam => feeds::sfs_url(base, &batch),
+        let lookup = match source {
+            Source::IpApi => fetch::ip_api(&agent, base, batch[0]),
+            Source::StopForumSpam => fetch::stop_forum_spam(&agent, base, &batch),
         };
-        let answers: Result<Vec<(IpAddr, bool, Option<([u8; 2], u32)>)>, String> =
-            match get(&agent, &url, feeds::JSON_MAX_BYTES as u64) {
-                Ok((429, _, ttl, _)) => {
-                    // Over the service's rate: the addresses wait for the window, they did not fail.
-                    pacer.throttled(now_ms(), ttl);
-                    if let Ok(mut jobs) = queue.jobs.lock() {
-                        for addr in batch.iter().rev() {
-                            jobs.push_front(*addr);
-                        }
-                    }
-                    shared.post(Report::Note(format!(
-                        "{}: the service asks us to slow down (HTTP 429); waiting {} s",
-                        source.name(),
-                        ttl.unwrap_or(60)
-                    )));
-                    continue;
-                }
-                Ok((200, rl, ttl, body)) => {
-                    pacer.observed(now_ms(), rl, ttl);
-                    match source {
-                        Source::IpApi => feeds::parse_ipapi(&body)
-                            .map(|a| {
-                                let geo = a.country.map(|c| (c, a.asn.unwrap_or(0)));
-                                vec![(batch[0], a.proxy || a.hosting, geo)]
-                            })
-                            .map_err(|e| e.to_string()),
-                        Source::StopForumSpam => feeds::parse_sfs(&body)
-                            .map(|answers| {
-                                answers
-                                    .into_iter()
-                                    .map(|a| (a.addr, a.appears, None))
-                                    .collect()
-                            })
-                            .map_err(|e| e.to_string()),
+        let answers = match lookup {
+            Ok(Lookup::Throttled { reset_secs }) => {
+                // Over the service's rate: the addresses wait for the window, they did not fail.
+                pacer.throttled(now_ms(), reset_secs);
+                if let Ok(mut jobs) = queue.jobs.lock() {
+                    for addr in batch.iter().rev() {
+                        jobs.push_front(*addr);
                     }
                 }
-                Ok((status, _, _, _)) => Err(format!("HTTP status {status}")),
-                Err(error) => Err(error),
-            };
+                shared.post(Report::Note(format!(
+                    "{}: the service asks us to slow down (HTTP 429); waiting {} s",
+                    source.name(),
+                    reset_secs.unwrap_or(60)
+                )));
+                continue;
+            }
+            Ok(Lookup::Answered {
+                answers,
+                left,
+                reset_secs,
+            }) => {
+                pacer.observed(now_ms(), left, reset_secs);
+                answers.map_err(|e| e.to_string())
+            }
+            Err(error) => Err(error.to_string()),
+        };
         match answers {
             Ok(answers) => {
                 backoff = 0;
                 failing = None;
                 for addr in &batch {
                     // An address the answer does not mention is unknown to the source: clean.
-                    let found = answers.iter().find(|(a, _, _)| same_address(*a, *addr));
-                    let (suspicious, geo) = found.map_or((false, None), |(_, s, g)| (*s, *g));
+                    let found = answers.iter().find(|a| same_address(a.addr, *addr));
+                    let (suspicious, geo) = found.map_or((false, None), |a| (a.suspicious, a.geo));
                     shared.post(Report::Answer {
                         source,
                         addr: *addr,
@@ -663,17 +394,7 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
 
 /// The crawler-hints thread: asks this server for each queued page (see `nginx::hints`).
 fn hints_thread(shared: Arc<Shared>, secrets: crate::challenge::token::Secrets) {
-    let tls = ureq::tls::TlsConfig::builder()
-        .disable_verification(true)
-        .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(super::hints::USER_AGENT)
-        .tls_config(tls)
-        .build()
-        .into();
+    let agent = fetch::pages_agent(page_hints::USER_AGENT);
     while !shared.stopped() {
         let job = {
             let Ok(mut jobs) = shared.pages.jobs.lock() else {
@@ -694,38 +415,11 @@ fn hints_thread(shared: Arc<Shared>, secrets: crate::challenge::token::Secrets) 
         let Some((key, job)) = job else { continue };
         let host = String::from_utf8_lossy(job.host()).into_owned();
         let page = format!("{}{}", host, String::from_utf8_lossy(job.uri()));
-        let outcome = fetch_hints(&agent, &secrets, &job);
+        let token = secrets.hints_token(job.host(), job.uri(), unix_now() + page_hints::TOKEN_SECS);
+        let outcome = fetch::page_hints(&agent, &job, (page_hints::HEADER, token.as_str()))
+            .map_err(|e| e.to_string());
         shared.post(Report::Hints { key, page, outcome });
     }
-}
-
-fn fetch_hints(
-    agent: &ureq::Agent,
-    secrets: &crate::challenge::token::Secrets,
-    job: &HintJob,
-) -> Result<Option<hints::Hints>, String> {
-    use std::io::Read;
-    let uri = core::str::from_utf8(job.uri()).map_err(|_| "the URI is not UTF-8".to_string())?;
-    let host = core::str::from_utf8(job.host()).map_err(|_| "the host is not UTF-8".to_string())?;
-    let scheme = if job.tls() { "https" } else { "http" };
-    let url = format!("{scheme}://{}{uri}", job.server());
-    let token = secrets.hints_token(job.host(), job.uri(), unix_now() + super::hints::TOKEN_SECS);
-    let mut request = agent.get(&url).header(super::hints::HEADER, &token);
-    if !host.is_empty() {
-        request = request.header("Host", host);
-    }
-    let mut response = request.call().map_err(|e| e.to_string())?;
-    if response.status().as_u16() != 200 {
-        return Err(format!("HTTP status {}", response.status().as_u16()));
-    }
-    let mut head = Vec::new();
-    response
-        .body_mut()
-        .as_reader()
-        .take(hints::MAX_SCAN as u64)
-        .read_to_end(&mut head)
-        .map_err(|e| e.to_string())?;
-    Ok(hints::extract(&head))
 }
 
 fn same_address(a: IpAddr, b: IpAddr) -> bool {
@@ -748,45 +442,11 @@ unsafe extern "C" fn tick(_ev: *mut ngx_event_t) {
     );
 }
 
-/// What a background tick does (the fetcher's, CrowdSec's): stops when the worker leaves;
-/// otherwise arms its timer again first, so that a fault in `work` cannot stop the ticks, and
-/// runs `work` with the configuration and the log, a panic caught.
-pub(crate) fn run_tick<R: 'static>(
-    what: &'static str,
-    running: &'static std::thread::LocalKey<RefCell<Option<R>>>,
-    stop: fn(),
-    parts: fn(&R) -> (*const MainConf, *mut ngx_event_t),
-    work: impl FnOnce(&mut R, &MainConf, *mut ngx_log_t),
-) {
-    super::unwind::guarded(
-        what,
-        || (),
-        || {
-            if leaving() {
-                stop();
-                return;
-            }
-            running.with(|r| {
-                let mut r = r.borrow_mut();
-                let Some(running) = r.as_mut() else { return };
-                let (mcf, timer) = parts(running);
-                // SAFETY: the timer has just fired, so it is not set; the configuration lives as
-                // long as this worker's cycle, and the timer event carries the cycle's log.
-                let (mcf, log) = unsafe {
-                    offload::add_timer(timer, TICK_MS as _);
-                    (&*mcf, (*timer).log)
-                };
-                work(running, mcf, log);
-            });
-        },
-    );
-}
-
 /// Writes a report into the zone and logs what an operator should know.
 fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Report) {
     let Some(zone) = mcf.zone_state() else { return };
     let now = unix_now();
-    let holder = super::client::holder();
+    let holder = client::holder();
     match report {
         Report::List {
             name,
@@ -881,8 +541,8 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                 return;
             };
             let (found, ttl) = match &outcome {
-                Ok(Some(found)) if !found.is_empty() => (found.clone(), super::hints::TTL_SECS),
-                _ => (hints::Hints::default(), super::hints::EMPTY_TTL_SECS),
+                Ok(Some(found)) if !found.is_empty() => (found.clone(), page_hints::TTL_SECS),
+                _ => (hints::Hints::default(), page_hints::EMPTY_TTL_SECS),
             };
             match &outcome {
                 Ok(Some(found)) => {
@@ -1000,7 +660,7 @@ fn hand_out_pages(shared: &Shared, mcf: &MainConf) {
         return;
     }
     let now_ms = unix_now() * 1000;
-    let popped: Vec<_> = jobs.with(super::client::holder(), |t| {
+    let popped: Vec<_> = jobs.with(client::holder(), |t| {
         core::iter::from_fn(|| t.pop_least_recent(now_ms))
             .take(64)
             .collect()
@@ -1023,7 +683,7 @@ fn hand_out_addresses(shared: &Shared, mcf: &MainConf) {
         return;
     }
     let now_ms = unix_now() * 1000;
-    let popped: Vec<_> = pending.with(super::client::holder(), |t| {
+    let popped: Vec<_> = pending.with(client::holder(), |t| {
         core::iter::from_fn(|| t.pop_least_recent(now_ms))
             .take(BATCH)
             .collect()
