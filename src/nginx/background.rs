@@ -35,7 +35,8 @@ use ngx::ffi::{
 };
 use ngx::ngx_log_error;
 
-use super::{offload, MainConf};
+use super::{client, offload, MainConf};
+use crate::state::table::{Key, Record, Table};
 
 /// How often the event loop looks at the mailboxes and the zones' queues.
 const TICK_MS: usize = 250;
@@ -247,6 +248,20 @@ fn first_tick(
     // SAFETY: a fresh event, on the event loop.
     unsafe { offload::add_timer(timer, TICK_MS as _) };
     timer
+}
+
+/// Takes up to `most` of the entries that requests queued in a zone table for a job, oldest
+/// first; `None`, without taking the table's lock, when nothing is queued.
+fn take_queued<V: Record>(table: &Table<V>, most: usize) -> Option<Vec<(Key, V)>> {
+    if table.stats().len == 0 {
+        return None;
+    }
+    let now_ms = unix_now() * 1000;
+    Some(table.with(client::holder(), |t| {
+        core::iter::from_fn(|| t.pop_least_recent(now_ms))
+            .take(most)
+            .collect()
+    }))
 }
 
 /// What a job's tick does: stops when the worker leaves; otherwise arms its timer again

@@ -82,10 +82,7 @@ trait Layout: Sized {
     fn header(&self) -> *mut Self::Header;
 
     /// Lays out the tables of a fresh zone: its header, `None` when something does not fit.
-    ///
-    /// # Safety
-    /// `shpool` is the slab pool of a fresh zone that nobody else uses yet.
-    unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, stamp: Stamp) -> Option<Self::Header>;
+    fn lay_out(zone: &FreshZone, stamp: Stamp) -> Option<Self::Header>;
 
     /// Attaches the tables the header records; `false` after logging why not.
     ///
@@ -230,12 +227,43 @@ unsafe fn lay_out<L: Layout>(shpool: *mut ngx_slab_pool_t) -> *mut L::Header {
             _reserved: 0,
             secret,
         };
-        let Some(value) = L::lay_out(shpool, stamp) else {
+        let fresh = FreshZone {
+            shpool,
+            page: ngx::ffi::ngx_pagesize,
+            free_pages: (*shpool).pfree,
+        };
+        let Some(value) = L::lay_out(&fresh, stamp) else {
             return ptr::null_mut();
         };
         header.write(value);
         (*shpool).data = header.cast();
         header
+    }
+}
+
+/// A fresh zone's slab pool, which nobody else uses yet: made by [`lay_out`] only, for the
+/// layout to place its tables in, in whole pages (slab allocations of a page or more take
+/// whole pages).
+struct FreshZone {
+    shpool: *mut ngx_slab_pool_t,
+    page: usize,
+    /// What is left after the slab's own bookkeeping and the header.
+    free_pages: usize,
+}
+
+impl FreshZone {
+    /// An empty table of `pages` pages.
+    fn table<V: Record>(&self, pages: usize) -> Option<RegionRef> {
+        // SAFETY: the pool is a fresh zone's, ours alone (see the struct); the zone starts
+        // with it.
+        unsafe { new_table::<V>(self.shpool, self.shpool.cast(), pages * self.page) }
+    }
+
+    /// A store of `pages` pages, laid out by `init` (which says whether it could); `init`
+    /// gets fresh memory of that many bytes inside the zone, which nobody else uses yet.
+    fn region(&self, pages: usize, init: impl FnOnce(*mut u8, usize) -> bool) -> Option<RegionRef> {
+        // SAFETY: as for `table`.
+        unsafe { new_region(self.shpool, self.shpool.cast(), pages * self.page, init) }
     }
 }
 
@@ -373,76 +401,70 @@ impl Layout for ZoneState {
         self.header
     }
 
-    unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, stamp: Stamp) -> Option<ZoneHeader> {
-        // SAFETY: per the contract, the pool is ours alone; allocations stay inside the zone.
-        unsafe {
-            let base = shpool.cast::<u8>();
-            // Shares of what is left after the slab's own bookkeeping, in whole pages (slab
-            // allocations of a page or more take whole pages).
-            let page = ngx::ffi::ngx_pagesize;
-            let free = (*shpool).pfree;
-            let share = |pages: usize, percent: usize| (pages * percent / 100).max(1);
-            let loads_pages = share(free, LOADS_SHARE);
-            // Bulk lists need room for a whole list (the Tor exits are 1,000 to 2,500): at least
-            // 4,096 entries (about 210 kB) when the zone can spare a quarter for it.
-            let floor =
-                Table::<Listed>::region_len_for(LISTED_FLOOR).map_or(0, |len| len.div_ceil(page));
-            let listed_pages = share(free, LISTED_SHARE).max(floor.min(free / 4));
-            let lookups_pages = share(free, LOOKUPS_SHARE);
-            let pending_pages = share(free, PENDING_SHARE);
-            let crawlers_pages = share(free, CRAWLERS_SHARE);
-            // Tables of large records need a few pages for their smallest size.
-            let smallest = |len: Option<usize>| len.map_or(1, |len| len.div_ceil(page));
-            let hints_pages =
-                share(free, HINTS_SHARE).max(smallest(Table::<HintsRecord>::region_len_for(8)));
-            let hint_jobs_pages =
-                share(free, HINT_JOBS_SHARE).max(smallest(Table::<HintJob>::region_len_for(8)));
-            let rest = free.saturating_sub(
-                loads_pages
-                    + listed_pages
-                    + lookups_pages
-                    + pending_pages
-                    + crawlers_pages
-                    + hints_pages
-                    + hint_jobs_pages,
-            );
-            let (spent_pages, failures_pages) =
-                (share(rest, SPENT_SHARE), share(rest, FAILURES_SHARE));
-            let rate_pages = rest.saturating_sub(spent_pages + failures_pages).max(1);
-            let (listed, lookups, pending, crawlers) = (
-                new_table::<Listed>(shpool, base, listed_pages * page)?,
-                new_table::<Lookup>(shpool, base, lookups_pages * page)?,
-                new_table::<Pending>(shpool, base, pending_pages * page)?,
-                new_table::<CrawlerCheck>(shpool, base, crawlers_pages * page)?,
-            );
-            let (hints, hint_jobs) = (
-                new_table::<HintsRecord>(shpool, base, hints_pages * page)?,
-                new_table::<HintJob>(shpool, base, hint_jobs_pages * page)?,
-            );
-            let (loads, spent, failures, rate) = (
-                new_table::<LocationLoad>(shpool, base, loads_pages * page)?,
-                new_region(shpool, base, spent_pages * page, |region, len| {
-                    SpentSet::init(region, len).is_ok()
-                })?,
-                new_table::<Failures>(shpool, base, failures_pages * page)?,
-                new_table::<RateBucket>(shpool, base, rate_pages * page)?,
-            );
-            Some(ZoneHeader {
-                stamp,
-                spent,
-                failures,
-                rate,
-                loads,
-                listed,
-                lookups,
-                pending,
-                crawlers,
-                hints,
-                hint_jobs,
-                tor: FeedStatus::default(),
-                sends: Default::default(),
-            })
-        }
+    fn lay_out(zone: &FreshZone, stamp: Stamp) -> Option<ZoneHeader> {
+        let (page, free) = (zone.page, zone.free_pages);
+        let share = |pages: usize, percent: usize| (pages * percent / 100).max(1);
+        let loads_pages = share(free, LOADS_SHARE);
+        // Bulk lists need room for a whole list (the Tor exits are 1,000 to 2,500): at least
+        // 4,096 entries (about 210 kB) when the zone can spare a quarter for it.
+        let floor =
+            Table::<Listed>::region_len_for(LISTED_FLOOR).map_or(0, |len| len.div_ceil(page));
+        let listed_pages = share(free, LISTED_SHARE).max(floor.min(free / 4));
+        let lookups_pages = share(free, LOOKUPS_SHARE);
+        let pending_pages = share(free, PENDING_SHARE);
+        let crawlers_pages = share(free, CRAWLERS_SHARE);
+        // Tables of large records need a few pages for their smallest size.
+        let smallest = |len: Option<usize>| len.map_or(1, |len| len.div_ceil(page));
+        let hints_pages =
+            share(free, HINTS_SHARE).max(smallest(Table::<HintsRecord>::region_len_for(8)));
+        let hint_jobs_pages =
+            share(free, HINT_JOBS_SHARE).max(smallest(Table::<HintJob>::region_len_for(8)));
+        let rest = free.saturating_sub(
+            loads_pages
+                + listed_pages
+                + lookups_pages
+                + pending_pages
+                + crawlers_pages
+                + hints_pages
+                + hint_jobs_pages,
+        );
+        let (spent_pages, failures_pages) = (share(rest, SPENT_SHARE), share(rest, FAILURES_SHARE));
+        let rate_pages = rest.saturating_sub(spent_pages + failures_pages).max(1);
+        let (listed, lookups, pending, crawlers) = (
+            zone.table::<Listed>(listed_pages)?,
+            zone.table::<Lookup>(lookups_pages)?,
+            zone.table::<Pending>(pending_pages)?,
+            zone.table::<CrawlerCheck>(crawlers_pages)?,
+        );
+        let (hints, hint_jobs) = (
+            zone.table::<HintsRecord>(hints_pages)?,
+            zone.table::<HintJob>(hint_jobs_pages)?,
+        );
+        let (loads, spent, failures, rate) = (
+            zone.table::<LocationLoad>(loads_pages)?,
+            zone.region(spent_pages, |region, len| {
+                // SAFETY: `region` is fresh memory of `len` bytes inside the zone, which nobody
+                // else uses yet (see `FreshZone::region`).
+                unsafe { SpentSet::init(region, len).is_ok() }
+            })?,
+            zone.table::<Failures>(failures_pages)?,
+            zone.table::<RateBucket>(rate_pages)?,
+        );
+        Some(ZoneHeader {
+            stamp,
+            spent,
+            failures,
+            rate,
+            loads,
+            listed,
+            lookups,
+            pending,
+            crawlers,
+            hints,
+            hint_jobs,
+            tor: FeedStatus::default(),
+            sends: Default::default(),
+        })
     }
 
     unsafe fn attach(
@@ -606,30 +628,25 @@ impl Layout for CrowdsecZone {
         self.header
     }
 
-    unsafe fn lay_out(shpool: *mut ngx_slab_pool_t, stamp: Stamp) -> Option<CrowdsecHeader> {
-        // SAFETY: per the contract, the pool is ours alone; allocations stay inside the zone.
-        unsafe {
-            let base = shpool.cast::<u8>();
-            let page = ngx::ffi::ngx_pagesize;
-            let free = (*shpool).pfree;
-            let share = |percent: usize| (free * percent / 100).max(1);
-            let (reported_pages, floods_pages, signals_pages) = (
-                share(REPORTED_SHARE),
-                share(FLOODS_SHARE),
-                share(SIGNALS_SHARE),
-            );
-            let decisions_pages = free
-                .saturating_sub(reported_pages + floods_pages + signals_pages)
-                .max(1);
-            Some(CrowdsecHeader {
-                stamp,
-                status: StoreStatus::default(),
-                decisions: new_table::<DecisionRecord>(shpool, base, decisions_pages * page)?,
-                reported: new_table::<Mark>(shpool, base, reported_pages * page)?,
-                floods: new_table::<EventCount>(shpool, base, floods_pages * page)?,
-                signals: new_table::<SignalJob>(shpool, base, signals_pages * page)?,
-            })
-        }
+    fn lay_out(zone: &FreshZone, stamp: Stamp) -> Option<CrowdsecHeader> {
+        let free = zone.free_pages;
+        let share = |percent: usize| (free * percent / 100).max(1);
+        let (reported_pages, floods_pages, signals_pages) = (
+            share(REPORTED_SHARE),
+            share(FLOODS_SHARE),
+            share(SIGNALS_SHARE),
+        );
+        let decisions_pages = free
+            .saturating_sub(reported_pages + floods_pages + signals_pages)
+            .max(1);
+        Some(CrowdsecHeader {
+            stamp,
+            status: StoreStatus::default(),
+            decisions: zone.table::<DecisionRecord>(decisions_pages)?,
+            reported: zone.table::<Mark>(reported_pages)?,
+            floods: zone.table::<EventCount>(floods_pages)?,
+            signals: zone.table::<SignalJob>(signals_pages)?,
+        })
     }
 
     unsafe fn attach(

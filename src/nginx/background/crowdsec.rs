@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use ngx::ffi::{ngx_event_t, ngx_log_t, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN};
 use ngx::ngx_log_error;
 
-use super::{first_tick, run_tick, spawn, unix_now, Control, Streak};
+use super::{first_tick, run_tick, spawn, take_queued, unix_now, Control, Streak};
 use crate::crowdsec::alerts::Signal;
 use crate::crowdsec::client::{Bouncer, MachineSession};
 use crate::crowdsec::store;
 use crate::crowdsec::stream::{Change, Delta};
-use crate::nginx::crowdsec::{put_signal, CrowdsecConf, SignalJob};
+use crate::nginx::crowdsec::{put_signal, CrowdsecConf};
 use crate::nginx::{client, offload, MainConf};
 use crate::state::table::Key;
 
@@ -464,18 +464,11 @@ fn hand_out(running: &Running, cs: &CrowdsecConf) {
     let Some(signals) = cs.zone().and_then(|z| z.signals.as_ref()) else {
         return;
     };
-    if signals.stats().len == 0 {
+    let Some(popped) = take_queued(signals, ALERTS_PER_POST) else {
         return;
-    }
-    let now_ms = unix_now() * 1000;
-    let popped: Vec<SignalJob> = signals.with(client::holder(), |t| {
-        core::iter::from_fn(|| t.pop_least_recent(now_ms))
-            .take(ALERTS_PER_POST)
-            .map(|(_, job)| job)
-            .collect()
-    });
+    };
     if let Ok(mut queue) = running.shared.signals.lock() {
-        for job in popped {
+        for (_, job) in popped {
             if queue.len() < MACHINE_QUEUE {
                 queue.push_back(job.signal());
             }

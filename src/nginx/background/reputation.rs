@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use ngx::ffi::{ngx_event_t, ngx_log_t, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN};
 use ngx::ngx_log_error;
 
-use super::{first_tick, run_tick, spawn, unix_now, unix_now_ms, Control, Streak};
+use super::{first_tick, run_tick, spawn, take_queued, unix_now, unix_now_ms, Control, Streak};
 use crate::nginx::{client, hints as page_hints, offload, MainConf};
 use crate::reputation::feeds;
 use crate::reputation::fetch::{self, Lookup, USER_AGENT};
@@ -656,15 +656,9 @@ fn hand_out_pages(shared: &Shared, mcf: &MainConf) {
     let Some(jobs) = mcf.zone_state().and_then(|z| z.hint_jobs.as_ref()) else {
         return;
     };
-    if jobs.stats().len == 0 {
+    let Some(popped) = take_queued(jobs, 64) else {
         return;
-    }
-    let now_ms = unix_now() * 1000;
-    let popped: Vec<_> = jobs.with(client::holder(), |t| {
-        core::iter::from_fn(|| t.pop_least_recent(now_ms))
-            .take(64)
-            .collect()
-    });
+    };
     if let Ok(mut queue) = shared.pages.jobs.lock() {
         for job in popped {
             if queue.len() < 256 {
@@ -679,15 +673,9 @@ fn hand_out_addresses(shared: &Shared, mcf: &MainConf) {
     let Some(pending) = mcf.zone_state().and_then(|z| z.pending.as_ref()) else {
         return;
     };
-    if pending.stats().len == 0 {
+    let Some(popped) = take_queued(pending, BATCH) else {
         return;
-    }
-    let now_ms = unix_now() * 1000;
-    let popped: Vec<_> = pending.with(client::holder(), |t| {
-        core::iter::from_fn(|| t.pop_least_recent(now_ms))
-            .take(BATCH)
-            .collect()
-    });
+    };
     for source in Source::ALL {
         let queue = shared.queue(source);
         let Ok(mut jobs) = queue.jobs.lock() else {
