@@ -1,6 +1,6 @@
 //! What the third-party reputation sources answer, read into plain values: the Tor exit list,
-//! ip-api.com and StopForumSpam. No network and no nginx here: the background fetcher
-//! (`nginx::fetcher`) does the requests and hands the bodies to these functions.
+//! ip-api.com and StopForumSpam. No network and no nginx here: the exchanges in `fetch` make
+//! the requests and hand the bodies to these functions.
 //!
 //! Every parser is total: any bytes give a value or a [`FeedError`], never a panic, and a body
 //! over its size limit ([`TOR_MAX_BYTES`], [`JSON_MAX_BYTES`]) is refused without being
