@@ -31,7 +31,7 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
     let Ok(challenge) = check_challenge(secrets, &token, binding) else {
         return response::write_status(r, 403);
     };
-    let languages = lcf.pages().languages();
+    let languages = lcf.loc.pages().languages();
     let Some(index) = first(b"lang").and_then(|tag| languages.find(&tag)) else {
         return response::write_status(r, 404);
     };

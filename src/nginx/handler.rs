@@ -69,14 +69,14 @@ fn access(r: &mut Request) -> ngx_int_t {
         }
         None => {}
     }
-    if !lcf.enabled() {
+    if !lcf.loc.acts {
         return Status::NGX_DECLINED.into();
     }
     // The module's own fetch of a page's crawler hints (signed, short-lived, this URI only).
     if hints::is_own_fetch(r, mcf) {
         return Status::NGX_DECLINED.into();
     }
-    let policy = lcf.policy();
+    let policy = lcf.loc.policy;
     let Some(state) = request_state::find_or_create(r) else {
         // Out of memory: refuse rather than let an unchecked request through.
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
@@ -85,7 +85,7 @@ fn access(r: &mut Request) -> ngx_int_t {
         true => facts_and_rates(r, mcf, lcf, state, &policy),
         false => (ClientFacts::default(), Rates::default()),
     };
-    let decision = policy::evaluate(&policy, &facts, rates, lcf.dry_run());
+    let decision = policy::evaluate(&policy, &facts, rates, lcf.loc.dry_run);
     let outcome = decision.outcome;
     let already_logged = state.outcome == Some(outcome) && state.action == Some(policy.action);
     state.outcome = Some(outcome);
@@ -113,11 +113,11 @@ fn access(r: &mut Request) -> ngx_int_t {
         Refusal::Block => response::write_block(r, lcf, &shown_path, decision.suspicion, &language),
         Refusal::Challenge => {
             // A crawler sees what the page is about (once the fetcher has read it).
-            let hints = (facts.crawler && lcf.crawler_hints())
+            let hints = (facts.crawler && lcf.loc.crawler_hints)
                 .then(|| hints::for_request(r, mcf))
                 .flatten();
             // No image for a client that has not shown it comes back with its cookie.
-            if lcf.precheck().applies(outcome.under_attack)
+            if lcf.loc.precheck.applies(outcome.under_attack)
                 && !precheck::passed(r, mcf, &return_path)
             {
                 let rc = precheck::send(r, mcf, lcf, &return_path, &language, hints.as_ref());
@@ -185,7 +185,7 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
     };
     let now = client::now().millis;
     let holder = client::holder();
-    let max = lcf.max_rate_limit();
+    let max = lcf.loc.max_rate_limit;
     let location = this_location(r, secrets, lcf);
     if let (Some(limit), Some(loads)) = (max.rate, zone.loads.as_ref()) {
         // Counted in this worker, added to the shared load in batches.
@@ -231,9 +231,9 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
             None => {}
         }
     }
-    if let (Some(rate), Some(buckets)) = (lcf.rate_limit(), zone.rate.as_ref()) {
+    if let (Some(rate), Some(buckets)) = (lcf.loc.rate_limit, zone.rate.as_ref()) {
         let address = client::address(r);
-        let (identity, _) = client_identity(address, lcf.ipv6_prefix());
+        let (identity, _) = client_identity(address, lcf.loc.ipv6_prefix);
         // A verified client is counted by its pass token too: one pass shared by many
         // clients is throttled as one client. Its keys are the same on every request, as are
         // those of a client on one connection: this worker remembers them, by pass or else by
@@ -243,7 +243,7 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
             mcf.pass_cache()
                 .borrow_mut()
                 .rate_keys(&subject, &location, &identity, || {
-                    let client = client_bucket(secrets, &location, address, lcf.ipv6_prefix());
+                    let client = client_bucket(secrets, &location, address, lcf.loc.ipv6_prefix);
                     let token = facts.pass_key.map_or([0; 16], |pass| {
                         secrets.table_key("token", &[&location, &pass])
                     });
@@ -304,9 +304,9 @@ fn spend_budget(mcf: &MainConf, key: &Key, rate: Rate) -> Option<u64> {
 /// This location's limits, as its challenges carry them to the module's own paths.
 pub(crate) fn budget(r: &Request, mcf: &MainConf, lcf: &LocConf) -> Budget {
     Budget {
-        ipv6_prefix: lcf.ipv6_prefix(),
-        rate: lcf.rate_limit(),
-        audio: lcf.audio_rate_limit(),
+        ipv6_prefix: lcf.loc.ipv6_prefix,
+        rate: lcf.loc.rate_limit,
+        audio: lcf.loc.audio_rate_limit,
         location: mcf
             .secrets()
             .map_or([0; 16], |secrets| this_location(r, secrets, lcf)),
@@ -321,7 +321,7 @@ fn token_budget_spent(
     lcf: &LocConf,
     pass_key: &[u8; 16],
 ) -> Option<u64> {
-    let rate = lcf.rate_limit()?;
+    let rate = lcf.loc.rate_limit?;
     let secrets = mcf.secrets()?;
     let key = secrets.table_key("token", &[&this_location(r, secrets, lcf), pass_key]);
     let retry_after = spend_budget(mcf, &key, rate);
@@ -418,12 +418,12 @@ fn subrequest(r: &mut Request) -> ngx_int_t {
     }
     let (Some(mcf), Some(lcf)) = (
         Module::main_conf(r),
-        Module::location_conf(r).filter(|l| l.enabled()),
+        Module::location_conf(r).filter(|l| l.loc.acts),
     ) else {
         return Status::NGX_DECLINED.into();
     };
-    let policy = lcf.policy();
-    if !policy.needs_facts() || lcf.dry_run() {
+    let policy = lcf.loc.policy;
+    if !policy.needs_facts() || lcf.loc.dry_run {
         return Status::NGX_DECLINED.into();
     }
     let Some(state) = request_state::find_or_create(r) else {

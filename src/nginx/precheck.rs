@@ -53,8 +53,8 @@ pub(crate) fn send(
         return_path,
         client::now().secs + PROOF_SECS,
     );
-    let languages = lcf.pages().languages();
-    if lcf.without_cookies() {
+    let languages = lcf.loc.pages().languages();
+    if lcf.loc.without_cookies {
         let separator = if return_path.contains('?') { '&' } else { '?' };
         let href = format!("{return_path}{separator}{PRECHECK_NAME}={proof}");
         return response::write_page(

@@ -97,15 +97,15 @@ impl RequestState {
             true => self.crowdsec(r, mcf),
             false => None,
         };
-        let rules = lcf.geo_rules.as_ref().filter(|rules| !rules.is_empty());
+        let rules = lcf.loc.geo_rules.as_ref();
         let rule = rules.and_then(|rules| {
             let geo = self.geo(r, mcf);
             rules.action_for(geo.country, geo.asn)
         });
         facts.standing = Standing::of(
             client::address(r),
-            lcf.allow.as_deref(),
-            lcf.deny.as_deref(),
+            lcf.loc.allow.as_deref(),
+            lcf.loc.deny.as_deref(),
             rule,
         );
         self.facts = Some(facts);
@@ -309,7 +309,7 @@ fn gather_facts(
     let failed_too_often = failures
         .filter(|table| table.stats().len > 0)
         .is_some_and(|table| {
-            let keys = failure_keys(mcf, address, lcf.ipv6_prefix());
+            let keys = failure_keys(mcf, address, lcf.loc.ipv6_prefix);
             table.with(client::holder(), |t| {
                 mcf.failure_limit.is_blocked(t, &keys, now.millis)
             })

@@ -303,7 +303,7 @@ pub(crate) fn write_rate_limited(
         lcf,
         PageKind::RateLimited,
         &context,
-        lcf.rate_limit_status(),
+        lcf.loc.rate_limit_status,
         &retry,
     )
 }
@@ -329,6 +329,7 @@ fn write_plain(
     values.clear();
     csp.clear();
     let rc = match lcf
+        .loc
         .pages()
         .plain_pieces::<MOST_PIECES>(kind, context, &mut values, &mut csp)
     {
@@ -355,6 +356,7 @@ fn write_plain(
         }
         None => {
             let page = lcf
+                .loc
                 .pages()
                 .render(kind, context)
                 .map(|page| Page { status, ..page });
@@ -374,9 +376,9 @@ pub(crate) fn challenge_terms(
 ) -> ChallengeTerms {
     use crate::challenge::token::Delivery;
     ChallengeTerms {
-        hardness: lcf.hardness.unwrap_or_default(),
-        pass_age: lcf.verification_age(),
-        delivery: if lcf.without_cookies() {
+        hardness: lcf.loc.policy.hardness,
+        pass_age: lcf.loc.verification_age,
+        delivery: if lcf.loc.without_cookies {
             Delivery::UrlArgument
         } else {
             Delivery::Cookie
@@ -453,7 +455,7 @@ impl ChallengeOrder {
         getrandom::getrandom(&mut seed).ok()?;
         Some(ChallengeOrder {
             secrets: Shared(secrets),
-            pages: Shared(lcf.pages()),
+            pages: Shared(lcf.loc.pages()),
             order: Order {
                 terms,
                 binding: ClientBinding::new(client::address(r), client::user_agent(r)),

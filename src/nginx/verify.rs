@@ -249,8 +249,11 @@ fn stale(r: &mut Request, lcf: &LocConf, terms: &ChallengeTerms) -> Answered {
         "captchaify: stale or foreign challenge answered"
     );
     let language = language::choose(r, lcf, &terms.return_path);
-    let page =
-        crate::pages::stale_page(lcf.pages().languages(), language.index, &terms.return_path);
+    let page = crate::pages::stale_page(
+        lcf.loc.pages().languages(),
+        language.index,
+        &terms.return_path,
+    );
     response::write_page(r, Some(page), &[]).into()
 }
 
