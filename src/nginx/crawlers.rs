@@ -51,9 +51,8 @@ struct Check {
 
 /// What the module knows about the client's crawler claim, starting a DNS check when one is
 /// due. `None` when the user agent claims no known crawler.
-pub(crate) fn check(r: &Request, mcf: &MainConf) -> Option<Verification> {
+pub(crate) fn check(r: &Request, mcf: &MainConf, addr: IpAddr) -> Option<Verification> {
     let crawler = Crawler::claimed(client::user_agent(r))?;
-    let addr = client::address(r);
     let clcf = NgxHttpCoreModule::location_conf(r)?;
     let resolver = clcf.resolver;
     // SAFETY: the core location configuration's resolver is null or a live resolver.

@@ -21,6 +21,7 @@ use crate::state::rate::{
     admit, client_identity, observe_loads, Admission, LoadChange, LoadReport, Rate,
 };
 use crate::state::table::Key;
+use std::net::IpAddr;
 
 /// Access phase, main requests only (nginx skips this phase for subrequests). Runs again
 /// after each internal redirect, with the facts of the first pass and the new location's
@@ -81,6 +82,7 @@ fn access(r: &mut Request) -> ngx_int_t {
         // Out of memory: refuse rather than let an unchecked request through.
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
+    let address = state.address;
     let (facts, rates) = match policy.needs_facts() {
         true => facts_and_rates(r, mcf, lcf, state, &policy),
         false => (ClientFacts::default(), Rates::default()),
@@ -118,19 +120,38 @@ fn access(r: &mut Request) -> ngx_int_t {
                 .flatten();
             // No image for a client that has not shown it comes back with its cookie.
             if lcf.loc.precheck.applies(outcome.under_attack)
-                && !precheck::passed(r, mcf, &return_path)
+                && !precheck::passed(r, mcf, &return_path, address)
             {
-                let rc = precheck::send(r, mcf, lcf, &return_path, &language, hints.as_ref());
+                let rc = precheck::send(
+                    r,
+                    mcf,
+                    lcf,
+                    &return_path,
+                    &language,
+                    hints.as_ref(),
+                    address,
+                );
                 return response::finish(r, rc);
             }
             let terms = response::challenge_terms(r, mcf, lcf, return_path.into_owned());
-            if let Some(retry_after) = audio_budget_spent(r, mcf, &terms.budget, policy.hardness) {
+            let spent = audio_budget_spent(r, mcf, &terms.budget, policy.hardness, address);
+            if let Some(retry_after) = spent {
                 let rc = response::write_rate_limited(r, lcf, &shown_path, retry_after, &language);
                 return response::finish(r, rc);
             }
             // Drawn in the thread pool when there is one: the request resumes when it is done.
-            match response::send_challenge(r, mcf, lcf, terms, &shown_path, None, &language, hints)
-            {
+            let sent = response::send_challenge(
+                r,
+                mcf,
+                lcf,
+                terms,
+                &shown_path,
+                None,
+                &language,
+                hints,
+                address,
+            );
+            match sent {
                 response::Drawing::Posted => return Status::NGX_DONE.into(),
                 response::Drawing::Sent(rc) => rc,
             }
@@ -159,7 +180,7 @@ fn facts_and_rates(
     let mut rates = match counted {
         true => *state
             .rates
-            .get_or_insert_with(|| check_rates(r, mcf, lcf, &facts)),
+            .get_or_insert_with(|| check_rates(r, mcf, lcf, &facts, state.address)),
         false => state.rates.unwrap_or_default(),
     };
     if rates.retry_after.is_none() {
@@ -168,7 +189,7 @@ fn facts_and_rates(
             facts.url_pass = confirmed.url_pass;
             facts.pass_key = confirmed.pass_key;
             if let Some(key) = new_key.filter(|_| counted) {
-                rates.retry_after = token_budget_spent(r, mcf, lcf, &key);
+                rates.retry_after = token_budget_spent(r, mcf, lcf, &key, state.address);
                 state.rates = Some(rates);
             }
         }
@@ -178,7 +199,13 @@ fn facts_and_rates(
 
 /// Counts the request against its location's load and its client's (and pass token's)
 /// bucket. Done once per request; the tables are shared by all workers.
-fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) -> Rates {
+fn check_rates(
+    r: &Request,
+    mcf: &MainConf,
+    lcf: &LocConf,
+    facts: &ClientFacts,
+    address: IpAddr,
+) -> Rates {
     let mut check = Rates::default();
     let (Some(zone), Some(secrets)) = (mcf.zone_state(), mcf.secrets()) else {
         return check;
@@ -232,7 +259,6 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
         }
     }
     if let (Some(rate), Some(buckets)) = (lcf.loc.rate_limit, zone.rate.as_ref()) {
-        let address = client::address(r);
         let (identity, _) = client_identity(address, lcf.loc.ipv6_prefix);
         // A verified client is counted by its pass token too: one pass shared by many
         // clients is throttled as one client. Its keys are the same on every request, as are
@@ -320,13 +346,14 @@ fn token_budget_spent(
     mcf: &MainConf,
     lcf: &LocConf,
     pass_key: &[u8; 16],
+    address: IpAddr,
 ) -> Option<u64> {
     let rate = lcf.loc.rate_limit?;
     let secrets = mcf.secrets()?;
     let key = secrets.table_key("token", &[&this_location(r, secrets, lcf), pass_key]);
     let retry_after = spend_budget(mcf, &key, rate);
     if retry_after.is_some() {
-        super::crowdsec::refused(mcf, lcf, client::address(r));
+        super::crowdsec::refused(mcf, lcf, address);
     }
     retry_after
 }
@@ -334,12 +361,17 @@ fn token_budget_spent(
 /// Counts an answer posted to `/.captchaify/verify` against the client's page budget at the
 /// location whose captcha it answers, like any request there: the answers of one client are
 /// bounded like its page views. `Some(retry_after)` when the budget is spent.
-pub(crate) fn answer_budget_spent(r: &Request, mcf: &MainConf, budget: &Budget) -> Option<u64> {
+pub(crate) fn answer_budget_spent(
+    r: &Request,
+    mcf: &MainConf,
+    budget: &Budget,
+    address: IpAddr,
+) -> Option<u64> {
     let rate = budget.rate?;
     let key = client_bucket(
         mcf.secrets()?,
         &budget.location,
-        client::address(r),
+        address,
         budget.ipv6_prefix,
     );
     let retry_after = spend_budget(mcf, &key, rate);
@@ -358,12 +390,13 @@ pub(crate) fn audio_budget_spent(
     mcf: &MainConf,
     budget: &Budget,
     hardness: Hardness,
+    address: IpAddr,
 ) -> Option<u64> {
     if !hardness.has_audio() {
         return None;
     }
     let rate = budget.audio?;
-    let (identity, len) = client_identity(client::address(r), budget.ipv6_prefix);
+    let (identity, len) = client_identity(address, budget.ipv6_prefix);
     let key = mcf
         .secrets()?
         .table_key("audio", &[identity.get(..len).unwrap_or_default()]);

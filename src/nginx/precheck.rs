@@ -4,6 +4,7 @@
 
 use ngx::ffi::ngx_int_t;
 use ngx::http::Request;
+use std::net::IpAddr;
 
 use super::language::PageLanguage;
 use super::{client, response, LocConf, MainConf};
@@ -18,7 +19,7 @@ const PROOF_SECS: u64 = 300;
 
 /// Whether the request brings a valid proof for `return_path`: the first `captchaify_pre`
 /// cookie, else the first such URL argument. One check at most, whatever the request carries.
-pub(crate) fn passed(r: &Request, mcf: &MainConf, return_path: &str) -> bool {
+pub(crate) fn passed(r: &Request, mcf: &MainConf, return_path: &str, address: IpAddr) -> bool {
     let name = PRECHECK_NAME.as_bytes();
     let Some(proof) = client::cookies(r, name)
         .next()
@@ -29,7 +30,7 @@ pub(crate) fn passed(r: &Request, mcf: &MainConf, return_path: &str) -> bool {
     let Some(secrets) = mcf.secrets() else {
         return false;
     };
-    let binding = ClientBinding::new(client::address(r), client::user_agent(r));
+    let binding = ClientBinding::new(address, client::user_agent(r));
     check_precheck(secrets, proof, binding, return_path, client::now().secs)
 }
 
@@ -42,11 +43,12 @@ pub(crate) fn send(
     return_path: &str,
     language: &PageLanguage,
     hints: Option<&Hints>,
+    address: IpAddr,
 ) -> ngx_int_t {
     let Some(secrets) = mcf.secrets() else {
         return response::write_status(r, 500);
     };
-    let binding = ClientBinding::new(client::address(r), client::user_agent(r));
+    let binding = ClientBinding::new(address, client::user_agent(r));
     let proof = issue_precheck(
         secrets,
         binding,

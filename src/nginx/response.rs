@@ -409,8 +409,12 @@ pub(crate) fn send_challenge(
     message: Option<Message>,
     language: &PageLanguage,
     hints: Option<crate::reputation::hints::Hints>,
+    address: std::net::IpAddr,
 ) -> Drawing {
-    let Some(order) = ChallengeOrder::new(r, mcf, lcf, terms, shown_path, message, language) else {
+    let binding = ClientBinding::new(address, client::user_agent(r));
+    let Some(order) =
+        ChallengeOrder::new(r, mcf, lcf, terms, binding, shown_path, message, language)
+    else {
         return Drawing::Sent(write_status(r, 500));
     };
     match super::offload::post(mcf.thread_pool, r, order.with_hints(hints)) {
@@ -441,11 +445,15 @@ struct Shared<T>(*const T);
 unsafe impl<T: Sync> Send for Shared<T> {}
 
 impl ChallengeOrder {
+    // `r` only gives a test build its fault (X-Captchaify-Test-Fault).
+    #[cfg_attr(not(feature = "test-answers"), allow(unused_variables))]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         r: &Request,
         mcf: &MainConf,
         lcf: &LocConf,
         terms: ChallengeTerms,
+        binding: ClientBinding,
         shown_path: &str,
         message: Option<Message>,
         language: &PageLanguage,
@@ -458,7 +466,7 @@ impl ChallengeOrder {
             pages: Shared(lcf.loc.pages()),
             order: Order {
                 terms,
-                binding: ClientBinding::new(client::address(r), client::user_agent(r)),
+                binding,
                 expires: client::now().secs + CHALLENGE_TTL_SECS,
                 seed,
                 shown_path: shown_path.to_owned(),
