@@ -1,6 +1,6 @@
 //! The pre-check: before an image is drawn for a client, it proves, through a tiny page, that
 //! it keeps a cookie (or carries a URL argument) and comes back. A flood of clients that do
-//! neither costs a page of under 1 kB each, not a drawn captcha (README, "The pre-check").
+//! neither costs a page of under 1 kB each, not a drawn captcha (docs/design.md, "The pre-check").
 
 use ngx::ffi::ngx_int_t;
 use ngx::http::Request;

@@ -1,5 +1,5 @@
 package Captchaify;
-# Mints captchaify tokens in Perl, from the format documented in the README ("Tokens"), so
+# Mints captchaify tokens in Perl, from the format documented in docs/design.md ("Tokens"), so
 # that the suites test the module against an independent implementation of it.
 use strict;
 use warnings;
