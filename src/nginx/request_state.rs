@@ -288,12 +288,9 @@ fn gather_facts(
     // stuffed with forged tokens thus costs one check at most, and none when over its limit.
     let (mut cookie_pass, mut url_pass, mut pass_key, mut unverified) = (None, None, None, false);
     if let Some((token, origin)) = pass_candidate(r) {
-        let cache = mcf.pass_cache().borrow();
-        match cache.get(
-            token,
-            cache.client_hash(address, client::user_agent(r)),
-            now.secs,
-        ) {
+        let mut cache = mcf.pass_cache().borrow_mut();
+        let client_hash = cache.client_hash(address, client::user_agent(r));
+        match cache.get(token, client_hash, now.secs) {
             Some((hardness, key)) => {
                 match origin {
                     PassOrigin::Cookie => cookie_pass = Some(hardness),
