@@ -191,7 +191,10 @@ mod tests {
         cache.put(b"b", me, 100, (Hardness::EASY, KEY));
         assert!(cache.get(b"a", me, 0).is_some());
         cache.put(b"c", me, 100, (Hardness::EASY, KEY));
-        assert!(cache.get(b"b", me, 0).is_none(), "b was used least recently");
+        assert!(
+            cache.get(b"b", me, 0).is_none(),
+            "b was used least recently"
+        );
         assert!(cache.get(b"a", me, 0).is_some() && cache.get(b"c", me, 0).is_some());
     }
 

@@ -22,6 +22,7 @@ use super::crowdsec::{CrowdsecConf, Machine};
 use super::{zone, Module};
 use crate::challenge::pass_cache::PassCache;
 use crate::challenge::token::Secrets;
+use crate::challenge::ChallengeKind;
 use crate::conf::{MaxRateLimit, ZoneSpec};
 use crate::pages::PageSet;
 use crate::policy::crawler::CrawlerCache;
@@ -279,6 +280,7 @@ impl Settings {
                 verified_crawlers: self.verified_crawlers.unwrap_or(false),
                 crowdsec,
             },
+            kind: ChallengeKind::Text,
             dry_run: self.dry_run.unwrap_or(false),
             verification_age: self
                 .verification_age
@@ -314,6 +316,8 @@ pub(crate) struct Location {
     pub acts: bool,
     /// The action, the hardness and the sources of suspicion that count.
     pub policy: LocationPolicy,
+    /// What its captchas ask (text until `captchaify_captcha_type` lets it be pictures).
+    pub kind: ChallengeKind,
     pub dry_run: bool,
     /// Seconds a solved captcha stays valid.
     pub verification_age: u64,

@@ -376,6 +376,7 @@ pub(crate) fn challenge_terms(
 ) -> ChallengeTerms {
     use crate::challenge::token::Delivery;
     ChallengeTerms {
+        kind: lcf.loc.kind,
         hardness: lcf.loc.policy.hardness,
         pass_age: lcf.loc.verification_age,
         delivery: if lcf.loc.without_cookies {
