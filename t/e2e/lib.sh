@@ -79,12 +79,12 @@ e2e_flavour() {
     nginx=$(nginx_binary "$flavour-test")
 }
 
-# e2e_prefix [NAME [INSTANCE...]]: a fresh nginx prefix, target/e2e-NAME (target/e2e without
-# NAME), with conf/, logs/ and html/; prints it. With INSTANCEs, each gets those folders in
+# e2e_prefix NAME [INSTANCE...]: a fresh nginx prefix, target/e2e-NAME (target/e2e when NAME
+# is empty), with conf/, logs/ and html/; prints it. With INSTANCEs, each gets those folders in
 # PREFIX/INSTANCE instead: several nginx instances under one prefix.
 e2e_prefix() {
     local prefix="$ROOT/target/e2e${1:+-$1}" instance
-    shift || true
+    shift
     rm -rf "$prefix"
     for instance in "${@:-.}"; do
         mkdir -p "$prefix/$instance"/{conf,logs,html}
