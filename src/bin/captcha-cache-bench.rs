@@ -125,7 +125,13 @@ fn miss_cost() -> f64 {
         let start = Instant::now();
         for _ in 0..checks {
             let binding = ClientBinding::new(black_box(address), black_box(agent));
-            let pass = check_pass(&secrets, black_box(token.as_bytes()), binding, Hardness::EASY, 1);
+            let pass = check_pass(
+                &secrets,
+                black_box(token.as_bytes()),
+                binding,
+                Hardness::EASY,
+                1,
+            );
             assert!(pass.is_ok(), "the minted pass must check");
         }
         times.push(start.elapsed().as_nanos() as f64 / f64::from(checks));

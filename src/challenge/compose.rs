@@ -12,7 +12,7 @@ use super::{audio, image, ChallengeKind};
 use crate::pages::{
     AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, AUDIO_PATH,
 };
-use crate::reputation::hints::Hints;
+use crate::crawler::hints::Hints;
 
 /// Everything a captcha page needs but the configuration it is drawn with.
 pub struct Order {

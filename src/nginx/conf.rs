@@ -25,8 +25,8 @@ use crate::challenge::token::Secrets;
 use crate::challenge::ChallengeKind;
 use crate::conf::{MaxRateLimit, ZoneSpec};
 use crate::pages::PageSet;
-use crate::policy::crawler::CrawlerCache;
-use crate::policy::verified::Crawler;
+use crate::crawler::CrawlerCache;
+use crate::crawler::verified::Crawler;
 use crate::policy::{self, Action, Hardness, LocationPolicy, ThirdParties};
 use crate::reputation::geoip::GeoDb;
 use crate::reputation::ranges::IpSet;
@@ -555,7 +555,7 @@ pub(crate) unsafe extern "C" fn init_main_conf(
                 path
             );
             }
-            policy::crawler::warm_up();
+            crate::crawler::warm_up();
             crate::challenge::image::warm_up();
             crate::challenge::audio::warm_up();
             if !PageSet::builtin().is_complete() {

@@ -27,7 +27,7 @@ use crate::conf::{
     read_secret_file, MaxRateLimit, ZoneSpec,
 };
 use crate::pages::PageSet;
-use crate::policy::verified::Crawler;
+use crate::crawler::verified::Crawler;
 use crate::policy::{self, Action, Hardness, ThirdParties};
 use crate::reputation::geoip::GeoDb;
 use crate::reputation::ranges::{self, IpSet};
@@ -384,7 +384,7 @@ unsafe extern "C" fn set_crawler_ranges(
                         )
                     }
                 };
-                match crate::policy::verified::parse_ranges(&body) {
+                match crate::crawler::verified::parse_ranges(&body) {
                     Ok(found) => nets.extend(found),
                     Err(error) => {
                         return reject(cf, NAME, format_args!("\"{}\": {}", path.display(), error))

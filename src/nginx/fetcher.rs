@@ -34,7 +34,7 @@ use ngx::ngx_log_error;
 
 use super::{offload, MainConf};
 use crate::reputation::feeds;
-use crate::reputation::hints;
+use crate::crawler::hints;
 use crate::reputation::{FeedName, FeedOrigin, FeedSpec};
 use crate::state::reputation::{
     record_answer, Answer, FeedStatus, HintJob, HintsRecord, Pending, Source,

@@ -10,7 +10,7 @@ use super::language::PageLanguage;
 use super::{client, response, LocConf, MainConf};
 use crate::challenge::token::{check_precheck, issue_precheck, ClientBinding, PRECHECK_NAME};
 use crate::pages::precheck_page;
-use crate::reputation::hints::Hints;
+use crate::crawler::hints::Hints;
 
 /// How long a proof lasts, in seconds: long enough to read the captcha that follows and to
 /// reload it, short enough to be of little use to anyone else (it is bound to the client and

@@ -409,7 +409,7 @@ pub(crate) fn send_challenge(
     shown_path: &str,
     message: Option<Message>,
     language: &PageLanguage,
-    hints: Option<crate::reputation::hints::Hints>,
+    hints: Option<crate::crawler::hints::Hints>,
     address: std::net::IpAddr,
 ) -> Drawing {
     let binding = ClientBinding::new(address, client::user_agent(r));
@@ -487,7 +487,7 @@ impl ChallengeOrder {
     }
 
     /// Shows a crawler the real page's title, description and OpenGraph tags.
-    pub(crate) fn with_hints(mut self, hints: Option<crate::reputation::hints::Hints>) -> Self {
+    pub(crate) fn with_hints(mut self, hints: Option<crate::crawler::hints::Hints>) -> Self {
         self.order.hints = hints;
         self
     }

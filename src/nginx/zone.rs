@@ -19,7 +19,7 @@ use ngx::ngx_log_error;
 use super::directives::reject;
 use super::ngx_http_captchaify_module;
 use crate::conf::ZoneSpec;
-use crate::policy::verified::CrawlerCheck;
+use crate::crawler::verified::CrawlerCheck;
 use crate::state::rate::{LocationLoad, RateBucket};
 use crate::state::records::Failures;
 use crate::state::reputation::{

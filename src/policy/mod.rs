@@ -4,8 +4,6 @@
 //! location's [`Action`]. The answer is a [`Verdict`]; dry run turns it into an [`Outcome`]
 //! that is logged and exposed but not enforced.
 
-pub mod crawler;
-pub mod verified;
 
 use core::fmt;
 use core::str::FromStr;
@@ -13,6 +11,7 @@ use core::str::FromStr;
 use thiserror::Error;
 
 use crate::reputation::ranges::IpSet;
+use crate::crawler::verified;
 use crate::state::reputation::{Answer, Source};
 
 /// What a location does with its clients (`captchaify_action`).
