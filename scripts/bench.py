@@ -193,7 +193,7 @@ def b64(data):
 
 
 def pass_token(address, user_agent, hardness=2, lifetime=86400):
-    """A pass in the documented format (README, "Tokens"), minted independently of the module."""
+    """A pass in the documented format (docs/design.md, "Tokens"), minted independently of the module."""
     client = hashlib.sha256(f"captchaify-client|{address}|{user_agent}".encode()).digest()[:12]
     body = f"v1.{int(time.time()) + lifetime}.{hardness}.{b64(os.urandom(16))}.{b64(client)}"
     mac = hmac.new(SECRET, b"captchaify-pass|" + body.encode(), hashlib.sha256).digest()
@@ -717,7 +717,7 @@ for i in range(n):
 
 
 def precheck_proof(address, user_agent, path, expires):
-    """The pre-check's proof (README, "Tokens"), minted independently of the module."""
+    """The pre-check's proof (docs/design.md, "Tokens"), minted independently of the module."""
     client = hashlib.sha256(f"captchaify-client|{address}|{user_agent}".encode()).digest()[:12]
     message = b"".join(len(part).to_bytes(4, "little") + part
                        for part in (client, path.encode(), str(expires).encode()))
@@ -726,7 +726,7 @@ def precheck_proof(address, user_agent, path, expires):
 
 
 def challenge_token(address, user_agent, answer, return_path="/fight/a.html"):
-    """A genuine challenge (README, "Tokens"), minted independently of the module, with the
+    """A genuine challenge (docs/design.md, "Tokens"), minted independently of the module, with the
     limits of a location that has the defaults."""
     nonce = b64(os.urandom(16))
     client = hashlib.sha256(f"captchaify-client|{address}|{user_agent}".encode()).digest()[:12]

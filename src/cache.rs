@@ -1,5 +1,7 @@
-//! A worker's small memory of work already done (verified passes, crawler verdicts): a
-//! direct-mapped cache keyed by short byte strings.
+//! A worker's small memory of work already done (crawler verdicts by user agent): a
+//! direct-mapped cache keyed by short byte strings. The verified passes use the `lru` crate
+//! instead, which keeps more of them; docs/performance.md ("The workers' caches") measures
+//! both and says why each is where it is.
 //!
 //! The slot is picked by a hash seeded at random in each process (foldhash: fast, and with
 //! no seed to aim with, aiming many keys at one slot only evicts them, a cost the keys' owner

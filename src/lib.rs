@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod challenge;
+pub mod crawler;
 pub mod conf;
 pub mod crowdsec;
 pub mod pages;

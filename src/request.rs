@@ -36,6 +36,31 @@ fn split_once(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
     Some((&bytes[..at], &bytes[at + 1..]))
 }
 
+/// Where a request's pass candidate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassOrigin {
+    Cookie,
+    Url,
+}
+
+/// The request's one pass candidate: the first cookie value that `looks_like` a pass, else
+/// the first such URL argument (the location's policy decides whether one from the URL
+/// counts). Only this one is ever checked, so a request stuffed with forged tokens costs one
+/// check at most.
+pub fn pass_candidate<'a>(
+    cookies: impl IntoIterator<Item = &'a [u8]>,
+    arguments: impl IntoIterator<Item = &'a [u8]>,
+    looks_like: impl Fn(&[u8]) -> bool,
+) -> Option<(&'a [u8], PassOrigin)> {
+    if let Some(token) = cookies.into_iter().find(|token| looks_like(token)) {
+        return Some((token, PassOrigin::Cookie));
+    }
+    arguments
+        .into_iter()
+        .find(|token| looks_like(token))
+        .map(|token| (token, PassOrigin::Url))
+}
+
 /// The module's own paths: where it answers for itself, in any location of a server where
 /// the module is used. One table; the access handler dispatches on [`OwnPath::find`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +121,26 @@ mod tests {
             argument_values(b"x=1&captchaify=T&captchaify&captchaify=U", b"captchaify").collect();
         assert_eq!(found, vec![&b"T"[..], b"U"]);
         assert_eq!(argument_values(b"", b"captchaify").count(), 0);
+    }
+
+    #[test]
+    fn one_pass_candidate_cookies_first() {
+        let pass = |t: &[u8]| t.starts_with(b"v1.");
+        let none: [&[u8]; 0] = [];
+        let cookies: [&[u8]; 3] = [b"junk", b"v1.cookie", b"v1.later"];
+        let args: [&[u8]; 2] = [b"v1.url", b"v1.url2"];
+        assert_eq!(
+            pass_candidate(cookies, args, pass),
+            Some((&b"v1.cookie"[..], PassOrigin::Cookie))
+        );
+        let cookies: [&[u8]; 1] = [b"junk"];
+        assert_eq!(
+            pass_candidate(cookies, args, pass),
+            Some((&b"v1.url"[..], PassOrigin::Url))
+        );
+        let args: [&[u8]; 1] = [b"nope"];
+        assert_eq!(pass_candidate(none, args, pass), None);
+        assert_eq!(pass_candidate(none, none, pass), None);
     }
 
     #[test]

@@ -165,9 +165,31 @@ GET /p/a.txt
 
 
 
-=== TEST 10: the default action, once any directive enables the module, is captcha
+=== TEST 10: other settings alone do not switch the module on, and nginx -t says so with the file and line
 --- config
-location /p/ { captchaify_hardness 3; add_header X-Action $captchaify_action always; }
+location /p/ { captchaify_hardness 3; add_header X-Action "[$captchaify_action]" always; }
+--- user_files
+>>> p/a.txt
+hello
+--- request
+GET /p/a.txt
+--- more_headers
+User-Agent: curl/8.5.0
+--- error_code: 200
+--- response_headers
+X-Action: []
+--- response_body
+hello
+--- error_log eval
+qr{\[warn\] .*captchaify: "captchaify_hardness" in \S+/nginx\.conf:\d+ reaches no location where captchaify_action is set}
+
+
+
+=== TEST 10b: captchaify_action inherited from the server: the server's other settings apply in each location, and nothing warns
+--- config
+captchaify_action captcha;
+captchaify_hardness 3;
+location /p/ { add_header X-Action $captchaify_action always; }
 --- user_files
 >>> p/a.txt
 hello
@@ -179,6 +201,32 @@ User-Agent: curl/8.5.0
 --- response_headers
 X-Action: captcha
 --- response_body_like: (?s)\A<!DOCTYPE html>.*<h1>Verification required</h1>.*</html>\n\z
+--- no_error_log
+reaches no location
+
+
+
+=== TEST 10c: switches turned off at http level (captchaify_crowdsec off, captchaify_third_parties off) put nothing on any location, and warn
+--- http_config
+captchaify_crowdsec off;
+captchaify_third_parties off;
+--- config
+location /p/ { add_header X-Status "[$captchaify_status]" always; }
+--- user_files
+>>> p/a.txt
+hello
+--- request
+GET /p/a.txt
+--- more_headers
+User-Agent: curl/8.5.0
+--- error_code: 200
+--- response_headers
+X-Status: []
+--- response_body
+hello
+--- error_log eval
+[qr{captchaify: "captchaify_crowdsec" in \S+/nginx\.conf:\d+ reaches no location},
+ qr{captchaify: "captchaify_third_parties" in \S+/nginx\.conf:\d+ reaches no location}]
 
 
 

@@ -24,7 +24,7 @@ __DATA__
 
 === TEST 1: at 120r/m the 121st request of a burst is refused with 429 and Retry-After: 1
 --- config
-location /p/ { captchaify_rate_limit 120r/m; }
+location /p/ { captchaify_action captcha; captchaify_rate_limit 120r/m; }
 --- user_files
 >>> p/a.txt
 hello
@@ -43,7 +43,7 @@ User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128
 
 === TEST 2: Retry-After counts whole seconds until the next request is allowed (6r/m: 10 s)
 --- config
-location /p/ { captchaify_rate_limit 6r/m; }
+location /p/ { captchaify_action captcha; captchaify_rate_limit 6r/m; }
 --- user_files
 >>> p/a.txt
 hello
@@ -62,7 +62,7 @@ hello
 
 === TEST 3: the status is configurable (the seed used 418), and HEAD gets no body
 --- config
-location /p/ { captchaify_rate_limit 1r/m; captchaify_rate_limit_status 418; }
+location /p/ { captchaify_action captcha; captchaify_rate_limit 1r/m; captchaify_rate_limit_status 418; }
 --- user_files
 >>> p/a.txt
 hello
@@ -83,7 +83,7 @@ hello
 --- config
 set_real_ip_from 127.0.0.1;
 real_ip_header X-Forwarded-For;
-location /p/ { captchaify_rate_limit 2r/m; }
+location /p/ { captchaify_action captcha; captchaify_rate_limit 2r/m; }
 --- user_files
 >>> p/a.txt
 hello
@@ -105,7 +105,7 @@ hello
 --- config
 set_real_ip_from 127.0.0.1;
 real_ip_header X-Forwarded-For;
-location /p/ { captchaify_rate_limit 2r/m; }
+location /p/ { captchaify_action captcha; captchaify_rate_limit 2r/m; }
 --- user_files
 >>> p/a.txt
 hello
@@ -125,8 +125,8 @@ hello
 --- config
 set_real_ip_from 127.0.0.1;
 real_ip_header X-Forwarded-For;
-location /wide/ { captchaify_rate_limit 2r/m; captchaify_ipv6_prefix 48; alias html/; }
-location /narrow/ { captchaify_rate_limit 2r/m; captchaify_ipv6_prefix 128; alias html/; }
+location /wide/ { captchaify_action captcha; captchaify_rate_limit 2r/m; captchaify_ipv6_prefix 48; alias html/; }
+location /narrow/ { captchaify_action captcha; captchaify_rate_limit 2r/m; captchaify_ipv6_prefix 128; alias html/; }
 --- user_files
 >>> a.txt
 hello
@@ -170,6 +170,7 @@ my $t = Captchaify::pass_token(address => "2001:db8:77::/64", ua => $::FIREFOX);
 === TEST 8: dry run counts but never refuses, and says so in the log and the variable
 --- config
 location /p/ {
+    captchaify_action captcha;
     captchaify_rate_limit 2r/m;
     captchaify_dry_run on;
     add_header X-Status $captchaify_status always;
@@ -206,6 +207,7 @@ hello
 
 === TEST 10: inherited from the server, each location counts its clients on its own
 --- config
+captchaify_action captcha;
 captchaify_rate_limit 2r/m;
 location /a/ { alias html/; }
 location /b/ { alias html/; }
@@ -251,7 +253,7 @@ my $t = Captchaify::pass_token(address => "192.0.2.50", ua => $::FIREFOX);
 
 === TEST 12: let locations are untouched by an attack elsewhere and by their own load
 --- config
-location /p/ { captchaify_max_rate_limit 2r/m; alias html/; }
+location /p/ { captchaify_action captcha; captchaify_max_rate_limit 2r/m; alias html/; }
 location /let/ { captchaify_action let; captchaify_max_rate_limit 2r/m; alias html/; }
 --- user_files
 >>> a.txt

@@ -8,11 +8,11 @@ use rand_chacha::ChaCha20Rng;
 
 use super::flow::full_answer;
 use super::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
-use super::{audio, image};
+use super::{audio, image, ChallengeKind};
 use crate::pages::{
     AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, AUDIO_PATH,
 };
-use crate::reputation::hints::Hints;
+use crate::crawler::hints::Hints;
 
 /// Everything a captcha page needs but the configuration it is drawn with.
 pub struct Order {
@@ -50,7 +50,9 @@ impl Order {
     pub fn compose(&self, secrets: &Secrets, pages: &PageSet) -> Composed {
         let mut rng = ChaCha20Rng::from_seed(self.seed);
         let terms = &self.terms;
-        let captcha = image::generate(terms.hardness, &mut rng);
+        let captcha = match terms.kind {
+            ChallengeKind::Text => image::generate(terms.hardness, &mut rng),
+        };
         let nonce: [u8; 16] = rng.gen();
         // The spoken digits are in the page's language where there are voices, from a seed
         // the download path can derive again (see `Secrets::audio_seed`).
@@ -114,6 +116,7 @@ mod tests {
     fn order(hardness: Hardness, seed: u8) -> Order {
         Order {
             terms: ChallengeTerms {
+                kind: ChallengeKind::Text,
                 hardness,
                 pass_age: 3600,
                 delivery: Delivery::Cookie,

@@ -150,9 +150,11 @@ pub fn judge(
             terms: challenge.terms,
         };
     }
-    let text = std::str::from_utf8(&form.answer)
-        .ok()
-        .and_then(normalize_answer);
+    let text = match challenge.terms.kind {
+        super::ChallengeKind::Text => std::str::from_utf8(&form.answer)
+            .ok()
+            .and_then(normalize_answer),
+    };
     // At hardness 3 the challenge also asked for the digits of its audio clip.
     let answer = if challenge.terms.hardness.has_audio() {
         let digits = std::str::from_utf8(&form.digits)
@@ -212,6 +214,7 @@ mod tests {
 
     fn terms() -> ChallengeTerms {
         ChallengeTerms {
+            kind: crate::challenge::ChallengeKind::Text,
             hardness: Hardness::NORMAL,
             pass_age: 3600,
             delivery: Delivery::Cookie,
@@ -247,6 +250,7 @@ mod tests {
     fn hardness_3_needs_both_the_text_and_the_digits() {
         let s = secrets();
         let hard = ChallengeTerms {
+            kind: crate::challenge::ChallengeKind::Text,
             hardness: Hardness::HARD,
             ..terms()
         };

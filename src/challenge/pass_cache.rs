@@ -4,8 +4,10 @@
 //! Only fully verified passes go in. A hit needs the exact same token and the same client —
 //! address and user agent, compared through a hash keyed with random keys of this process, so
 //! nobody can aim for a collision — and the pass must still be unexpired. Anything else takes
-//! the full check. The cache is direct-mapped and fixed in size: a newcomer simply replaces
-//! whatever sat in its slot.
+//! the full check. The cache holds a fixed number of passes and forgets the least recently
+//! used (the `lru` crate): measured with `captcha-cache-bench` (docs/performance.md, "The
+//! workers' caches"), it keeps nearly every pass while the clients fit, where a direct-mapped
+//! cache lost a third of them to collisions, each loss costing a full check.
 //!
 //! It also remembers clients' keys in the shared rate tables: they are keyed hashes of the
 //! location, the address and the pass, the same on every request of a client that keeps its
@@ -15,7 +17,10 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 
-use crate::cache::ByteCache;
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+
 use crate::policy::Hardness;
 
 /// Pass tokens are about 110 bytes; longer ones are not cached.
@@ -41,7 +46,9 @@ struct RateKeys {
 }
 
 pub struct PassCache {
-    passes: ByteCache<Verified, MAX_TOKEN>,
+    /// Verified passes by token, hashed with a seed of this process (only fully verified
+    /// passes go in, so nobody can fill it with tokens of their choosing).
+    passes: LruCache<Box<[u8]>, Verified, foldhash::fast::RandomState>,
     /// Compares clients: SipHash with this process's random keys, so that nobody can make
     /// one client's hash match another's.
     clients: RandomState,
@@ -52,8 +59,9 @@ impl std::fmt::Debug for PassCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "PassCache({:?}, {} rate keys)",
-            self.passes,
+            "PassCache({} of {} passes, {} rate keys)",
+            self.passes.len(),
+            self.passes.cap(),
             self.rate_keys.len()
         )
     }
@@ -62,7 +70,10 @@ impl std::fmt::Debug for PassCache {
 impl PassCache {
     pub fn new(slots: usize) -> PassCache {
         PassCache {
-            passes: ByteCache::new(slots),
+            passes: LruCache::with_hasher(
+                NonZeroUsize::new(slots).unwrap_or(NonZeroUsize::MIN),
+                foldhash::fast::RandomState::default(),
+            ),
             clients: RandomState::new(),
             rate_keys: vec![None; (slots / 4).max(1)],
         }
@@ -119,7 +130,7 @@ impl PassCache {
 
     /// The hardness and table key of a pass verified earlier for this token and client, if
     /// still valid.
-    pub fn get(&self, token: &[u8], client: u64, now: u64) -> Option<(Hardness, [u8; 16])> {
+    pub fn get(&mut self, token: &[u8], client: u64, now: u64) -> Option<(Hardness, [u8; 16])> {
         let pass = self.passes.get(token)?;
         (pass.client == client && pass.expires > now).then_some((pass.hardness, pass.table_key))
     }
@@ -132,8 +143,11 @@ impl PassCache {
         expires: u64,
         (hardness, table_key): (Hardness, [u8; 16]),
     ) {
+        if token.len() > MAX_TOKEN {
+            return;
+        }
         self.passes.put(
-            token,
+            token.into(),
             Verified {
                 client,
                 expires,
@@ -167,6 +181,21 @@ mod tests {
         assert_eq!(cache.get(b"v1.tokem", me, 99), None);
         assert_eq!(cache.get(b"v1.token.", me, 99), None);
         assert_eq!(cache.get(b"v1.toke", me, 99), None);
+    }
+
+    #[test]
+    fn the_least_recently_used_pass_goes_first() {
+        let mut cache = PassCache::new(2);
+        let me = cache.client_hash("192.0.2.1".parse().unwrap(), b"Firefox");
+        cache.put(b"a", me, 100, (Hardness::EASY, KEY));
+        cache.put(b"b", me, 100, (Hardness::EASY, KEY));
+        assert!(cache.get(b"a", me, 0).is_some());
+        cache.put(b"c", me, 100, (Hardness::EASY, KEY));
+        assert!(
+            cache.get(b"b", me, 0).is_none(),
+            "b was used least recently"
+        );
+        assert!(cache.get(b"a", me, 0).is_some() && cache.get(b"c", me, 0).is_some());
     }
 
     #[test]

@@ -422,6 +422,7 @@ impl Delivery {
 /// What a challenge is for, besides its answer: set by the location that shows the captcha.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeTerms {
+    pub kind: super::ChallengeKind,
     pub hardness: Hardness,
     /// Lifetime of the pass a solution earns, in seconds.
     pub pass_age: u64,
@@ -533,7 +534,8 @@ pub fn issue_challenge(
     let commitment = answer_commitment(&secrets.current_mac, &nonce, answer);
     let budget = &terms.budget;
     let body = format!(
-        "c2.{expires}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}",
+        "c2.{expires}.{}{}.{}.{}.{}.{}.{}.{}.{}.{}.{}.{}",
+        terms.kind.token_code(),
         terms.hardness.get(),
         terms.pass_age,
         terms.delivery.code(),
@@ -575,7 +577,13 @@ pub fn check_challenge(
     let challenge = Challenge {
         expires: parse_u64(expires)?,
         terms: ChallengeTerms {
-            hardness: parse_hardness(hardness)?,
+            kind: parse_kind(hardness)?,
+            hardness: parse_hardness(
+                hardness
+                    .last()
+                    .map(core::slice::from_ref)
+                    .unwrap_or_default(),
+            )?,
             pass_age: parse_u64(age)?,
             delivery: Delivery::parse(delivery)?,
             budget: Budget {
@@ -631,6 +639,14 @@ fn parse_u64(field: &[u8]) -> Result<u64, Rejection> {
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or(Rejection::Malformed)
+}
+
+/// A challenge's kind: the code before the last character of its hardness field.
+fn parse_kind(field: &[u8]) -> Result<super::ChallengeKind, Rejection> {
+    let code = field
+        .get(..field.len().saturating_sub(1))
+        .unwrap_or_default();
+    super::ChallengeKind::from_token_code(code).ok_or(Rejection::Malformed)
 }
 
 fn parse_hardness(field: &[u8]) -> Result<Hardness, Rejection> {
@@ -848,6 +864,7 @@ mod tests {
         );
         // The download path derives the seed the page used, also across a rotation.
         let terms = ChallengeTerms {
+            kind: crate::challenge::ChallengeKind::Text,
             hardness: Hardness::HARD,
             pass_age: 60,
             delivery: Delivery::Cookie,
@@ -932,6 +949,7 @@ mod tests {
             &s,
             client(),
             &ChallengeTerms {
+                kind: crate::challenge::ChallengeKind::Text,
                 hardness: Hardness::HARD,
                 pass_age: 60,
                 delivery: Delivery::Cookie,
@@ -1012,9 +1030,50 @@ mod tests {
     }
 
     #[test]
+    fn the_kind_is_written_before_the_hardness_and_text_keeps_the_old_format() {
+        let s = secrets();
+        let mut terms = ChallengeTerms {
+            kind: crate::challenge::ChallengeKind::Text,
+            hardness: Hardness::NORMAL,
+            pass_age: 60,
+            delivery: Delivery::Cookie,
+            budget: Budget::default(),
+            return_path: "/".into(),
+        };
+        let token = issue_challenge(&s, client(), &terms, 100, [1; 16], "ABC");
+        // A text challenge's hardness field is the bare digit, as before kinds existed.
+        assert_eq!(token.split('.').nth(2), Some("2"));
+        let back = check_challenge(&s, token.as_bytes(), client()).unwrap();
+        assert_eq!(back.terms, terms);
+        for kind in crate::challenge::ChallengeKind::ALL {
+            terms.kind = kind;
+            let token = issue_challenge(&s, client(), &terms, 100, [1; 16], "ABC");
+            assert_eq!(
+                check_challenge(&s, token.as_bytes(), client())
+                    .unwrap()
+                    .terms
+                    .kind,
+                kind
+            );
+        }
+        // An unknown kind code, even signed, is malformed.
+        let fields: Vec<&str> = token.split('.').collect();
+        let mut forged = fields[..fields.len() - 1].to_vec();
+        forged[2] = "x2";
+        let body = forged.join(".");
+        let mac = s.sign(CHALLENGE_DOMAIN, body.as_bytes());
+        let forged = format!("{body}.{}", B64.encode(mac));
+        assert_eq!(
+            check_challenge(&s, forged.as_bytes(), client()),
+            Err(Rejection::Malformed)
+        );
+    }
+
+    #[test]
     fn a_challenge_carries_a_commitment_not_the_answer() {
         let s = secrets();
         let terms = ChallengeTerms {
+            kind: crate::challenge::ChallengeKind::Text,
             hardness: Hardness::HARD,
             pass_age: 3600,
             delivery: Delivery::UrlArgument,

@@ -26,12 +26,13 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
     };
     let first = |name: &[u8]| client::argument(r, name);
     let token = first(b"challenge").unwrap_or_default();
-    let binding = ClientBinding::new(client::address(r), client::user_agent(r));
+    let address = client::address(r);
+    let binding = ClientBinding::new(address, client::user_agent(r));
     // Someone else's, forged or garbage: nothing to give.
     let Ok(challenge) = check_challenge(secrets, &token, binding) else {
         return response::write_status(r, 403);
     };
-    let languages = lcf.pages().languages();
+    let languages = lcf.loc.pages().languages();
     let Some(index) = first(b"lang").and_then(|tag| languages.find(&tag)) else {
         return response::write_status(r, 404);
     };
@@ -45,8 +46,9 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
     }
     let tag = &languages.get(index).tag;
     // The budget of the location whose captcha this is, wherever this path falls.
+    let budget = &challenge.terms.budget;
     if let Some(retry_after) =
-        handler::audio_budget_spent(r, mcf, &challenge.terms.budget, challenge.terms.hardness)
+        handler::audio_budget_spent(r, mcf, budget, challenge.terms.hardness, address)
     {
         let language = language::choose(r, lcf, &challenge.terms.return_path);
         return response::write_rate_limited(

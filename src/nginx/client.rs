@@ -133,7 +133,7 @@ pub(crate) fn is_https(r: &Request) -> bool {
 /// Whether the module's cookies get `Secure` (`captchaify_secure_cookies`): by default when
 /// the client reached nginx over TLS; behind a proxy that terminates TLS, as the operator says.
 pub(crate) fn secure_cookies(r: &Request, lcf: &super::LocConf) -> bool {
-    lcf.secure_cookies().is_secure(r)
+    lcf.loc.secure_cookies.is_secure(r)
 }
 
 /// nginx's cached clock, the module's only time source.

@@ -21,7 +21,7 @@ use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule, Request};
 use ngx::ngx_log_error;
 
 use super::{client, MainConf};
-use crate::policy::verified::{
+use crate::crawler::verified::{
     after_forward, by_published_ranges, read_and_mark, record_verification, Crawler, DnsAnswer,
     Step, Verification,
 };
@@ -29,7 +29,7 @@ use crate::policy::verified::{
 /// How long a verdict from DNS is kept.
 const VERDICT_TTL_SECS: u64 = 86400;
 /// How long an unanswered check waits before the address is checked again.
-const RETRY_SECS: u64 = crate::policy::verified::RETRY_SECS;
+const RETRY_SECS: u64 = crate::crawler::verified::RETRY_SECS;
 
 /// `NGX_NO_RESOLVER`: `ngx_resolve_start` when no `resolver` is configured.
 const NO_RESOLVER: *mut ngx_resolver_ctx_t = usize::MAX as *mut ngx_resolver_ctx_t;
@@ -51,9 +51,8 @@ struct Check {
 
 /// What the module knows about the client's crawler claim, starting a DNS check when one is
 /// due. `None` when the user agent claims no known crawler.
-pub(crate) fn check(r: &Request, mcf: &MainConf) -> Option<Verification> {
+pub(crate) fn check(r: &Request, mcf: &MainConf, addr: IpAddr) -> Option<Verification> {
     let crawler = Crawler::claimed(client::user_agent(r))?;
-    let addr = client::address(r);
     let clcf = NgxHttpCoreModule::location_conf(r)?;
     let resolver = clcf.resolver;
     // SAFETY: the core location configuration's resolver is null or a live resolver.

@@ -222,8 +222,8 @@ pub(crate) fn remediation(
 /// Whether what happens at this location may be reported.
 fn reporting(mcf: &MainConf, lcf: &LocConf, address: IpAddr) -> bool {
     mcf.crowdsec_machine.is_some()
-        && lcf.crowdsec()
-        && !lcf.dry_run()
+        && lcf.loc.crowdsec
+        && !lcf.loc.dry_run
         && alerts::may_report(address)
 }
 

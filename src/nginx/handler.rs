@@ -21,6 +21,7 @@ use crate::state::rate::{
     admit, client_identity, observe_loads, Admission, LoadChange, LoadReport, Rate,
 };
 use crate::state::table::Key;
+use std::net::IpAddr;
 
 /// Access phase, main requests only (nginx skips this phase for subrequests). Runs again
 /// after each internal redirect, with the facts of the first pass and the new location's
@@ -69,23 +70,24 @@ fn access(r: &mut Request) -> ngx_int_t {
         }
         None => {}
     }
-    if !lcf.enabled() {
+    if !lcf.loc.acts {
         return Status::NGX_DECLINED.into();
     }
     // The module's own fetch of a page's crawler hints (signed, short-lived, this URI only).
     if hints::is_own_fetch(r, mcf) {
         return Status::NGX_DECLINED.into();
     }
-    let policy = lcf.policy();
+    let policy = lcf.loc.policy;
     let Some(state) = request_state::find_or_create(r) else {
         // Out of memory: refuse rather than let an unchecked request through.
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
+    let address = state.address;
     let (facts, rates) = match policy.needs_facts() {
         true => facts_and_rates(r, mcf, lcf, state, &policy),
         false => (ClientFacts::default(), Rates::default()),
     };
-    let decision = policy::evaluate(&policy, &facts, rates, lcf.dry_run());
+    let decision = policy::evaluate(&policy, &facts, rates, lcf.loc.dry_run);
     let outcome = decision.outcome;
     let already_logged = state.outcome == Some(outcome) && state.action == Some(policy.action);
     state.outcome = Some(outcome);
@@ -113,24 +115,43 @@ fn access(r: &mut Request) -> ngx_int_t {
         Refusal::Block => response::write_block(r, lcf, &shown_path, decision.suspicion, &language),
         Refusal::Challenge => {
             // A crawler sees what the page is about (once the fetcher has read it).
-            let hints = (facts.crawler && lcf.crawler_hints())
+            let hints = (facts.crawler && lcf.loc.crawler_hints)
                 .then(|| hints::for_request(r, mcf))
                 .flatten();
             // No image for a client that has not shown it comes back with its cookie.
-            if lcf.precheck().applies(outcome.under_attack)
-                && !precheck::passed(r, mcf, &return_path)
+            if lcf.loc.precheck.applies(outcome.under_attack)
+                && !precheck::passed(r, mcf, &return_path, address)
             {
-                let rc = precheck::send(r, mcf, lcf, &return_path, &language, hints.as_ref());
+                let rc = precheck::send(
+                    r,
+                    mcf,
+                    lcf,
+                    &return_path,
+                    &language,
+                    hints.as_ref(),
+                    address,
+                );
                 return response::finish(r, rc);
             }
             let terms = response::challenge_terms(r, mcf, lcf, return_path.into_owned());
-            if let Some(retry_after) = audio_budget_spent(r, mcf, &terms.budget, policy.hardness) {
+            let spent = audio_budget_spent(r, mcf, &terms.budget, policy.hardness, address);
+            if let Some(retry_after) = spent {
                 let rc = response::write_rate_limited(r, lcf, &shown_path, retry_after, &language);
                 return response::finish(r, rc);
             }
             // Drawn in the thread pool when there is one: the request resumes when it is done.
-            match response::send_challenge(r, mcf, lcf, terms, &shown_path, None, &language, hints)
-            {
+            let sent = response::send_challenge(
+                r,
+                mcf,
+                lcf,
+                terms,
+                &shown_path,
+                None,
+                &language,
+                hints,
+                address,
+            );
+            match sent {
                 response::Drawing::Posted => return Status::NGX_DONE.into(),
                 response::Drawing::Sent(rc) => rc,
             }
@@ -159,7 +180,7 @@ fn facts_and_rates(
     let mut rates = match counted {
         true => *state
             .rates
-            .get_or_insert_with(|| check_rates(r, mcf, lcf, &facts)),
+            .get_or_insert_with(|| check_rates(r, mcf, lcf, &facts, state.address)),
         false => state.rates.unwrap_or_default(),
     };
     if rates.retry_after.is_none() {
@@ -168,7 +189,7 @@ fn facts_and_rates(
             facts.url_pass = confirmed.url_pass;
             facts.pass_key = confirmed.pass_key;
             if let Some(key) = new_key.filter(|_| counted) {
-                rates.retry_after = token_budget_spent(r, mcf, lcf, &key);
+                rates.retry_after = token_budget_spent(r, mcf, lcf, &key, state.address);
                 state.rates = Some(rates);
             }
         }
@@ -178,14 +199,20 @@ fn facts_and_rates(
 
 /// Counts the request against its location's load and its client's (and pass token's)
 /// bucket. Done once per request; the tables are shared by all workers.
-fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) -> Rates {
+fn check_rates(
+    r: &Request,
+    mcf: &MainConf,
+    lcf: &LocConf,
+    facts: &ClientFacts,
+    address: IpAddr,
+) -> Rates {
     let mut check = Rates::default();
     let (Some(zone), Some(secrets)) = (mcf.zone_state(), mcf.secrets()) else {
         return check;
     };
     let now = client::now().millis;
     let holder = client::holder();
-    let max = lcf.max_rate_limit();
+    let max = lcf.loc.max_rate_limit;
     let location = this_location(r, secrets, lcf);
     if let (Some(limit), Some(loads)) = (max.rate, zone.loads.as_ref()) {
         // Counted in this worker, added to the shared load in batches.
@@ -231,9 +258,8 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
             None => {}
         }
     }
-    if let (Some(rate), Some(buckets)) = (lcf.rate_limit(), zone.rate.as_ref()) {
-        let address = client::address(r);
-        let (identity, _) = client_identity(address, lcf.ipv6_prefix());
+    if let (Some(rate), Some(buckets)) = (lcf.loc.rate_limit, zone.rate.as_ref()) {
+        let (identity, _) = client_identity(address, lcf.loc.ipv6_prefix);
         // A verified client is counted by its pass token too: one pass shared by many
         // clients is throttled as one client. Its keys are the same on every request, as are
         // those of a client on one connection: this worker remembers them, by pass or else by
@@ -243,7 +269,7 @@ fn check_rates(r: &Request, mcf: &MainConf, lcf: &LocConf, facts: &ClientFacts) 
             mcf.pass_cache()
                 .borrow_mut()
                 .rate_keys(&subject, &location, &identity, || {
-                    let client = client_bucket(secrets, &location, address, lcf.ipv6_prefix());
+                    let client = client_bucket(secrets, &location, address, lcf.loc.ipv6_prefix);
                     let token = facts.pass_key.map_or([0; 16], |pass| {
                         secrets.table_key("token", &[&location, &pass])
                     });
@@ -304,9 +330,9 @@ fn spend_budget(mcf: &MainConf, key: &Key, rate: Rate) -> Option<u64> {
 /// This location's limits, as its challenges carry them to the module's own paths.
 pub(crate) fn budget(r: &Request, mcf: &MainConf, lcf: &LocConf) -> Budget {
     Budget {
-        ipv6_prefix: lcf.ipv6_prefix(),
-        rate: lcf.rate_limit(),
-        audio: lcf.audio_rate_limit(),
+        ipv6_prefix: lcf.loc.ipv6_prefix,
+        rate: lcf.loc.rate_limit,
+        audio: lcf.loc.audio_rate_limit,
         location: mcf
             .secrets()
             .map_or([0; 16], |secrets| this_location(r, secrets, lcf)),
@@ -320,13 +346,14 @@ fn token_budget_spent(
     mcf: &MainConf,
     lcf: &LocConf,
     pass_key: &[u8; 16],
+    address: IpAddr,
 ) -> Option<u64> {
-    let rate = lcf.rate_limit()?;
+    let rate = lcf.loc.rate_limit?;
     let secrets = mcf.secrets()?;
     let key = secrets.table_key("token", &[&this_location(r, secrets, lcf), pass_key]);
     let retry_after = spend_budget(mcf, &key, rate);
     if retry_after.is_some() {
-        super::crowdsec::refused(mcf, lcf, client::address(r));
+        super::crowdsec::refused(mcf, lcf, address);
     }
     retry_after
 }
@@ -334,12 +361,17 @@ fn token_budget_spent(
 /// Counts an answer posted to `/.captchaify/verify` against the client's page budget at the
 /// location whose captcha it answers, like any request there: the answers of one client are
 /// bounded like its page views. `Some(retry_after)` when the budget is spent.
-pub(crate) fn answer_budget_spent(r: &Request, mcf: &MainConf, budget: &Budget) -> Option<u64> {
+pub(crate) fn answer_budget_spent(
+    r: &Request,
+    mcf: &MainConf,
+    budget: &Budget,
+    address: IpAddr,
+) -> Option<u64> {
     let rate = budget.rate?;
     let key = client_bucket(
         mcf.secrets()?,
         &budget.location,
-        client::address(r),
+        address,
         budget.ipv6_prefix,
     );
     let retry_after = spend_budget(mcf, &key, rate);
@@ -358,12 +390,13 @@ pub(crate) fn audio_budget_spent(
     mcf: &MainConf,
     budget: &Budget,
     hardness: Hardness,
+    address: IpAddr,
 ) -> Option<u64> {
     if !hardness.has_audio() {
         return None;
     }
     let rate = budget.audio?;
-    let (identity, len) = client_identity(client::address(r), budget.ipv6_prefix);
+    let (identity, len) = client_identity(address, budget.ipv6_prefix);
     let key = mcf
         .secrets()?
         .table_key("audio", &[identity.get(..len).unwrap_or_default()]);
@@ -418,12 +451,12 @@ fn subrequest(r: &mut Request) -> ngx_int_t {
     }
     let (Some(mcf), Some(lcf)) = (
         Module::main_conf(r),
-        Module::location_conf(r).filter(|l| l.enabled()),
+        Module::location_conf(r).filter(|l| l.loc.acts),
     ) else {
         return Status::NGX_DECLINED.into();
     };
-    let policy = lcf.policy();
-    if !policy.needs_facts() || lcf.dry_run() {
+    let policy = lcf.loc.policy;
+    if !policy.needs_facts() || lcf.loc.dry_run {
         return Status::NGX_DECLINED.into();
     }
     let Some(state) = request_state::find_or_create(r) else {

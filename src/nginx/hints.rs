@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use ngx::http::Request;
 
 use super::{client, MainConf};
-use crate::reputation::hints::{decode, Hints};
+use crate::crawler::hints::{decode, Hints};
 use crate::state::reputation::HintJob;
 
 /// The header the fetcher's own requests carry.

@@ -25,7 +25,7 @@ pub(crate) struct PageLanguage {
 /// An explicit choice (URL argument, then cookie), else `Accept-Language`, else the
 /// location's default. `return_path` is where the chooser sends the client back to.
 pub(crate) fn choose(r: &Request, lcf: &LocConf, return_path: &str) -> PageLanguage {
-    let languages = lcf.pages().languages();
+    let languages = lcf.loc.pages().languages();
     let from_url = client::arguments(r, LANGUAGE_NAME.as_bytes())
         .next()
         .filter(|tag| languages.find(tag).is_some());
@@ -34,10 +34,10 @@ pub(crate) fn choose(r: &Request, lcf: &LocConf, return_path: &str) -> PageLangu
         .headers_in_iterator()
         .find(|(key, _)| key.as_bytes().eq_ignore_ascii_case(b"accept-language"))
         .map(|(_, value)| value.as_bytes());
-    let index = languages.choose(explicit, accept, lcf.default_language());
+    let index = languages.choose(explicit, accept, lcf.loc.default_language);
     PageLanguage {
         index,
-        chooser_href: chooser_href(return_path, lcf.without_cookies()),
+        chooser_href: chooser_href(return_path, lcf.loc.without_cookies),
         from_url: from_url.map(|_| languages.get(index).tag.clone()),
     }
 }
@@ -55,7 +55,7 @@ pub(crate) fn serve(r: &mut Request, lcf: &LocConf) -> ngx_int_t {
         .and_then(|path| String::from_utf8(path).ok())
         .unwrap_or_else(|| "/".into());
     let without_cookies = first(b"nocookie").is_some_and(|v| v == b"1");
-    let languages = lcf.pages().languages();
+    let languages = lcf.loc.pages().languages();
     if let Some(index) = first(b"set").and_then(|tag| languages.find(&tag)) {
         let tag = &languages.get(index).tag;
         if without_cookies {
@@ -72,7 +72,7 @@ pub(crate) fn serve(r: &mut Request, lcf: &LocConf) -> ngx_int_t {
         return response::write_redirect(r, &return_path, &[("Set-Cookie", &cookie)]);
     }
     let language = choose(r, lcf, &return_path);
-    let page = lcf.pages().render(
+    let page = lcf.loc.pages().render(
         PageKind::ChangeLanguage,
         &PageContext {
             path: &return_path,

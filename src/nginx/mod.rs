@@ -6,6 +6,7 @@
 mod audio;
 mod background;
 mod client;
+mod conf;
 mod crawlers;
 mod crowdsec;
 mod directives;
@@ -32,7 +33,7 @@ use ngx::ffi::{
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
-pub(crate) use directives::{LocConf, MainConf};
+pub(crate) use conf::{LocConf, MainConf};
 
 pub(crate) struct Module;
 
@@ -47,33 +48,7 @@ impl HttpModule for Module {
         unwind::guarded(
             "the module's preconfiguration",
             || Status::NGX_ERROR.into(),
-            move || {
-                directives::SOURCES_SEEN.store(0, core::sync::atomic::Ordering::Relaxed);
-                directives::RULES_SEEN.store(false, core::sync::atomic::Ordering::Relaxed);
-                directives::CROWDSEC_SEEN.store(false, core::sync::atomic::Ordering::Relaxed);
-                variables::register(cf).into()
-            },
-        )
-    }
-
-    unsafe extern "C" fn merge_loc_conf(
-        _cf: *mut ngx_conf_t,
-        prev: *mut c_void,
-        conf: *mut c_void,
-    ) -> *mut core::ffi::c_char {
-        unwind::guarded(
-            "merging a location's configuration",
-            || ngx::core::NGX_CONF_ERROR,
-            move || {
-                // SAFETY: nginx passes two location configurations of this module, created by
-                // create_loc_conf.
-                let (prev, conf) =
-                    unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
-                match ngx::http::Merge::merge(conf, prev) {
-                    Ok(()) => ngx::core::NGX_CONF_OK,
-                    Err(_) => ngx::core::NGX_CONF_ERROR,
-                }
-            },
+            move || variables::register(cf).into(),
         )
     }
 
@@ -125,37 +100,7 @@ impl HttpModule for Module {
                 // Captcha pages are drawn in nginx's thread pool, when the module is used at all.
                 if let Some(mcf) = Module::main_conf_mut(&*cf).filter(|m| m.used) {
                     mcf.thread_pool = offload::add_pool(cf);
-                    // The third-party sources some location listens to: only these are fetched.
-                    mcf.sources_in_use =
-                        directives::SOURCES_SEEN.swap(0, core::sync::atomic::Ordering::Relaxed);
-                    let rules =
-                        directives::RULES_SEEN.swap(false, core::sync::atomic::Ordering::Relaxed);
-                    if rules
-                        && mcf.geo.is_none()
-                        && mcf.sources_in_use & crate::policy::ThirdParties::IPAPI == 0
-                    {
-                        ngx::ngx_conf_log_error!(
-                        ngx::ffi::NGX_LOG_EMERG,
-                        cf,
-                        "captchaify: country and AS-number rules need captchaify_geoip_db, or the ipapi \
-                         source in captchaify_third_parties"
-                    );
-                        return Status::NGX_ERROR.into();
-                    }
-                    let crowdsec_on = directives::CROWDSEC_SEEN
-                        .swap(false, core::sync::atomic::Ordering::Relaxed);
-                    if mcf.crowdsec.is_none() && (crowdsec_on || mcf.crowdsec_machine.is_some()) {
-                        let what = if crowdsec_on {
-                            "captchaify_crowdsec on"
-                        } else {
-                            "captchaify_crowdsec_machine"
-                        };
-                        ngx::ngx_conf_log_error!(
-                            ngx::ffi::NGX_LOG_EMERG,
-                            cf,
-                            "captchaify: {} needs captchaify_crowdsec_lapi in the http block",
-                            what
-                        );
+                    if conf::finish(cf, mcf).is_err() {
                         return Status::NGX_ERROR.into();
                     }
                 }
@@ -173,15 +118,34 @@ unsafe impl HttpModuleLocationConf for Module {
     type LocationConf = LocConf;
 }
 
+/// Merges a level of the configuration with the one around it (see [`conf::merge`]).
+unsafe extern "C" fn merge_loc_conf(
+    cf: *mut ngx_conf_t,
+    prev: *mut c_void,
+    conf: *mut c_void,
+) -> *mut core::ffi::c_char {
+    unwind::guarded(
+        "merging a location's configuration",
+        || ngx::core::NGX_CONF_ERROR,
+        move || {
+            // SAFETY: nginx passes two location configurations of this module, created by
+            // create_loc_conf.
+            let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
+            conf::merge(cf, prev, conf);
+            ngx::core::NGX_CONF_OK
+        },
+    )
+}
+
 static NGX_HTTP_CAPTCHAIFY_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: Some(Module::preconfiguration),
     postconfiguration: Some(Module::postconfiguration),
     create_main_conf: Some(Module::create_main_conf),
-    init_main_conf: Some(directives::init_main_conf),
+    init_main_conf: Some(conf::init_main_conf),
     create_srv_conf: None,
     merge_srv_conf: None,
     create_loc_conf: Some(Module::create_loc_conf),
-    merge_loc_conf: Some(<Module as HttpModule>::merge_loc_conf),
+    merge_loc_conf: Some(merge_loc_conf),
 };
 
 ngx::ngx_modules!(ngx_http_captchaify_module);

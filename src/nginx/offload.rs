@@ -13,7 +13,7 @@
 //! per worker unless `thread_pool default threads=N;` says otherwise). Each worker gives it at
 //! most one page per CPU at a time and keeps the rest waiting in order, and the drawing
 //! threads run at a lower priority than the event loop: a flood of new clients then costs a
-//! verified person almost no latency (README, "Performance").
+//! verified person almost no latency (docs/performance.md).
 
 use core::cell::RefCell;
 use core::ffi::c_void;

@@ -18,14 +18,17 @@ use crate::policy::{
     ThirdParties,
 };
 use crate::reputation::geoip::Country;
+use crate::request::PassOrigin;
 use crate::state::rate::client_identity;
 use crate::state::records::FailureKeys;
-use crate::state::reputation::{read_and_mark, Answer, Pending, Source, ASK_TIMEOUT_SECS};
+use crate::state::reputation::{read_and_mark, Pending, Source, ASK_TIMEOUT_SECS};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cfyreqst");
 
 pub(crate) struct RequestState {
     magic: u64,
+    /// The client's address (after `realip`), read once, on the request's first pass.
+    pub address: std::net::IpAddr,
     facts: Option<ClientFacts>,
     /// The action of the location that decided last.
     pub action: Option<Action>,
@@ -87,25 +90,25 @@ impl RequestState {
         let mut facts = match self.facts {
             Some(facts) => facts,
             None => {
-                let (facts, unverified) = gather_facts(r, mcf, lcf, policy);
+                let (facts, unverified) = gather_facts(r, mcf, lcf, policy, self.address);
                 self.pass_unverified = unverified;
                 facts
             }
         };
         // Looked up once, on the first location that applies CrowdSec's decisions.
         facts.crowdsec = match policy.crowdsec {
-            true => self.crowdsec(r, mcf),
+            true => self.crowdsec(mcf),
             false => None,
         };
-        let rules = lcf.geo_rules.as_ref().filter(|rules| !rules.is_empty());
+        let rules = lcf.loc.geo_rules.as_ref();
         let rule = rules.and_then(|rules| {
-            let geo = self.geo(r, mcf);
+            let geo = self.geo(mcf);
             rules.action_for(geo.country, geo.asn)
         });
         facts.standing = Standing::of(
-            client::address(r),
-            lcf.allow.as_deref(),
-            lcf.deny.as_deref(),
+            self.address,
+            lcf.loc.allow.as_deref(),
+            lcf.loc.deny.as_deref(),
             rule,
         );
         self.facts = Some(facts);
@@ -134,7 +137,7 @@ impl RequestState {
             r.log(),
             "captchaify: checking a pass not in this worker's cache"
         );
-        let address = client::address(r);
+        let address = self.address;
         let binding = ClientBinding::new(address, client::user_agent(r));
         let now = client::now().secs;
         // Garbage, forged, expired or foreign tokens simply do not count.
@@ -156,13 +159,13 @@ impl RequestState {
 
     /// What CrowdSec's decisions say about the client (its country and AS number are only
     /// looked up when decisions on countries or networks exist).
-    fn crowdsec(&mut self, r: &Request, mcf: &MainConf) -> Option<crate::policy::Remediation> {
+    fn crowdsec(&mut self, mcf: &MainConf) -> Option<crate::policy::Remediation> {
         mcf.crowdsec.as_ref()?;
         if let Some(known) = self.crowdsec {
             return known;
         }
-        let found = super::crowdsec::remediation(mcf, client::address(r), || {
-            let geo = self.geo(r, mcf);
+        let found = super::crowdsec::remediation(mcf, self.address, || {
+            let geo = self.geo(mcf);
             (geo.country.map(|c| c.as_bytes()), geo.asn)
         });
         self.crowdsec = Some(found);
@@ -171,9 +174,9 @@ impl RequestState {
 
     /// The client's country and AS number: from `captchaify_geoip_db` when there is one,
     /// else from what ip-api said about the address (if it was asked).
-    pub fn geo(&mut self, r: &Request, mcf: &MainConf) -> &GeoFacts {
+    pub fn geo(&mut self, mcf: &MainConf) -> &GeoFacts {
+        let address = self.address;
         self.geo.get_or_insert_with(|| {
-            let address = client::address(r);
             if let Some(db) = mcf.geo.as_deref() {
                 let info = db.lookup(address);
                 return GeoFacts::new(info.country, info.asn);
@@ -243,13 +246,10 @@ fn gather_reputation(
             })
         });
     }
-    let answer = |source| entry.answer(source, now.secs);
-    let asked = |source: Source| sources & source.bit() != 0;
-    reputation.proxy_or_hosting = answer(Source::IpApi) == Answer::Suspicious;
-    reputation.spammer = answer(Source::StopForumSpam) == Answer::Suspicious;
-    reputation.ipapi_pending = asked(Source::IpApi) && answer(Source::IpApi) == Answer::Asked;
-    reputation.sfs_pending =
-        asked(Source::StopForumSpam) && answer(Source::StopForumSpam) == Answer::Asked;
+    reputation.read_answers(
+        |source| entry.answer(source, now.secs),
+        |source| sources & source.bit() != 0,
+    );
     reputation
 }
 
@@ -261,10 +261,11 @@ fn gather_facts(
     mcf: &MainConf,
     lcf: &LocConf,
     policy: &LocationPolicy,
+    address: std::net::IpAddr,
 ) -> (ClientFacts, bool) {
     let wanted = policy.third_parties;
     let crawler_check = match policy.verified_crawlers {
-        true => super::crawlers::check(r, mcf),
+        true => super::crawlers::check(r, mcf, address),
         false => None,
     };
     let crawler = mcf
@@ -281,19 +282,15 @@ fn gather_facts(
             false,
         );
     }
-    let address = client::address(r);
     let now = client::now();
     // One pass candidate per request, looked up in this worker's cache only: a cached pass
     // costs a hash, anything else waits for `confirm_pass`, after the rate limits. A request
     // stuffed with forged tokens thus costs one check at most, and none when over its limit.
     let (mut cookie_pass, mut url_pass, mut pass_key, mut unverified) = (None, None, None, false);
     if let Some((token, origin)) = pass_candidate(r) {
-        let cache = mcf.pass_cache().borrow();
-        match cache.get(
-            token,
-            cache.client_hash(address, client::user_agent(r)),
-            now.secs,
-        ) {
+        let mut cache = mcf.pass_cache().borrow_mut();
+        let client_hash = cache.client_hash(address, client::user_agent(r));
+        match cache.get(token, client_hash, now.secs) {
             Some((hardness, key)) => {
                 match origin {
                     PassOrigin::Cookie => cookie_pass = Some(hardness),
@@ -309,7 +306,7 @@ fn gather_facts(
     let failed_too_often = failures
         .filter(|table| table.stats().len > 0)
         .is_some_and(|table| {
-            let keys = failure_keys(mcf, address, lcf.ipv6_prefix());
+            let keys = failure_keys(mcf, address, lcf.loc.ipv6_prefix);
             table.with(client::holder(), |t| {
                 mcf.failure_limit.is_blocked(t, &keys, now.millis)
             })
@@ -328,25 +325,14 @@ fn gather_facts(
     (facts, unverified)
 }
 
-/// Where a pass candidate came from.
-#[derive(Clone, Copy)]
-enum PassOrigin {
-    Cookie,
-    Url,
-}
-
-/// The request's pass candidate: the first `captchaify` cookie that looks like a pass, else
-/// the first such URL argument (the location's policy decides whether one from the URL
-/// counts). Only this one is ever checked.
+/// The request's pass candidate (see [`crate::request::pass_candidate`]).
 fn pass_candidate(r: &Request) -> Option<(&[u8], PassOrigin)> {
     let name = PASS_NAME.as_bytes();
-    let cookie = client::cookies(r, name).find(|token| looks_like_pass(token));
-    match cookie {
-        Some(token) => Some((token, PassOrigin::Cookie)),
-        None => client::arguments(r, name)
-            .find(|token| looks_like_pass(token))
-            .map(|token| (token, PassOrigin::Url)),
-    }
+    crate::request::pass_candidate(
+        client::cookies(r, name),
+        client::arguments(r, name),
+        looks_like_pass,
+    )
 }
 
 /// The failure table's keys for a client: its address (IPv6 by `ipv6_prefix` bits) and, for
@@ -385,6 +371,11 @@ type CleanupFn = unsafe extern "C" fn(*mut core::ffi::c_void);
 unsafe extern "C" fn state_marker(_data: *mut core::ffi::c_void) {}
 
 /// Finds the state of this request (or of its main request), if a pass created one.
+///
+/// The state lives in the request pool, not in `r`: the borrow is tied to `r` only to bound
+/// it by the request's life. Callers use one at a time (a handler, then a variable), never
+/// two at once.
+#[allow(clippy::mut_from_ref)]
 pub(crate) fn find(r: &Request) -> Option<&mut RequestState> {
     let raw: *const ngx_http_request_t = r.into();
     // SAFETY: `ctx` has a slot per HTTP module; ours only ever holds null or a pointer to a
@@ -417,6 +408,7 @@ pub(crate) fn find(r: &Request) -> Option<&mut RequestState> {
 }
 
 /// Finds the request's state or creates it. `None` only when the pool is out of memory.
+#[allow(clippy::mut_from_ref)]
 pub(crate) fn find_or_create(r: &Request) -> Option<&mut RequestState> {
     if let Some(state) = find(r) {
         return Some(state);
@@ -432,6 +424,7 @@ pub(crate) fn find_or_create(r: &Request) -> Option<&mut RequestState> {
         let state = (*cleanup).data.cast::<RequestState>();
         state.write(RequestState {
             magic: MAGIC,
+            address: client::address(r),
             facts: None,
             action: None,
             outcome: None,

@@ -303,7 +303,7 @@ pub(crate) fn write_rate_limited(
         lcf,
         PageKind::RateLimited,
         &context,
-        lcf.rate_limit_status(),
+        lcf.loc.rate_limit_status,
         &retry,
     )
 }
@@ -329,6 +329,7 @@ fn write_plain(
     values.clear();
     csp.clear();
     let rc = match lcf
+        .loc
         .pages()
         .plain_pieces::<MOST_PIECES>(kind, context, &mut values, &mut csp)
     {
@@ -355,6 +356,7 @@ fn write_plain(
         }
         None => {
             let page = lcf
+                .loc
                 .pages()
                 .render(kind, context)
                 .map(|page| Page { status, ..page });
@@ -374,9 +376,10 @@ pub(crate) fn challenge_terms(
 ) -> ChallengeTerms {
     use crate::challenge::token::Delivery;
     ChallengeTerms {
-        hardness: lcf.hardness.unwrap_or_default(),
-        pass_age: lcf.verification_age(),
-        delivery: if lcf.without_cookies() {
+        kind: lcf.loc.kind,
+        hardness: lcf.loc.policy.hardness,
+        pass_age: lcf.loc.verification_age,
+        delivery: if lcf.loc.without_cookies {
             Delivery::UrlArgument
         } else {
             Delivery::Cookie
@@ -406,9 +409,13 @@ pub(crate) fn send_challenge(
     shown_path: &str,
     message: Option<Message>,
     language: &PageLanguage,
-    hints: Option<crate::reputation::hints::Hints>,
+    hints: Option<crate::crawler::hints::Hints>,
+    address: std::net::IpAddr,
 ) -> Drawing {
-    let Some(order) = ChallengeOrder::new(r, mcf, lcf, terms, shown_path, message, language) else {
+    let binding = ClientBinding::new(address, client::user_agent(r));
+    let Some(order) =
+        ChallengeOrder::new(r, mcf, lcf, terms, binding, shown_path, message, language)
+    else {
         return Drawing::Sent(write_status(r, 500));
     };
     match super::offload::post(mcf.thread_pool, r, order.with_hints(hints)) {
@@ -439,11 +446,15 @@ struct Shared<T>(*const T);
 unsafe impl<T: Sync> Send for Shared<T> {}
 
 impl ChallengeOrder {
+    // `r` only gives a test build its fault (X-Captchaify-Test-Fault).
+    #[cfg_attr(not(feature = "test-answers"), allow(unused_variables))]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         r: &Request,
         mcf: &MainConf,
         lcf: &LocConf,
         terms: ChallengeTerms,
+        binding: ClientBinding,
         shown_path: &str,
         message: Option<Message>,
         language: &PageLanguage,
@@ -453,10 +464,10 @@ impl ChallengeOrder {
         getrandom::getrandom(&mut seed).ok()?;
         Some(ChallengeOrder {
             secrets: Shared(secrets),
-            pages: Shared(lcf.pages()),
+            pages: Shared(lcf.loc.pages()),
             order: Order {
                 terms,
-                binding: ClientBinding::new(client::address(r), client::user_agent(r)),
+                binding,
                 expires: client::now().secs + CHALLENGE_TTL_SECS,
                 seed,
                 shown_path: shown_path.to_owned(),
@@ -476,7 +487,7 @@ impl ChallengeOrder {
     }
 
     /// Shows a crawler the real page's title, description and OpenGraph tags.
-    pub(crate) fn with_hints(mut self, hints: Option<crate::reputation::hints::Hints>) -> Self {
+    pub(crate) fn with_hints(mut self, hints: Option<crate::crawler::hints::Hints>) -> Self {
         self.order.hints = hints;
         self
     }

@@ -6,7 +6,7 @@
 //! internal error (a 500 for a request, an error for a directive), and the worker lives on. A
 //! table whose lock was held while the panic unwound is rebuilt by its next holder
 //! (`state::table`). Code on other threads catches its own: the drawing threads in
-//! `offload`, the fetcher's and CrowdSec's loops in `fetcher` and `crowdsec`. Without this,
+//! `offload`, the reputation and CrowdSec jobs' loops in `background`. Without this,
 //! a panic aborts the worker, perhaps while it holds a table's lock; the other workers would
 //! then take the lock over (see `state::table`), but every connection of the worker is lost.
 

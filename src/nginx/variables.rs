@@ -31,7 +31,7 @@ fn action<'a>(_r: &Request, state: &'a mut RequestState) -> Option<&'a [u8]> {
 fn country<'a>(r: &Request, state: &'a mut RequestState) -> Option<&'a [u8]> {
     let mcf = Module::main_conf(r).filter(|m| m.used)?;
     state
-        .geo(r, mcf)
+        .geo(mcf)
         .country
         .as_ref()
         .map(|c| c.as_str().as_bytes())
@@ -40,7 +40,7 @@ fn country<'a>(r: &Request, state: &'a mut RequestState) -> Option<&'a [u8]> {
 /// The client's AS number, in decimal.
 fn asn<'a>(r: &Request, state: &'a mut RequestState) -> Option<&'a [u8]> {
     let mcf = Module::main_conf(r).filter(|m| m.used)?;
-    state.geo(r, mcf).asn_text()
+    state.geo(mcf).asn_text()
 }
 
 /// Whether the variable needs the request state created (the others only read a decision).

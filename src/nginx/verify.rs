@@ -137,7 +137,7 @@ fn judge_answer(r: &mut Request) -> Answered {
     };
 
     // Counted like a request to the location whose captcha this answers.
-    if let Some(retry_after) = handler::answer_budget_spent(r, mcf, &terms.budget) {
+    if let Some(retry_after) = handler::answer_budget_spent(r, mcf, &terms.budget, address) {
         let language = language::choose(r, lcf, &terms.return_path);
         return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, &language)
             .into();
@@ -232,7 +232,7 @@ fn judge_answer(r: &mut Request) -> Answered {
                 )
                 .into();
             }
-            rechallenge(r, mcf, lcf, &terms, Message::Wrong)
+            rechallenge(r, mcf, lcf, &terms, Message::Wrong, address)
         }
         Judgement::Stale { terms } => stale(r, lcf, &terms),
     }
@@ -249,8 +249,11 @@ fn stale(r: &mut Request, lcf: &LocConf, terms: &ChallengeTerms) -> Answered {
         "captchaify: stale or foreign challenge answered"
     );
     let language = language::choose(r, lcf, &terms.return_path);
-    let page =
-        crate::pages::stale_page(lcf.pages().languages(), language.index, &terms.return_path);
+    let page = crate::pages::stale_page(
+        lcf.loc.pages().languages(),
+        language.index,
+        &terms.return_path,
+    );
     response::write_page(r, Some(page), &[]).into()
 }
 
@@ -263,10 +266,12 @@ fn rechallenge(
     lcf: &LocConf,
     terms: &ChallengeTerms,
     message: Message,
+    address: std::net::IpAddr,
 ) -> Answered {
     // The page's language and its chooser link are those of the page answered.
     let language = &language::choose(r, lcf, &terms.return_path);
-    if let Some(retry_after) = handler::audio_budget_spent(r, mcf, &terms.budget, terms.hardness) {
+    let spent = handler::audio_budget_spent(r, mcf, &terms.budget, terms.hardness, address);
+    if let Some(retry_after) = spent {
         return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, language)
             .into();
     }
@@ -279,6 +284,7 @@ fn rechallenge(
         Some(message),
         language,
         None,
+        address,
     );
     Answered::Drawing(drawing)
 }

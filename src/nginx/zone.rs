@@ -25,8 +25,8 @@ use super::crowdsec::SignalJob;
 use super::directives::reject;
 use super::ngx_http_captchaify_module;
 use crate::conf::ZoneSpec;
+use crate::crawler::verified::CrawlerCheck;
 use crate::crowdsec::store::{DecisionRecord, StoreStatus};
-use crate::policy::verified::CrawlerCheck;
 use crate::state::rate::{LocationLoad, RateBucket};
 use crate::state::records::{EventCount, Failures, Mark};
 use crate::state::reputation::{

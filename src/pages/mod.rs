@@ -198,7 +198,7 @@ pub struct PageContext<'a> {
     pub chooser: Option<ChooserView<'a>>,
     /// For a search-engine crawler facing the captcha: the real page's title, description
     /// and OpenGraph tags (`captchaify_crawler_hints`).
-    pub hints: Option<&'a crate::reputation::hints::Hints>,
+    pub hints: Option<&'a crate::crawler::hints::Hints>,
 }
 
 /// The parts of a captcha page that come from the challenge.
@@ -627,7 +627,7 @@ impl PageSet {
             context.hints.map_or("", |h| h.title.as_str()),
             &context
                 .hints
-                .map(crate::reputation::hints::head_html)
+                .map(crate::crawler::hints::head_html)
                 .unwrap_or_default(),
         ];
         let body = template.render(&values, language, inline_markup);
@@ -872,7 +872,7 @@ pub fn precheck_page(
     languages: &Languages,
     language: usize,
     href: &str,
-    hints: Option<&crate::reputation::hints::Hints>,
+    hints: Option<&crate::crawler::hints::Hints>,
 ) -> Page {
     short_page(languages.get(language), href, ShortPage::Precheck, hints)
 }
@@ -895,7 +895,7 @@ fn short_page(
     language: &Language,
     href: &str,
     kind: ShortPage,
-    hints: Option<&crate::reputation::hints::Hints>,
+    hints: Option<&crate::crawler::hints::Hints>,
 ) -> Page {
     use std::sync::OnceLock;
     static KEYS: OnceLock<[Option<usize>; 4]> = OnceLock::new();
@@ -925,7 +925,7 @@ fn short_page(
         body.push_str("\">");
     }
     if let Some(hints) = hints {
-        body.push_str(&crate::reputation::hints::head_html(hints));
+        body.push_str(&crate::crawler::hints::head_html(hints));
     }
     body.push_str("<title>");
     match hints.map(|h| h.title.as_str()).filter(|t| !t.is_empty()) {
@@ -1448,7 +1448,7 @@ mod tests {
             "{}",
             english.body
         );
-        let hints = crate::reputation::hints::extract(
+        let hints = crate::crawler::hints::extract(
             b"<title>Cart &amp; <b>co</b></title><meta name=description content='Fresh socks'>",
         )
         .unwrap();

@@ -4,8 +4,6 @@
 //! location's [`Action`]. The answer is a [`Verdict`]; dry run turns it into an [`Outcome`]
 //! that is logged and exposed but not enforced.
 
-pub mod crawler;
-pub mod verified;
 
 use core::fmt;
 use core::str::FromStr;
@@ -13,6 +11,8 @@ use core::str::FromStr;
 use thiserror::Error;
 
 use crate::reputation::ranges::IpSet;
+use crate::crawler::verified;
+use crate::state::reputation::{Answer, Source};
 
 /// What a location does with its clients (`captchaify_action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -247,6 +247,23 @@ pub struct Reputation {
     pub ipapi_pending: bool,
     /// StopForumSpam has not answered about this address yet.
     pub sfs_pending: bool,
+}
+
+impl Reputation {
+    /// Adds what the per-address sources said: `answer` is a source's answer on record about
+    /// the address, `asked` whether this location asks that source (only then can the answer
+    /// still be pending for it).
+    pub fn read_answers(
+        &mut self,
+        answer: impl Fn(Source) -> Answer,
+        asked: impl Fn(Source) -> bool,
+    ) {
+        self.proxy_or_hosting = answer(Source::IpApi) == Answer::Suspicious;
+        self.spammer = answer(Source::StopForumSpam) == Answer::Suspicious;
+        self.ipapi_pending = asked(Source::IpApi) && answer(Source::IpApi) == Answer::Asked;
+        self.sfs_pending =
+            asked(Source::StopForumSpam) && answer(Source::StopForumSpam) == Answer::Asked;
+    }
 }
 
 /// What a CrowdSec decision on the client asks for (after `fallback=` for unknown types).
@@ -1359,5 +1376,40 @@ mod tests {
         assert!(!Precheck::Off.applies(false) && !Precheck::Off.applies(true));
         assert!(!Precheck::UnderAttack.applies(false) && Precheck::UnderAttack.applies(true));
         assert_eq!(Precheck::default(), Precheck::On);
+    }
+
+    #[test]
+    fn reputation_reads_answers_and_pending_only_where_asked() {
+        let answers = |ipapi, sfs| {
+            move |source| match source {
+                Source::IpApi => ipapi,
+                Source::StopForumSpam => sfs,
+            }
+        };
+        let mut rep = Reputation {
+            tor: true,
+            ..Reputation::default()
+        };
+        rep.read_answers(answers(Answer::Suspicious, Answer::Clean), |_| true);
+        assert_eq!(
+            rep,
+            Reputation {
+                tor: true,
+                proxy_or_hosting: true,
+                ..Reputation::default()
+            }
+        );
+        let mut rep = Reputation::default();
+        rep.read_answers(answers(Answer::Asked, Answer::Suspicious), |_| true);
+        assert!(rep.ipapi_pending && rep.spammer && !rep.sfs_pending && !rep.proxy_or_hosting);
+        // A source this location does not ask is never pending here.
+        let mut rep = Reputation::default();
+        rep.read_answers(answers(Answer::Asked, Answer::Asked), |s| {
+            s == Source::IpApi
+        });
+        assert!(rep.ipapi_pending && !rep.sfs_pending);
+        let mut rep = Reputation::default();
+        rep.read_answers(answers(Answer::Unknown, Answer::Unknown), |_| true);
+        assert_eq!(rep, Reputation::default());
     }
 }

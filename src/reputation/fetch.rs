@@ -10,7 +10,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::feeds::{self, FeedError, TorList};
-use super::hints::{self, Hints};
+use crate::crawler::hints::{self, Hints};
 use super::FeedOrigin;
 use crate::state::reputation::HintJob;
 

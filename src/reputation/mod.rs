@@ -9,7 +9,6 @@
 pub mod feeds;
 pub mod fetch;
 pub mod geoip;
-pub mod hints;
 #[cfg(any(test, feature = "tools"))]
 pub mod mmdb_writer;
 pub mod ranges;

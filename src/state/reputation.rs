@@ -443,11 +443,11 @@ mod tests {
     }
 }
 
-/// A page's crawler hints (see `reputation::hints`), encoded.
+/// A page's crawler hints (see `crawler::hints`), encoded.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct HintsRecord {
-    pub bytes: [u8; crate::reputation::hints::HINTS_BYTES],
+    pub bytes: [u8; crate::crawler::hints::HINTS_BYTES],
 }
 
 // SAFETY: plain bytes: valid for every bit pattern (decoding checks them), no pointers.

@@ -202,7 +202,7 @@ http {{
         listen 127.0.0.1:{PORT};
         root html;
         location /fight/ {{ captchaify_action fight; }}
-        location /rl/ {{ captchaify_rate_limit 600r/m; }}
+        location /rl/ {{ captchaify_action captcha; captchaify_rate_limit 600r/m; }}
         location /let/ {{ captchaify_action let; }}
         location /static/ {{ }}
     }}

@@ -1,5 +1,5 @@
 package Captchaify;
-# Mints captchaify tokens in Perl, from the format documented in the README ("Tokens"), so
+# Mints captchaify tokens in Perl, from the format documented in docs/design.md ("Tokens"), so
 # that the suites test the module against an independent implementation of it.
 use strict;
 use warnings;
@@ -81,11 +81,13 @@ sub secret_setup {
 
 # An add_block_preprocessor hook for suites about what comes after the pre-check (the captcha
 # itself, the rate limits, ...): the pre-check is off unless the block says otherwise
-# (t/021-precheck.t tests it, and the e2e suites go through it).
+# (t/021-precheck.t tests it, and the e2e suites go through it). Blocks where the module does
+# not act (no captchaify_action) are left as they are: a setting there would draw nginx's
+# warning that it does nothing.
 sub no_precheck {
     my $block = shift;
     my $config = join "\n", grep { defined } $block->config, $block->http_config;
-    return if $config =~ /captchaify_precheck/;
+    return if $config =~ /captchaify_precheck/ || $config !~ /(?<!\$)captchaify_action\s/;
     $block->set_value("http_config", "captchaify_precheck off;\n" . ($block->http_config // ''));
 }
 

@@ -24,8 +24,8 @@ use ngx::ngx_log_error;
 use super::{first_tick, run_tick, spawn, take_queued, unix_now, unix_now_ms, Control, Streak};
 use crate::nginx::{client, hints as page_hints, offload, MainConf};
 use crate::reputation::feeds;
+use crate::crawler::hints;
 use crate::reputation::fetch::{self, Lookup, USER_AGENT};
-use crate::reputation::hints;
 use crate::reputation::{FeedName, FeedOrigin, FeedSpec};
 use crate::state::reputation::{
     record_answer, Answer, FeedStatus, HintJob, HintsRecord, Pending, Source,

@@ -1,5 +1,9 @@
-//! Crawlers, bots and HTTP libraries recognised by their user agent.
+//! Crawlers in one place: recognised by their user agent (here), verified against their
+//! operator's published ranges and DNS ([`verified`]), and shown what a page is about when
+//! they face the captcha ([`hints`]). The glue that runs the checks and fetches the hints is
+//! `nginx/crawlers.rs` and `nginx/hints.rs`.
 //!
+//! Crawlers, bots and HTTP libraries are recognised by their user agent.
 //! The patterns are those of the `isbot` crate (a few hundred regular expressions drawn from
 //! the maintained omrilotan/isbot list, matched as one compiled regex). On top of them, a
 //! request without a user agent, or with one no browser would send, counts as a crawler too.
@@ -7,6 +11,9 @@
 use std::sync::LazyLock;
 
 use crate::cache::ByteCache;
+
+pub mod hints;
+pub mod verified;
 
 static KNOWN_BOTS: LazyLock<isbot::Bots> = LazyLock::new(isbot::Bots::default);
 

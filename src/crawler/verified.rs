@@ -77,7 +77,7 @@ const CLAIMS: [(&str, Crawler); 23] = [
 ];
 
 /// User agents are only searched this far (a longer one is a bot by length alone).
-const MAX_CLAIM_SCAN: usize = crate::policy::crawler::MAX_BROWSER_USER_AGENT;
+const MAX_CLAIM_SCAN: usize = crate::crawler::MAX_BROWSER_USER_AGENT;
 
 impl Crawler {
     pub const ALL: [Crawler; 4] = [
