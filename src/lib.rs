@@ -5,8 +5,8 @@
 
 pub mod cache;
 pub mod challenge;
-pub mod crawler;
 pub mod conf;
+pub mod crawler;
 pub mod crowdsec;
 pub mod pages;
 pub mod policy;

@@ -9,10 +9,10 @@ use rand_chacha::ChaCha20Rng;
 use super::flow::full_answer;
 use super::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
 use super::{audio, image, ChallengeKind};
+use crate::crawler::hints::Hints;
 use crate::pages::{
     AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, AUDIO_PATH,
 };
-use crate::crawler::hints::Hints;
 
 /// Everything a captcha page needs but the configuration it is drawn with.
 pub struct Order {

@@ -24,14 +24,14 @@ use crate::challenge::pass_cache::PassCache;
 use crate::challenge::token::Secrets;
 use crate::challenge::ChallengeKind;
 use crate::conf::{MaxRateLimit, ZoneSpec};
-use crate::pages::PageSet;
-use crate::crawler::CrawlerCache;
 use crate::crawler::verified::Crawler;
+use crate::crawler::CrawlerCache;
+use crate::pages::PageSet;
 use crate::policy::{self, Action, Hardness, LocationPolicy, ThirdParties};
 use crate::reputation::geoip::GeoDb;
 use crate::reputation::ranges::IpSet;
 use crate::reputation::rules::GeoRules;
-use crate::reputation::{FeedName, FeedSpec};
+use crate::reputation::{FeedSpec, Source};
 use crate::state::rate::Rate;
 use crate::state::records::FailureLimit;
 
@@ -63,7 +63,7 @@ pub(crate) struct MainConf {
     pub feeds: Vec<FeedSpec>,
     /// The third-party sources some location where the module acts listens to (bits of
     /// [`ThirdParties`], gathered by [`merge`]): only these are fetched.
-    pub sources_in_use: u8,
+    pub sources_in_use: ThirdParties,
     /// Keys of the reputation tables, from the zone's own secret (which never changes for
     /// the zone's life, so lists survive a change of `captchaify_secret_file`).
     feed_secrets: OnceCell<Option<Secrets>>,
@@ -95,7 +95,7 @@ impl Default for MainConf {
             geo: None,
             crawler_ranges: Vec::new(),
             feeds: Vec::new(),
-            sources_in_use: 0,
+            sources_in_use: ThirdParties::NONE,
             feed_secrets: OnceCell::new(),
             crowdsec: None,
             crowdsec_machine: None,
@@ -135,7 +135,7 @@ impl MainConf {
     }
 
     /// A source's settings: the operator's `captchaify_feed`, or the defaults.
-    pub fn feed(&self, name: FeedName) -> FeedSpec {
+    pub fn feed(&self, name: Source) -> FeedSpec {
         self.feeds
             .iter()
             .find(|f| f.name == name)
@@ -442,7 +442,7 @@ pub(crate) fn merge(cf: *mut ngx_conf_t, outer: &LocConf, conf: &mut LocConf) {
         }
     }
     if conf.loc.policy.needs_facts() {
-        mcf.sources_in_use |= conf.loc.policy.third_parties.0;
+        mcf.sources_in_use.0 |= conf.loc.policy.third_parties.0;
     }
 }
 
@@ -466,7 +466,7 @@ pub(crate) fn finish(cf: *mut ngx_conf_t, mcf: &MainConf) -> Result<(), ()> {
             written.line
         );
     }
-    if mcf.geo_rules_in_use && mcf.geo.is_none() && mcf.sources_in_use & ThirdParties::IPAPI == 0 {
+    if mcf.geo_rules_in_use && mcf.geo.is_none() && !mcf.sources_in_use.has(Source::IpApi) {
         ngx_conf_log_error!(
             NGX_LOG_EMERG,
             cf,

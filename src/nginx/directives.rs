@@ -26,8 +26,8 @@ use crate::conf::{
     parse_duration_in, parse_flag, parse_ipv6_prefix, parse_rate_or_off, parse_status,
     read_secret_file, MaxRateLimit, ZoneSpec,
 };
-use crate::pages::PageSet;
 use crate::crawler::verified::Crawler;
+use crate::pages::PageSet;
 use crate::policy::{self, Action, Hardness, ThirdParties};
 use crate::reputation::geoip::GeoDb;
 use crate::reputation::ranges::{self, IpSet};
@@ -598,7 +598,7 @@ unsafe extern "C" fn set_feed(
                 return reject(
                     cf,
                     NAME,
-                    format_args!("\"{}\" is set twice", spec.name.as_str()),
+                    format_args!("\"{}\" is set twice", spec.name.name()),
                 );
             }
             mcf.feeds.push(spec);

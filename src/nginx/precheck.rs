@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use super::language::PageLanguage;
 use super::{client, response, LocConf, MainConf};
 use crate::challenge::token::{check_precheck, issue_precheck, ClientBinding, PRECHECK_NAME};
-use crate::pages::precheck_page;
 use crate::crawler::hints::Hints;
+use crate::pages::precheck_page;
 
 /// How long a proof lasts, in seconds: long enough to read the captcha that follows and to
 /// reload it, short enough to be of little use to anyone else (it is bound to the client and

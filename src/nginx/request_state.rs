@@ -184,7 +184,7 @@ impl RequestState {
             let Some(lookups) = mcf.zone_state().and_then(|z| z.lookups.as_ref()) else {
                 return GeoFacts::default();
             };
-            if mcf.sources_in_use & ThirdParties::IPAPI == 0 {
+            if !mcf.sources_in_use.has(Source::IpApi) {
                 return GeoFacts::default();
             }
             let key = mcf.feed_key("lookup", address);
@@ -208,12 +208,12 @@ fn gather_reputation(
     wanted: ThirdParties,
 ) -> Reputation {
     let mut reputation = Reputation::default();
-    let used = mcf.sources_in_use & wanted.0;
-    let Some(zone) = mcf.zone_state().filter(|_| used != 0) else {
+    let used = ThirdParties(mcf.sources_in_use.0 & wanted.0);
+    let Some(zone) = mcf.zone_state().filter(|_| used != ThirdParties::NONE) else {
         return reputation;
     };
     let (now, holder) = (client::now(), client::holder());
-    if used & ThirdParties::TOR != 0 {
+    if used.has(Source::Tor) {
         if let (Some(status), Some(table)) = (zone.tor(), zone.listed.as_ref()) {
             if status.count.load(core::sync::atomic::Ordering::Relaxed) > 0 {
                 let key = mcf.feed_key("tor", address);
@@ -222,13 +222,11 @@ fn gather_reputation(
             }
         }
     }
-    let mut sources = 0;
-    if used & ThirdParties::IPAPI != 0 {
-        sources |= Source::IpApi.bit();
-    }
-    if used & ThirdParties::STOPFORUMSPAM != 0 {
-        sources |= Source::StopForumSpam.bit();
-    }
+    // The per-address sources asked here (a set of the same bits).
+    let sources = Source::PER_ADDRESS
+        .into_iter()
+        .filter(|&source| used.has(source))
+        .fold(0, |bits, source| bits | source.bit());
     if sources == 0 || !crate::reputation::may_look_up(address) {
         return reputation;
     }

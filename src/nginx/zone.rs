@@ -323,6 +323,7 @@ impl ZoneState {
     /// When a per-address source was last asked.
     pub fn sends(&self, source: Source) -> Option<&SendLog> {
         let index = match source {
+            Source::Tor => return None,
             Source::IpApi => 0,
             Source::StopForumSpam => 1,
         };

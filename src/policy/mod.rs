@@ -4,15 +4,15 @@
 //! location's [`Action`]. The answer is a [`Verdict`]; dry run turns it into an [`Outcome`]
 //! that is logged and exposed but not enforced.
 
-
 use core::fmt;
 use core::str::FromStr;
 
 use thiserror::Error;
 
-use crate::reputation::ranges::IpSet;
 use crate::crawler::verified;
-use crate::state::reputation::{Answer, Source};
+use crate::reputation::ranges::IpSet;
+use crate::reputation::Source;
+use crate::state::reputation::Answer;
 
 /// What a location does with its clients (`captchaify_action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -186,19 +186,27 @@ impl Suspicion {
     }
 }
 
-/// The third-party sources a location listens to (`captchaify_third_parties`), as bits.
+/// The third-party sources a location listens to (`captchaify_third_parties`): a set of
+/// [`Source`]s, as their bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThirdParties(pub u8);
 
 impl ThirdParties {
-    pub const TOR: u8 = 1;
-    pub const IPAPI: u8 = 2;
-    pub const STOPFORUMSPAM: u8 = 4;
-    pub const ALL: ThirdParties = ThirdParties(Self::TOR | Self::IPAPI | Self::STOPFORUMSPAM);
+    pub const ALL: ThirdParties =
+        ThirdParties(Source::Tor.bit() | Source::IpApi.bit() | Source::StopForumSpam.bit());
     pub const NONE: ThirdParties = ThirdParties(0);
 
-    pub const fn has(self, bit: u8) -> bool {
-        self.0 & bit != 0
+    pub const fn of(sources: &[Source]) -> ThirdParties {
+        let (mut bits, mut i) = (0, 0);
+        while i < sources.len() {
+            bits |= sources[i].bit();
+            i += 1;
+        }
+        ThirdParties(bits)
+    }
+
+    pub const fn has(self, source: Source) -> bool {
+        self.0 & source.bit() != 0
     }
 
     /// `tor ipapi stopforumspam` in any order and combination, or `off`.
@@ -208,12 +216,10 @@ impl ThirdParties {
         }
         let mut bits = 0;
         for arg in args {
-            let bit = match *arg {
-                "tor" => Self::TOR,
-                "ipapi" => Self::IPAPI,
-                "stopforumspam" => Self::STOPFORUMSPAM,
-                other => return Err(InvalidThirdParty(other.to_string())),
+            let Some(source) = Source::parse(arg) else {
+                return Err(InvalidThirdParty(arg.to_string()));
             };
+            let bit = source.bit();
             if bits & bit != 0 {
                 return Err(InvalidThirdParty(format!("{arg} (twice)")));
             }
@@ -392,17 +398,17 @@ impl ClientFacts {
     pub fn suspicion(&self, policy: &LocationPolicy) -> Option<Suspicion> {
         let sources = policy.third_parties;
         let rep = &self.reputation;
-        let pending = (sources.has(ThirdParties::IPAPI) && rep.ipapi_pending)
-            || (sources.has(ThirdParties::STOPFORUMSPAM) && rep.sfs_pending);
+        let pending = (sources.has(Source::IpApi) && rep.ipapi_pending)
+            || (sources.has(Source::StopForumSpam) && rep.sfs_pending);
         if self.failed_too_often {
             Some(Suspicion::FailedChallenges)
         } else if self.standing.denied {
             Some(Suspicion::DenyList)
-        } else if sources.has(ThirdParties::TOR) && rep.tor {
+        } else if sources.has(Source::Tor) && rep.tor {
             Some(Suspicion::TorExit)
-        } else if sources.has(ThirdParties::IPAPI) && rep.proxy_or_hosting {
+        } else if sources.has(Source::IpApi) && rep.proxy_or_hosting {
             Some(Suspicion::ProxyOrHosting)
-        } else if sources.has(ThirdParties::STOPFORUMSPAM) && rep.spammer {
+        } else if sources.has(Source::StopForumSpam) && rep.spammer {
             Some(Suspicion::Spammer)
         } else if self.crawler_treatment(policy) == verified::Treatment::Suspicious {
             Some(Suspicion::FakeCrawler)
@@ -810,11 +816,7 @@ mod tests {
                 ..HUMAN.reputation
             },
         ];
-        let bits = [
-            ThirdParties::TOR,
-            ThirdParties::IPAPI,
-            ThirdParties::STOPFORUMSPAM,
-        ];
+        let bits = Source::ALL.map(Source::bit);
         for (reputation, bit) in flagged.into_iter().zip(bits) {
             let facts = ClientFacts {
                 reputation,
@@ -997,7 +999,7 @@ mod tests {
         assert_eq!(decide(&strict(Action::Block), &verified), Verdict::Pass);
         // A source the location does not listen to is not waited for.
         let deaf = LocationPolicy {
-            third_parties: ThirdParties(ThirdParties::TOR),
+            third_parties: ThirdParties::of(&[Source::Tor]),
             ..strict(Action::Captcha)
         };
         assert_eq!(decide(&deaf, &pending), Verdict::Pass);
@@ -1382,6 +1384,7 @@ mod tests {
     fn reputation_reads_answers_and_pending_only_where_asked() {
         let answers = |ipapi, sfs| {
             move |source| match source {
+                Source::Tor => Answer::Unknown,
                 Source::IpApi => ipapi,
                 Source::StopForumSpam => sfs,
             }

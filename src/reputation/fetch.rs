@@ -10,8 +10,8 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::feeds::{self, FeedError, TorList};
-use crate::crawler::hints::{self, Hints};
 use super::FeedOrigin;
+use crate::crawler::hints::{self, Hints};
 use crate::state::reputation::HintJob;
 
 /// The module's own `User-Agent` for the services it asks.

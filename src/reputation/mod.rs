@@ -21,35 +21,45 @@ use std::path::PathBuf;
 
 use crate::conf::{parse_duration_in, ConfError};
 
-/// The sources the background fetcher talks to.
+/// A third-party reputation source: the one identity the configuration
+/// (`captchaify_third_parties`, `captchaify_feed`), the policy (`policy::ThirdParties`, a set
+/// of them), the shared tables (`state::reputation`) and the background jobs share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FeedName {
+pub enum Source {
+    /// The Tor Project's list of exit addresses, downloaded whole.
     Tor,
+    /// ip-api.com, asked about each new address: proxies and hosting.
     IpApi,
+    /// StopForumSpam, asked about each new address: listed spammers.
     StopForumSpam,
 }
 
-impl FeedName {
-    pub const ALL: [FeedName; 3] = [FeedName::Tor, FeedName::IpApi, FeedName::StopForumSpam];
+impl Source {
+    pub const ALL: [Source; 3] = [Source::Tor, Source::IpApi, Source::StopForumSpam];
+    /// The sources asked about one address at a time (their answers live in the lookups
+    /// table); the Tor list is downloaded whole instead.
+    pub const PER_ADDRESS: [Source; 2] = [Source::IpApi, Source::StopForumSpam];
 
-    pub const fn as_str(self) -> &'static str {
+    /// Its name in the configuration and the logs.
+    pub const fn name(self) -> &'static str {
         match self {
-            FeedName::Tor => "tor",
-            FeedName::IpApi => "ipapi",
-            FeedName::StopForumSpam => "stopforumspam",
+            Source::Tor => "tor",
+            Source::IpApi => "ipapi",
+            Source::StopForumSpam => "stopforumspam",
         }
     }
 
-    pub fn parse(name: &str) -> Option<FeedName> {
-        FeedName::ALL.into_iter().find(|f| f.as_str() == name)
+    pub fn parse(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|f| f.name() == name)
     }
 
-    /// The bit of this source in `captchaify_third_parties`.
+    /// Its bit in a set of sources (`policy::ThirdParties`, the sources in use, the sources
+    /// an address was asked about).
     pub const fn bit(self) -> u8 {
         match self {
-            FeedName::Tor => crate::policy::ThirdParties::TOR,
-            FeedName::IpApi => crate::policy::ThirdParties::IPAPI,
-            FeedName::StopForumSpam => crate::policy::ThirdParties::STOPFORUMSPAM,
+            Source::Tor => 1,
+            Source::IpApi => 2,
+            Source::StopForumSpam => 4,
         }
     }
 }
@@ -74,7 +84,7 @@ impl core::fmt::Display for FeedOrigin {
 /// [rate=N/m]`: where a source is and how often it is asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedSpec {
-    pub name: FeedName,
+    pub name: Source,
     pub origin: FeedOrigin,
     /// Bulk lists: how often the list is fetched again.
     pub refresh_secs: u64,
@@ -87,12 +97,12 @@ pub struct FeedSpec {
 }
 
 impl FeedSpec {
-    pub fn default_for(name: FeedName) -> FeedSpec {
+    pub fn default_for(name: Source) -> FeedSpec {
         let (url, per_minute) = match name {
-            FeedName::Tor => ("https://check.torproject.org/torbulkexitlist", 0),
+            Source::Tor => ("https://check.torproject.org/torbulkexitlist", 0),
             // ip-api's free tier: HTTP only, 45 requests a minute per source address.
-            FeedName::IpApi => ("http://ip-api.com/json/", 45),
-            FeedName::StopForumSpam => ("https://api.stopforumspam.org/api", 30),
+            Source::IpApi => ("http://ip-api.com/json/", 45),
+            Source::StopForumSpam => ("https://api.stopforumspam.org/api", 30),
         };
         FeedSpec {
             name,
@@ -108,7 +118,7 @@ impl FeedSpec {
     pub fn parse(args: &[&str], resolve: impl Fn(&str) -> PathBuf) -> Result<FeedSpec, ConfError> {
         let bad = |arg: &str| ConfError::Parameter(arg.to_string());
         let (name, rest) = args.split_first().ok_or_else(|| bad(""))?;
-        let name = FeedName::parse(name).ok_or_else(|| {
+        let name = Source::parse(name).ok_or_else(|| {
             ConfError::Feed(format!(
                 "unknown source \"{name}\", expected tor, ipapi or stopforumspam"
             ))
@@ -125,23 +135,23 @@ impl FeedSpec {
                         "\"{value}\" is not an http:// or https:// URL"
                     )))
                 }
-                "file" if name == FeedName::Tor && !value.is_empty() => {
+                "file" if name == Source::Tor && !value.is_empty() => {
                     spec.origin = FeedOrigin::File(resolve(value));
                 }
                 "file" => {
                     return Err(ConfError::Feed(format!(
                         "{} is asked per address and has no file form",
-                        name.as_str()
+                        name.name()
                     )))
                 }
-                "refresh" if name == FeedName::Tor => {
+                "refresh" if name == Source::Tor => {
                     spec.refresh_secs = parse_duration_in(value, 1, 7 * 86400)?
                 }
-                "ttl" if name != FeedName::Tor => {
+                "ttl" if name != Source::Tor => {
                     spec.ttl_secs = parse_duration_in(value, 60, 365 * 86400)?
                 }
                 "timeout" => spec.timeout_secs = parse_duration_in(value, 1, 300)?,
-                "rate" if name != FeedName::Tor => {
+                "rate" if name != Source::Tor => {
                     let rate: crate::state::rate::Rate = value.parse()?;
                     let per_minute =
                         u64::from(rate.count) * 60_000 / u64::from(rate.period_ms.max(1));
@@ -215,7 +225,7 @@ mod tests {
         assert_eq!(parse(&["ipapi", "rate=2r/s"]).unwrap().per_minute, 120);
         assert_eq!(
             parse(&["stopforumspam"]).unwrap(),
-            FeedSpec::default_for(FeedName::StopForumSpam)
+            FeedSpec::default_for(Source::StopForumSpam)
         );
         for bad in [
             &["spamhaus"][..],

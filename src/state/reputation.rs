@@ -17,6 +17,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::table::{Guard, Key, Record};
+pub use crate::reputation::Source;
 
 /// An address in a bulk list of the given generation.
 #[repr(C)]
@@ -58,31 +59,6 @@ impl Answer {
     }
 }
 
-/// The per-address sources.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    IpApi,
-    StopForumSpam,
-}
-
-impl Source {
-    pub const ALL: [Source; 2] = [Source::IpApi, Source::StopForumSpam];
-
-    pub const fn bit(self) -> u8 {
-        match self {
-            Source::IpApi => 1,
-            Source::StopForumSpam => 2,
-        }
-    }
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Source::IpApi => "ipapi",
-            Source::StopForumSpam => "stopforumspam",
-        }
-    }
-}
-
 /// What the per-address sources said about one address. Times are Unix seconds.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -102,16 +78,21 @@ unsafe impl Record for Lookup {
 }
 
 impl Lookup {
-    fn index(source: Source) -> usize {
+    /// Where a per-address source's answer is kept; `None` for the Tor list, which is not
+    /// asked per address.
+    fn index(source: Source) -> Option<usize> {
         match source {
-            Source::IpApi => 0,
-            Source::StopForumSpam => 1,
+            Source::Tor => None,
+            Source::IpApi => Some(0),
+            Source::StopForumSpam => Some(1),
         }
     }
 
     /// The source's answer as of `now_secs` (an answer past its time is unknown).
     pub fn answer(&self, source: Source, now_secs: u64) -> Answer {
-        let i = Self::index(source);
+        let Some(i) = Self::index(source) else {
+            return Answer::Unknown;
+        };
         if u64::from(self.until[i]) <= now_secs {
             return Answer::Unknown;
         }
@@ -119,7 +100,9 @@ impl Lookup {
     }
 
     pub fn set(&mut self, source: Source, answer: Answer, until_secs: u64) {
-        let i = Self::index(source);
+        let Some(i) = Self::index(source) else {
+            return;
+        };
         self.answers[i] = answer as u8;
         self.until[i] = u32::try_from(until_secs).unwrap_or(u32::MAX);
     }
@@ -194,7 +177,7 @@ pub fn read_and_mark(
     t.update(key, now_ms, |current| {
         let mut entry = current.unwrap_or_default();
         let mut ask = 0;
-        for source in Source::ALL {
+        for source in Source::PER_ADDRESS {
             if wanted & source.bit() != 0 && entry.answer(source, now_secs) == Answer::Unknown {
                 entry.set(source, Answer::Asked, now_secs + ASK_TIMEOUT_SECS);
                 ask |= source.bit();
@@ -431,7 +414,7 @@ mod tests {
     fn pending_addresses_round_trip() {
         for addr in ["192.0.2.7", "2001:db8::1", "::ffff:10.0.0.1"] {
             let ip: IpAddr = addr.parse().unwrap();
-            let p = Pending::new(ip, 3);
+            let p = Pending::new(ip, Source::IpApi.bit() | Source::StopForumSpam.bit());
             let back = p.address();
             let expected = match ip {
                 IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),

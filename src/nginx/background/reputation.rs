@@ -22,11 +22,11 @@ use ngx::ffi::{ngx_event_t, ngx_log_t, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WAR
 use ngx::ngx_log_error;
 
 use super::{first_tick, run_tick, spawn, take_queued, unix_now, unix_now_ms, Control, Streak};
+use crate::crawler::hints;
 use crate::nginx::{client, hints as page_hints, offload, MainConf};
 use crate::reputation::feeds;
-use crate::crawler::hints;
 use crate::reputation::fetch::{self, Lookup, USER_AGENT};
-use crate::reputation::{FeedName, FeedOrigin, FeedSpec};
+use crate::reputation::{FeedOrigin, FeedSpec};
 use crate::state::reputation::{
     record_answer, Answer, FeedStatus, HintJob, HintsRecord, Pending, Source,
 };
@@ -45,7 +45,7 @@ const WRITE_CHUNK: usize = 512;
 /// What a thread found out.
 enum Report {
     List {
-        name: FeedName,
+        name: Source,
         origin: String,
         outcome: Result<(Vec<IpAddr>, usize), String>,
         took_ms: u128,
@@ -99,10 +99,12 @@ impl core::ops::Deref for Shared {
 }
 
 impl Shared {
-    fn queue(&self, source: Source) -> &Queue {
+    /// A per-address source's queue (the Tor list has none).
+    fn queue(&self, source: Source) -> Option<&Queue> {
         match source {
-            Source::IpApi => &self.ipapi,
-            Source::StopForumSpam => &self.sfs,
+            Source::Tor => None,
+            Source::IpApi => Some(&self.ipapi),
+            Source::StopForumSpam => Some(&self.sfs),
         }
     }
 
@@ -147,8 +149,8 @@ fn requeue(shared: &Shared, mcf: &MainConf) {
     };
     let now_ms = unix_now_ms();
     let expires = now_ms + crate::state::reputation::ASK_TIMEOUT_SECS * 1000;
-    for source in Source::ALL {
-        let Ok(mut jobs) = shared.queue(source).jobs.lock() else {
+    for source in Source::PER_ADDRESS {
+        let Some(Ok(mut jobs)) = shared.queue(source).map(|q| q.jobs.lock()) else {
             continue;
         };
         let left: Vec<IpAddr> = jobs.drain(..).collect();
@@ -167,11 +169,11 @@ fn requeue(shared: &Shared, mcf: &MainConf) {
 /// Starts the threads of the sources in use, and of crawler hints.
 pub(super) fn start(mcf: &MainConf, log: *mut ngx_log_t) {
     let shared = Arc::new(Shared::default());
-    let spec = |name: FeedName| mcf.feed(name);
-    let in_use = |name: FeedName| mcf.sources_in_use & name.bit() != 0;
+    let spec = |name: Source| mcf.feed(name);
+    let in_use = |source: Source| mcf.sources_in_use.has(source);
     let zone = mcf.zone_state();
-    if in_use(FeedName::Tor) {
-        let tor = spec(FeedName::Tor);
+    if in_use(Source::Tor) {
+        let tor = spec(Source::Tor);
         // A list a previous generation of workers fetched is kept until it is due.
         let first_in = zone
             .and_then(|z| z.tor())
@@ -189,18 +191,15 @@ pub(super) fn start(mcf: &MainConf, log: *mut ngx_log_t) {
             list_thread(shared, tor, first_in)
         });
     }
-    for (name, source) in [
-        (FeedName::IpApi, Source::IpApi),
-        (FeedName::StopForumSpam, Source::StopForumSpam),
-    ] {
-        if in_use(name) {
-            let spec = spec(name);
+    for source in Source::PER_ADDRESS {
+        if in_use(source) {
+            let spec = spec(source);
             // The requests a previous generation made in the last minute still count.
             let history = zone
                 .and_then(|z| z.sends(source))
                 .map(|sends| sends.recent(unix_now_ms(), 60_000))
                 .unwrap_or_default();
-            spawn(&shared, log, name.as_str(), move |shared| {
+            spawn(&shared, log, source.name(), move |shared| {
                 lookup_thread(shared, spec, source, history)
             });
         }
@@ -280,7 +279,9 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
     let mut backoff = 0u64;
     let mut failing: Option<String> = None;
     let mut retry_at_ms = 0u64;
-    let queue = shared.queue(source);
+    let Some(queue) = shared.queue(source) else {
+        return;
+    };
     while !shared.stopped() {
         // While the source is failing, addresses are not held back: they are answered
         // "failed" at once (and asked again later) until the backoff is over. Otherwise the
@@ -304,8 +305,9 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
                     Err(_) => return,
                 };
             }
+            // (The Tor list has no queue: its thread never gets here.)
             let take = match source {
-                Source::IpApi => 1,
+                Source::Tor | Source::IpApi => 1,
                 Source::StopForumSpam => feeds::SFS_MAX_BATCH,
             };
             let n = take.min(jobs.len());
@@ -328,6 +330,7 @@ fn lookup_thread(shared: Arc<Shared>, spec: FeedSpec, source: Source, history: V
         pacer.sent(at);
         shared.post(Report::Sent { source, at });
         let lookup = match source {
+            Source::Tor => return,
             Source::IpApi => fetch::ip_api(&agent, base, batch[0]),
             Source::StopForumSpam => fetch::stop_forum_spam(&agent, base, &batch),
         };
@@ -478,7 +481,7 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                             NGX_LOG_NOTICE,
                             log,
                             "captchaify: {}: {} answers again after {} failures",
-                            name.as_str(),
+                            name.name(),
                             origin,
                             failures
                         );
@@ -487,7 +490,7 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                         NGX_LOG_NOTICE,
                         log,
                         "captchaify: {}: {} exit addresses loaded from {} in {} ms{}; next refresh in {} s",
-                        name.as_str(),
+                        name.name(),
                         kept,
                         origin,
                         took_ms,
@@ -499,7 +502,7 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                             NGX_LOG_WARN,
                             log,
                             "captchaify: {}: the zone holds only {} listed addresses, {} were dropped; give captchaify_zone more memory",
-                            name.as_str(),
+                            name.name(),
                             capacity,
                             addrs.len() - kept
                         );
@@ -519,7 +522,7 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                         streak.failed(),
                         log,
                         "captchaify: {}: cannot load {}: {}; {}; next try in {} s",
-                        name.as_str(),
+                        name.name(),
                         origin,
                         error,
                         kept,
@@ -589,11 +592,9 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                 return;
             };
             let key = mcf.feed_key("lookup", addr);
-            let spec = mcf.feed(match source {
-                Source::IpApi => FeedName::IpApi,
-                Source::StopForumSpam => FeedName::StopForumSpam,
-            });
+            let spec = mcf.feed(source);
             let streak = &mut running.streaks[match source {
+                Source::Tor => 0,
                 Source::IpApi => 1,
                 Source::StopForumSpam => 2,
             }];
@@ -676,8 +677,10 @@ fn hand_out_addresses(shared: &Shared, mcf: &MainConf) {
     let Some(popped) = take_queued(pending, BATCH) else {
         return;
     };
-    for source in Source::ALL {
-        let queue = shared.queue(source);
+    for source in Source::PER_ADDRESS {
+        let Some(queue) = shared.queue(source) else {
+            continue;
+        };
         let Ok(mut jobs) = queue.jobs.lock() else {
             continue;
         };
