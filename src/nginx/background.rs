@@ -3,8 +3,9 @@
 //!
 //! Shape (ARCHITECTURE.md, "Background work"), the same for every job:
 //!
-//! * the process lifecycle ([`init_process`], [`exit_process`]) starts the jobs after the
-//!   fork, never in the master, and stops them when the worker leaves;
+//! * the process lifecycle (`init_process` and `exit_process` in `nginx/mod.rs`) starts the
+//!   jobs ([`start`]) after the fork, never in the master, and stops them ([`stop`]) when the
+//!   worker leaves;
 //! * each job runs OS threads ([`spawn`]) with every signal blocked, as nginx's own thread
 //!   pool does; they make blocking `ureq` exchanges (`crate::reputation::fetch`,
 //!   `crate::crowdsec::client`) and never touch nginx;
@@ -28,11 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ngx::core::Status;
-use ngx::ffi::{
-    ngx_cycle_t, ngx_event_t, ngx_http_conf_ctx_t, ngx_http_module, ngx_int_t, ngx_log_t,
-    NGX_LOG_INFO, NGX_LOG_WARN, NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
-};
+use ngx::ffi::{ngx_event_t, ngx_log_t, NGX_LOG_INFO, NGX_LOG_WARN};
 use ngx::ngx_log_error;
 
 use super::{client, offload, MainConf};
@@ -41,63 +38,16 @@ use crate::state::table::{Key, Record, Table};
 /// How often the event loop looks at the mailboxes and the zones' queues.
 const TICK_MS: usize = 250;
 
-/// `init_process`: starts the background jobs in worker 0 (or the single process) when the
-/// module is used. Threads start here, after the fork, never in the master.
-pub(crate) unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    super::unwind::guarded(
-        "the worker's start",
-        || Status::NGX_OK.into(),
-        move || {
-            // Every process that may take a table's lock over from a dead worker says so in the log.
-            let _ = crate::state::lock::TAKEOVER_REPORT.set(super::zone::report_takeover);
-            // SAFETY: nginx's process globals, read on the main thread.
-            let (process, worker) = unsafe { (ngx::ffi::ngx_process, ngx::ffi::ngx_worker) };
-            let single = process == NGX_PROCESS_SINGLE as ngx::ffi::ngx_uint_t;
-            if !(single || (process == NGX_PROCESS_WORKER as ngx::ffi::ngx_uint_t && worker == 0)) {
-                return Status::NGX_OK.into();
-            }
-            // SAFETY: the cycle is live; its http configuration, if any, holds our main conf.
-            let Some(mcf) = (unsafe { main_conf(cycle) }) else {
-                return Status::NGX_OK.into();
-            };
-            if !mcf.used {
-                return Status::NGX_OK.into();
-            }
-            // SAFETY: the cycle's log lives as long as the process.
-            let log = unsafe { (*cycle).log };
-            reputation::start(mcf, log);
-            crowdsec::start(mcf, log);
-            Status::NGX_OK.into()
-        },
-    )
+/// Starts the background jobs (in worker 0, or the single process: see `nginx/mod.rs`).
+pub(crate) fn start(mcf: &MainConf, log: *mut ngx_log_t) {
+    reputation::start(mcf, log);
+    crowdsec::start(mcf, log);
 }
 
-/// `exit_process`: tells the threads to stop (they end within their timeout).
-pub(crate) unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
-    super::unwind::guarded(
-        "the worker's exit",
-        || (),
-        move || {
-            reputation::stop();
-            crowdsec::stop();
-        },
-    )
-}
-
-/// Our main configuration in a cycle.
-///
-/// # Safety
-/// `cycle` must be a live cycle.
-unsafe fn main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
-    // SAFETY: ngx_http_cycle_get_module_main_conf, spelled out.
-    unsafe {
-        let ctx = (*(*cycle).conf_ctx.add(ngx_http_module.index)).cast::<ngx_http_conf_ctx_t>();
-        let ctx = ctx.as_ref()?;
-        let module = &*ptr::addr_of!(super::ngx_http_captchaify_module);
-        (*ctx.main_conf.add(module.ctx_index))
-            .cast::<MainConf>()
-            .as_ref()
-    }
+/// Tells the jobs' threads to stop (they end within their timeout).
+pub(crate) fn stop() {
+    reputation::stop();
+    crowdsec::stop();
 }
 
 fn unix_now_ms() -> u64 {

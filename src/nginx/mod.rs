@@ -23,13 +23,14 @@ mod verify;
 mod zone;
 
 use core::ffi::c_void;
-use core::ptr::{addr_of, addr_of_mut};
+use core::ptr::{self, addr_of, addr_of_mut};
 
 use ngx::core::Status;
 use ngx::ffi::{
-    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_module_t,
-    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_phases_NGX_HTTP_PREACCESS_PHASE, ngx_int_t,
-    ngx_module_t, NGX_HTTP_MODULE,
+    ngx_array_push, ngx_conf_t, ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_handler_pt,
+    ngx_http_module, ngx_http_module_t, ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
+    ngx_http_phases_NGX_HTTP_PREACCESS_PHASE, ngx_int_t, ngx_module_t, NGX_HTTP_MODULE,
+    NGX_PROCESS_SINGLE, NGX_PROCESS_WORKER,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
@@ -137,6 +138,56 @@ unsafe extern "C" fn merge_loc_conf(
     )
 }
 
+/// `init_process`: a worker (or the single process) starts. Every process that may take a
+/// table's lock over from a dead worker says so in the log; worker 0 (or the single process)
+/// starts the background jobs when the module is used. Threads start here, after the fork,
+/// never in the master.
+unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    unwind::guarded(
+        "the worker's start",
+        || Status::NGX_OK.into(),
+        move || {
+            let _ = crate::state::lock::TAKEOVER_REPORT.set(zone::report_takeover);
+            // SAFETY: nginx's process globals, read on the main thread.
+            let (process, worker) = unsafe { (ngx::ffi::ngx_process, ngx::ffi::ngx_worker) };
+            let single = process == NGX_PROCESS_SINGLE as ngx::ffi::ngx_uint_t;
+            if !(single || (process == NGX_PROCESS_WORKER as ngx::ffi::ngx_uint_t && worker == 0)) {
+                return Status::NGX_OK.into();
+            }
+            // SAFETY: the cycle is live; its http configuration, if any, holds our main conf.
+            let Some(mcf) = (unsafe { main_conf(cycle) }) else {
+                return Status::NGX_OK.into();
+            };
+            if mcf.used {
+                // SAFETY: the cycle's log lives as long as the process.
+                background::start(mcf, unsafe { (*cycle).log });
+            }
+            Status::NGX_OK.into()
+        },
+    )
+}
+
+/// `exit_process`: the background jobs' threads are told to stop.
+unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
+    unwind::guarded("the worker's exit", || (), background::stop)
+}
+
+/// Our main configuration in a cycle.
+///
+/// # Safety
+/// `cycle` must be a live cycle.
+unsafe fn main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
+    // SAFETY: ngx_http_cycle_get_module_main_conf, spelled out.
+    unsafe {
+        let ctx = (*(*cycle).conf_ctx.add(ngx_http_module.index)).cast::<ngx_http_conf_ctx_t>();
+        let ctx = ctx.as_ref()?;
+        let module = &*ptr::addr_of!(ngx_http_captchaify_module);
+        (*ctx.main_conf.add(module.ctx_index))
+            .cast::<MainConf>()
+            .as_ref()
+    }
+}
+
 static NGX_HTTP_CAPTCHAIFY_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: Some(Module::preconfiguration),
     postconfiguration: Some(Module::postconfiguration),
@@ -156,7 +207,7 @@ pub static mut ngx_http_captchaify_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(NGX_HTTP_CAPTCHAIFY_MODULE_CTX) as *mut c_void,
     commands: addr_of_mut!(directives::COMMANDS) as *mut _,
     type_: NGX_HTTP_MODULE as _,
-    init_process: Some(background::init_process),
-    exit_process: Some(background::exit_process),
+    init_process: Some(init_process),
+    exit_process: Some(exit_process),
     ..ngx_module_t::default()
 };
