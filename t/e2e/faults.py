@@ -153,11 +153,22 @@ def port_holders(port):
     return pids
 
 
-def kill_port_holders(port, seconds=5):
-    """SIGKILL whatever of ours still listens on the port, and wait until it is free."""
+def started_in(pid, prefix):
+    """Whether the process runs in `prefix`: every nginx of ours is started from its prefix
+    (`Nginx.run`), and its workers, re-parented or not, keep that working directory."""
+    try:
+        return os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) == os.path.realpath(prefix)
+    except OSError:
+        return False
+
+
+def kill_port_holders(port, prefix, seconds=5):
+    """SIGKILL what of ours (started in `prefix`) still listens on the port, and wait until it
+    lets go. Another checkout's nginx on the same port is never touched: start() then fails
+    loudly instead."""
     deadline = time.time() + seconds
     while time.time() < deadline:
-        pids = port_holders(port)
+        pids = {pid for pid in port_holders(port) if started_in(pid, prefix)}
         if not pids:
             return
         for pid in pids:
@@ -211,10 +222,10 @@ http {{
 
     def run(self, *args):
         return subprocess.run([self.binary, "-p", self.prefix, "-c", "conf/nginx.conf", *args],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, cwd=self.prefix)
 
     def start(self):
-        kill_port_holders(PORT)
+        kill_port_holders(PORT, self.prefix)
         result = self.run()
         if result.returncode != 0:
             raise SystemExit(f"nginx did not start: {result.stderr}")
@@ -261,8 +272,9 @@ http {{
         if master and self.alive(master):
             os.kill(master, signal.SIGKILL)
         # Leftover workers of a crashed master: re-parented to init, titled "nginx: worker
-        # process" (no prefix to match on), and still holding the listening socket.
-        kill_port_holders(PORT)
+        # process" (no prefix in their title), and still holding the listening socket; found by
+        # their working directory, the prefix.
+        kill_port_holders(PORT, self.prefix)
 
 
 def crashes(log):
