@@ -266,7 +266,6 @@ impl Settings {
     fn resolve(&self) -> Location {
         let pages = self.pages.as_deref().unwrap_or_else(|| PageSet::builtin());
         let without_cookies = self.without_cookies.unwrap_or(false);
-        let crowdsec = self.crowdsec.unwrap_or(true);
         Location {
             acts: self.action.is_some(),
             policy: LocationPolicy {
@@ -278,7 +277,7 @@ impl Settings {
                 third_parties: self.third_parties.unwrap_or_default(),
                 pending_is_suspicious: self.lookup_pending_captcha.unwrap_or(false),
                 verified_crawlers: self.verified_crawlers.unwrap_or(false),
-                crowdsec,
+                crowdsec: self.crowdsec.unwrap_or(true),
             },
             kind: ChallengeKind::Text,
             dry_run: self.dry_run.unwrap_or(false),
@@ -301,7 +300,6 @@ impl Settings {
             deny: self.deny.clone(),
             geo_rules: self.geo_rules.clone().filter(|rules| !rules.is_empty()),
             crawler_hints: self.crawler_hints.unwrap_or(true),
-            crowdsec,
             secure_cookies: self.secure_cookies.unwrap_or(SecureCookies::Auto),
             precheck: self.precheck.unwrap_or_default(),
         }
@@ -341,9 +339,6 @@ pub(crate) struct Location {
     pub geo_rules: Option<Arc<GeoRules>>,
     /// Crawlers facing the captcha see the real page's title and meta tags.
     pub crawler_hints: bool,
-    /// CrowdSec's decisions apply and signals are reported here (only matters with
-    /// `captchaify_crowdsec_lapi`).
-    pub crowdsec: bool,
     /// When the module's cookies get `Secure`.
     pub secure_cookies: SecureCookies,
     /// Whether a client due a captcha first gets the pre-check.

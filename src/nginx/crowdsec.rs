@@ -222,7 +222,7 @@ pub(crate) fn remediation(
 /// Whether what happens at this location may be reported.
 fn reporting(mcf: &MainConf, lcf: &LocConf, address: IpAddr) -> bool {
     mcf.crowdsec_machine.is_some()
-        && lcf.loc.crowdsec
+        && lcf.loc.policy.crowdsec
         && !lcf.loc.dry_run
         && alerts::may_report(address)
 }

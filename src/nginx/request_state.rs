@@ -18,10 +18,11 @@ use crate::policy::{
     ThirdParties,
 };
 use crate::reputation::geoip::Country;
+use crate::reputation::Source;
 use crate::request::PassOrigin;
 use crate::state::rate::client_identity;
 use crate::state::records::FailureKeys;
-use crate::state::reputation::{read_and_mark, Pending, Source, ASK_TIMEOUT_SECS};
+use crate::state::reputation::{read_and_mark, Pending, ASK_TIMEOUT_SECS};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"cfyreqst");
 
@@ -222,11 +223,8 @@ fn gather_reputation(
             }
         }
     }
-    // The per-address sources asked here (a set of the same bits).
-    let sources = Source::PER_ADDRESS
-        .into_iter()
-        .filter(|&source| used.has(source))
-        .fold(0, |bits, source| bits | source.bit());
+    // The per-address sources asked here.
+    let sources = used.0 & ThirdParties::of(&Source::PER_ADDRESS).0;
     if sources == 0 || !crate::reputation::may_look_up(address) {
         return reputation;
     }

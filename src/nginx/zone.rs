@@ -27,10 +27,11 @@ use super::ngx_http_captchaify_module;
 use crate::conf::ZoneSpec;
 use crate::crawler::verified::CrawlerCheck;
 use crate::crowdsec::store::{DecisionRecord, StoreStatus};
+use crate::reputation::Source;
 use crate::state::rate::{LocationLoad, RateBucket};
 use crate::state::records::{EventCount, Failures, Mark};
 use crate::state::reputation::{
-    FeedStatus, HintJob, HintsRecord, Listed, Lookup, Pending, SendLog, Source,
+    FeedStatus, HintJob, HintsRecord, Listed, Lookup, Pending, SendLog,
 };
 use crate::state::spent::SpentSet;
 use crate::state::table::{Record, Table};

@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::table::{Guard, Key, Record};
-pub use crate::reputation::Source;
+use crate::reputation::Source;
 
 /// An address in a bulk list of the given generation.
 #[repr(C)]

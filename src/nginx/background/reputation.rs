@@ -26,10 +26,8 @@ use crate::crawler::hints;
 use crate::nginx::{client, hints as page_hints, offload, MainConf};
 use crate::reputation::feeds;
 use crate::reputation::fetch::{self, Lookup, USER_AGENT};
-use crate::reputation::{FeedOrigin, FeedSpec};
-use crate::state::reputation::{
-    record_answer, Answer, FeedStatus, HintJob, HintsRecord, Pending, Source,
-};
+use crate::reputation::{FeedOrigin, FeedSpec, Source};
+use crate::state::reputation::{record_answer, Answer, FeedStatus, HintJob, HintsRecord, Pending};
 
 /// Addresses handed to the threads per tick at most, and waiting in a thread's queue at most
 /// (beyond that they stay queued in the zone, or are asked again later).
