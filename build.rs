@@ -2,6 +2,7 @@
 //! as ngx's own build script does (cargo only forwards `DEP_NGINX_*` to direct dependents).
 fn main() {
     builtin_catalogs();
+    builtin_pictures();
     println!("cargo::rerun-if-env-changed=DEP_NGINX_FEATURES_CHECK");
     println!(
         "cargo::rustc-check-cfg=cfg(ngx_feature, values({}))",
@@ -65,4 +66,54 @@ fn builtin_catalogs() {
     let target =
         std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("catalogs.rs");
     std::fs::write(target, out).expect("write catalogs.rs");
+}
+
+/// Lists `pictures/emoji` and `pictures/animals` for `src/challenge/picture/mod.rs`, which
+/// compiles them in: `(motif folder, file name, bytes)`, sorted, with the set's own files
+/// (`confusable.txt`) under an empty motif. Only `names.txt` and PNG files are taken.
+fn builtin_pictures() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pictures");
+    println!("cargo::rerun-if-changed={}", root.display());
+    let mut out = String::new();
+    for (set, constant) in [("emoji", "EMOJI"), ("animals", "ANIMALS")] {
+        let dir = root.join(set);
+        println!("cargo::rerun-if-changed={}", dir.display());
+        let mut entries: Vec<(String, String, std::path::PathBuf)> = Vec::new();
+        let confusable = dir.join("confusable.txt");
+        if confusable.is_file() {
+            entries.push((String::new(), "confusable.txt".into(), confusable));
+        }
+        let mut motifs: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .unwrap_or_default();
+        motifs.sort();
+        for motif in motifs {
+            println!("cargo::rerun-if-changed={}", motif.display());
+            let key = motif.file_name().unwrap().to_string_lossy().into_owned();
+            let mut files: Vec<_> = std::fs::read_dir(&motif)
+                .expect("a picture folder")
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy();
+                    name == "names.txt" || name.to_ascii_lowercase().ends_with(".png")
+                })
+                .collect();
+            files.sort();
+            for file in files {
+                let name = file.file_name().unwrap().to_string_lossy().into_owned();
+                entries.push((key.clone(), name, file));
+            }
+        }
+        out.push_str(&format!("pub static {constant}: &[(&str, &str, &[u8])] = &[\n"));
+        for (motif, name, path) in entries {
+            out.push_str(&format!(
+                "    ({motif:?}, {name:?}, include_bytes!({:?})),\n",
+                path.display().to_string()
+            ));
+        }
+        out.push_str("];\n");
+    }
+    let target = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("pictures.rs");
+    std::fs::write(target, out).expect("OUT_DIR is writable");
 }

@@ -29,7 +29,7 @@ mod bank;
 mod dsp;
 
 use dsp::{Biquad, Contour, Reshape};
-use rand::{CryptoRng, Rng, RngCore};
+use rand::{CryptoRng, Rng, RngCore, SeedableRng};
 
 /// Fewest and most digits in a clip.
 pub const SHORTEST: usize = 9;
@@ -54,6 +54,12 @@ pub fn voice_languages() -> &'static [&'static str] {
 /// Makes a fresh clip spoken in `language` (English when that language has no voices).
 pub fn generate<R: RngCore + CryptoRng>(language: &str, rng: &mut R) -> AudioClip {
     generate_mix(language, Mix::FULL, rng)
+}
+
+/// The digits of the clip [`generate`] makes from `seed`, without making it: they are the
+/// first thing drawn from the seed's stream.
+pub fn digits_of(seed: [u8; 32]) -> String {
+    random_digits(&mut rand_chacha::ChaCha20Rng::from_seed(seed))
 }
 
 /// Loads the voices before the first request needs them.
@@ -505,6 +511,15 @@ pub fn wav_16bit(samples: &[f32]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digits_are_known_from_the_seed_without_making_the_clip() {
+        for seed in [[1u8; 32], [7; 32], [200; 32]] {
+            let clip = generate("en", &mut rand_chacha::ChaCha20Rng::from_seed(seed));
+            assert_eq!(digits_of(seed), clip.digits);
+            assert!((SHORTEST..=LONGEST).contains(&clip.digits.len()));
+        }
+    }
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 

@@ -8,10 +8,14 @@ use rand_chacha::ChaCha20Rng;
 
 use super::flow::full_answer;
 use super::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
+use super::picture::grid::{self, Grid};
+use super::picture::PictureSet;
 use super::{audio, image, ChallengeKind};
+use std::sync::Arc;
 use crate::crawler::hints::Hints;
 use crate::pages::{
-    AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, AUDIO_PATH,
+    AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, PictureView,
+    AUDIO_PATH,
 };
 
 /// Everything a captcha page needs but the configuration it is drawn with.
@@ -35,6 +39,9 @@ pub struct Order {
     pub form_action: String,
     /// The real page's title and tags, shown to a crawler.
     pub hints: Option<Hints>,
+    /// The operator's picture set for a picture kind (`captchaify_picture_dir`); `None` for
+    /// the shipped one.
+    pub pictures: Option<Arc<PictureSet>>,
 }
 
 /// A composed captcha page and the answer it was made for (for the test builds' answer
@@ -52,6 +59,9 @@ impl Order {
         let terms = &self.terms;
         let captcha = match terms.kind {
             ChallengeKind::Text => image::generate(terms.hardness, &mut rng),
+            ChallengeKind::Emoji | ChallengeKind::Animals => {
+                return self.compose_pictures(secrets, pages, &mut rng)
+            }
         };
         let nonce: [u8; 16] = rng.gen();
         // The spoken digits are in the page's language where there are voices, from a seed
@@ -84,6 +94,62 @@ impl Order {
                         length: &audio_length,
                         href: &audio_href,
                     }),
+                }),
+                pictures: None,
+                retry_after: 0,
+                language: self.language,
+                language_href: &self.chooser_href,
+                chooser: None,
+                hints: self.hints.as_ref(),
+            },
+        );
+        Composed { page, answer }
+    }
+
+    /// A picture captcha: the grid of the hardness from the location's set (the shipped one
+    /// of the kind unless the operator gave one), the example, and the clip's link: the
+    /// accessible alternative below hardness 3, a second part of the answer at 3. The clip
+    /// is made only when downloaded; its digits are known from its seed.
+    fn compose_pictures(
+        &self,
+        secrets: &Secrets,
+        pages: &PageSet,
+        rng: &mut ChaCha20Rng,
+    ) -> Composed {
+        let terms = &self.terms;
+        let set = match (&self.pictures, terms.kind) {
+            (Some(set), _) => set,
+            (None, ChallengeKind::Animals) => PictureSet::animals(),
+            (None, _) => PictureSet::emoji(),
+        };
+        let grid = Grid::for_hardness(terms.hardness);
+        let drawn = grid::generate(set, grid, rng);
+        let nonce: [u8; 16] = rng.gen();
+        let language = pages.languages().get(self.language);
+        let digits = terms
+            .hardness
+            .has_audio()
+            .then(|| audio::digits_of(secrets.audio_seed(&nonce, &language.tag)));
+        let answer = full_answer(&drawn.answer, digits.as_deref());
+        let token = issue_challenge(secrets, self.binding, terms, self.expires, nonce, &answer);
+        let audio_href = format!("{AUDIO_PATH}?challenge={token}&lang={}", language.tag);
+        let audio_length = format!("{}\u{2013}{}", audio::SHORTEST, audio::LONGEST);
+        let page = pages.render(
+            PageKind::Picture,
+            &PageContext {
+                path: &self.shown_path,
+                message: self.message,
+                captcha: None,
+                pictures: Some(PictureView {
+                    motif: set.motifs[drawn.motif].name(&language.tag),
+                    example: &drawn.example,
+                    tiles: &drawn.tiles,
+                    columns: grid.columns,
+                    challenge: &token,
+                    form_action: &self.form_action,
+                    audio_href: &audio_href,
+                    audio_length: &audio_length,
+                    audio_required: digits.is_some(),
                 }),
                 retry_after: 0,
                 language: self.language,
@@ -132,6 +198,7 @@ mod tests {
             chooser_href: "/.captchaify/language?return=%2Faccount".into(),
             form_action: "/.captchaify/verify".into(),
             hints: None,
+            pictures: None,
         }
     }
 
@@ -187,5 +254,109 @@ mod tests {
         // The same challenge token (the page's CSP nonce is fresh on every render).
         assert_eq!(token(&a), token(&again));
         assert_ne!(token(&a), token(&other));
+    }
+
+    /// A small set of plain pictures: motif `i` is a disc of its own colour.
+    fn picture_set() -> Arc<PictureSet> {
+        use crate::challenge::picture::{Motif, Picture, CANVAS};
+        let side = CANVAS as usize;
+        let disc = |colour: [u8; 3]| {
+            let mut rgba = vec![0u8; side * side * 4];
+            for y in 0..side {
+                for x in 0..side {
+                    let (dx, dy) = (x as i32 - 48, y as i32 - 48);
+                    if dx * dx + dy * dy < 40 * 40 {
+                        rgba[(y * side + x) * 4..(y * side + x) * 4 + 4]
+                            .copy_from_slice(&[colour[0], colour[1], colour[2], 255]);
+                    }
+                }
+            }
+            Picture { rgba }
+        };
+        Arc::new(PictureSet {
+            motifs: (0..8u8)
+                .map(|i| Motif {
+                    key: format!("m{i}"),
+                    names: vec![
+                        ("en".into(), format!("Thing <{i}>")),
+                        ("de".into(), format!("Ding {i}")),
+                    ],
+                    pictures: vec![disc([i * 30, 255 - i * 30, 100]), disc([i * 30, 0, 200])],
+                    look_alikes: Vec::new(),
+                })
+                .collect(),
+        })
+    }
+
+    fn picture_order(kind: ChallengeKind, hardness: Hardness, seed: u8) -> Order {
+        let mut order = order(hardness, seed);
+        order.terms.kind = kind;
+        order.pictures = Some(picture_set());
+        order
+    }
+
+    #[test]
+    fn a_picture_page_holds_its_grid_and_its_challenge() {
+        let (secrets, pages) = (secrets(), PageSet::builtin());
+        for hardness in [Hardness::EASY, Hardness::NORMAL, Hardness::HARD] {
+            let composed =
+                picture_order(ChallengeKind::Animals, hardness, 3).compose(&secrets, pages);
+            let page = composed.page.expect("the built-in set has a picture page");
+            assert_eq!(page.status, PageKind::Picture.status());
+            let body = &page.body;
+            let challenge = check_challenge(&secrets, token(body).as_bytes(), client()).unwrap();
+            assert_eq!(challenge.terms.kind, ChallengeKind::Animals);
+            assert!(challenge.is_answer(&secrets, &composed.answer));
+            let grid = Grid::for_hardness(hardness);
+            assert_eq!(body.matches(r#"type="checkbox" name="tile""#).count(), grid.tiles());
+            assert!(body.contains(&format!(r#"name="tile" value="{}""#, grid.tiles())));
+            assert!(body.contains(r#"alt="Picture 7""#));
+            // The prompt names the motif, escaped; the answer is not in the page.
+            assert!(body.contains("Select every picture that shows: <strong>Thing &lt;"));
+            assert!(!body.contains("X-Captchaify"));
+            // The clip is always linked (the alternative, or at 3 a part of the answer), never
+            // inline; its digits are asked as required only at 3.
+            assert!(body.contains(AUDIO_PATH));
+            assert!(!body.contains("data:audio"));
+            assert_eq!(body.contains(" required maxlength=\"40\""), hardness.has_audio());
+            assert_eq!(body.contains("<details"), !hardness.has_audio());
+            assert_eq!(composed.answer.contains('|'), hardness.has_audio());
+            assert!(body.contains(r#"<input type="hidden" name="lang" value="en">"#));
+        }
+    }
+
+    #[test]
+    fn a_picture_page_speaks_the_motif_in_the_page_language() {
+        let (secrets, pages) = (secrets(), PageSet::builtin());
+        let Some(german) = pages.languages().find(b"de") else {
+            panic!("German is built in");
+        };
+        let mut order = picture_order(ChallengeKind::Emoji, Hardness::EASY, 4);
+        order.language = german;
+        let body = order.compose(&secrets, pages).page.unwrap().body;
+        assert!(body.contains("<strong>Ding "), "{}", &body[..2000]);
+    }
+
+    #[test]
+    fn picture_pages_are_fresh_and_small() {
+        let (secrets, pages) = (secrets(), PageSet::builtin());
+        let a = picture_order(ChallengeKind::Emoji, Hardness::NORMAL, 5).compose(&secrets, pages);
+        let b = picture_order(ChallengeKind::Emoji, Hardness::NORMAL, 6).compose(&secrets, pages);
+        let (a, b) = (a.page.unwrap().body, b.page.unwrap().body);
+        let images = |body: &str| -> Vec<String> {
+            body.split("data:image/png;base64,")
+                .skip(1)
+                .map(|s| s[..s.find('"').unwrap()].to_owned())
+                .collect()
+        };
+        let (ia, ib) = (images(&a), images(&b));
+        assert_eq!(ia.len(), 21, "the example and 20 tiles");
+        let mut all: Vec<&String> = ia.iter().chain(&ib).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 42, "no picture served twice");
+        // Plain discs compress far better than real pictures; the real bound is measured on
+        // the shipped sets (scripts/bench); this guards the page's markup.
+        assert!(a.len() < 80_000, "{} bytes", a.len());
     }
 }

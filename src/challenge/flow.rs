@@ -2,6 +2,7 @@
 //! the request body, keeps the shared tables and sends the result.
 
 use super::image::normalize_answer;
+use super::picture::grid::{normalize_selection, Grid};
 use super::token::{issue_pass, Challenge, ChallengeTerms, ClientBinding, Delivery, Secrets};
 use crate::state::spent::Spend;
 
@@ -14,9 +15,19 @@ pub const MAX_FORM_BYTES: usize = 8192;
 pub struct Form {
     pub challenge: Vec<u8>,
     pub answer: Vec<u8>,
-    /// The digits heard in the audio captcha (hardness 3).
+    /// The digits heard in the audio captcha (hardness 3, or a picture captcha's audio
+    /// alternative).
     pub digits: Vec<u8>,
+    /// A picture captcha's ticked tiles (every `tile` field, in order; at most
+    /// [`MAX_TILE_FIELDS`], and one more marks a form that sent too many).
+    pub tiles: Vec<Vec<u8>>,
+    /// The language of the page (`lang`), whose clip a picture captcha's audio alternative
+    /// was heard in.
+    pub language: Vec<u8>,
 }
+
+/// More `tile` fields than any grid has tiles: the form is not one of ours.
+pub const MAX_TILE_FIELDS: usize = 32;
 
 impl Form {
     /// Parses an `application/x-www-form-urlencoded` body; unknown fields are ignored, the
@@ -24,6 +35,7 @@ impl Form {
     pub fn parse(body: &[u8]) -> Form {
         let mut form = Form::default();
         let (mut seen_challenge, mut seen_answer, mut seen_digits) = (false, false, false);
+        let mut seen_language = false;
         for pair in body.split(|&b| b == b'&') {
             let mut parts = pair.splitn(2, |&b| b == b'=');
             let name = parts.next().unwrap_or_default();
@@ -40,6 +52,13 @@ impl Form {
                 b"digits" if !seen_digits => {
                     form.digits = percent_decode(value);
                     seen_digits = true;
+                }
+                b"lang" if !seen_language => {
+                    form.language = percent_decode(value);
+                    seen_language = true;
+                }
+                b"tile" if form.tiles.len() <= MAX_TILE_FIELDS => {
+                    form.tiles.push(percent_decode(value));
                 }
                 _ => {}
             }
@@ -150,35 +169,69 @@ pub fn judge(
             terms: challenge.terms,
         };
     }
-    let text = match challenge.terms.kind {
+    let kind = challenge.terms.kind;
+    let hardness = challenge.terms.hardness;
+    // A picture captcha below hardness 3 may be answered by its audio alternative instead:
+    // the digits of the clip its page links to, made again from the challenge's secret seed.
+    if kind.is_picture() && !hardness.has_audio() && !form.digits.is_empty() {
+        let heard = std::str::from_utf8(&form.digits)
+            .ok()
+            .and_then(normalize_digits);
+        let spoken = std::str::from_utf8(&form.language)
+            .ok()
+            .filter(|tag| !tag.is_empty() && tag.len() <= 35)
+            .and_then(|tag| secrets.audio_seed_of(&form.challenge, &challenge.nonce, tag))
+            .map(super::audio::digits_of);
+        return match heard.zip(spoken) {
+            Some((heard, spoken)) if heard == spoken => solved(secrets, challenge, client, now, new_pass_id),
+            _ => Judgement::Wrong {
+                terms: challenge.terms,
+            },
+        };
+    }
+    let shown = match kind {
         super::ChallengeKind::Text => std::str::from_utf8(&form.answer)
             .ok()
             .and_then(normalize_answer),
+        super::ChallengeKind::Emoji | super::ChallengeKind::Animals => {
+            normalize_selection(&form.tiles, Grid::for_hardness(hardness).tiles())
+        }
     };
     // At hardness 3 the challenge also asked for the digits of its audio clip.
-    let answer = if challenge.terms.hardness.has_audio() {
+    let answer = if hardness.has_audio() {
         let digits = std::str::from_utf8(&form.digits)
             .ok()
             .and_then(normalize_digits);
-        text.zip(digits)
-            .map(|(text, digits)| full_answer(&text, Some(&digits)))
+        shown
+            .zip(digits)
+            .map(|(shown, digits)| full_answer(&shown, Some(&digits)))
     } else {
-        text
+        shown
     };
     match answer {
         Some(answer) if challenge.is_answer(secrets, &answer) => {
-            let terms = challenge.terms;
-            let expires = now.saturating_add(terms.pass_age);
-            Judgement::Solved {
-                pass: issue_pass(secrets, client, terms.hardness, expires, new_pass_id),
-                delivery: terms.delivery,
-                pass_age: terms.pass_age,
-                return_path: terms.return_path,
-            }
+            solved(secrets, challenge, client, now, new_pass_id)
         }
         _ => Judgement::Wrong {
             terms: challenge.terms,
         },
+    }
+}
+
+fn solved(
+    secrets: &Secrets,
+    challenge: Challenge,
+    client: ClientBinding,
+    now: u64,
+    new_pass_id: [u8; 16],
+) -> Judgement {
+    let terms = challenge.terms;
+    let expires = now.saturating_add(terms.pass_age);
+    Judgement::Solved {
+        pass: issue_pass(secrets, client, terms.hardness, expires, new_pass_id),
+        delivery: terms.delivery,
+        pass_age: terms.pass_age,
+        return_path: terms.return_path,
     }
 }
 
@@ -227,8 +280,151 @@ mod tests {
         Form {
             challenge: token.as_bytes().to_vec(),
             answer: answer.as_bytes().to_vec(),
-            digits: vec![],
+            ..Form::default()
         }
+    }
+
+    fn picture_form(token: &str, tiles: &[&str], digits: &str, language: &str) -> Form {
+        Form {
+            challenge: token.as_bytes().to_vec(),
+            tiles: tiles.iter().map(|t| t.as_bytes().to_vec()).collect(),
+            digits: digits.as_bytes().to_vec(),
+            language: language.as_bytes().to_vec(),
+            ..Form::default()
+        }
+    }
+
+    #[test]
+    fn a_form_reads_every_ticked_tile_and_stops_counting_past_any_grid() {
+        let f = Form::parse(b"challenge=x&tile=3&tile=12&lang=de&tile=1&lang=fr");
+        assert_eq!(f.tiles, vec![b"3".to_vec(), b"12".to_vec(), b"1".to_vec()]);
+        assert_eq!(f.language, b"de");
+        let many = "tile=1&".repeat(100);
+        let f = Form::parse(many.as_bytes());
+        assert_eq!(f.tiles.len(), MAX_TILE_FIELDS + 1);
+        assert_eq!(normalize_selection(&f.tiles, 20), None);
+    }
+
+    #[test]
+    fn a_picture_captcha_takes_exactly_its_tiles() {
+        let s = secrets();
+        for kind in [
+            crate::challenge::ChallengeKind::Emoji,
+            crate::challenge::ChallengeKind::Animals,
+        ] {
+            let pictures = ChallengeTerms {
+                kind,
+                hardness: Hardness::EASY,
+                ..terms()
+            };
+            let token = issue_challenge(&s, client(), &pictures, NOW + 120, [1; 16], "2,7,11");
+            let attempt = |tiles: &[&str]| {
+                judge_form(
+                    &s,
+                    &picture_form(&token, tiles, "", "en"),
+                    client(),
+                    NOW,
+                    |_, _| Spend::Fresh,
+                    [2; 16],
+                )
+            };
+            let wrong = Some(Judgement::Wrong {
+                terms: pictures.clone(),
+            });
+            assert!(matches!(attempt(&["7", "2", "11"]), Some(Judgement::Solved { .. })));
+            assert_eq!(attempt(&["2", "7"]), wrong, "partial");
+            assert_eq!(attempt(&["2", "7", "11", "12"]), wrong, "extra");
+            assert_eq!(attempt(&["2", "7", "13"]), wrong, "wrong");
+            assert_eq!(attempt(&[]), wrong, "none");
+            assert_eq!(attempt(&["2", "7", "11", "99"]), wrong, "a tampered index");
+            assert_eq!(attempt(&["2", "7", "7", "11"]), wrong, "a tile twice");
+            // The text field is not read for pictures.
+            let mut f = picture_form(&token, &[], "", "en");
+            f.answer = b"2,7,11".to_vec();
+            assert_eq!(
+                judge_form(&s, &f, client(), NOW, |_, _| Spend::Fresh, [2; 16]),
+                wrong
+            );
+        }
+    }
+
+    #[test]
+    fn a_picture_captcha_may_be_answered_by_its_clip_instead() {
+        let s = secrets();
+        let pictures = ChallengeTerms {
+            kind: crate::challenge::ChallengeKind::Animals,
+            hardness: Hardness::NORMAL,
+            ..terms()
+        };
+        let nonce = [5; 16];
+        let token = issue_challenge(&s, client(), &pictures, NOW + 120, nonce, "1,2,3,4");
+        let spoken = crate::challenge::audio::digits_of(s.audio_seed(&nonce, "de"));
+        let attempt = |digits: &str, language: &str| {
+            judge_form(
+                &s,
+                &picture_form(&token, &[], digits, language),
+                client(),
+                NOW,
+                |_, _| Spend::Fresh,
+                [2; 16],
+            )
+        };
+        let wrong = Some(Judgement::Wrong {
+            terms: pictures.clone(),
+        });
+        assert!(matches!(attempt(&spoken, "de"), Some(Judgement::Solved { .. })));
+        // The digits of the clip in another language are other digits.
+        assert_eq!(attempt(&spoken, "fr"), wrong);
+        assert_eq!(attempt(&spoken, ""), wrong);
+        let mut off = spoken.clone().into_bytes();
+        off[0] = if off[0] == b'9' { b'0' } else { off[0] + 1 };
+        assert_eq!(attempt(std::str::from_utf8(&off).unwrap(), "de"), wrong);
+        // A token of someone else's secret yields no seed.
+        let forged = issue_challenge(
+            &Secrets::new(vec![7; 32], None).unwrap(),
+            client(),
+            &pictures,
+            NOW + 120,
+            nonce,
+            "1,2,3,4",
+        );
+        let challenge = check_challenge(&s, token.as_bytes(), client()).unwrap();
+        let mut f = picture_form(&forged, &[], &spoken, "de");
+        f.challenge = forged.into_bytes();
+        assert_eq!(
+            Some(judge(&s, challenge, &f, client(), NOW, |_, _| Spend::Fresh, [2; 16])),
+            wrong
+        );
+    }
+
+    #[test]
+    fn a_hard_picture_captcha_needs_the_tiles_and_the_digits() {
+        let s = secrets();
+        let hard = ChallengeTerms {
+            kind: crate::challenge::ChallengeKind::Emoji,
+            hardness: Hardness::HARD,
+            ..terms()
+        };
+        let nonce = [6; 16];
+        let spoken = crate::challenge::audio::digits_of(s.audio_seed(&nonce, "en"));
+        let answer = full_answer("3,9,14,20", Some(&spoken));
+        let token = issue_challenge(&s, client(), &hard, NOW + 120, nonce, &answer);
+        let attempt = |tiles: &[&str], digits: &str| {
+            judge_form(
+                &s,
+                &picture_form(&token, tiles, digits, "en"),
+                client(),
+                NOW,
+                |_, _| Spend::Fresh,
+                [2; 16],
+            )
+        };
+        let wrong = Some(Judgement::Wrong { terms: hard.clone() });
+        let tiles = ["3", "9", "14", "20"];
+        assert!(matches!(attempt(&tiles, &spoken), Some(Judgement::Solved { .. })));
+        assert_eq!(attempt(&tiles, ""), wrong, "tiles alone");
+        assert_eq!(attempt(&[], &spoken), wrong, "the clip alone is no alternative at 3");
+        assert_eq!(attempt(&tiles[..3], &spoken), wrong, "partial tiles");
     }
 
     #[test]
@@ -261,6 +457,7 @@ mod tests {
                 challenge: token.as_bytes().to_vec(),
                 answer: text.as_bytes().to_vec(),
                 digits: digits.as_bytes().to_vec(),
+                ..Form::default()
             };
             judge_form(&s, &f, client(), NOW, |_, _| Spend::Fresh, [2; 16])
         };
@@ -298,7 +495,7 @@ mod tests {
             Form {
                 challenge: b"c1.a.b".to_vec(),
                 answer: b"k7m pXw".to_vec(),
-                digits: vec![]
+                ..Form::default()
             }
         );
         assert_eq!(Form::parse(b""), Form::default());

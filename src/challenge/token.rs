@@ -419,6 +419,20 @@ impl Delivery {
     }
 }
 
+impl ChallengeTerms {
+    /// Whether the challenge's page carries a clip (text at hardness 3 plays it inline), so
+    /// that showing the page spends the client's audio budget.
+    pub fn clip_on_page(&self) -> bool {
+        self.kind == super::ChallengeKind::Text && self.hardness.has_audio()
+    }
+
+    /// Whether the challenge's clip may be downloaded: it has one at hardness 3, and every
+    /// picture captcha offers one as its accessible alternative.
+    pub fn offers_audio(&self) -> bool {
+        self.kind.is_picture() || self.hardness.has_audio()
+    }
+}
+
 /// What a challenge is for, besides its answer: set by the location that shows the captcha.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeTerms {

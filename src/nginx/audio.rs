@@ -1,4 +1,4 @@
-//! The download of a hardness-3 page's clip: `GET /.captchaify/audio?challenge=TOKEN&lang=TAG`.
+//! The download of a captcha's clip (a hardness-3 page's, or a picture captcha's alternative): `GET /.captchaify/audio?challenge=TOKEN&lang=TAG`.
 //! The clip is made again from its secret seed (the same bytes the page plays inline), for
 //! the client the challenge was made for, while the challenge is open and unanswered; each
 //! download counts against the client's audio budget. Text browsers need it: they cannot
@@ -36,7 +36,7 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
     let Some(index) = first(b"lang").and_then(|tag| languages.find(&tag)) else {
         return response::write_status(r, 404);
     };
-    if !challenge.terms.hardness.has_audio() {
+    if !challenge.terms.offers_audio() {
         return response::write_status(r, 404);
     }
     let now = client::now();
@@ -48,7 +48,7 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
     // The budget of the location whose captcha this is, wherever this path falls.
     let budget = &challenge.terms.budget;
     if let Some(retry_after) =
-        handler::audio_budget_spent(r, mcf, budget, challenge.terms.hardness, address)
+        handler::audio_budget_spent(r, mcf, budget, true, address)
     {
         let language = language::choose(r, lcf, &challenge.terms.return_path);
         return response::write_rate_limited(

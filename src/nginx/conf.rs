@@ -26,6 +26,7 @@ use crate::challenge::ChallengeKind;
 use crate::conf::{MaxRateLimit, ZoneSpec};
 use crate::crawler::verified::Crawler;
 use crate::crawler::CrawlerCache;
+use crate::challenge::picture::PictureSet;
 use crate::pages::PageSet;
 use crate::policy::{self, Action, Hardness, LocationPolicy, ThirdParties};
 use crate::reputation::geoip::GeoDb;
@@ -193,6 +194,10 @@ const PAGE_SETTINGS: [&str; 5] = [
 pub(crate) struct Settings {
     pub action: Option<Action>,
     pub hardness: Option<Hardness>,
+    /// `captchaify_captcha_type`.
+    pub kind: Option<ChallengeKind>,
+    /// `captchaify_picture_dir`: an operator's picture set, loaded at configuration time.
+    pub pictures: Option<Arc<PictureSet>>,
     pub dry_run: Option<bool>,
     pub block_crawler: Option<bool>,
     /// Seconds a solved captcha stays valid (`captchaify_verification_age`).
@@ -236,6 +241,8 @@ impl Settings {
         }
         or(&mut self.action, &outer.action);
         or(&mut self.hardness, &outer.hardness);
+        or(&mut self.kind, &outer.kind);
+        or(&mut self.pictures, &outer.pictures);
         or(&mut self.dry_run, &outer.dry_run);
         or(&mut self.block_crawler, &outer.block_crawler);
         or(&mut self.verification_age, &outer.verification_age);
@@ -279,7 +286,8 @@ impl Settings {
                 verified_crawlers: self.verified_crawlers.unwrap_or(false),
                 crowdsec: self.crowdsec.unwrap_or(true),
             },
-            kind: ChallengeKind::Text,
+            kind: self.kind.unwrap_or_default(),
+            pictures: self.pictures.clone(),
             dry_run: self.dry_run.unwrap_or(false),
             verification_age: self
                 .verification_age
@@ -314,8 +322,11 @@ pub(crate) struct Location {
     pub acts: bool,
     /// The action, the hardness and the sources of suspicion that count.
     pub policy: LocationPolicy,
-    /// What its captchas ask (text until `captchaify_captcha_type` lets it be pictures).
+    /// What its captchas ask (`captchaify_captcha_type`).
     pub kind: ChallengeKind,
+    /// The operator's picture set (`captchaify_picture_dir`); `None` for the shipped set of
+    /// the kind.
+    pub pictures: Option<Arc<PictureSet>>,
     pub dry_run: bool,
     /// Seconds a solved captcha stays valid.
     pub verification_age: u64,

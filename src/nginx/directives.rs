@@ -21,7 +21,9 @@ use ngx::{ngx_conf_log_error, ngx_string};
 use super::conf::{LocConf, MainConf, SecureCookies, Settings};
 use super::crowdsec::{CrowdsecConf, Machine};
 use super::zone;
+use crate::challenge::picture::PictureSet;
 use crate::challenge::token::Secrets;
+use crate::challenge::ChallengeKind;
 use crate::conf::{
     parse_duration_in, parse_flag, parse_ipv6_prefix, parse_rate_or_off, parse_status,
     read_secret_file, MaxRateLimit, ZoneSpec,
@@ -127,6 +129,13 @@ location_directive!(
     str::parse::<Hardness>,
     hardness
 );
+location_directive!(
+    set_captcha_type,
+    "captchaify_captcha_type",
+    |v: &str| ChallengeKind::parse(v)
+        .ok_or_else(|| format!("invalid captcha type \"{v}\", expected text, emoji or animals")),
+    kind
+);
 location_directive!(set_dry_run, "captchaify_dry_run", parse_flag, dry_run);
 location_directive!(
     set_block_crawler,
@@ -182,6 +191,21 @@ unsafe extern "C" fn set_template_dir(
         move || {
             let load = |value: &str| PageSet::load_dir(&full_path(cf, value)).map(Arc::new);
             set_location_value(cf, conf, "captchaify_template_dir", load, |s| &mut s.pages)
+        },
+    )
+}
+
+unsafe extern "C" fn set_picture_dir(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    super::unwind::guarded(
+        "a directive",
+        || NGX_CONF_ERROR,
+        move || {
+            let load = |value: &str| PictureSet::load_dir(&full_path(cf, value)).map(Arc::new);
+            set_location_value(cf, conf, "captchaify_picture_dir", load, |s| &mut s.pictures)
         },
     )
 }
@@ -876,9 +900,11 @@ const fn main_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 33] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 35] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
+    location_command(ngx_string!("captchaify_captcha_type"), set_captcha_type),
+    location_command(ngx_string!("captchaify_picture_dir"), set_picture_dir),
     location_command(ngx_string!("captchaify_dry_run"), set_dry_run),
     location_command(ngx_string!("captchaify_block_crawler"), set_block_crawler),
     location_command(

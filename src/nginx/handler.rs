@@ -14,7 +14,7 @@ use super::{
 };
 use crate::challenge::token::{return_path_for, strip_argument, Budget, Secrets, PRECHECK_NAME};
 use crate::policy::{
-    self, ClientFacts, Hardness, LocationPolicy, Outcome, Rates, Refusal, Remediation, Verdict,
+    self, ClientFacts, LocationPolicy, Outcome, Rates, Refusal, Remediation, Verdict,
 };
 use crate::request::OwnPath;
 use crate::state::rate::{
@@ -134,7 +134,7 @@ fn access(r: &mut Request) -> ngx_int_t {
                 return response::finish(r, rc);
             }
             let terms = response::challenge_terms(r, mcf, lcf, return_path.into_owned());
-            let spent = audio_budget_spent(r, mcf, &terms.budget, policy.hardness, address);
+            let spent = audio_budget_spent(r, mcf, &terms.budget, terms.clip_on_page(), address);
             if let Some(retry_after) = spent {
                 let rc = response::write_rate_limited(r, lcf, &shown_path, retry_after, &language);
                 return response::finish(r, rc);
@@ -381,18 +381,19 @@ pub(crate) fn answer_budget_spent(
     retry_after
 }
 
-/// Counts an audio captcha (hardness 3) against the client's audio budget, which is stricter
-/// than its page budget because a clip costs more to make than an image. `Some(retry_after)`
-/// when the budget is spent: the client then gets the rate-limit page instead. One budget per
-/// client across all locations, by the limits of the location whose captcha it is.
+/// Counts a clip about to be made (`clip`: a text page at hardness 3, or a download) against
+/// the client's audio budget, which is stricter than its page budget because a clip costs
+/// more to make than an image. `Some(retry_after)` when the budget is spent: the client then
+/// gets the rate-limit page instead. One budget per client across all locations, by the
+/// limits of the location whose captcha it is.
 pub(crate) fn audio_budget_spent(
     r: &Request,
     mcf: &MainConf,
     budget: &Budget,
-    hardness: Hardness,
+    clip: bool,
     address: IpAddr,
 ) -> Option<u64> {
-    if !hardness.has_audio() {
+    if !clip {
         return None;
     }
     let rate = budget.audio?;

@@ -480,6 +480,7 @@ impl ChallengeOrder {
                     None => VERIFY_PATH.to_owned(),
                 },
                 hints: None,
+                pictures: lcf.loc.pictures.clone(),
             },
             #[cfg(feature = "test-answers")]
             fault: super::unwind::test_fault(r),

@@ -270,7 +270,7 @@ fn rechallenge(
 ) -> Answered {
     // The page's language and its chooser link are those of the page answered.
     let language = &language::choose(r, lcf, &terms.return_path);
-    let spent = handler::audio_budget_spent(r, mcf, &terms.budget, terms.hardness, address);
+    let spent = handler::audio_budget_spent(r, mcf, &terms.budget, terms.clip_on_page(), address);
     if let Some(retry_after) = spent {
         return response::write_rate_limited(r, lcf, &terms.return_path, retry_after, language)
             .into();

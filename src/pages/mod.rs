@@ -26,14 +26,17 @@ pub enum PageKind {
     RateLimited,
     /// The language chooser (200).
     ChangeLanguage,
+    /// A picture captcha (`captchaify_captcha_type emoji | animals`): 403, as the text one.
+    Picture,
 }
 
 impl PageKind {
-    pub const ALL: [PageKind; 4] = [
+    pub const ALL: [PageKind; 5] = [
         PageKind::Captcha,
         PageKind::Block,
         PageKind::RateLimited,
         PageKind::ChangeLanguage,
+        PageKind::Picture,
     ];
 
     /// The file name of the page in a template directory.
@@ -43,6 +46,7 @@ impl PageKind {
             PageKind::Block => "block.html",
             PageKind::RateLimited => "rate_limited.html",
             PageKind::ChangeLanguage => "change_language.html",
+            PageKind::Picture => "picture.html",
         }
     }
 
@@ -50,7 +54,7 @@ impl PageKind {
         // A challenge is not the page that was asked for: 403 keeps caches and crawlers from
         // taking it for the content, as the big CDNs do for their own challenges.
         match self {
-            PageKind::Captcha | PageKind::Block => 403,
+            PageKind::Captcha | PageKind::Picture | PageKind::Block => 403,
             PageKind::RateLimited => 429,
             PageKind::ChangeLanguage => 200,
         }
@@ -66,6 +70,7 @@ impl PageKind {
             PageKind::Block => include_str!("../../templates/block.html"),
             PageKind::RateLimited => include_str!("../../templates/rate_limited.html"),
             PageKind::ChangeLanguage => include_str!("../../templates/change_language.html"),
+            PageKind::Picture => include_str!("../../templates/picture.html"),
         }
     }
 }
@@ -95,13 +100,20 @@ pub const PLACEHOLDERS: &[&str] = &[
     "audio_href",
     "crawler_title",
     "crawler_head",
+    "motif",
+    "example_src",
+    "tiles",
+    "grid_columns",
+    "tile_number",
+    "audio_required",
+    "audio_alternative",
 ];
 
 /// The markup around a placeholder's value inside a translated string.
 fn inline_markup(index: usize) -> (&'static str, &'static str) {
     match PLACEHOLDERS.get(index).copied() {
         Some("path") => ("<code>", "</code>"),
-        Some("retry_after") => ("<strong>", "</strong>"),
+        Some("retry_after") | Some("motif") => ("<strong>", "</strong>"),
         _ => ("", ""),
     }
 }
@@ -123,7 +135,7 @@ pub fn builtin_style(kind: PageKind) -> &'static str {
     });
     match kind {
         PageKind::Block | PageKind::RateLimited => plain,
-        PageKind::Captcha | PageKind::ChangeLanguage => full,
+        PageKind::Captcha | PageKind::Picture | PageKind::ChangeLanguage => full,
     }
 }
 
@@ -188,6 +200,8 @@ pub struct PageContext<'a> {
     pub message: Option<Message>,
     /// The puzzle, on captcha pages.
     pub captcha: Option<CaptchaView<'a>>,
+    /// The grid, on picture captcha pages.
+    pub pictures: Option<PictureView<'a>>,
     /// Seconds until the client may try again, on rate-limit pages (0 elsewhere).
     pub retry_after: u64,
     /// The page's language: an index into the set's [`Languages`].
@@ -215,6 +229,27 @@ pub struct CaptchaView<'a> {
     pub form_action: &'a str,
     /// The audio captcha, at hardness 3.
     pub audio: Option<AudioView<'a>>,
+}
+
+/// The parts of a picture captcha page that come from the challenge.
+#[derive(Debug, Clone, Copy)]
+pub struct PictureView<'a> {
+    /// The motif's name in the page's language.
+    pub motif: &'a str,
+    /// A picture of the motif (PNG), drawn from none of the tiles' pictures.
+    pub example: &'a [u8],
+    /// The tiles' PNGs, position 1 first.
+    pub tiles: &'a [Vec<u8>],
+    pub columns: usize,
+    pub challenge: &'a str,
+    pub form_action: &'a str,
+    /// The clip's download link: the accessible alternative below hardness 3, a part of the
+    /// answer at hardness 3 (never inline: a clip would triple the page).
+    pub audio_href: &'a str,
+    /// How many digits it speaks, e.g. "9–14".
+    pub audio_length: &'a str,
+    /// Hardness 3: the digits are asked as well as the tiles.
+    pub audio_required: bool,
 }
 
 /// The audio part of a hardness-3 captcha.
@@ -506,8 +541,10 @@ impl PageSet {
     /// The stamp a page is filled into: a page without a captcha, chooser or crawler hints
     /// (the block and rate-limit pages). Made on first use.
     fn stamp_for(&self, kind: PageKind, context: &PageContext<'_>) -> Option<&Stamp> {
-        let plain =
-            context.captcha.is_none() && context.chooser.is_none() && context.hints.is_none();
+        let plain = context.captcha.is_none()
+            && context.pictures.is_none()
+            && context.chooser.is_none()
+            && context.hints.is_none();
         // (An empty value would hide a section the stamp shows.)
         if !plain || context.path.is_empty() || context.language_href.is_empty() {
             return None;
@@ -593,6 +630,14 @@ impl PageSet {
         let audio_src = audio
             .map(|a| format!("data:audio/wav;base64,{}", STANDARD.encode(a.wav)))
             .unwrap_or_default();
+        let pictures = context.pictures;
+        let example_src = pictures
+            .map(|p| format!("data:image/png;base64,{}", STANDARD.encode(p.example)))
+            .unwrap_or_default();
+        let tiles = pictures
+            .map(|p| tile_grid(language, &p))
+            .unwrap_or_default();
+        let columns = pictures.map(|p| p.columns.to_string()).unwrap_or_default();
         let width = captcha.map(|c| c.width.to_string()).unwrap_or_default();
         let height = captcha.map(|c| c.height.to_string()).unwrap_or_default();
         let (languages, back_href) = match &context.chooser {
@@ -613,22 +658,49 @@ impl PageSet {
             &width,
             &height,
             captcha.map_or("", |c| c.answer_length),
-            captcha.map_or("", |c| c.challenge),
-            captcha.map_or("", |c| c.form_action),
+            captcha
+                .map(|c| c.challenge)
+                .or(pictures.map(|p| p.challenge))
+                .unwrap_or(""),
+            captcha
+                .map(|c| c.form_action)
+                .or(pictures.map(|p| p.form_action))
+                .unwrap_or(""),
             retry_after,
             context.language_href,
             &language.name,
             &languages,
             &back_href,
             &audio_src,
-            audio.map_or("", |a| a.length),
+            audio
+                .map(|a| a.length)
+                .or(pictures.map(|p| p.audio_length))
+                .unwrap_or(""),
             &message,
-            audio.map_or("", |a| a.href),
+            audio
+                .map(|a| a.href)
+                .or(pictures.map(|p| p.audio_href))
+                .unwrap_or(""),
             context.hints.map_or("", |h| h.title.as_str()),
             &context
                 .hints
                 .map(crate::crawler::hints::head_html)
                 .unwrap_or_default(),
+            pictures.map_or("", |p| p.motif),
+            &example_src,
+            &tiles,
+            &columns,
+            "",
+            if pictures.is_some_and(|p| p.audio_required) {
+                "1"
+            } else {
+                ""
+            },
+            if pictures.is_some_and(|p| !p.audio_required) {
+                "1"
+            } else {
+                ""
+            },
         ];
         let body = template.render(&values, language, inline_markup);
         Some(Page {
@@ -637,6 +709,35 @@ impl PageSet {
             body,
         })
     }
+}
+
+/// The tiles of a picture captcha: a checkbox per tile, inside the label that holds its
+/// picture, so that a click or tap on the picture ticks it, and the keyboard reaches every
+/// box. A tile's text alternative is its number ("Picture 3"): describing it would give the
+/// answer away (the page offers the audio alternative instead).
+fn tile_grid(language: &i18n::Language, view: &PictureView<'_>) -> String {
+    let key = i18n::key_index("picture.tile");
+    let number_slot = PLACEHOLDERS.iter().position(|&p| p == "tile_number");
+    let mut out = String::with_capacity(view.tiles.iter().map(|t| t.len() * 4 / 3 + 200).sum());
+    let mut number = itoa_buffer();
+    for (i, png) in view.tiles.iter().enumerate() {
+        let n = number.format(i as u64 + 1).to_owned();
+        out.push_str("<label class=\"tile\"><input type=\"checkbox\" name=\"tile\" value=\"");
+        out.push_str(&n);
+        out.push_str("\"><img src=\"data:image/png;base64,");
+        STANDARD.encode_string(png, &mut out);
+        out.push_str("\" width=\"64\" height=\"64\" alt=\"");
+        if let (Some(key), Some(slot)) = (key, number_slot) {
+            let mut values = [""; PLACEHOLDERS.len()];
+            values[slot] = &n;
+            let mut alt = String::new();
+            language.render_into(&mut alt, key, &values, |_| ("", ""));
+            // Escaped by the catalog, quotes included: safe in an attribute.
+            out.push_str(&alt);
+        }
+        out.push_str("\"></label>");
+    }
+    out
 }
 
 /// A piece of a stamped page: the stamp's own text, or where in the request's values one is
@@ -967,6 +1068,7 @@ mod tests {
                 form_action: "/.captchaify/verify",
                 audio: None,
             }),
+            pictures: None,
             retry_after: 17,
             language: 0,
             language_href: "/.captchaify/language?return=%2Fa",

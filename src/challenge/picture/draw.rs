@@ -1,0 +1,380 @@
+//! Drawing a tile: a shipped picture made new for one challenge, so that no served tile is
+//! the picture itself, nor any tile served before.
+//!
+//! Every tile draws its own:
+//! - background: a gradient between two random light colours, with 4–7 random lines, rings
+//!   and discs over it (clutter an outline-matcher trips on);
+//! - placement: scale (the drawing fills 70–100 % of the tile), rotation (±25°), mirror
+//!   (half the tiles), an offset of up to 12 % of the tile, so that edges are cropped now and
+//!   then;
+//! - colour: a hue turn of up to ±35° and a brightness of 85–115 %;
+//! - occlusion: in 7 tiles of 10 a small disc or bar over the drawing;
+//! - speckles: 50–90 pixels of random colour.
+//!
+//! One pass over the tile's pixels with fixed-point arithmetic (bilinear sampling of the
+//! premultiplied picture, the colour matrix, compositing), then a fast PNG: a 64-pixel tile
+//! costs tens of microseconds (`scripts/bench`, `captcha-pictures --bench`).
+
+use rand::Rng;
+
+use super::{Picture, CANVAS};
+
+/// The side of a served tile, in pixels.
+pub const TILE: usize = 64;
+
+/// A drawn tile, RGB, `TILE` × `TILE`.
+pub struct Canvas {
+    pub rgb: Vec<u8>,
+}
+
+impl Default for Canvas {
+    fn default() -> Self {
+        Canvas {
+            rgb: vec![0; TILE * TILE * 3],
+        }
+    }
+}
+
+/// How a tile is made from its picture; drawn at random by [`Look::random`].
+#[derive(Debug, Clone, Copy)]
+pub struct Look {
+    pub background: ([u8; 3], [u8; 3]),
+    /// The gradient's direction, as a unit vector in 1/256ths.
+    pub gradient: (i32, i32),
+    /// How many tile pixels one canvas pixel covers.
+    pub scale: f32,
+    /// Radians.
+    pub rotation: f32,
+    pub mirror: bool,
+    /// The drawing's centre, relative to the tile's, in pixels.
+    pub offset: (f32, f32),
+    /// Degrees.
+    pub hue: f32,
+    pub brightness: f32,
+}
+
+impl Look {
+    pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Look {
+        let light = |rng: &mut R| -> [u8; 3] {
+            [
+                rng.gen_range(150..=250),
+                rng.gen_range(150..=250),
+                rng.gen_range(150..=250),
+            ]
+        };
+        let angle: f32 = rng.gen_range(0.0..std::f32::consts::TAU);
+        let fill: f32 = rng.gen_range(0.70..=1.0);
+        let span = TILE as f32 * 0.12;
+        Look {
+            background: (light(rng), light(rng)),
+            gradient: (
+                (angle.cos() * 256.0) as i32,
+                (angle.sin() * 256.0) as i32,
+            ),
+            scale: fill * TILE as f32 / CANVAS as f32,
+            rotation: rng.gen_range(-25f32..=25.0).to_radians(),
+            mirror: rng.gen(),
+            offset: (rng.gen_range(-span..=span), rng.gen_range(-span..=span)),
+            hue: rng.gen_range(-35f32..=35.0),
+            brightness: rng.gen_range(0.85f32..=1.15),
+        }
+    }
+}
+
+/// Draws `picture` onto `canvas` with a random look, clutter, occlusion and speckles.
+pub fn draw<R: Rng + ?Sized>(picture: &Picture, rng: &mut R, canvas: &mut Canvas) {
+    let look = Look::random(rng);
+    background(&look, &mut canvas.rgb);
+    for _ in 0..rng.gen_range(4..=7) {
+        clutter(rng, &mut canvas.rgb, 90);
+    }
+    place(picture, &look, &mut canvas.rgb);
+    if rng.gen_range(0..10) < 7 {
+        occlude(rng, &mut canvas.rgb);
+    }
+    speckle(rng, &mut canvas.rgb);
+}
+
+fn background(look: &Look, rgb: &mut [u8]) {
+    let (from, to) = look.background;
+    let (gx, gy) = look.gradient;
+    // t = projection of the pixel on the direction, mapped to 0..=256 across the tile.
+    let half = TILE as i32 / 2;
+    let reach = (gx.abs() + gy.abs()) * half;
+    for y in 0..TILE {
+        for x in 0..TILE {
+            let projection = (x as i32 - half) * gx + (y as i32 - half) * gy;
+            let t = ((projection + reach) * 128 / reach.max(1)).clamp(0, 256);
+            let at = (y * TILE + x) * 3;
+            for c in 0..3 {
+                let (a, b) = (from[c] as i32, to[c] as i32);
+                rgb[at + c] = (a + (b - a) * t / 256) as u8;
+            }
+        }
+    }
+}
+
+fn random_colour<R: Rng + ?Sized>(rng: &mut R) -> [u8; 3] {
+    [rng.gen(), rng.gen(), rng.gen()]
+}
+
+/// Blends `colour` into the pixel at `at` with opacity `alpha`/256.
+#[inline]
+fn blend(rgb: &mut [u8], at: usize, colour: [u8; 3], alpha: u32) {
+    for c in 0..3 {
+        let old = rgb[at + c] as u32;
+        rgb[at + c] = ((old * (256 - alpha) + colour[c] as u32 * alpha) >> 8) as u8;
+    }
+}
+
+/// A random line, ring or disc, at opacity `alpha`/256.
+fn clutter<R: Rng + ?Sized>(rng: &mut R, rgb: &mut [u8], alpha: u32) {
+    let colour = random_colour(rng);
+    let t = TILE as f32;
+    match rng.gen_range(0..3) {
+        0 => {
+            let (x0, y0, x1, y1) = (
+                rng.gen_range(0.0..t),
+                rng.gen_range(0.0..t),
+                rng.gen_range(0.0..t),
+                rng.gen_range(0.0..t),
+            );
+            let width = rng.gen_range(1..=2) as f32;
+            line(rgb, (x0, y0), (x1, y1), width, colour, alpha);
+        }
+        shape => {
+            let (cx, cy) = (rng.gen_range(0.0..t), rng.gen_range(0.0..t));
+            let radius = rng.gen_range(4.0..t / 4.0);
+            let inner = if shape == 1 { radius - 2.0 } else { 0.0 };
+            disc(rgb, (cx, cy), radius, inner, colour, alpha);
+        }
+    }
+}
+
+fn line(rgb: &mut [u8], from: (f32, f32), to: (f32, f32), width: f32, colour: [u8; 3], alpha: u32) {
+    let (dx, dy) = (to.0 - from.0, to.1 - from.1);
+    let length2 = (dx * dx + dy * dy).max(1e-3);
+    let half = width / 2.0 + 0.5;
+    let (x_lo, x_hi) = (from.0.min(to.0) - half, from.0.max(to.0) + half);
+    let (y_lo, y_hi) = (from.1.min(to.1) - half, from.1.max(to.1) + half);
+    for y in (y_lo.max(0.0) as usize)..(y_hi.min(TILE as f32 - 1.0) as usize + 1) {
+        for x in (x_lo.max(0.0) as usize)..(x_hi.min(TILE as f32 - 1.0) as usize + 1) {
+            let (px, py) = (x as f32 + 0.5 - from.0, y as f32 + 0.5 - from.1);
+            let along = ((px * dx + py * dy) / length2).clamp(0.0, 1.0);
+            let (ex, ey) = (px - along * dx, py - along * dy);
+            if ex * ex + ey * ey <= half * half {
+                blend(rgb, (y * TILE + x) * 3, colour, alpha);
+            }
+        }
+    }
+}
+
+fn disc(rgb: &mut [u8], centre: (f32, f32), radius: f32, inner: f32, colour: [u8; 3], alpha: u32) {
+    let (r2, i2) = (radius * radius, inner.max(0.0) * inner.max(0.0));
+    let lo = |c: f32| (c - radius).max(0.0) as usize;
+    let hi = |c: f32| ((c + radius).min(TILE as f32 - 1.0)).max(0.0) as usize + 1;
+    for y in lo(centre.1)..hi(centre.1) {
+        for x in lo(centre.0)..hi(centre.0) {
+            let (dx, dy) = (x as f32 + 0.5 - centre.0, y as f32 + 0.5 - centre.1);
+            let d2 = dx * dx + dy * dy;
+            if d2 <= r2 && d2 >= i2 {
+                blend(rgb, (y * TILE + x) * 3, colour, alpha);
+            }
+        }
+    }
+}
+
+/// The hue turn and brightness as one integer matrix (in 1/1024ths), the usual
+/// luminance-keeping rotation about the grey axis.
+fn colour_matrix(hue_degrees: f32, brightness: f32) -> [[i32; 3]; 3] {
+    let (sin, cos) = hue_degrees.to_radians().sin_cos();
+    let m = [
+        [
+            0.213 + cos * 0.787 - sin * 0.213,
+            0.715 - cos * 0.715 - sin * 0.715,
+            0.072 - cos * 0.072 + sin * 0.928,
+        ],
+        [
+            0.213 - cos * 0.213 + sin * 0.143,
+            0.715 + cos * 0.285 + sin * 0.140,
+            0.072 - cos * 0.072 - sin * 0.283,
+        ],
+        [
+            0.213 - cos * 0.213 - sin * 0.787,
+            0.715 - cos * 0.715 + sin * 0.715,
+            0.072 + cos * 0.928 + sin * 0.072,
+        ],
+    ];
+    m.map(|row| row.map(|v| (v * brightness * 1024.0).round() as i32))
+}
+
+/// Samples the picture through the look's inverse transform (bilinear, 16.16 fixed point),
+/// turns its colours and lays it over the background.
+fn place(picture: &Picture, look: &Look, rgb: &mut [u8]) {
+    const ONE: f32 = 65536.0;
+    let side = CANVAS as i32;
+    let (sin, cos) = look.rotation.sin_cos();
+    let k = look.scale;
+    let mirror = if look.mirror { -1.0 } else { 1.0 };
+    // Canvas coordinates of a tile pixel: rotate back, scale back, mirror, re-centre.
+    let centre = (
+        TILE as f32 / 2.0 + look.offset.0,
+        TILE as f32 / 2.0 + look.offset.1,
+    );
+    let half_canvas = CANVAS as f32 / 2.0;
+    let du_dx = mirror * cos / k;
+    let dv_dx = -sin / k;
+    let du_dy = mirror * sin / k;
+    let dv_dy = cos / k;
+    let matrix = colour_matrix(look.hue, look.brightness);
+    let src = &picture.rgba;
+    for y in 0..TILE {
+        let py = y as f32 + 0.5 - centre.1;
+        let px = 0.5 - centre.0;
+        // -0.5: bilinear sampling puts pixel centres at integer + 0.5.
+        let mut u = ((du_dx * px + du_dy * py + half_canvas - 0.5) * ONE) as i32;
+        let mut v = ((dv_dx * px + dv_dy * py + half_canvas - 0.5) * ONE) as i32;
+        let (step_u, step_v) = ((du_dx * ONE) as i32, (dv_dx * ONE) as i32);
+        for x in 0..TILE {
+            let (ui, vi) = (u >> 16, v >> 16);
+            if ui >= 0 && vi >= 0 && ui < side - 1 && vi < side - 1 {
+                let (fu, fv) = (((u >> 8) & 255) as u32, ((v >> 8) & 255) as u32);
+                let at = ((vi * side + ui) * 4) as usize;
+                let row = (side * 4) as usize;
+                let w00 = (256 - fu) * (256 - fv);
+                let w10 = fu * (256 - fv);
+                let w01 = (256 - fu) * fv;
+                let w11 = fu * fv;
+                let tap = |c: usize| {
+                    (src[at + c] as u32 * w00
+                        + src[at + 4 + c] as u32 * w10
+                        + src[at + row + c] as u32 * w01
+                        + src[at + row + 4 + c] as u32 * w11)
+                        >> 16
+                };
+                let alpha = tap(3);
+                if alpha > 0 {
+                    let colour = [tap(0) as i32, tap(1) as i32, tap(2) as i32];
+                    let out = (y * TILE + x) * 3;
+                    let keep = 255 - alpha.min(255);
+                    for (c, weights) in matrix.iter().enumerate() {
+                        let turned = (weights[0] * colour[0]
+                            + weights[1] * colour[1]
+                            + weights[2] * colour[2])
+                            >> 10;
+                        let turned = turned.clamp(0, alpha as i32) as u32;
+                        rgb[out + c] = (turned + (rgb[out + c] as u32 * keep + 127) / 255)
+                            .min(255) as u8;
+                    }
+                }
+            }
+            u += step_u;
+            v += step_v;
+        }
+    }
+}
+
+/// A small opaque disc or bar somewhere over the middle of the tile, where the drawing is.
+fn occlude<R: Rng + ?Sized>(rng: &mut R, rgb: &mut [u8]) {
+    let colour = random_colour(rng);
+    let t = TILE as f32;
+    let centre = (rng.gen_range(t * 0.25..t * 0.75), rng.gen_range(t * 0.25..t * 0.75));
+    if rng.gen() {
+        disc(rgb, centre, rng.gen_range(4.0..7.0), 0.0, colour, 256);
+    } else {
+        let angle: f32 = rng.gen_range(0.0..std::f32::consts::PI);
+        let length = rng.gen_range(10.0..18.0) / 2.0;
+        let (dx, dy) = (angle.cos() * length, angle.sin() * length);
+        let width = rng.gen_range(2.0..4.0);
+        line(rgb, (centre.0 - dx, centre.1 - dy), (centre.0 + dx, centre.1 + dy), width, colour, 256);
+    }
+}
+
+fn speckle<R: Rng + ?Sized>(rng: &mut R, rgb: &mut [u8]) {
+    for _ in 0..rng.gen_range(50..=90) {
+        let at = rng.gen_range(0..TILE * TILE) * 3;
+        rgb[at..at + 3].copy_from_slice(&random_colour(rng));
+    }
+}
+
+/// The tile as a PNG (RGB, fast compression: a tile is served once).
+pub fn encode(canvas: &Canvas, out: &mut Vec<u8>) {
+    out.clear();
+    let mut encoder = png::Encoder::new(&mut *out, TILE as u32, TILE as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    encoder.set_filter(png::Filter::Paeth);
+    let written = encoder.write_header().and_then(|mut writer| {
+        writer.write_image_data(&canvas.rgb)?;
+        writer.finish()
+    });
+    if written.is_err() {
+        out.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    /// A picture: an opaque dark square in the middle of the canvas.
+    fn square() -> Picture {
+        let side = CANVAS as usize;
+        let mut rgba = vec![0u8; side * side * 4];
+        for y in 24..72 {
+            for x in 24..72 {
+                rgba[(y * side + x) * 4..(y * side + x) * 4 + 4].copy_from_slice(&[20, 20, 20, 255]);
+            }
+        }
+        Picture { rgba }
+    }
+
+    #[test]
+    fn the_picture_lands_in_the_middle_over_a_light_background() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        for _ in 0..20 {
+            let mut canvas = Canvas::default();
+            draw(&square(), &mut rng, &mut canvas);
+            let at = |x: usize, y: usize| &canvas.rgb[(y * TILE + x) * 3..(y * TILE + x) * 3 + 3];
+            let dark = |p: &[u8]| p.iter().map(|&c| c as u32).sum::<u32>() < 200;
+            // The square fills at least ±12 px around the (possibly offset) centre, and
+            // never reaches a tile's corner.
+            let middle = (24..40)
+                .flat_map(|y| (24..40).map(move |x| (x, y)))
+                .filter(|&(x, y)| dark(at(x, y)))
+                .count();
+            assert!(middle > 128, "{middle} dark pixels in the middle");
+            assert!(!dark(at(0, 0)) || !dark(at(63, 63)));
+        }
+    }
+
+    #[test]
+    fn no_two_tiles_of_one_picture_are_alike() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let picture = square();
+        let mut seen = std::collections::HashSet::new();
+        let mut png = Vec::new();
+        for _ in 0..200 {
+            let mut canvas = Canvas::default();
+            draw(&picture, &mut rng, &mut canvas);
+            encode(&canvas, &mut png);
+            assert!(png.starts_with(b"\x89PNG"));
+            assert!(seen.insert(png.clone()));
+        }
+    }
+
+    #[test]
+    fn the_colour_matrix_keeps_grey_and_turns_colour() {
+        let identity = colour_matrix(0.0, 1.0);
+        assert_eq!(identity, [[1024, 0, 0], [0, 1024, 0], [0, 0, 1024]]);
+        let turned = colour_matrix(30.0, 1.0);
+        // Grey stays grey: each row sums to 1.
+        for row in turned {
+            assert!((row.iter().sum::<i32>() - 1024).abs() <= 2, "{row:?}");
+        }
+        assert_ne!(turned, identity);
+    }
+}
