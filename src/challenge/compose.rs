@@ -7,16 +7,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use super::flow::full_answer;
-use super::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
 use super::picture::grid::{self, Grid};
 use super::picture::PictureSet;
+use super::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
 use super::{audio, image, ChallengeKind};
-use std::sync::Arc;
 use crate::crawler::hints::Hints;
 use crate::pages::{
-    AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, PictureView,
-    AUDIO_PATH,
+    AudioView, CaptchaView, Message, Page, PageContext, PageKind, PageSet, PictureView, AUDIO_PATH,
 };
+use std::sync::Arc;
 
 /// Everything a captcha page needs but the configuration it is drawn with.
 pub struct Order {
@@ -271,7 +270,7 @@ mod tests {
                     }
                 }
             }
-            Picture { rgba }
+            Picture::new(rgba)
         };
         Arc::new(PictureSet {
             motifs: (0..8u8)
@@ -308,7 +307,10 @@ mod tests {
             assert_eq!(challenge.terms.kind, ChallengeKind::Animals);
             assert!(challenge.is_answer(&secrets, &composed.answer));
             let grid = Grid::for_hardness(hardness);
-            assert_eq!(body.matches(r#"type="checkbox" name="tile""#).count(), grid.tiles());
+            assert_eq!(
+                body.matches(r#"type="checkbox" name="tile""#).count(),
+                grid.tiles()
+            );
             assert!(body.contains(&format!(r#"name="tile" value="{}""#, grid.tiles())));
             assert!(body.contains(r#"alt="Picture 7""#));
             // The prompt names the motif, escaped; the answer is not in the page.
@@ -318,7 +320,10 @@ mod tests {
             // inline; its digits are asked as required only at 3.
             assert!(body.contains(AUDIO_PATH));
             assert!(!body.contains("data:audio"));
-            assert_eq!(body.contains(" required maxlength=\"40\""), hardness.has_audio());
+            assert_eq!(
+                body.contains(" required maxlength=\"40\""),
+                hardness.has_audio()
+            );
             assert_eq!(body.contains("<details"), !hardness.has_audio());
             assert_eq!(composed.answer.contains('|'), hardness.has_audio());
             assert!(body.contains(r#"<input type="hidden" name="lang" value="en">"#));

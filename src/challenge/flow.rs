@@ -183,7 +183,9 @@ pub fn judge(
             .and_then(|tag| secrets.audio_seed_of(&form.challenge, &challenge.nonce, tag))
             .map(super::audio::digits_of);
         return match heard.zip(spoken) {
-            Some((heard, spoken)) if heard == spoken => solved(secrets, challenge, client, now, new_pass_id),
+            Some((heard, spoken)) if heard == spoken => {
+                solved(secrets, challenge, client, now, new_pass_id)
+            }
             _ => Judgement::Wrong {
                 terms: challenge.terms,
             },
@@ -331,7 +333,10 @@ mod tests {
             let wrong = Some(Judgement::Wrong {
                 terms: pictures.clone(),
             });
-            assert!(matches!(attempt(&["7", "2", "11"]), Some(Judgement::Solved { .. })));
+            assert!(matches!(
+                attempt(&["7", "2", "11"]),
+                Some(Judgement::Solved { .. })
+            ));
             assert_eq!(attempt(&["2", "7"]), wrong, "partial");
             assert_eq!(attempt(&["2", "7", "11", "12"]), wrong, "extra");
             assert_eq!(attempt(&["2", "7", "13"]), wrong, "wrong");
@@ -372,7 +377,10 @@ mod tests {
         let wrong = Some(Judgement::Wrong {
             terms: pictures.clone(),
         });
-        assert!(matches!(attempt(&spoken, "de"), Some(Judgement::Solved { .. })));
+        assert!(matches!(
+            attempt(&spoken, "de"),
+            Some(Judgement::Solved { .. })
+        ));
         // The digits of the clip in another language are other digits.
         assert_eq!(attempt(&spoken, "fr"), wrong);
         assert_eq!(attempt(&spoken, ""), wrong);
@@ -392,7 +400,15 @@ mod tests {
         let mut f = picture_form(&forged, &[], &spoken, "de");
         f.challenge = forged.into_bytes();
         assert_eq!(
-            Some(judge(&s, challenge, &f, client(), NOW, |_, _| Spend::Fresh, [2; 16])),
+            Some(judge(
+                &s,
+                challenge,
+                &f,
+                client(),
+                NOW,
+                |_, _| Spend::Fresh,
+                [2; 16]
+            )),
             wrong
         );
     }
@@ -419,11 +435,20 @@ mod tests {
                 [2; 16],
             )
         };
-        let wrong = Some(Judgement::Wrong { terms: hard.clone() });
+        let wrong = Some(Judgement::Wrong {
+            terms: hard.clone(),
+        });
         let tiles = ["3", "9", "14", "20"];
-        assert!(matches!(attempt(&tiles, &spoken), Some(Judgement::Solved { .. })));
+        assert!(matches!(
+            attempt(&tiles, &spoken),
+            Some(Judgement::Solved { .. })
+        ));
         assert_eq!(attempt(&tiles, ""), wrong, "tiles alone");
-        assert_eq!(attempt(&[], &spoken), wrong, "the clip alone is no alternative at 3");
+        assert_eq!(
+            attempt(&[], &spoken),
+            wrong,
+            "the clip alone is no alternative at 3"
+        );
         assert_eq!(attempt(&tiles[..3], &spoken), wrong, "partial tiles");
     }
 

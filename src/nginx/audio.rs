@@ -47,9 +47,7 @@ pub(crate) fn serve(r: &mut Request, mcf: &MainConf, lcf: &LocConf) -> ngx_int_t
     let tag = &languages.get(index).tag;
     // The budget of the location whose captcha this is, wherever this path falls.
     let budget = &challenge.terms.budget;
-    if let Some(retry_after) =
-        handler::audio_budget_spent(r, mcf, budget, true, address)
-    {
+    if let Some(retry_after) = handler::audio_budget_spent(r, mcf, budget, true, address) {
         let language = language::choose(r, lcf, &challenge.terms.return_path);
         return response::write_rate_limited(
             r,

@@ -205,7 +205,9 @@ unsafe extern "C" fn set_picture_dir(
         || NGX_CONF_ERROR,
         move || {
             let load = |value: &str| PictureSet::load_dir(&full_path(cf, value)).map(Arc::new);
-            set_location_value(cf, conf, "captchaify_picture_dir", load, |s| &mut s.pictures)
+            set_location_value(cf, conf, "captchaify_picture_dir", load, |s| {
+                &mut s.pictures
+            })
         },
     )
 }

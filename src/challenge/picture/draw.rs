@@ -67,10 +67,7 @@ impl Look {
         let span = TILE as f32 * 0.12;
         Look {
             background: (light(rng), light(rng)),
-            gradient: (
-                (angle.cos() * 256.0) as i32,
-                (angle.sin() * 256.0) as i32,
-            ),
+            gradient: ((angle.cos() * 256.0) as i32, (angle.sin() * 256.0) as i32),
             scale: fill * TILE as f32 / CANVAS as f32,
             rotation: rng.gen_range(-25f32..=25.0).to_radians(),
             mirror: rng.gen(),
@@ -98,18 +95,20 @@ pub fn draw<R: Rng + ?Sized>(picture: &Picture, rng: &mut R, canvas: &mut Canvas
 fn background(look: &Look, rgb: &mut [u8]) {
     let (from, to) = look.background;
     let (gx, gy) = look.gradient;
-    // t = projection of the pixel on the direction, mapped to 0..=256 across the tile.
+    // t = the pixel's projection on the direction, mapped to 0..=256 across the tile, in
+    // 1/256ths: it steps by a constant along a row.
     let half = TILE as i32 / 2;
-    let reach = (gx.abs() + gy.abs()) * half;
+    let reach = ((gx.abs() + gy.abs()) * half).max(1);
+    let span: [i32; 3] = std::array::from_fn(|c| to[c] as i32 - from[c] as i32);
     for y in 0..TILE {
-        for x in 0..TILE {
-            let projection = (x as i32 - half) * gx + (y as i32 - half) * gy;
-            let t = ((projection + reach) * 128 / reach.max(1)).clamp(0, 256);
-            let at = (y * TILE + x) * 3;
+        let mut projection = (-half * gx + (y as i32 - half) * gy + reach) * 128 * 256 / reach;
+        let step = gx * 128 * 256 / reach;
+        for pixel in rgb[y * TILE * 3..(y + 1) * TILE * 3].chunks_exact_mut(3) {
+            let t = (projection >> 8).clamp(0, 256);
             for c in 0..3 {
-                let (a, b) = (from[c] as i32, to[c] as i32);
-                rgb[at + c] = (a + (b - a) * t / 256) as u8;
+                pixel[c] = (from[c] as i32 + ((span[c] * t) >> 8)) as u8;
             }
+            projection += step;
         }
     }
 }
@@ -228,43 +227,68 @@ fn place(picture: &Picture, look: &Look, rgb: &mut [u8]) {
     let dv_dy = cos / k;
     let matrix = colour_matrix(look.hue, look.brightness);
     let src = &picture.rgba;
+    let row = (side * 4) as usize;
+    // The drawing's box, widened by the pixel bilinear sampling reaches into.
+    let (bx0, by0, bx1, by1) = picture.bounds;
+    let (lo_u, lo_v) = (bx0 as f32 - 1.0, by0 as f32 - 1.0);
+    let (hi_u, hi_v) = (bx1 as f32, by1 as f32);
     for y in 0..TILE {
         let py = y as f32 + 0.5 - centre.1;
         let px = 0.5 - centre.0;
         // -0.5: bilinear sampling puts pixel centres at integer + 0.5.
-        let mut u = ((du_dx * px + du_dy * py + half_canvas - 0.5) * ONE) as i32;
-        let mut v = ((dv_dx * px + dv_dy * py + half_canvas - 0.5) * ONE) as i32;
+        let u0 = du_dx * px + du_dy * py + half_canvas - 0.5;
+        let v0 = dv_dx * px + dv_dy * py + half_canvas - 0.5;
+        // The tile columns whose sample falls in the drawing's box: u0 + x·du_dx in
+        // [lo_u, hi_u) and the same for v.
+        let (mut first, mut last) = (0f32, TILE as f32);
+        for (start, step, lo, hi) in [(u0, du_dx, lo_u, hi_u), (v0, dv_dx, lo_v, hi_v)] {
+            if step.abs() < 1e-6 {
+                if start < lo || start >= hi {
+                    last = 0.0;
+                }
+            } else {
+                let (a, b) = ((lo - start) / step, (hi - start) / step);
+                first = first.max(a.min(b).floor());
+                last = last.min(a.max(b).ceil() + 1.0);
+            }
+        }
+        if last <= first {
+            continue;
+        }
+        let (first, last) = (first.max(0.0) as usize, (last as usize).min(TILE));
+        let mut u = ((u0 + first as f32 * du_dx) * ONE) as i32;
+        let mut v = ((v0 + first as f32 * dv_dx) * ONE) as i32;
         let (step_u, step_v) = ((du_dx * ONE) as i32, (dv_dx * ONE) as i32);
-        for x in 0..TILE {
+        for x in first..last {
             let (ui, vi) = (u >> 16, v >> 16);
             if ui >= 0 && vi >= 0 && ui < side - 1 && vi < side - 1 {
-                let (fu, fv) = (((u >> 8) & 255) as u32, ((v >> 8) & 255) as u32);
                 let at = ((vi * side + ui) * 4) as usize;
-                let row = (side * 4) as usize;
+                let (top, bottom) = (&src[at..at + 8], &src[at + row..at + row + 8]);
+                let (fu, fv) = (((u >> 8) & 255) as u32, ((v >> 8) & 255) as u32);
                 let w00 = (256 - fu) * (256 - fv);
                 let w10 = fu * (256 - fv);
                 let w01 = (256 - fu) * fv;
                 let w11 = fu * fv;
                 let tap = |c: usize| {
-                    (src[at + c] as u32 * w00
-                        + src[at + 4 + c] as u32 * w10
-                        + src[at + row + c] as u32 * w01
-                        + src[at + row + 4 + c] as u32 * w11)
+                    (top[c] as u32 * w00
+                        + top[4 + c] as u32 * w10
+                        + bottom[c] as u32 * w01
+                        + bottom[4 + c] as u32 * w11)
                         >> 16
                 };
-                let alpha = tap(3);
+                let alpha = tap(3).min(255);
                 if alpha > 0 {
                     let colour = [tap(0) as i32, tap(1) as i32, tap(2) as i32];
-                    let out = (y * TILE + x) * 3;
-                    let keep = 255 - alpha.min(255);
+                    let out = &mut rgb[(y * TILE + x) * 3..(y * TILE + x) * 3 + 3];
+                    // ·257 >> 16 is ÷255 to within one level.
+                    let keep = (255 - alpha) * 257;
                     for (c, weights) in matrix.iter().enumerate() {
                         let turned = (weights[0] * colour[0]
                             + weights[1] * colour[1]
                             + weights[2] * colour[2])
                             >> 10;
                         let turned = turned.clamp(0, alpha as i32) as u32;
-                        rgb[out + c] = (turned + (rgb[out + c] as u32 * keep + 127) / 255)
-                            .min(255) as u8;
+                        out[c] = (turned + ((out[c] as u32 * keep) >> 16)).min(255) as u8;
                     }
                 }
             }
@@ -278,7 +302,10 @@ fn place(picture: &Picture, look: &Look, rgb: &mut [u8]) {
 fn occlude<R: Rng + ?Sized>(rng: &mut R, rgb: &mut [u8]) {
     let colour = random_colour(rng);
     let t = TILE as f32;
-    let centre = (rng.gen_range(t * 0.25..t * 0.75), rng.gen_range(t * 0.25..t * 0.75));
+    let centre = (
+        rng.gen_range(t * 0.25..t * 0.75),
+        rng.gen_range(t * 0.25..t * 0.75),
+    );
     if rng.gen() {
         disc(rgb, centre, rng.gen_range(4.0..7.0), 0.0, colour, 256);
     } else {
@@ -286,7 +313,14 @@ fn occlude<R: Rng + ?Sized>(rng: &mut R, rgb: &mut [u8]) {
         let length = rng.gen_range(10.0..18.0) / 2.0;
         let (dx, dy) = (angle.cos() * length, angle.sin() * length);
         let width = rng.gen_range(2.0..4.0);
-        line(rgb, (centre.0 - dx, centre.1 - dy), (centre.0 + dx, centre.1 + dy), width, colour, 256);
+        line(
+            rgb,
+            (centre.0 - dx, centre.1 - dy),
+            (centre.0 + dx, centre.1 + dy),
+            width,
+            colour,
+            256,
+        );
     }
 }
 
@@ -297,21 +331,49 @@ fn speckle<R: Rng + ?Sized>(rng: &mut R, rgb: &mut [u8]) {
     }
 }
 
-/// The tile as a PNG (RGB, fast compression: a tile is served once).
+/// Levels per channel of the tiles' fixed palette (6 × 7 × 6 = 252 colours): an indexed PNG
+/// is a third of the pixels to compress, and flat areas compress far better than in RGB.
+const LEVELS: [u32; 3] = [6, 7, 6];
+
+/// The palette's colour for each index: red major, blue minor.
+fn palette() -> &'static [u8] {
+    static PALETTE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    PALETTE.get_or_init(|| {
+        let level = |i: u32, n: u32| (i * 255 / (n - 1)) as u8;
+        let mut out = Vec::with_capacity(252 * 3);
+        for r in 0..LEVELS[0] {
+            for g in 0..LEVELS[1] {
+                for b in 0..LEVELS[2] {
+                    out.extend([
+                        level(r, LEVELS[0]),
+                        level(g, LEVELS[1]),
+                        level(b, LEVELS[2]),
+                    ]);
+                }
+            }
+        }
+        out
+    })
+}
+
+/// The nearest palette level of a channel value, per channel (rounded, no dithering: a
+/// dither's noise would not compress).
+#[inline]
+fn quantize(value: u8, levels: u32) -> u32 {
+    (value as u32 * (levels - 1) + 127) / 255
+}
+
+/// The tile as a PNG with the fixed palette ([`super::tile_png`]).
 pub fn encode(canvas: &Canvas, out: &mut Vec<u8>) {
     out.clear();
-    let mut encoder = png::Encoder::new(&mut *out, TILE as u32, TILE as u32);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Fast);
-    encoder.set_filter(png::Filter::Paeth);
-    let written = encoder.write_header().and_then(|mut writer| {
-        writer.write_image_data(&canvas.rgb)?;
-        writer.finish()
-    });
-    if written.is_err() {
-        out.clear();
+    let mut indices = [0u8; TILE * TILE];
+    for (index, pixel) in indices.iter_mut().zip(canvas.rgb.chunks_exact(3)) {
+        let r = quantize(pixel[0], LEVELS[0]);
+        let g = quantize(pixel[1], LEVELS[1]);
+        let b = quantize(pixel[2], LEVELS[2]);
+        *index = ((r * LEVELS[1] + g) * LEVELS[2] + b) as u8;
     }
+    super::tile_png::write_indexed(out, TILE as u32, TILE as u32, palette(), &indices);
 }
 
 #[cfg(test)]
@@ -326,10 +388,11 @@ mod tests {
         let mut rgba = vec![0u8; side * side * 4];
         for y in 24..72 {
             for x in 24..72 {
-                rgba[(y * side + x) * 4..(y * side + x) * 4 + 4].copy_from_slice(&[20, 20, 20, 255]);
+                rgba[(y * side + x) * 4..(y * side + x) * 4 + 4]
+                    .copy_from_slice(&[20, 20, 20, 255]);
             }
         }
-        Picture { rgba }
+        Picture::new(rgba)
     }
 
     #[test]

@@ -206,11 +206,13 @@ mod tests {
                     key: format!("m{i}"),
                     names: vec![("en".into(), format!("Motif {i}"))],
                     pictures: (0..pictures)
-                        .map(|p| Picture {
-                            rgba: vec![(i * 20 + 10 + p) as u8; side * side * 4]
-                                .chunks(4)
-                                .flat_map(|c| [c[0], c[1], c[2], 255])
-                                .collect(),
+                        .map(|p| {
+                            Picture::new(
+                                vec![(i * 20 + 10 + p) as u8; side * side * 4]
+                                    .chunks(4)
+                                    .flat_map(|c| [c[0], c[1], c[2], 255])
+                                    .collect(),
+                            )
                         })
                         .collect(),
                     look_alikes: if i == 0 { vec![1] } else { Vec::new() },
@@ -276,7 +278,10 @@ mod tests {
         // A motif with one picture still makes challenges (its example is that picture).
         let single = test_set(8, 1);
         let plan = plan(&single, Grid::for_hardness(Hardness::EASY), &mut rng);
-        assert!(plan.matching.iter().all(|&p| plan.tiles[p] == (plan.motif, 0)));
+        assert!(plan
+            .matching
+            .iter()
+            .all(|&p| plan.tiles[p] == (plan.motif, 0)));
     }
 
     #[test]
@@ -295,15 +300,26 @@ mod tests {
         let expected = (c.motif * 20 + 10) as f32;
         for p in c.answer.split(',').map(|p| p.parse::<usize>().unwrap()) {
             let got = level(&c.tiles[p - 1]);
-            assert!((got - expected).abs() <= expected * 0.2 + 2.0, "{got} vs {expected}");
+            assert!(
+                (got - expected).abs() <= expected * 0.2 + 2.0,
+                "{got} vs {expected}"
+            );
         }
         assert!((level(&c.example) - expected).abs() <= expected * 0.2 + 2.0);
     }
 
     #[test]
     fn selections_are_read_strictly() {
-        let v = |values: &[&str]| values.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
-        assert_eq!(normalize_selection(&v(&["7", "2", "16"]), 16).as_deref(), Some("2,7,16"));
+        let v = |values: &[&str]| {
+            values
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            normalize_selection(&v(&["7", "2", "16"]), 16).as_deref(),
+            Some("2,7,16")
+        );
         assert_eq!(normalize_selection(&v(&[]), 16).as_deref(), Some(""));
         assert_eq!(normalize_selection(&v(&["17"]), 16), None);
         assert_eq!(normalize_selection(&v(&["0"]), 16), None);

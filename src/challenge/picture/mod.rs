@@ -11,6 +11,7 @@
 
 pub mod draw;
 pub mod grid;
+mod tile_png;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -28,6 +29,30 @@ pub const FEWEST_MOTIFS: usize = 6;
 #[derive(Clone)]
 pub struct Picture {
     pub rgba: Vec<u8>,
+    /// Where the drawing is: the smallest box (x0, y0, x1, y1), ends excluded, that holds
+    /// every pixel with any opacity; tiles sample only there.
+    pub bounds: (u32, u32, u32, u32),
+}
+
+impl Picture {
+    /// `rgba`: premultiplied, `CANVAS` × `CANVAS`.
+    pub fn new(rgba: Vec<u8>) -> Picture {
+        let side = CANVAS as usize;
+        let (mut x0, mut y0, mut x1, mut y1) = (CANVAS, CANVAS, 0, 0);
+        for (i, pixel) in rgba.chunks_exact(4).enumerate().take(side * side) {
+            if pixel[3] > 0 {
+                let (x, y) = ((i % side) as u32, (i / side) as u32);
+                x0 = x0.min(x);
+                y0 = y0.min(y);
+                x1 = x1.max(x + 1);
+                y1 = y1.max(y + 1);
+            }
+        }
+        Picture {
+            rgba,
+            bounds: (x0.min(x1), y0.min(y1), x1, y1),
+        }
+    }
 }
 
 impl std::fmt::Debug for Picture {
@@ -316,7 +341,7 @@ fn decode(bytes: &[u8]) -> Result<Picture, String> {
         let premultiply = |c: u8| ((c as u32 * a as u32 + 127) / 255) as u8;
         rgba[at..at + 4].copy_from_slice(&[premultiply(r), premultiply(g), premultiply(b), a]);
     }
-    Ok(Picture { rgba })
+    Ok(Picture::new(rgba))
 }
 
 /// The compiled-in set `name`: its files are listed by `build.rs` from `pictures/NAME`.
@@ -347,7 +372,9 @@ fn builtin(name: &str) -> PictureSet {
         if file == "names.txt" {
             current.names = Some(bytes.into());
         } else {
-            current.pictures.push((format!("pictures/{name}/{motif}/{file}"), bytes.into()));
+            current
+                .pictures
+                .push((format!("pictures/{name}/{motif}/{file}"), bytes.into()));
         }
     }
     // The shipped sets are checked by unit tests; a broken one is a build defect.
@@ -394,7 +421,9 @@ mod tests {
         for set in [PictureSet::emoji(), PictureSet::animals()] {
             assert!(set.motifs.len() >= 30, "{} motifs", set.motifs.len());
             for motif in &set.motifs {
-                for tag in ["ar", "de", "en", "es", "fr", "it", "nl", "pl", "pt", "ru", "tr", "zh"] {
+                for tag in [
+                    "ar", "de", "en", "es", "fr", "it", "nl", "pl", "pt", "ru", "tr", "zh",
+                ] {
                     assert!(
                         motif.names.iter().any(|(t, _)| t == tag),
                         "{} lacks a name in {tag}",
@@ -404,7 +433,10 @@ mod tests {
                 assert!(motif.pictures.len() >= 2, "{}", motif.key);
             }
         }
-        assert!(PictureSet::animals().motifs.iter().all(|m| m.pictures.len() >= 3));
+        assert!(PictureSet::animals()
+            .motifs
+            .iter()
+            .all(|m| m.pictures.len() >= 3));
     }
 
     #[test]
