@@ -550,15 +550,17 @@ fn sheet(picks: &[Pick], sources: &Sources, prefix: &str) -> Result<(), String> 
                         }
                     }
                 }
-                let short = pick.file_name();
-                draw_text(
-                    &mut img,
-                    width,
-                    &font,
-                    5,
-                    y0 + 36 + 14 * c,
-                    &short[..short.len().min(26)],
-                );
+                // The file names under the motif's, as many as the row has room for.
+                let baseline = y0 + 36 + 14 * c;
+                if baseline + 14 <= y0 + cell {
+                    let name = pick.file_name();
+                    let name = if baseline + 28 > y0 + cell && c + 1 < row.len() {
+                        format!("... {} in this row", row.len())
+                    } else {
+                        name.chars().take(26).collect()
+                    };
+                    draw_text(&mut img, width, &font, 5, baseline, &name);
+                }
             }
         }
         let path = format!("{prefix}-{}.png", page + 1);
