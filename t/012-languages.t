@@ -97,9 +97,7 @@ Accept-Language: it
 Cache-Control: no-store
 Content-Type: text/html; charset=utf-8
 --- response_body_like eval
-qr{(?s)\A(?=.*aria-current="true">Italiano</a>)(?=.*<a class="back" href="/p/a\.txt\?x=1">).*<html lang="it" dir="ltr">.*<title>Scegli la tua lingua</title>(?:.*<li><a href="/\.captchaify/language\?set=[a-z-]+&amp;return=/p/a\.txt%3Fx%3D1" hreflang="[a-z-]+" lang="[a-z-]+" dir="(?:ltr|rtl)"[^>]*>[^<]+</a></li>){12}}
---- response_body_unlike
-<script
+qr{(?s)\A(?!.*<script)(?=.*aria-current="true">Italiano</a>)(?=.*<a class="back" href="/p/a\.txt\?x=1">).*<html lang="it" dir="ltr">.*<title>Scegli la tua lingua</title>(?:.*<li><a href="/\.captchaify/language\?set=[a-z-]+&amp;return=/p/a\.txt%3Fx%3D1" hreflang="[a-z-]+" lang="[a-z-]+" dir="(?:ltr|rtl)"[^>]*>[^<]+</a></li>){12}}
 
 
 

@@ -47,12 +47,10 @@ location /p/ { captchaify_action captcha; }
 [403, 403, 200]
 --- response_body_like eval
 [
-qr{(?s)\A(?!.*og:title).*<title>[^<·]+</title>.*$::CAPTCHA},
-qr{(?s)<title>How to grow tomatoes &amp; peppers · [^<]+</title>\n<meta name="description" content="A short guide to growing tomatoes and peppers on a balcony\.">\s*<meta property="og:title" content="Growing tomatoes">\s*<meta property="og:image" content="https://example\.org/tomato\.jpg">.*$::CAPTCHA},
+qr{(?s)\A(?!.*og:title)(?!.*secret content).*<title>[^<·]+</title>.*$::CAPTCHA},
+qr{(?s)\A(?!.*secret content)(?!.*not this).*<title>How to grow tomatoes &amp; peppers · [^<]+</title>\n<meta name="description" content="A short guide to growing tomatoes and peppers on a balcony\.">\s*<meta property="og:title" content="Growing tomatoes">\s*<meta property="og:image" content="https://example\.org/tomato\.jpg">.*$::CAPTCHA},
 qr{secret content},
 ]
---- response_body_unlike eval
-[qr/secret content/, qr/secret content|not this/, qr/\A\z/]
 --- error_log eval
 qr{captchaify: crawler hints for localhost/p/article\.html: title "How to grow tomatoes & peppers", 3 meta tags}
 
@@ -75,9 +73,7 @@ location /p/ { captchaify_action captcha; }
 --- error_code eval
 [403, 403]
 --- response_body_like eval
-[$::CAPTCHA, qr{(?s)<title>&quot;&gt;&lt;script&gt;alert\(1\)&lt;/script&gt; · .*content="&quot;&gt;&lt;img src=x onerror=alert\(2\)&gt;".*content="a&quot; onmouseover=&quot;alert\(3\)"}]
---- response_body_unlike eval
-[qr/<script>alert/, qr/<script>alert|<img src=x/]
+[qr{(?s)\A(?!.*<script>alert).*$::CAPTCHA}, qr{(?s)\A(?!.*<script>alert)(?!.*<img src=x).*<title>&quot;&gt;&lt;script&gt;alert\(1\)&lt;/script&gt; · .*content="&quot;&gt;&lt;img src=x onerror=alert\(2\)&gt;".*content="a&quot; onmouseover=&quot;alert\(3\)"}]
 
 
 

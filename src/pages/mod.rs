@@ -955,7 +955,7 @@ fn content_security_policy(nonce: &str) -> String {
 
 fn content_security_policy_into(csp: &mut String, nonce: &str) {
     const BEFORE: &str = "default-src 'none'; style-src 'nonce-";
-    const AFTER: &str = "'; img-src data:; media-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    const AFTER: &str = "'; img-src data:; media-src data: 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
     csp.reserve(BEFORE.len() + nonce.len() + AFTER.len());
     csp.push_str(BEFORE);
     csp.push_str(nonce);
