@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --no-default-features --features tools --bin captcha-pictures -- speed [N] [SET]
 //! cargo run --release --no-default-features --features tools --bin captcha-pictures -- sheet OUT.png [SET]
+//! cargo run --release --no-default-features --features tools --bin captcha-pictures -- dump N DIR HARDNESS [SET]
 //! cargo run --release --no-default-features --features tools --bin captcha-pictures -- blind N DIR [SET]
 //! ```
 //!
@@ -15,6 +16,10 @@
 //!   and the example), the issue's reference shape.
 //! * `sheet OUT.png [SET]` — a few fresh grids per hardness on one sheet, each with its
 //!   prompt's motif and its example, matching tiles framed: for the README.
+//! * `dump N DIR HARDNESS [SET]` — N fresh challenges of the hardness for attack
+//!   experiments: `DIR/NNNNN/example.png`, `DIR/NNNNN/01.png` … (the tiles in grid order)
+//!   and `DIR/index.tsv` with one `NNNNN<TAB>set<TAB>motif key<TAB>columns<TAB>rows<TAB>answer`
+//!   line per challenge (an attacker who owns the code knows all but the answer).
 //! * `blind N DIR [SET]` — material for blind solves: N fresh challenges (alternating
 //!   hardness 1 and 2) as `DIR/NNN.png`, each a sheet of the example and the numbered tiles
 //!   as a 320-pixel phone shows them, with `DIR/NNN.txt` holding the prompt in English; the
@@ -274,6 +279,33 @@ fn sheet(out: &Path, set_name: Option<&str>) -> Result<(), String> {
     sheet.save(out)
 }
 
+fn dump(n: usize, dir: &Path, hardness: Hardness, set_name: Option<&str>) -> Result<(), String> {
+    let sets = sets(set_name)?;
+    let mut rng = ChaCha20Rng::from_seed(fresh_seed());
+    let mut index = String::new();
+    let grid_shape = Grid::for_hardness(hardness);
+    for i in 0..n {
+        let (name, _, set) = &sets[i % sets.len()];
+        let drawn = grid::generate(set, grid_shape, &mut rng);
+        let folder = dir.join(format!("{i:05}"));
+        std::fs::create_dir_all(&folder).map_err(|e| e.to_string())?;
+        let write = |file: &str, bytes: &[u8]| {
+            std::fs::write(folder.join(file), bytes).map_err(|e| format!("{file}: {e}"))
+        };
+        write("example.png", &drawn.example)?;
+        for (t, png) in drawn.tiles.iter().enumerate() {
+            write(&format!("{:02}.png", t + 1), png)?;
+        }
+        index.push_str(&format!(
+            "{i:05}\t{name}\t{}\t{}\t{}\t{}\n",
+            set.motifs[drawn.motif].key, grid_shape.columns, grid_shape.rows, drawn.answer
+        ));
+    }
+    std::fs::write(dir.join("index.tsv"), index).map_err(|e| e.to_string())?;
+    println!("{n} challenges of hardness {hardness} in {}", dir.display());
+    Ok(())
+}
+
 fn blind(n: usize, dir: &Path, set_name: Option<&str>) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let sets = sets(set_name)?;
@@ -324,13 +356,17 @@ fn main() -> ExitCode {
     let result = match arg(0) {
         Some("speed") => speed(arg(1).and_then(|n| n.parse().ok()).unwrap_or(2000), arg(2)),
         Some("sheet") if args.len() >= 2 => sheet(Path::new(&args[1]), arg(2)),
+        Some("dump") if args.len() >= 4 => match (args[1].parse(), args[3].parse()) {
+            (Ok(n), Ok(hardness)) => dump(n, Path::new(&args[2]), hardness, arg(4)),
+            _ => Err("N must be a number and HARDNESS 1, 2 or 3".into()),
+        },
         Some("blind") if args.len() >= 3 => match args[1].parse() {
             Ok(n) => blind(n, Path::new(&args[2]), arg(3)),
             Err(_) => Err("N must be a number".into()),
         },
         _ => {
             eprintln!(
-                "usage: captcha-pictures speed [N] [SET]\n       captcha-pictures sheet OUT.png [SET]\n       captcha-pictures blind N DIR [SET]"
+                "usage: captcha-pictures speed [N] [SET]\n       captcha-pictures sheet OUT.png [SET]\n       captcha-pictures dump N DIR HARDNESS [SET]\n       captcha-pictures blind N DIR [SET]"
             );
             return ExitCode::from(2);
         }

@@ -48,6 +48,9 @@ pub struct Order {
 pub struct Composed {
     pub page: Option<Page>,
     pub answer: String,
+    /// The digits of a picture captcha's clip below hardness 3, which answer it instead of
+    /// the tiles (for the test builds' header too; they are never sent otherwise).
+    pub alternative: Option<String>,
 }
 
 impl Order {
@@ -102,7 +105,11 @@ impl Order {
                 hints: self.hints.as_ref(),
             },
         );
-        Composed { page, answer }
+        Composed {
+            page,
+            answer,
+            alternative: None,
+        }
     }
 
     /// A picture captcha: the grid of the hardness from the location's set (the shipped one
@@ -125,10 +132,12 @@ impl Order {
         let drawn = grid::generate(set, grid, rng);
         let nonce: [u8; 16] = rng.gen();
         let language = pages.languages().get(self.language);
-        let digits = terms
-            .hardness
-            .has_audio()
-            .then(|| audio::digits_of(secrets.audio_seed(&nonce, &language.tag)));
+        let spoken = audio::digits_of(secrets.audio_seed(&nonce, &language.tag));
+        let (digits, alternative) = if terms.hardness.has_audio() {
+            (Some(spoken), None)
+        } else {
+            (None, Some(spoken))
+        };
         let answer = full_answer(&drawn.answer, digits.as_deref());
         let token = issue_challenge(secrets, self.binding, terms, self.expires, nonce, &answer);
         let audio_href = format!("{AUDIO_PATH}?challenge={token}&lang={}", language.tag);
@@ -157,7 +166,11 @@ impl Order {
                 hints: self.hints.as_ref(),
             },
         );
-        Composed { page, answer }
+        Composed {
+            page,
+            answer,
+            alternative,
+        }
     }
 }
 
@@ -327,6 +340,26 @@ mod tests {
             assert_eq!(body.contains("<details"), !hardness.has_audio());
             assert_eq!(composed.answer.contains('|'), hardness.has_audio());
             assert!(body.contains(r#"<input type="hidden" name="lang" value="en">"#));
+            // Below 3, the clip's digits alone answer it, as the form posts them.
+            assert_eq!(composed.alternative.is_some(), !hardness.has_audio());
+            if let Some(digits) = &composed.alternative {
+                let form = crate::challenge::flow::Form::parse(
+                    format!("challenge={}&digits={digits}&lang=en", token(body)).as_bytes(),
+                );
+                let judged = crate::challenge::flow::judge(
+                    &secrets,
+                    challenge,
+                    &form,
+                    client(),
+                    NOW,
+                    |_, _| crate::state::spent::Spend::Fresh,
+                    [0; 16],
+                );
+                assert!(matches!(
+                    judged,
+                    crate::challenge::flow::Judgement::Solved { .. }
+                ));
+            }
         }
     }
 

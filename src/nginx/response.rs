@@ -512,8 +512,16 @@ impl ChallengeOrder {
 /// Sends a drawn captcha page.
 pub(crate) fn write_challenge_page(r: &mut Request, drawn: Composed) -> ngx_int_t {
     #[cfg(feature = "test-answers")]
-    let extra = [("X-Captchaify-Test-Answer", drawn.answer.as_str())];
+    let extra = [
+        ("X-Captchaify-Test-Answer", drawn.answer.as_str()),
+        (
+            "X-Captchaify-Test-Digits",
+            drawn.alternative.as_deref().unwrap_or(""),
+        ),
+    ];
+    #[cfg(feature = "test-answers")]
+    let extra = &extra[..if drawn.alternative.is_some() { 2 } else { 1 }];
     #[cfg(not(feature = "test-answers"))]
     let extra: [(&str, &str); 0] = [];
-    write_page(r, drawn.page, &extra)
+    write_page(r, drawn.page, &extra[..])
 }
