@@ -60,6 +60,8 @@ TOR_EXITS = 1_500
 MODULE_LOCATIONS = f"""
         location /verified/ {{ captchaify_action fight; alias html/static/; }}
         location /challenge/ {{ captchaify_action fight; captchaify_precheck off; }}
+        location /emoji/ {{ captchaify_action fight; captchaify_precheck off; captchaify_captcha_type emoji; captchaify_hardness 1; }}
+        location /animals/ {{ captchaify_action fight; captchaify_precheck off; captchaify_captcha_type animals; }}
         location /precheck/ {{ captchaify_action fight; }}
         location /block/ {{ captchaify_action block; }}
         location /limited/ {{ captchaify_action captcha; captchaify_rate_limit 1r/m; }}
@@ -134,6 +136,8 @@ CASES = [
     ("captchaify_action captcha (person)", "module", "/captcha/a.html", 200),
     ("fight, verified (valid pass cookie)", "module", "/verified/a.html", 200),
     ("fight, unverified: captcha pages", "module", "/challenge/", 403),
+    ("fight, unverified: emoji pages (4x4)", "module", "/emoji/", 403),
+    ("fight, unverified: animal pages (4x5)", "module", "/animals/", 403),
     ("bare nginx, return 403", "bare", "/return-403/", 403),
     ("bare nginx, return 429", "bare", "/return-429/", 429),
     ("block page (403)", "module", "/block/", 403),
@@ -173,6 +177,8 @@ AGAINST_RETURN = [
     ("rate-limit page (429)", "bare nginx, return 429"),
     ("fight, unverified: pre-check pages", "bare nginx, return 403"),
     ("fight, unverified: captcha pages", "bare nginx, return 403"),
+    ("fight, unverified: emoji pages (4x4)", "bare nginx, return 403"),
+    ("fight, unverified: animal pages (4x5)", "bare nginx, return 403"),
 ]
 # A verified client against bare nginx given the very same request (the pass cookie too).
 AGAINST_SAME_REQUEST = [
@@ -474,11 +480,14 @@ print(f"{n / elapsed:.0f} images/s, {elapsed / n * 1000:.2f} ms per image, "
 """
 
 
-def image_generation(workdir, tool):
+def image_generation(workdir, tool, pictures_tool=None):
     """Our generator against the Python `captcha` package, same core, same run."""
     print("\ncaptcha image generation on one core (CPU 1):")
     print("  captchaify:", flush=True)
     subprocess.run(["taskset", "-c", "1", tool, "speed", "2000"], check=True)
+    if pictures_tool:
+        print("  captchaify picture pages (complete pages, built-in templates):", flush=True)
+        subprocess.run(["taskset", "-c", "1", pictures_tool, "speed", "2000"], check=True)
     venv = os.path.join(workdir, "py-captcha")
     python = os.path.join(venv, "bin", "python")
     if not os.path.exists(python):
@@ -497,6 +506,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--images-tool", help="the captcha-images binary, for the generation figures")
+    ap.add_argument("--pictures-tool", help="the captcha-pictures binary, for the picture pages' figures")
     ap.add_argument("--cases", help="only the configurations whose label matches this regex "
                     "(the bare baselines always run)")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -522,7 +532,7 @@ def main():
         if lapi:
             crowdsec_load.stop(lapi["script"], lapi["dir"])
     if args.images_tool:
-        image_generation(args.workdir, args.images_tool)
+        image_generation(args.workdir, args.images_tool, args.pictures_tool)
     print_crowdsec(out["crowdsec"], out["lapi_note"])
     if not args.rounds:
         return

@@ -285,3 +285,33 @@ location /p/ { captchaify_action fight; captchaify_picture_dir html/few; }
 --- must_die
 --- error_log eval
 qr{\[emerg\] .*"captchaify_picture_dir" directive: motif "one" has no pictures}
+
+
+
+=== TEST 18: a picture folder where no location shows pictures warns at nginx -t that it does nothing
+--- config eval
+"location /p/ { captchaify_action fight; captchaify_picture_dir $ENV{PWD}/pictures/emoji; }
+ location /q/ { captchaify_action fight; captchaify_captcha_type emoji; }"
+--- request
+GET /q/
+--- more_headers eval
+"User-Agent: $::FIREFOX"
+--- error_code: 403
+--- error_log eval
+qr{\[warn\] .*captchaify: "captchaify_picture_dir" in \S+nginx\.conf:\d+ reaches no location that acts with a picture captcha}
+
+
+
+=== TEST 19: an operator's templates without picture.html: a warning at nginx -t, and a 404 for the picture captcha
+--- user_files
+>>> tpl/captcha.html
+<p>{{challenge}}</p>
+--- config
+location /p/ { captchaify_action fight; captchaify_captcha_type animals; captchaify_template_dir html/tpl; }
+--- request
+GET /p/
+--- more_headers eval
+"User-Agent: $::FIREFOX"
+--- error_code: 404
+--- error_log eval
+qr{\[warn\] .*captchaify: a captchaify_template_dir in use where a picture captcha is shown has no picture\.html}

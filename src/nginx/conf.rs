@@ -27,7 +27,7 @@ use crate::challenge::ChallengeKind;
 use crate::conf::{MaxRateLimit, ZoneSpec};
 use crate::crawler::verified::Crawler;
 use crate::crawler::CrawlerCache;
-use crate::pages::PageSet;
+use crate::pages::{PageKind, PageSet};
 use crate::policy::{self, Action, Hardness, LocationPolicy, ThirdParties};
 use crate::reputation::geoip::GeoDb;
 use crate::reputation::ranges::IpSet;
@@ -79,6 +79,8 @@ pub(crate) struct MainConf {
     pub crowdsec_asked: bool,
     /// Some level has country or AS-number rules (which need a GeoIP database or ip-api).
     pub geo_rules_in_use: bool,
+    /// Some acting location shows picture captchas with templates that lack picture.html.
+    pub picture_pages_missing: bool,
 }
 
 impl Default for MainConf {
@@ -103,6 +105,7 @@ impl Default for MainConf {
             written: Vec::new(),
             crowdsec_asked: false,
             geo_rules_in_use: false,
+            picture_pages_missing: false,
         }
     }
 }
@@ -177,6 +180,9 @@ pub(crate) struct Written {
     pub line: usize,
     pub reaches_action: bool,
 }
+
+/// The directive whose setting only matters where a picture captcha is shown.
+const PICTURE_DIR: &str = "captchaify_picture_dir";
 
 /// Settings of the module's own pages and cookies. The module's own paths (`/.captchaify/…`)
 /// are served in whichever location they fall, acting or not, so these never warn.
@@ -444,8 +450,12 @@ pub(crate) fn merge(cf: *mut ngx_conf_t, outer: &LocConf, conf: &mut LocConf) {
     }
     for &index in conf.written_here.iter().chain(&conf.written_around) {
         if let Some(written) = mcf.written.get_mut(index) {
-            written.reaches_action = true;
+            written.reaches_action |=
+                written.directive != PICTURE_DIR || conf.loc.kind.is_picture();
         }
+    }
+    if conf.loc.kind.is_picture() && !conf.loc.pages().has(PageKind::Picture) {
+        mcf.picture_pages_missing = true;
     }
     if conf.loc.policy.needs_facts() {
         mcf.sources_in_use.0 |= conf.loc.policy.third_parties.0;
@@ -462,6 +472,18 @@ pub(crate) fn finish(cf: *mut ngx_conf_t, mcf: &MainConf) -> Result<(), ()> {
         if written.reaches_action || PAGE_SETTINGS.contains(&written.directive) {
             continue;
         }
+        if written.directive == PICTURE_DIR {
+            ngx_log_error!(
+                ngx::ffi::NGX_LOG_WARN,
+                log,
+                "captchaify: \"{}\" in {}:{} reaches no location that acts with a picture \
+                 captcha (captchaify_captcha_type emoji or animals), so it does nothing",
+                written.directive,
+                written.file,
+                written.line
+            );
+            continue;
+        }
         ngx_log_error!(
             ngx::ffi::NGX_LOG_WARN,
             log,
@@ -470,6 +492,15 @@ pub(crate) fn finish(cf: *mut ngx_conf_t, mcf: &MainConf) -> Result<(), ()> {
             written.directive,
             written.file,
             written.line
+        );
+    }
+    if mcf.picture_pages_missing {
+        ngx_log_error!(
+            ngx::ffi::NGX_LOG_WARN,
+            log,
+            "captchaify: a captchaify_template_dir in use where a picture captcha is shown has \
+             no picture.html: those locations answer their captcha with 404 (copy \
+             templates/picture.html into the directory)"
         );
     }
     if mcf.geo_rules_in_use && mcf.geo.is_none() && !mcf.sources_in_use.has(Source::IpApi) {

@@ -467,6 +467,11 @@ impl PageSet {
         self.pages.iter().all(Option::is_some) && Languages::builtin(PLACEHOLDERS).is_ok()
     }
 
+    /// Whether the set has a page of this kind (an operator's directory may lack some).
+    pub fn has(&self, kind: PageKind) -> bool {
+        self.pages[kind.index()].is_some()
+    }
+
     /// Loads an operator's template directory. Pages it lacks stay missing (they answer 404);
     /// a page that exists but does not parse is an error, reported at `nginx -t`. Catalogs in
     /// its `i18n/` folder add languages or replace built-in ones.
