@@ -23,7 +23,8 @@
 //! * `blind N DIR [SET]` — material for blind solves: N fresh challenges (alternating
 //!   hardness 1 and 2) as `DIR/NNN.png`, each a sheet of the example and the numbered tiles
 //!   as a 320-pixel phone shows them, with `DIR/NNN.txt` holding the prompt in English; the
-//!   answers go to `DIR/key.tsv`, which solvers must not open.
+//!   answers go to `DIR/key.tsv` (with the picture each tile was drawn from), which solvers
+//!   must not open.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -337,9 +338,17 @@ fn blind(n: usize, dir: &Path, set_name: Option<&str>) -> Result<(), String> {
             grid_shape.columns
         );
         std::fs::write(dir.join(format!("{stem}.txt")), prompt).map_err(|e| e.to_string())?;
+        let sources: Vec<String> = drawn
+            .plan
+            .tiles
+            .iter()
+            .map(|&(m, p)| format!("{}/{}", set.motifs[m].key, set.motifs[m].pictures[p].name))
+            .collect();
         key.push_str(&format!(
-            "{stem}\t{name}\t{hardness}\t{}\t{}\n",
-            set.motifs[drawn.motif].key, drawn.answer
+            "{stem}\t{name}\t{hardness}\t{}\t{}\t{}\n",
+            set.motifs[drawn.motif].key,
+            drawn.answer,
+            sources.join(" ")
         ));
     }
     std::fs::write(dir.join("key.tsv"), key).map_err(|e| e.to_string())?;

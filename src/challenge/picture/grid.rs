@@ -74,6 +74,8 @@ pub struct PictureChallenge {
     pub tiles: Vec<Vec<u8>>,
     /// The positions of the matching tiles, as [`normalize_selection`] writes them.
     pub answer: String,
+    /// Which picture each tile was drawn from (for the tools' reports).
+    pub plan: Plan,
 }
 
 /// Which picture goes where, before anything is drawn: `(motif, picture)` pairs, indices
@@ -146,6 +148,7 @@ pub fn generate<R: Rng + ?Sized>(set: &PictureSet, grid: Grid, rng: &mut R) -> P
         example,
         tiles,
         answer: write_selection(plan.matching.iter().map(|p| p + 1)),
+        plan,
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Picture {
     /// Where the drawing is: the smallest box (x0, y0, x1, y1), ends excluded, that holds
     /// every pixel with any opacity; tiles sample only there.
     pub bounds: (u32, u32, u32, u32),
+    /// Its file name, for the tools' reports.
+    pub name: String,
 }
 
 impl Picture {
@@ -51,6 +53,7 @@ impl Picture {
         Picture {
             rgba,
             bounds: (x0.min(x1), y0.min(y1), x1, y1),
+            name: String::new(),
         }
     }
 }
@@ -220,10 +223,12 @@ impl PictureSet {
             };
             let mut pictures = Vec::with_capacity(motif.pictures.len());
             for (name, bytes) in &motif.pictures {
-                pictures.push(decode(bytes).map_err(|error| SetError::BadPicture {
+                let mut picture = decode(bytes).map_err(|error| SetError::BadPicture {
                     path: name.clone(),
                     error,
-                })?);
+                })?;
+                picture.name = name.rsplit('/').next().unwrap_or(name).to_owned();
+                pictures.push(picture);
             }
             if pictures.is_empty() {
                 return Err(SetError::NoPictures(motif.key.clone()));
