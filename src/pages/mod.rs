@@ -740,7 +740,8 @@ fn tile_grid(language: &i18n::Language, view: &PictureView<'_>) -> String {
             // Escaped by the catalog, quotes included: safe in an attribute.
             out.push_str(&alt);
         }
-        out.push_str("\"></label>");
+        // A line break between tiles: text browsers (w3m) run labels together otherwise.
+        out.push_str("\"></label>\n");
     }
     out
 }

@@ -166,8 +166,26 @@ fn line(rgb: &mut [u8], from: (f32, f32), to: (f32, f32), width: f32, colour: [u
     let half = width / 2.0 + 0.5;
     let (x_lo, x_hi) = (from.0.min(to.0) - half, from.0.max(to.0) + half);
     let (y_lo, y_hi) = (from.1.min(to.1) - half, from.1.max(to.1) + half);
+    // Per row, only the columns near where the line crosses it (all of the box's row for a
+    // line that is nearly flat, whose box is then a few rows high).
+    let steep = dy.abs() > 0.25;
+    let (per_row, reach) = if steep {
+        // The capsule around the line: its width across a row, and an end cap beyond it.
+        (dx / dy, half * length2.sqrt() / dy.abs() + half + 1.0)
+    } else {
+        (0.0, f32::INFINITY)
+    };
     for y in (y_lo.max(0.0) as usize)..(y_hi.min(TILE as f32 - 1.0) as usize + 1) {
-        for x in (x_lo.max(0.0) as usize)..(x_hi.min(TILE as f32 - 1.0) as usize + 1) {
+        let (mut lo, mut hi) = (x_lo, x_hi);
+        if steep {
+            let crossing = from.0 + (y as f32 + 0.5 - from.1) * per_row;
+            lo = lo.max(crossing - reach);
+            hi = hi.min(crossing + reach);
+        }
+        if hi < 0.0 || lo >= TILE as f32 {
+            continue;
+        }
+        for x in (lo.max(0.0) as usize)..(hi.min(TILE as f32 - 1.0) as usize + 1) {
             let (px, py) = (x as f32 + 0.5 - from.0, y as f32 + 0.5 - from.1);
             let along = ((px * dx + py * dy) / length2).clamp(0.0, 1.0);
             let (ex, ey) = (px - along * dx, py - along * dy);
@@ -469,5 +487,37 @@ mod tests {
             assert!((row.iter().sum::<i32>() - 1024).abs() <= 2, "{row:?}");
         }
         assert_ne!(turned, identity);
+    }
+
+    /// The row-limited line draws exactly what the plain distance test draws.
+    #[test]
+    fn lines_cover_what_is_within_their_width() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        for _ in 0..300 {
+            let t = TILE as f32;
+            let (from, to) = (
+                (rng.gen_range(-8.0..t + 8.0), rng.gen_range(-8.0..t + 8.0)),
+                (rng.gen_range(-8.0..t + 8.0), rng.gen_range(-8.0..t + 8.0)),
+            );
+            let width = rng.gen_range(1.0..4.0);
+            let mut drawn = vec![0u8; TILE * TILE * 3];
+            line(&mut drawn, from, to, width, [255, 255, 255], 256);
+            let (dx, dy) = (to.0 - from.0, to.1 - from.1);
+            let length2 = (dx * dx + dy * dy).max(1e-3);
+            let half = width / 2.0 + 0.5;
+            for y in 0..TILE {
+                for x in 0..TILE {
+                    let (px, py) = (x as f32 + 0.5 - from.0, y as f32 + 0.5 - from.1);
+                    let along = ((px * dx + py * dy) / length2).clamp(0.0, 1.0);
+                    let (ex, ey) = (px - along * dx, py - along * dy);
+                    let inside = ex * ex + ey * ey <= half * half;
+                    assert_eq!(
+                        drawn[(y * TILE + x) * 3] == 255,
+                        inside,
+                        "{from:?} {to:?} {x},{y}"
+                    );
+                }
+            }
+        }
     }
 }
