@@ -2,14 +2,19 @@
 // a phone (320x640) and a desktop (1280x800), against a real nginx with the test build.
 //   node a11y.cjs BASE_URL I18N_DIR
 // Page kinds (the nginx configuration is t/e2e/run's): the captcha at hardness 2 and 3, the
-// captcha again after a wrong answer, the block page, the rate-limit page, the language chooser.
+// captcha again after a wrong answer, the picture captchas (emoji at hardness 1 with its
+// recording alternative closed, animals at 2 with it opened, emoji at 3 with the recording
+// required), the block page, the rate-limit page, the language chooser.
 // The languages are the catalogs in I18N_DIR (templates/i18n).
 //
 // Two browser contexts share one Chromium:
 // - "person": JavaScript disabled, as captchaify's pages are meant to be used. This script's own
 //   checks run there: <html lang> and dir, the page really is in that language, no sideways
-//   scrolling, a label for every input, 44 px touch targets, and a visible focus outline on
-//   every control reached with the Tab key (the answer field among them). (Playwright's
+//   scrolling, a label for every input (a tile's label names it by its picture's alt text),
+//   44 px touch targets (a tile's checkbox by its label, the whole picture, which ticks it),
+//   and a visible focus outline on every control reached with the Tab key (the answer field
+//   among them). Controls that are not rendered (those in a closed <details>) are left out:
+//   nobody can reach them until it is opened, which the animals kind does. (Playwright's
 //   page.evaluate still works there: it goes through the DevTools protocol; only the page's
 //   own scripts are off, and captchaify's pages have none.)
 // - "axe": axe-core needs JavaScript, so it runs in a second context with JavaScript enabled and
@@ -46,6 +51,12 @@ const KINDS = [
     audio: true },
   { id: 'wrong-answer', path: '/protected/welcome.html', status: 403, title: 'captcha.title',
     answer: true, wrong: true, message: 'captcha.wrong' },
+  { id: 'emoji', path: '/emoji/welcome.html', status: 403, title: 'captcha.title', tiles: 16,
+    alternative: 'closed' },
+  { id: 'animals', path: '/animals/welcome.html', status: 403, title: 'captcha.title', tiles: 20,
+    alternative: 'open' },
+  { id: 'pictures-h3', path: '/pictures-hard/welcome.html', status: 403, title: 'captcha.title',
+    tiles: 20, audio: true },
   { id: 'block', path: '/blocked/welcome.html', status: 403, title: 'block.title', ua: 'curl/8.0' },
   { id: 'rate-limit', path: '/rate/welcome.html', status: 429, title: 'rate.title', twice: true },
   { id: 'chooser', path: '/.captchaify/language?return=/protected/', status: 200,
@@ -55,7 +66,7 @@ const VARIANTS = [];
 for (const scheme of ['light', 'dark']) {
   for (const [width, height] of [[320, 640], [1280, 800]]) VARIANTS.push({ scheme, width, height });
 }
-const CONTROLS = 'a[href], input:not([type=hidden]), button, select, textarea, audio[controls]';
+const CONTROLS = 'a[href], input:not([type=hidden]), button, select, textarea, audio[controls], summary';
 
 // A catalog: "key = value" lines, "#" comments (see templates/i18n/en.txt).
 function readCatalog(file) {
@@ -114,6 +125,14 @@ async function main() {
       await page.fill('#captchaify-answer', (answer[0] === 'H' ? 'M' : 'H') + answer.slice(1));
       [response] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
     }
+    if (kind.alternative === 'open') {
+      // Opened with the keyboard, as a person without a mouse would (no script needed).
+      await page.focus('details.alternative summary');
+      await page.keyboard.press('Enter');
+      if (!(await page.evaluate(() => document.querySelector('details.alternative').open))) {
+        throw new Error('Enter on the summary did not open the recording alternative');
+      }
+    }
     return response.status();
   }
 
@@ -133,6 +152,16 @@ async function main() {
       };
       window.a11yDescribe = describe;
       const text = (selector) => (document.querySelector(selector) || {}).innerText || null;
+      // What a label says: its text, or the alt text of its pictures (a tile's label).
+      const says = (label) => label.innerText.trim()
+        || [...label.querySelectorAll('img[alt]')].map((img) => img.alt.trim()).join(' ');
+      // A checkbox or radio button inside its label is ticked by a click anywhere on the label:
+      // the label is its target.
+      const target = (el) => (['checkbox', 'radio'].includes(el.type) && el.closest('label')) || el;
+      // (Not getClientRects: the content of a closed <details> keeps its boxes, hidden by
+      // content-visibility, which checkVisibility knows.)
+      const rendered = (el) => el.checkVisibility();
+      const details = document.querySelector('details.alternative');
       return {
         lang: document.documentElement.getAttribute('lang'),
         dir: document.documentElement.getAttribute('dir'),
@@ -140,13 +169,22 @@ async function main() {
         message: text('.message'),
         scrollWidth: document.documentElement.scrollWidth,
         unlabelled: [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
-          .filter((el) => ![...el.labels].some((l) => l.innerText.trim()))
+          .filter(rendered)
+          .filter((el) => ![...el.labels].some(says))
           .map(describe),
-        controls: [...document.querySelectorAll(CONTROLS)].map((el) => ({
-          what: describe(el), tag: el.tagName,
-          height: Math.round(el.getBoundingClientRect().height * 10) / 10,
-          minHeight: parseFloat(getComputedStyle(el).minHeight) || 0,
-        })),
+        controls: [...document.querySelectorAll(CONTROLS)].filter(rendered).map((el) => {
+          const box = target(el).getBoundingClientRect();
+          return {
+            what: describe(el), tag: el.tagName,
+            height: Math.round(Math.min(box.height, el.type === 'checkbox' ? box.width : Infinity) * 10) / 10,
+            minHeight: parseFloat(getComputedStyle(target(el)).minHeight) || 0,
+          };
+        }),
+        legend: text('fieldset.pictures legend'),
+        motif: text('fieldset.pictures legend strong'),
+        tiles: document.querySelectorAll('label.tile input[type=checkbox][name=tile]').length,
+        pictures: [...document.querySelectorAll('fieldset.pictures img')].map((img) => img.naturalWidth),
+        alternative: details ? (details.open ? 'open' : 'closed') : null,
       };
     }, CONTROLS);
     if (facts.lang !== lang) problems.push(`<html lang="${facts.lang}">, expected "${lang}"`);
@@ -165,7 +203,7 @@ async function main() {
     for (const what of facts.unlabelled) problems.push(`${what} has no label`);
     for (const c of facts.controls) {
       if (c.height >= 44) continue;
-      if (['INPUT', 'BUTTON', 'SELECT', 'TEXTAREA'].includes(c.tag)) {
+      if (['INPUT', 'BUTTON', 'SELECT', 'TEXTAREA', 'SUMMARY'].includes(c.tag)) {
         problems.push(`${c.what} is ${c.height} px tall (< 44)`);
       } else {
         found.push(`${kind.id}: ${c.what} is under 44 px tall (${c.height} px`
@@ -174,6 +212,20 @@ async function main() {
     }
     if (kind.audio && !facts.controls.some((c) => c.what === 'input#captchaify-digits')) {
       problems.push('no digits field (input#captchaify-digits) on the hardness-3 page');
+    }
+    if (kind.tiles) {
+      const prompt = squash(catalog['picture.prompt'].split('{motif}')[0]);
+      if (!squash(facts.legend).startsWith(prompt) || !squash(facts.motif)) {
+        problems.push(`the prompt is "${squash(facts.legend)}", expected picture.prompt with a motif`);
+      }
+      if (facts.tiles !== kind.tiles) problems.push(`${facts.tiles} tiles, expected ${kind.tiles}`);
+      if (facts.pictures.some((w) => w !== 64)) problems.push(`pictures not decoded: ${facts.pictures}`);
+      if (facts.alternative !== (kind.alternative || null)) {
+        problems.push(`the recording alternative is ${facts.alternative}, expected ${kind.alternative || null}`);
+      }
+      if (kind.alternative === 'open' && !facts.controls.some((c) => c.what === 'input#captchaify-digits')) {
+        problems.push('the open alternative shows no digits field (input#captchaify-digits)');
+      }
     }
 
     // The keyboard: a click in the page's top corner puts the Tab starting point before
