@@ -62,16 +62,21 @@ def hue_matrix(degrees, brightness):
     return m * brightness
 
 
-def render(picture, rng):
+# The generator's ranges (src/challenge/picture/draw.rs, Look::random); --look changes them
+# when the attacker follows a changed generator.
+LOOK = {"fill_min": 0.70, "fill_max": 1.0, "rotation": 25.0, "offset": 0.12, "hue": 35.0}
+
+
+def render(picture, rng, look=LOOK):
     """One version of a picture under a random look from the generator's ranges, on a
     plain light background (the clutter, occluder and speckles are the tile's noise; the
     attacker cannot know them)."""
-    fill = rng.uniform(0.70, 1.0)
-    rotation = rng.uniform(-25, 25)
+    fill = rng.uniform(look["fill_min"], look["fill_max"])
+    rotation = rng.uniform(-look["rotation"], look["rotation"])
     mirror = rng.random() < 0.5
-    span = common.TILE * 0.12
+    span = common.TILE * look["offset"]
     offset = (rng.uniform(-span, span), rng.uniform(-span, span))
-    hue = rng.uniform(-35, 35)
+    hue = rng.uniform(-look["hue"], look["hue"])
     brightness = rng.uniform(0.85, 1.15)
     rgba = np.asarray(picture, dtype=np.float32)
     rgb = np.clip(rgba[..., :3] @ hue_matrix(hue, brightness).T, 0, 255)
@@ -92,23 +97,23 @@ def render(picture, rng):
 
 
 def _versions_of(args):
-    set_name, key, index, picture_bytes, count, seed = args
+    set_name, key, index, picture_bytes, count, seed, look = args
     picture = Image.frombytes("RGBA", (common.CANVAS, common.CANVAS), picture_bytes)
     rng = np.random.default_rng(seed)
     versions = [picture.convert("RGB")]  # the plain picture too (on black: RGBA -> RGB)
     plain = Image.new("RGBA", picture.size, (200, 200, 200, 255))
     plain.alpha_composite(picture)
     versions.append(plain.convert("RGB").resize((common.TILE, common.TILE), Image.BILINEAR))
-    versions += [render(picture, rng) for _ in range(count)]
+    versions += [render(picture, rng, look) for _ in range(count)]
     return key, [hash_bits(v) for v in versions]
 
 
-def reference_hashes(pset, count, pool, seed):
+def reference_hashes(pset, count, pool, seed, look=LOOK):
     """motif key -> uint64 array (n, 2) of its versions' (pHash, dHash)."""
     jobs = []
     for key, motif in pset.motifs.items():
         for i, pic in enumerate(motif.pictures):
-            jobs.append((pset.name, key, i, pic.tobytes(), count, seed * 100003 + len(jobs)))
+            jobs.append((pset.name, key, i, pic.tobytes(), count, seed * 100003 + len(jobs), look))
     refs = {key: [] for key in pset.motifs}
     for key, hashes in pool.imap_unordered(_versions_of, jobs, chunksize=4):
         refs[key] += hashes
@@ -241,12 +246,18 @@ def main():
     ap.add_argument("--versions", type=int, default=100, help="random looks per picture")
     ap.add_argument("--results", required=True)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--look", default="", metavar="KEY=VALUE,...",
+                    help="other ranges for the references (fill_min, fill_max, rotation, offset, hue)")
     args = ap.parse_args()
 
     pset = common.load_set(args.root, args.set)
     pool = Pool(os.cpu_count() or 2)
     t0 = time.time()
-    refs = reference_hashes(pset, args.versions, pool, args.seed)
+    look = dict(LOOK)
+    for item in filter(None, args.look.split(",")):
+        k, v = item.split("=")
+        look[k] = float(v)
+    refs = reference_hashes(pset, args.versions, pool, args.seed, look)
     n_refs = sum(len(v) for v in refs.values())
     print(f"[{args.set}] {n_refs} reference hashes ({len(pset.motifs)} motifs, "
           f"{sum(len(m.pictures) for m in pset.motifs.values())} pictures, "
