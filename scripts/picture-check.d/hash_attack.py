@@ -64,7 +64,28 @@ def hue_matrix(degrees, brightness):
 
 # The generator's ranges (src/challenge/picture/draw.rs, Look::random); --look changes them
 # when the attacker follows a changed generator.
-LOOK = {"fill_min": 0.70, "fill_max": 1.0, "rotation": 25.0, "offset": 0.12, "hue": 35.0}
+LOOK = {"fill_min": 0.62, "fill_max": 1.0, "rotation": 20.0, "offset": 0.18, "hue": 20.0}
+
+
+def background(rng):
+    """The generator's background, as the attacker who read draw.rs draws it: a gradient
+    between a light and a dark colour in a random direction, and one or two big discs."""
+    t = common.TILE
+    light = rng.integers(170, 251, size=3).astype(np.float32)
+    dark = rng.integers(30, 131, size=3).astype(np.float32)
+    a, b = (light, dark) if rng.random() < 0.5 else (dark, light)
+    angle = rng.uniform(0, 2 * np.pi)
+    y, x = np.mgrid[0:t, 0:t].astype(np.float32) - t / 2
+    proj = x * np.cos(angle) + y * np.sin(angle)
+    reach = (abs(np.cos(angle)) + abs(np.sin(angle))) * t / 2
+    f = np.clip((proj + reach) / (2 * reach), 0, 1)[..., None]
+    img = a * (1 - f) + b * f
+    for _ in range(rng.integers(2, 4)):
+        cx, cy, r = rng.uniform(0, t), rng.uniform(0, t), rng.uniform(12, 28)
+        colour = rng.integers(0, 256, size=3).astype(np.float32)
+        mask = ((x + t / 2 + 0.5 - cx) ** 2 + (y + t / 2 + 0.5 - cy) ** 2 <= r * r)[..., None]
+        img = np.where(mask, img * (36 / 256) + colour * (220 / 256), img)
+    return img.clip(0, 255).astype(np.uint8)
 
 
 def render(picture, rng, look=LOOK):
@@ -77,7 +98,7 @@ def render(picture, rng, look=LOOK):
     span = common.TILE * look["offset"]
     offset = (rng.uniform(-span, span), rng.uniform(-span, span))
     hue = rng.uniform(-look["hue"], look["hue"])
-    brightness = rng.uniform(0.85, 1.15)
+    brightness = rng.uniform(0.9, 1.1)
     rgba = np.asarray(picture, dtype=np.float32)
     rgb = np.clip(rgba[..., :3] @ hue_matrix(hue, brightness).T, 0, 255)
     im = Image.fromarray(np.dstack([rgb, rgba[..., 3:]]).astype(np.uint8), "RGBA")
@@ -86,8 +107,7 @@ def render(picture, rng, look=LOOK):
     im = im.rotate(rotation, resample=Image.BILINEAR)
     side = max(1, round(common.CANVAS * fill * common.TILE / common.CANVAS))
     im = im.resize((side, side), Image.BILINEAR)
-    grey = tuple(int(v) for v in rng.integers(150, 251, size=3))
-    tile = Image.new("RGBA", (common.TILE, common.TILE), grey + (255,))
+    tile = Image.fromarray(background(rng), "RGB").convert("RGBA")
     at = (
         round((common.TILE - side) / 2 + offset[0]),
         round((common.TILE - side) / 2 + offset[1]),

@@ -2,14 +2,16 @@
 //! the picture itself, nor any tile served before.
 //!
 //! Every tile draws its own:
-//! - background: a gradient between two random light colours, with 4–7 random lines, rings
-//!   and discs over it (clutter an outline-matcher trips on);
-//! - placement: scale (the drawing fills 70–100 % of the tile), rotation (±20°), mirror
-//!   (half the tiles), an offset of up to 12 % of the tile, so that edges are cropped now and
+//! - background: a gradient between a light and a dark colour in a random direction, two or
+//!   three big discs of random colour, and 4–7 random lines, rings and discs over it: where a
+//!   tile is light or dark changes from tile to tile, which is what a perceptual hash reads
+//!   first (scripts/picture-check);
+//! - placement: scale (the drawing fills 62–100 % of the tile), rotation (±20°), mirror
+//!   (half the tiles), an offset of up to 18 % of the tile, so that edges are cropped now and
 //!   then;
 //! - colour: a hue turn of up to ±20° and a brightness of 90–110 % (blind readers took a
 //!   ±35° apple for an orange);
-//! - outline: a dark line around the drawing, as around a sticker;
+//! - outline: a line around the drawing, as around a sticker: dark on light, light on dark;
 //! - occlusion: in half the tiles a small disc or bar over the drawing;
 //! - speckles: 30–60 pixels of random colour.
 //!
@@ -65,16 +67,27 @@ impl Look {
     pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Look {
         let light = |rng: &mut R| -> [u8; 3] {
             [
-                rng.gen_range(150..=250),
-                rng.gen_range(150..=250),
-                rng.gen_range(150..=250),
+                rng.gen_range(170..=250),
+                rng.gen_range(170..=250),
+                rng.gen_range(170..=250),
+            ]
+        };
+        let dark = |rng: &mut R| -> [u8; 3] {
+            [
+                rng.gen_range(30..=130),
+                rng.gen_range(30..=130),
+                rng.gen_range(30..=130),
             ]
         };
         let angle: f32 = rng.gen_range(0.0..std::f32::consts::TAU);
-        let fill: f32 = rng.gen_range(0.70..=1.0);
-        let span = TILE as f32 * 0.12;
+        let fill: f32 = rng.gen_range(0.62..=1.0);
+        let span = TILE as f32 * 0.18;
         Look {
-            background: (light(rng), light(rng)),
+            background: if rng.gen() {
+                (light(rng), dark(rng))
+            } else {
+                (dark(rng), light(rng))
+            },
             gradient: ((angle.cos() * 256.0) as i32, (angle.sin() * 256.0) as i32),
             scale: fill * TILE as f32 / CANVAS as f32,
             rotation: rng.gen_range(-20f32..=20.0).to_radians(),
@@ -90,6 +103,21 @@ impl Look {
 pub fn draw<R: Rng + ?Sized>(picture: &Picture, rng: &mut R, canvas: &mut Canvas) {
     let look = Look::random(rng);
     background(&look, &mut canvas.rgb);
+    // Big soft shapes: the tile's light and dark areas move from tile to tile, which is what
+    // a perceptual hash reads first.
+    for _ in 0..rng.gen_range(2..=3) {
+        let t = TILE as f32;
+        let centre = (rng.gen_range(0.0..t), rng.gen_range(0.0..t));
+        let colour = random_colour(rng);
+        disc(
+            &mut canvas.rgb,
+            centre,
+            rng.gen_range(12.0..28.0),
+            0.0,
+            colour,
+            220,
+        );
+    }
     for _ in 0..rng.gen_range(4..=7) {
         clutter(rng, &mut canvas.rgb, 90);
     }
@@ -331,7 +359,9 @@ fn place(picture: &Picture, look: &Look, rgb: &mut [u8], cover: &mut [u8]) {
 /// drawings (a white mouse, a grey whale) stay distinct from a light background. Blind
 /// readers missed such tiles without it.
 fn outline(canvas: &mut Canvas) {
-    const INK: [u8; 3] = [40, 40, 48];
+    // Dark ink on a light background, light ink on a dark one.
+    const DARK: [u8; 3] = [30, 30, 36];
+    const LIGHT: [u8; 3] = [240, 240, 232];
     let solid = |i: usize| canvas.cover[i] >= 128;
     for y in 1..TILE - 1 {
         for x in 1..TILE - 1 {
@@ -340,7 +370,10 @@ fn outline(canvas: &mut Canvas) {
                 continue;
             }
             if solid(i - 1) || solid(i + 1) || solid(i - TILE) || solid(i + TILE) {
-                blend(&mut canvas.rgb, i * 3, INK, 200);
+                let p = &canvas.rgb[i * 3..i * 3 + 3];
+                let luma = (p[0] as u32 * 77 + p[1] as u32 * 150 + p[2] as u32 * 29) >> 8;
+                let ink = if luma > 110 { DARK } else { LIGHT };
+                blend(&mut canvas.rgb, i * 3, ink, 220);
             }
         }
     }
