@@ -84,7 +84,12 @@ fn builtin_pictures() {
             entries.push((String::new(), "confusable.txt".into(), confusable));
         }
         let mut motifs: Vec<_> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
             .unwrap_or_default();
         motifs.sort();
         for motif in motifs {
@@ -105,7 +110,9 @@ fn builtin_pictures() {
                 entries.push((key.clone(), name, file));
             }
         }
-        out.push_str(&format!("pub static {constant}: &[(&str, &str, &[u8])] = &[\n"));
+        out.push_str(&format!(
+            "pub static {constant}: &[(&str, &str, &[u8])] = &[\n"
+        ));
         for (motif, name, path) in entries {
             out.push_str(&format!(
                 "    ({motif:?}, {name:?}, include_bytes!({:?})),\n",

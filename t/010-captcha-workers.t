@@ -64,3 +64,18 @@ location /p/ { captchaify_action fight; }
 [(403) x 6]
 --- response_body_like eval
 [(qr/name="challenge" value="c2\./) x 6]
+
+
+
+=== TEST 4: a picture challenge is single-use across workers too, and its pages are drawn by either
+--- config
+location /p/ { captchaify_action fight; captchaify_captcha_type animals; }
+--- request eval
+my $t = Captchaify::challenge_token(address => "127.0.0.1", ua => $::FIREFOX, answer => "2,4,6,8", hardness => "a2", return => "/p/");
+[(map { "POST /.captchaify/verify\nchallenge=$t&tile=2&tile=4&tile=6&tile=8&lang=en" } 1 .. 6), ("GET /p/") x 4]
+--- more_headers eval
+$::FORM
+--- error_code eval
+[303, (403) x 9]
+--- response_body_like eval
+[qr/Continue/, (qr/expired or was already used/) x 5, (qr/Select every picture that shows/) x 4]
