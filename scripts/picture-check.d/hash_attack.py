@@ -69,11 +69,10 @@ LOOK = {"fill_min": 0.62, "fill_max": 1.0, "rotation": 20.0, "offset": 0.18, "hu
 
 def background(rng):
     """The generator's background, as the attacker who read draw.rs draws it: a gradient
-    between a light and a dark colour in a random direction, and one or two big discs."""
+    between two light colours in a random direction, and two or three big light discs."""
     t = common.TILE
-    light = rng.integers(170, 251, size=3).astype(np.float32)
-    dark = rng.integers(30, 131, size=3).astype(np.float32)
-    a, b = (light, dark) if rng.random() < 0.5 else (dark, light)
+    a = rng.integers(150, 251, size=3).astype(np.float32)
+    b = rng.integers(150, 251, size=3).astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     y, x = np.mgrid[0:t, 0:t].astype(np.float32) - t / 2
     proj = x * np.cos(angle) + y * np.sin(angle)
@@ -82,7 +81,7 @@ def background(rng):
     img = a * (1 - f) + b * f
     for _ in range(rng.integers(2, 4)):
         cx, cy, r = rng.uniform(0, t), rng.uniform(0, t), rng.uniform(12, 28)
-        colour = rng.integers(0, 256, size=3).astype(np.float32)
+        colour = rng.integers(120, 251, size=3).astype(np.float32)
         mask = ((x + t / 2 + 0.5 - cx) ** 2 + (y + t / 2 + 0.5 - cy) ** 2 <= r * r)[..., None]
         img = np.where(mask, img * (36 / 256) + colour * (220 / 256), img)
     return img.clip(0, 255).astype(np.uint8)

@@ -67,27 +67,16 @@ impl Look {
     pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Look {
         let light = |rng: &mut R| -> [u8; 3] {
             [
-                rng.gen_range(170..=250),
-                rng.gen_range(170..=250),
-                rng.gen_range(170..=250),
-            ]
-        };
-        let dark = |rng: &mut R| -> [u8; 3] {
-            [
-                rng.gen_range(30..=130),
-                rng.gen_range(30..=130),
-                rng.gen_range(30..=130),
+                rng.gen_range(150..=250),
+                rng.gen_range(150..=250),
+                rng.gen_range(150..=250),
             ]
         };
         let angle: f32 = rng.gen_range(0.0..std::f32::consts::TAU);
         let fill: f32 = rng.gen_range(0.62..=1.0);
         let span = TILE as f32 * 0.18;
         Look {
-            background: if rng.gen() {
-                (light(rng), dark(rng))
-            } else {
-                (dark(rng), light(rng))
-            },
+            background: (light(rng), light(rng)),
             gradient: ((angle.cos() * 256.0) as i32, (angle.sin() * 256.0) as i32),
             scale: fill * TILE as f32 / CANVAS as f32,
             rotation: rng.gen_range(-20f32..=20.0).to_radians(),
@@ -108,7 +97,11 @@ pub fn draw<R: Rng + ?Sized>(picture: &Picture, rng: &mut R, canvas: &mut Canvas
     for _ in 0..rng.gen_range(2..=3) {
         let t = TILE as f32;
         let centre = (rng.gen_range(0.0..t), rng.gen_range(0.0..t));
-        let colour = random_colour(rng);
+        let colour = [
+            rng.gen_range(120..=250),
+            rng.gen_range(120..=250),
+            rng.gen_range(120..=250),
+        ];
         disc(
             &mut canvas.rgb,
             centre,
