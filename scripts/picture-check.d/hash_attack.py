@@ -64,12 +64,20 @@ def hue_matrix(degrees, brightness):
 
 # The generator's ranges (src/challenge/picture/draw.rs, Look::random); --look changes them
 # when the attacker follows a changed generator.
-LOOK = {"fill_min": 0.62, "fill_max": 1.0, "rotation": 20.0, "offset": 0.18, "hue": 20.0}
+# Each type has its style (draw.rs, Style::of): the emoji's drawings are smaller, move further
+# and lie over two or three big discs; the animals' are as they were.
+LOOKS = {
+    "emoji": {"fill_min": 0.62, "fill_max": 1.0, "rotation": 20.0, "offset": 0.18, "hue": 20.0,
+              "discs_min": 2, "discs_max": 3},
+    "animals": {"fill_min": 0.70, "fill_max": 1.0, "rotation": 20.0, "offset": 0.12, "hue": 20.0,
+                "discs_min": 0, "discs_max": 0},
+}
+LOOK = LOOKS["emoji"]
 
 
-def background(rng):
+def background(rng, look=LOOK):
     """The generator's background, as the attacker who read draw.rs draws it: a gradient
-    between two light colours in a random direction, and two or three big light discs."""
+    between two light colours in a random direction, and the style's big light discs."""
     t = common.TILE
     a = rng.integers(150, 251, size=3).astype(np.float32)
     b = rng.integers(150, 251, size=3).astype(np.float32)
@@ -79,7 +87,7 @@ def background(rng):
     reach = (abs(np.cos(angle)) + abs(np.sin(angle))) * t / 2
     f = np.clip((proj + reach) / (2 * reach), 0, 1)[..., None]
     img = a * (1 - f) + b * f
-    for _ in range(rng.integers(2, 4)):
+    for _ in range(rng.integers(int(look["discs_min"]), int(look["discs_max"]) + 1)):
         cx, cy, r = rng.uniform(0, t), rng.uniform(0, t), rng.uniform(12, 28)
         colour = rng.integers(120, 251, size=3).astype(np.float32)
         mask = ((x + t / 2 + 0.5 - cx) ** 2 + (y + t / 2 + 0.5 - cy) ** 2 <= r * r)[..., None]
@@ -106,7 +114,7 @@ def render(picture, rng, look=LOOK):
     im = im.rotate(rotation, resample=Image.BILINEAR)
     side = max(1, round(common.CANVAS * fill * common.TILE / common.CANVAS))
     im = im.resize((side, side), Image.BILINEAR)
-    tile = Image.fromarray(background(rng), "RGB").convert("RGBA")
+    tile = Image.fromarray(background(rng, look), "RGB").convert("RGBA")
     at = (
         round((common.TILE - side) / 2 + offset[0]),
         round((common.TILE - side) / 2 + offset[1]),
@@ -272,7 +280,7 @@ def main():
     pset = common.load_set(args.root, args.set)
     pool = Pool(os.cpu_count() or 2)
     t0 = time.time()
-    look = dict(LOOK)
+    look = dict(LOOKS[args.set])
     for item in filter(None, args.look.split(",")):
         k, v = item.split("=")
         look[k] = float(v)

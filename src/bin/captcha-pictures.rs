@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use captchaify::challenge::compose::Order;
-use captchaify::challenge::picture::draw::TILE;
+use captchaify::challenge::picture::draw::{Style, TILE};
 use captchaify::challenge::picture::grid::{self, Grid};
 use captchaify::challenge::picture::PictureSet;
 use captchaify::challenge::token::{Budget, ChallengeTerms, ClientBinding, Delivery, Secrets};
@@ -147,7 +147,7 @@ fn speed(n: usize, set_name: Option<&str>) -> Result<(), String> {
         let mut bytes = Vec::with_capacity(n);
         let start = Instant::now();
         for _ in 0..n {
-            let drawn = grid::generate(&set, three, &mut rng);
+            let drawn = grid::generate(&set, three, &Style::of(kind), &mut rng);
             bytes.push(
                 (drawn.example.len() + drawn.tiles.iter().map(Vec::len).sum::<usize>()) as f64,
             );
@@ -262,11 +262,16 @@ fn sheet(out: &Path, set_name: Option<&str>) -> Result<(), String> {
     let cell_h = 5 * step + 24;
     let mut sheet = Sheet::new(cell_w * per_set * grids.len(), cell_h * sets.len());
     let mut rng = ChaCha20Rng::from_seed(fresh_seed());
-    for (row, (name, _, set)) in sets.iter().enumerate() {
+    for (row, (name, kind, set)) in sets.iter().enumerate() {
         let mut x = 0;
         for hardness in grids {
             for _ in 0..per_set {
-                let drawn = grid::generate(set, Grid::for_hardness(hardness), &mut rng);
+                let drawn = grid::generate(
+                    set,
+                    Grid::for_hardness(hardness),
+                    &Style::of(*kind),
+                    &mut rng,
+                );
                 println!(
                     "{name} hardness {hardness}: \"{}\", tiles {}",
                     set.motifs[drawn.motif].name("en"),
@@ -286,8 +291,8 @@ fn dump(n: usize, dir: &Path, hardness: Hardness, set_name: Option<&str>) -> Res
     let mut index = String::new();
     let grid_shape = Grid::for_hardness(hardness);
     for i in 0..n {
-        let (name, _, set) = &sets[i % sets.len()];
-        let drawn = grid::generate(set, grid_shape, &mut rng);
+        let (name, kind, set) = &sets[i % sets.len()];
+        let drawn = grid::generate(set, grid_shape, &Style::of(*kind), &mut rng);
         let folder = dir.join(format!("{i:05}"));
         std::fs::create_dir_all(&folder).map_err(|e| e.to_string())?;
         let write = |file: &str, bytes: &[u8]| {
@@ -313,14 +318,14 @@ fn blind(n: usize, dir: &Path, set_name: Option<&str>) -> Result<(), String> {
     let mut rng = ChaCha20Rng::from_seed(fresh_seed());
     let mut key = String::new();
     for i in 0..n {
-        let (name, _, set) = &sets[i % sets.len()];
+        let (name, kind, set) = &sets[i % sets.len()];
         let hardness = if (i / sets.len()) % 2 == 0 {
             Hardness::EASY
         } else {
             Hardness::NORMAL
         };
         let grid_shape = Grid::for_hardness(hardness);
-        let drawn = grid::generate(set, grid_shape, &mut rng);
+        let drawn = grid::generate(set, grid_shape, &Style::of(*kind), &mut rng);
         // As a 320-pixel phone shows them: 4 tiles of 72 CSS pixels a row; the tiles are
         // served at 64 and drawn at this size (one device pixel per CSS pixel).
         let step = TILE + 8;

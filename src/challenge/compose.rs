@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use super::flow::full_answer;
+use super::picture::draw::Style;
 use super::picture::grid::{self, Grid};
 use super::picture::PictureSet;
 use super::token::{issue_challenge, ChallengeTerms, ClientBinding, Secrets};
@@ -129,7 +130,7 @@ impl Order {
             (None, _) => PictureSet::emoji(),
         };
         let grid = Grid::for_hardness(terms.hardness);
-        let drawn = grid::generate(set, grid, rng);
+        let drawn = grid::generate(set, grid, &Style::of(terms.kind), rng);
         let nonce: [u8; 16] = rng.gen();
         let language = pages.languages().get(self.language);
         let spoken = audio::digits_of(secrets.audio_seed(&nonce, &language.tag));

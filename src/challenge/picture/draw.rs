@@ -45,6 +45,42 @@ impl Default for Canvas {
     }
 }
 
+/// How far a kind's tiles stray from a plain picture: a trade between people and perceptual
+/// hashes, measured both ways for each kind (docs/security.md, "The picture captchas").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Style {
+    /// The share of the tile the drawing fills, least and most.
+    pub fill: (f32, f32),
+    /// How far the drawing's centre may move from the tile's, as a share of the tile.
+    pub offset: f32,
+    /// How many big light discs lie under the drawing, fewest and most.
+    pub discs: (u32, u32),
+}
+
+impl Style {
+    /// The animals: drawings of many artists, some pale or thin, that people missed when
+    /// they were smaller, further off centre or over busier backgrounds (blind rounds 6–8).
+    pub const GENTLE: Style = Style {
+        fill: (0.70, 1.0),
+        offset: 0.12,
+        discs: (0, 0),
+    };
+    /// The emoji: bold, flat drawings that people still read at 62 % of the tile, moved
+    /// further and over big discs, which take most of a perceptual hash's grip.
+    pub const FIRM: Style = Style {
+        fill: (0.62, 1.0),
+        offset: 0.18,
+        discs: (2, 3),
+    };
+
+    pub const fn of(kind: crate::challenge::ChallengeKind) -> Style {
+        match kind {
+            crate::challenge::ChallengeKind::Animals => Style::GENTLE,
+            _ => Style::FIRM,
+        }
+    }
+}
+
 /// How a tile is made from its picture; drawn at random by [`Look::random`].
 #[derive(Debug, Clone, Copy)]
 pub struct Look {
@@ -64,7 +100,7 @@ pub struct Look {
 }
 
 impl Look {
-    pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Look {
+    pub fn random<R: Rng + ?Sized>(style: &Style, rng: &mut R) -> Look {
         let light = |rng: &mut R| -> [u8; 3] {
             [
                 rng.gen_range(150..=250),
@@ -73,8 +109,8 @@ impl Look {
             ]
         };
         let angle: f32 = rng.gen_range(0.0..std::f32::consts::TAU);
-        let fill: f32 = rng.gen_range(0.62..=1.0);
-        let span = TILE as f32 * 0.18;
+        let fill: f32 = rng.gen_range(style.fill.0..=style.fill.1);
+        let span = TILE as f32 * style.offset;
         Look {
             background: (light(rng), light(rng)),
             gradient: ((angle.cos() * 256.0) as i32, (angle.sin() * 256.0) as i32),
@@ -88,13 +124,14 @@ impl Look {
     }
 }
 
-/// Draws `picture` onto `canvas` with a random look, clutter, occlusion and speckles.
-pub fn draw<R: Rng + ?Sized>(picture: &Picture, rng: &mut R, canvas: &mut Canvas) {
-    let look = Look::random(rng);
+/// Draws `picture` onto `canvas` with a random look in `style`, clutter, occlusion and
+/// speckles.
+pub fn draw<R: Rng + ?Sized>(picture: &Picture, style: &Style, rng: &mut R, canvas: &mut Canvas) {
+    let look = Look::random(style, rng);
     background(&look, &mut canvas.rgb);
     // Big soft shapes: the tile's light and dark areas move from tile to tile, which is what
     // a perceptual hash reads first.
-    for _ in 0..rng.gen_range(2..=3) {
+    for _ in 0..rng.gen_range(style.discs.0..=style.discs.1) {
         let t = TILE as f32;
         let centre = (rng.gen_range(0.0..t), rng.gen_range(0.0..t));
         let colour = [
@@ -474,7 +511,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         for _ in 0..50 {
             let mut canvas = Canvas::default();
-            draw(&square(), &mut rng, &mut canvas);
+            draw(&square(), &Style::FIRM, &mut rng, &mut canvas);
             // The 48-pixel square of the 96-pixel canvas at 62–100 % of a 64-pixel tile:
             // 20 to 32 pixels a side, whatever its rotation.
             let covered: Vec<usize> = (0..TILE * TILE)
@@ -512,7 +549,7 @@ mod tests {
         let mut png = Vec::new();
         for _ in 0..200 {
             let mut canvas = Canvas::default();
-            draw(&picture, &mut rng, &mut canvas);
+            draw(&picture, &Style::GENTLE, &mut rng, &mut canvas);
             encode(&canvas, &mut png);
             assert!(png.starts_with(b"\x89PNG"));
             assert!(seen.insert(png.clone()));

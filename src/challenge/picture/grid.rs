@@ -13,7 +13,7 @@
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use super::draw::{self, Canvas};
+use super::draw::{self, Canvas, Style};
 use super::PictureSet;
 use crate::policy::Hardness;
 
@@ -126,12 +126,23 @@ pub fn plan<R: Rng + ?Sized>(set: &PictureSet, grid: Grid, rng: &mut R) -> Plan 
     }
 }
 
-/// Draws a challenge from `set` for a grid: its plan, then every tile with its own look.
-pub fn generate<R: Rng + ?Sized>(set: &PictureSet, grid: Grid, rng: &mut R) -> PictureChallenge {
+/// Draws a challenge from `set` for a grid: its plan, then every tile with its own look in
+/// `style`.
+pub fn generate<R: Rng + ?Sized>(
+    set: &PictureSet,
+    grid: Grid,
+    style: &Style,
+    rng: &mut R,
+) -> PictureChallenge {
     let plan = plan(set, grid, rng);
     let mut canvas = Canvas::default();
     let mut draw_png = |motif: usize, picture: usize, rng: &mut R| {
-        draw::draw(&set.motifs[motif].pictures[picture], rng, &mut canvas);
+        draw::draw(
+            &set.motifs[motif].pictures[picture],
+            style,
+            rng,
+            &mut canvas,
+        );
         let mut png = Vec::new();
         draw::encode(&canvas, &mut png);
         png
@@ -242,7 +253,7 @@ mod tests {
         for hardness in [Hardness::EASY, Hardness::NORMAL] {
             let grid = Grid::for_hardness(hardness);
             for _ in 0..20 {
-                let c = generate(&set, grid, &mut rng);
+                let c = generate(&set, grid, &Style::FIRM, &mut rng);
                 assert_eq!(c.tiles.len(), grid.tiles());
                 let positions: Vec<usize> =
                     c.answer.split(',').map(|p| p.parse().unwrap()).collect();
@@ -293,7 +304,12 @@ mod tests {
         // (at 85–115 % brightness, plus at most an occluding disc or a speckle).
         let set = test_set(8, 1);
         let mut rng = ChaCha20Rng::seed_from_u64(5);
-        let c = generate(&set, Grid::for_hardness(Hardness::EASY), &mut rng);
+        let c = generate(
+            &set,
+            Grid::for_hardness(Hardness::EASY),
+            &Style::GENTLE,
+            &mut rng,
+        );
         let level = |png: &[u8]| {
             let d = image::load_from_memory(png).unwrap().to_rgb8();
             let mut levels: Vec<u8> = (28..36).map(|x| d.get_pixel(x, 32).0[0]).collect();
