@@ -83,8 +83,6 @@ impl Order {
         let page = pages.render(
             PageKind::Captcha,
             &PageContext {
-                path: &self.shown_path,
-                message: self.message,
                 captcha: Some(CaptchaView {
                     png: &captcha.png,
                     width: captcha.width,
@@ -98,18 +96,25 @@ impl Order {
                         href: &audio_href,
                     }),
                 }),
-                pictures: None,
-                retry_after: 0,
-                language: self.language,
-                language_href: &self.chooser_href,
-                chooser: None,
-                hints: self.hints.as_ref(),
+                ..self.page_context()
             },
         );
         Composed {
             page,
             answer,
             alternative: None,
+        }
+    }
+
+    /// What every captcha page of this order shows besides its puzzle.
+    fn page_context(&self) -> PageContext<'_> {
+        PageContext {
+            path: &self.shown_path,
+            message: self.message,
+            language: self.language,
+            language_href: &self.chooser_href,
+            hints: self.hints.as_ref(),
+            ..PageContext::default()
         }
     }
 
@@ -146,9 +151,6 @@ impl Order {
         let page = pages.render(
             PageKind::Picture,
             &PageContext {
-                path: &self.shown_path,
-                message: self.message,
-                captcha: None,
                 pictures: Some(PictureView {
                     motif: set.motifs[drawn.motif].name(&language.tag),
                     example: &drawn.example,
@@ -160,11 +162,7 @@ impl Order {
                     audio_length: &audio_length,
                     audio_required: digits.is_some(),
                 }),
-                retry_after: 0,
-                language: self.language,
-                language_href: &self.chooser_href,
-                chooser: None,
-                hints: self.hints.as_ref(),
+                ..self.page_context()
             },
         );
         Composed {

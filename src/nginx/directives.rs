@@ -180,37 +180,39 @@ location_directive!(
     verification_age
 );
 
-unsafe extern "C" fn set_template_dir(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    super::unwind::guarded(
-        "a directive",
-        || NGX_CONF_ERROR,
-        move || {
-            let load = |value: &str| PageSet::load_dir(&full_path(cf, value)).map(Arc::new);
-            set_location_value(cf, conf, "captchaify_template_dir", load, |s| &mut s.pages)
-        },
-    )
+/// A location setting read from a folder (a relative path is taken from nginx's prefix) and
+/// loaded and checked at configuration time.
+macro_rules! folder_directive {
+    ($handler:ident, $name:literal, $load:path, $field:ident) => {
+        unsafe extern "C" fn $handler(
+            cf: *mut ngx_conf_t,
+            _cmd: *mut ngx_command_t,
+            conf: *mut c_void,
+        ) -> *mut c_char {
+            super::unwind::guarded(
+                "a directive",
+                || NGX_CONF_ERROR,
+                move || {
+                    let load = |value: &str| $load(&full_path(cf, value)).map(Arc::new);
+                    set_location_value(cf, conf, $name, load, |s| &mut s.$field)
+                },
+            )
+        }
+    };
 }
 
-unsafe extern "C" fn set_picture_dir(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    super::unwind::guarded(
-        "a directive",
-        || NGX_CONF_ERROR,
-        move || {
-            let load = |value: &str| PictureSet::load_dir(&full_path(cf, value)).map(Arc::new);
-            set_location_value(cf, conf, "captchaify_picture_dir", load, |s| {
-                &mut s.pictures
-            })
-        },
-    )
-}
+folder_directive!(
+    set_template_dir,
+    "captchaify_template_dir",
+    PageSet::load_dir,
+    pages
+);
+folder_directive!(
+    set_picture_dir,
+    "captchaify_picture_dir",
+    PictureSet::load_dir,
+    pictures
+);
 
 unsafe extern "C" fn set_default_language(
     cf: *mut ngx_conf_t,
