@@ -14,11 +14,12 @@ use std::cell::{OnceCell, RefCell};
 use std::sync::Arc;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
-use ngx::ffi::{ngx_conf_t, ngx_http_complex_value_t, ngx_shm_zone_t, ngx_str_t, NGX_LOG_EMERG};
+use ngx::ffi::{ngx_conf_t, ngx_shm_zone_t, NGX_LOG_EMERG};
 use ngx::http::HttpModuleMainConf;
 use ngx::{ngx_conf_log_error, ngx_log_error};
 
 use super::crowdsec::{CrowdsecConf, Machine};
+use super::setting::{ComplexValue, Setting, Variables};
 use super::{zone, Module};
 use crate::challenge::pass_cache::PassCache;
 use crate::challenge::picture::PictureSet;
@@ -198,10 +199,11 @@ const PAGE_SETTINGS: [&str; 5] = [
 /// is inherited.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Settings {
-    pub action: Option<Action>,
-    pub hardness: Option<Hardness>,
-    /// `captchaify_captcha_type`.
-    pub kind: Option<ChallengeKind>,
+    /// `captchaify_action`, `captchaify_hardness` and `captchaify_captcha_type`: a value, or a
+    /// variable read per request.
+    pub action: Option<Setting<Action>>,
+    pub hardness: Option<Setting<Hardness>>,
+    pub kind: Option<Setting<ChallengeKind>>,
     /// `captchaify_picture_dir`: an operator's picture set, loaded at configuration time.
     pub pictures: Option<Arc<PictureSet>>,
     pub dry_run: Option<bool>,
@@ -282,9 +284,11 @@ impl Settings {
         Location {
             acts: self.action.is_some(),
             policy: LocationPolicy {
-                action: self.action.unwrap_or_default(),
+                action: self.action.map_or_else(Action::default, Setting::at_configuration),
                 block_crawler: self.block_crawler.unwrap_or(true),
-                hardness: self.hardness.unwrap_or_default(),
+                hardness: self
+                    .hardness
+                    .map_or_else(Hardness::default, Setting::at_configuration),
                 accept_url_pass: without_cookies,
                 under_attack: false,
                 third_parties: self.third_parties.unwrap_or_default(),
@@ -292,7 +296,14 @@ impl Settings {
                 verified_crawlers: self.verified_crawlers.unwrap_or(false),
                 crowdsec: self.crowdsec.unwrap_or(true),
             },
-            kind: self.kind.unwrap_or_default(),
+            kind: self
+                .kind
+                .map_or_else(ChallengeKind::default, Setting::at_configuration),
+            variables: Variables {
+                action: self.action.and_then(Setting::variable),
+                hardness: self.hardness.and_then(Setting::variable),
+                kind: self.kind.and_then(Setting::variable),
+            },
             pictures: self.pictures.clone(),
             dry_run: self.dry_run.unwrap_or(false),
             verification_age: self
@@ -326,10 +337,15 @@ pub(crate) struct Location {
     /// `captchaify_action` applies here (set or inherited): the module decides this
     /// location's requests. Elsewhere it only serves its own paths.
     pub acts: bool,
-    /// The action, the hardness and the sources of suspicion that count.
+    /// The action, the hardness and the sources of suspicion that count. An action or a
+    /// hardness given as a variable is the strictest here, and read per request
+    /// ([`super::setting::policy`]).
     pub policy: LocationPolicy,
-    /// What its captchas ask (`captchaify_captcha_type`).
+    /// What its captchas ask (`captchaify_captcha_type`; read per request when a variable,
+    /// [`super::setting::kind`]).
     pub kind: ChallengeKind,
+    /// The settings above given as variables.
+    pub variables: Variables,
     /// The operator's picture set (`captchaify_picture_dir`); `None` for the shipped set of
     /// the kind.
     pub pictures: Option<Arc<PictureSet>>,
@@ -364,6 +380,11 @@ pub(crate) struct Location {
 
 impl Location {
     pub const DEFAULT_VERIFICATION_AGE: u64 = 3600;
+
+    /// Whether the location may show picture captchas: its kind is one, or a variable.
+    pub fn may_show_pictures(&self) -> bool {
+        self.kind.is_picture() || self.variables.kind.is_some()
+    }
 
     /// The page templates in force.
     pub fn pages(&self) -> &PageSet {
@@ -451,10 +472,10 @@ pub(crate) fn merge(cf: *mut ngx_conf_t, outer: &LocConf, conf: &mut LocConf) {
     for &index in conf.written_here.iter().chain(&conf.written_around) {
         if let Some(written) = mcf.written.get_mut(index) {
             written.reaches_action |=
-                written.directive != PICTURE_DIR || conf.loc.kind.is_picture();
+                written.directive != PICTURE_DIR || conf.loc.may_show_pictures();
         }
     }
-    if conf.loc.kind.is_picture() && !conf.loc.pages().has(PageKind::Picture) {
+    if conf.loc.may_show_pictures() && !conf.loc.pages().has(PageKind::Picture) {
         mcf.picture_pages_missing = true;
     }
     if conf.loc.policy.needs_facts() {
@@ -477,7 +498,7 @@ pub(crate) fn finish(cf: *mut ngx_conf_t, mcf: &MainConf) -> Result<(), ()> {
                 ngx::ffi::NGX_LOG_WARN,
                 log,
                 "captchaify: \"{}\" in {}:{} reaches no location that acts with a picture \
-                 captcha (captchaify_captcha_type emoji or animals), so it does nothing",
+                 captcha (captchaify_captcha_type emoji, animals or a variable), so it does nothing",
                 written.directive,
                 written.file,
                 written.line
@@ -537,7 +558,7 @@ pub(crate) enum SecureCookies {
     Never,
     /// When the value (with variables, e.g. `$http_x_forwarded_proto` behind a proxy that
     /// terminates TLS) is `https` or `on`.
-    When(*mut ngx_http_complex_value_t),
+    When(ComplexValue),
 }
 
 impl SecureCookies {
@@ -547,14 +568,7 @@ impl SecureCookies {
             SecureCookies::Always => true,
             SecureCookies::Never => false,
             SecureCookies::When(value) => {
-                let raw: *const ngx::ffi::ngx_http_request_t = r.into();
-                let mut out = ngx_str_t::default();
-                // SAFETY: `value` was compiled at configuration time in the configuration's
-                // pool, which outlives every request; nginx evaluates it into the request pool.
-                let ok =
-                    unsafe { ngx::ffi::ngx_http_complex_value(raw.cast_mut(), value, &mut out) }
-                        == ngx::core::Status::NGX_OK.0;
-                ok && matches!(out.as_bytes(), b"https" | b"on")
+                matches!(value.evaluate(r), Some(b"https" | b"on"))
             }
         }
     }

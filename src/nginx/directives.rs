@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value_t, ngx_http_complex_value_t,
-    ngx_str_t, NGX_CONF_1MORE, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_CONF_TAKE123,
+    ngx_command_t, ngx_conf_t, ngx_str_t, NGX_CONF_1MORE, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_CONF_TAKE123,
     NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
     NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
@@ -20,6 +19,7 @@ use ngx::{ngx_conf_log_error, ngx_string};
 
 use super::conf::{LocConf, MainConf, SecureCookies, Settings};
 use super::crowdsec::{CrowdsecConf, Machine};
+use super::setting::{ComplexValue, Setting};
 use super::zone;
 use crate::challenge::picture::PictureSet;
 use crate::challenge::token::Secrets;
@@ -117,19 +117,40 @@ fn full_path(cf: *mut ngx_conf_t, value: &str) -> PathBuf {
     PathBuf::from(prefix).join(value)
 }
 
-location_directive!(
+/// A location setting that also takes a value with variables, read per request
+/// (`setting.rs`); a value without is parsed here, as any other.
+macro_rules! variable_directive {
+    ($handler:ident, $name:literal, $parse:expr, $field:ident) => {
+        unsafe extern "C" fn $handler(
+            cf: *mut ngx_conf_t,
+            _cmd: *mut ngx_command_t,
+            conf: *mut c_void,
+        ) -> *mut c_char {
+            super::unwind::guarded(
+                "a directive",
+                || NGX_CONF_ERROR,
+                move || {
+                    let parse = |value: &str| Setting::parse(cf, value, $parse);
+                    set_location_value(cf, conf, $name, parse, |s| &mut s.$field)
+                },
+            )
+        }
+    };
+}
+
+variable_directive!(
     set_action,
     "captchaify_action",
     str::parse::<Action>,
     action
 );
-location_directive!(
+variable_directive!(
     set_hardness,
     "captchaify_hardness",
     str::parse::<Hardness>,
     hardness
 );
-location_directive!(
+variable_directive!(
     set_captcha_type,
     "captchaify_captcha_type",
     |v: &str| ChallengeKind::parse(v)
@@ -474,37 +495,17 @@ unsafe extern "C" fn set_secure_cookies(
                 return reject(cf, NAME, "is duplicate");
             }
             // SAFETY: called from a directive handler.
-            let Some(mut arg) = (unsafe { single_argument(cf) }) else {
+            let Some(arg) = (unsafe { single_argument(cf) }) else {
                 return reject(cf, NAME, "takes one argument");
             };
             let value = match arg.as_bytes() {
                 b"auto" => SecureCookies::Auto,
                 b"on" => SecureCookies::Always,
                 b"off" => SecureCookies::Never,
-                bytes if bytes.contains(&b'$') => {
-                    // SAFETY: the configuration pool outlives the configuration; nginx fills the
-                    // zeroed compile context and the value it points at.
-                    unsafe {
-                        let value = ngx::ffi::ngx_pcalloc(
-                            (*cf).pool,
-                            core::mem::size_of::<ngx_http_complex_value_t>(),
-                        )
-                        .cast::<ngx_http_complex_value_t>();
-                        if value.is_null() {
-                            return NGX_CONF_ERROR;
-                        }
-                        let mut ccv: ngx_http_compile_complex_value_t = core::mem::zeroed();
-                        ccv.cf = cf;
-                        ccv.value = &mut arg;
-                        ccv.complex_value = value;
-                        if ngx::ffi::ngx_http_compile_complex_value(&mut ccv)
-                            != ngx::core::Status::NGX_OK.0
-                        {
-                            return NGX_CONF_ERROR;
-                        }
-                        SecureCookies::When(value)
-                    }
-                }
+                bytes if bytes.contains(&b'$') => match ComplexValue::compile(cf, arg) {
+                    Some(value) => SecureCookies::When(value),
+                    None => return NGX_CONF_ERROR,
+                },
                 other => {
                     let other = String::from_utf8_lossy(other);
                     return reject(cf, NAME, format_args!("invalid value \"{other}\", expected auto, on, off or a value with variables"));

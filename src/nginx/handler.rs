@@ -9,8 +9,8 @@ use ngx::http::{
 use ngx::ngx_log_error;
 
 use super::{
-    audio, client, hints, language, precheck, request_state, response, unwind, verify, zone,
-    LocConf, MainConf, Module,
+    audio, client, hints, language, precheck, request_state, response, setting, unwind, verify,
+    zone, LocConf, MainConf, Module,
 };
 use crate::challenge::token::{return_path_for, strip_argument, Budget, Secrets, PRECHECK_NAME};
 use crate::policy::{
@@ -77,7 +77,8 @@ fn access(r: &mut Request) -> ngx_int_t {
     if hints::is_own_fetch(r, mcf) {
         return Status::NGX_DECLINED.into();
     }
-    let policy = lcf.loc.policy;
+    // The action and hardness for this request (read here when they are variables).
+    let policy = setting::policy(r, &lcf.loc);
     let Some(state) = request_state::find_or_create(r) else {
         // Out of memory: refuse rather than let an unchecked request through.
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
@@ -133,7 +134,13 @@ fn access(r: &mut Request) -> ngx_int_t {
                 );
                 return response::finish(r, rc);
             }
-            let terms = response::challenge_terms(r, mcf, lcf, return_path.into_owned());
+            let terms = response::challenge_terms_at(
+                r,
+                mcf,
+                lcf,
+                policy.hardness,
+                return_path.into_owned(),
+            );
             let spent = audio_budget_spent(r, mcf, &terms.budget, terms.clip_on_page(), address);
             if let Some(retry_after) = spent {
                 let rc = response::write_rate_limited(r, lcf, &shown_path, retry_after, &language);
@@ -456,7 +463,7 @@ fn subrequest(r: &mut Request) -> ngx_int_t {
     ) else {
         return Status::NGX_DECLINED.into();
     };
-    let policy = lcf.loc.policy;
+    let policy = setting::policy(r, &lcf.loc);
     if !policy.needs_facts() || lcf.loc.dry_run {
         return Status::NGX_DECLINED.into();
     }

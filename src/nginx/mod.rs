@@ -17,6 +17,7 @@ mod offload;
 mod precheck;
 mod request_state;
 mod response;
+mod setting;
 mod unwind;
 mod variables;
 mod verify;

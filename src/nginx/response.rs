@@ -374,10 +374,23 @@ pub(crate) fn challenge_terms(
     lcf: &LocConf,
     return_path: String,
 ) -> ChallengeTerms {
+    let hardness = super::setting::hardness(r, &lcf.loc);
+    challenge_terms_at(r, mcf, lcf, hardness, return_path)
+}
+
+/// [`challenge_terms`] at the hardness the request's policy was decided with (read once per
+/// request when it is a variable).
+pub(crate) fn challenge_terms_at(
+    r: &Request,
+    mcf: &MainConf,
+    lcf: &LocConf,
+    hardness: crate::policy::Hardness,
+    return_path: String,
+) -> ChallengeTerms {
     use crate::challenge::token::Delivery;
     ChallengeTerms {
-        kind: lcf.loc.kind,
-        hardness: lcf.loc.policy.hardness,
+        kind: super::setting::kind(r, &lcf.loc),
+        hardness,
         pass_age: lcf.loc.verification_age,
         delivery: if lcf.loc.without_cookies {
             Delivery::UrlArgument

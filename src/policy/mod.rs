@@ -7,6 +7,8 @@
 use core::fmt;
 use core::str::FromStr;
 
+pub mod variable;
+
 use thiserror::Error;
 
 use crate::crawler::verified;
