@@ -218,7 +218,7 @@ qr/\[warn\] .*captchaify: "captchaify_action" is "\\"let\\\\\\xffx{58}\.\.\." fr
 
 
 
-=== TEST 12: a bad value read over and over (here three times in one request, through two internal redirects) is logged once
+=== TEST 12: a bad value read over and over (here four times in one request, through three internal redirects) is logged once
 --- config
 location /p/ { captchaify_action $http_x_action; try_files /none /q/; }
 location /q/ { captchaify_action $http_x_action; try_files /none /r/; }

@@ -284,7 +284,9 @@ impl Settings {
         Location {
             acts: self.action.is_some(),
             policy: LocationPolicy {
-                action: self.action.map_or_else(Action::default, Setting::at_configuration),
+                action: self
+                    .action
+                    .map_or_else(Action::default, Setting::at_configuration),
                 block_crawler: self.block_crawler.unwrap_or(true),
                 hardness: self
                     .hardness

@@ -37,11 +37,8 @@ impl ComplexValue {
         // outlives the configuration; nginx fills the zeroed compile context and the value
         // it points at.
         unsafe {
-            let value = ngx_pcalloc(
-                (*cf).pool,
-                core::mem::size_of::<ngx_http_complex_value_t>(),
-            )
-            .cast::<ngx_http_complex_value_t>();
+            let value = ngx_pcalloc((*cf).pool, core::mem::size_of::<ngx_http_complex_value_t>())
+                .cast::<ngx_http_complex_value_t>();
             if value.is_null() {
                 return None;
             }

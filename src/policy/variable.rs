@@ -189,7 +189,10 @@ mod tests {
         assert_eq!(read::<Hardness>(b"3"), Ok(Hardness::HARD));
         assert_eq!(read::<ChallengeKind>(b"text"), Ok(ChallengeKind::Text));
         assert_eq!(read::<ChallengeKind>(b"emoji"), Ok(ChallengeKind::Emoji));
-        assert_eq!(read::<ChallengeKind>(b"animals"), Ok(ChallengeKind::Animals));
+        assert_eq!(
+            read::<ChallengeKind>(b"animals"),
+            Ok(ChallengeKind::Animals)
+        );
         for kind in ChallengeKind::ALL {
             assert_eq!(read::<ChallengeKind>(kind.name().as_bytes()), Ok(kind));
         }
@@ -216,11 +219,24 @@ mod tests {
         ] {
             assert_eq!(read::<Action>(bad), Err(Action::Block), "{bad:?}");
         }
-        for bad in [&b""[..], b"0", b"4", b"02", b"2 ", b"hard", b"-1", b"\xc3\xa9"] {
+        for bad in [
+            &b""[..],
+            b"0",
+            b"4",
+            b"02",
+            b"2 ",
+            b"hard",
+            b"-1",
+            b"\xc3\xa9",
+        ] {
             assert_eq!(read::<Hardness>(bad), Err(Hardness::HARD), "{bad:?}");
         }
         for bad in [&b""[..], b"Emoji", b"picture", b"animal", b"text\n"] {
-            assert_eq!(read::<ChallengeKind>(bad), Err(ChallengeKind::Text), "{bad:?}");
+            assert_eq!(
+                read::<ChallengeKind>(bad),
+                Err(ChallengeKind::Text),
+                "{bad:?}"
+            );
         }
         assert_ne!(Action::STRICTEST, Action::Let);
     }
