@@ -128,8 +128,18 @@ pub(crate) struct Variables {
 }
 
 /// The location's policy for this request: the one resolved at configuration time, with the
-/// action and the hardness read from their variables where they are variables.
+/// action and the hardness read from their variables where they are variables. Inlined, so
+/// that a location with static values pays one test for both (measured: docs/performance.md).
+#[inline(always)]
 pub(crate) fn policy(r: &Request, loc: &Location) -> LocationPolicy {
+    if loc.variables.action.is_none() && loc.variables.hardness.is_none() {
+        return loc.policy;
+    }
+    read_policy(r, loc)
+}
+
+#[inline(never)]
+fn read_policy(r: &Request, loc: &Location) -> LocationPolicy {
     let mut policy = loc.policy;
     if let Some(value) = loc.variables.action {
         policy.action = read::<Action>(r, value);
