@@ -234,6 +234,8 @@ pub(crate) struct Settings {
     pub crowdsec: Option<bool>,
     pub secure_cookies: Option<SecureCookies>,
     pub precheck: Option<policy::Precheck>,
+    /// `captchaify_metrics_name`: the location's label in the metrics.
+    pub metrics_name: Option<String>,
 }
 
 impl Settings {
@@ -273,6 +275,7 @@ impl Settings {
         or(&mut self.crowdsec, &outer.crowdsec);
         or(&mut self.secure_cookies, &outer.secure_cookies);
         or(&mut self.precheck, &outer.precheck);
+        or(&mut self.metrics_name, &outer.metrics_name);
     }
 
     /// The settings in force, every default applied.
@@ -316,6 +319,7 @@ impl Settings {
             crawler_hints: self.crawler_hints.unwrap_or(true),
             secure_cookies: self.secure_cookies.unwrap_or(SecureCookies::Auto),
             precheck: self.precheck.unwrap_or_default(),
+            metrics_name: self.metrics_name.clone(),
         }
     }
 }
@@ -360,6 +364,8 @@ pub(crate) struct Location {
     pub secure_cookies: SecureCookies,
     /// Whether a client due a captcha first gets the pre-check.
     pub precheck: policy::Precheck,
+    /// Its label in the metrics; `None` for its server's name and its own.
+    pub metrics_name: Option<String>,
 }
 
 impl Location {
@@ -397,6 +403,9 @@ pub(crate) struct LocConf {
     /// This worker's requests to the location not yet added to the shared load (never
     /// inherited either).
     pub local_load: std::cell::Cell<crate::state::rate::LocalLoad>,
+    /// Where this location's requests are counted in the metrics, found on first use in each
+    /// worker (never inherited).
+    pub metrics_slot: OnceCell<Option<crate::state::metrics::LocationIndex>>,
 }
 
 impl LocConf {

@@ -9,8 +9,8 @@ use ngx::http::{
 use ngx::ngx_log_error;
 
 use super::{
-    audio, client, hints, language, precheck, request_state, response, unwind, verify, zone,
-    LocConf, MainConf, Module,
+    audio, client, hints, language, metrics, precheck, request_state, response, unwind, verify,
+    zone, LocConf, MainConf, Module,
 };
 use crate::challenge::token::{return_path_for, strip_argument, Budget, Secrets, PRECHECK_NAME};
 use crate::policy::{
@@ -20,6 +20,7 @@ use crate::request::OwnPath;
 use crate::state::rate::{
     admit, client_identity, observe_loads, Admission, LoadChange, LoadReport, Rate,
 };
+use crate::state::metrics::PrecheckEvent;
 use crate::state::table::Key;
 use std::net::IpAddr;
 
@@ -94,6 +95,7 @@ fn access(r: &mut Request) -> ngx_int_t {
     state.action = Some(policy.action);
     if !already_logged {
         log_outcome(r, &policy, outcome, decision.crowdsec);
+        metrics::count_request(r, mcf, lcf, outcome);
     }
 
     let Some(refusal) = outcome.enforced() else {
@@ -119,9 +121,9 @@ fn access(r: &mut Request) -> ngx_int_t {
                 .then(|| hints::for_request(r, mcf))
                 .flatten();
             // No image for a client that has not shown it comes back with its cookie.
-            if lcf.loc.precheck.applies(outcome.under_attack)
-                && !precheck::passed(r, mcf, &return_path, address)
-            {
+            let precheck = lcf.loc.precheck.applies(outcome.under_attack);
+            if precheck && !precheck::passed(r, mcf, &return_path, address) {
+                metrics::count_precheck(mcf, PrecheckEvent::Sent);
                 let rc = precheck::send(
                     r,
                     mcf,
@@ -132,6 +134,9 @@ fn access(r: &mut Request) -> ngx_int_t {
                     address,
                 );
                 return response::finish(r, rc);
+            }
+            if precheck {
+                metrics::count_precheck(mcf, PrecheckEvent::Passed);
             }
             let terms = response::challenge_terms(r, mcf, lcf, return_path.into_owned());
             let spent = audio_budget_spent(r, mcf, &terms.budget, terms.clip_on_page(), address);

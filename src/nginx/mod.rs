@@ -13,6 +13,7 @@ mod directives;
 mod handler;
 mod hints;
 mod language;
+mod metrics;
 mod offload;
 mod precheck;
 mod request_state;

@@ -16,6 +16,7 @@ use crate::challenge::compose::{Composed, Order};
 use crate::challenge::token::{ChallengeTerms, ClientBinding, Secrets};
 use crate::pages::{Message, Page, PageContext, PageKind, PageSet, Piece, LANGUAGE_NAME};
 use crate::policy::Suspicion;
+use crate::state::metrics::ChallengeEvent;
 
 /// The module-owned path the captcha form posts to.
 pub(crate) const VERIFY_PATH: &str = crate::request::OwnPath::Verify.path();
@@ -413,6 +414,8 @@ pub(crate) fn send_challenge(
     address: std::net::IpAddr,
 ) -> Drawing {
     let binding = ClientBinding::new(address, client::user_agent(r));
+    let (kind, hardness) = (terms.kind, terms.hardness.get());
+    super::metrics::count_challenge(mcf, kind, hardness, ChallengeEvent::Issued);
     let Some(order) =
         ChallengeOrder::new(r, mcf, lcf, terms, binding, shown_path, message, language)
     else {

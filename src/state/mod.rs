@@ -3,6 +3,7 @@
 
 pub mod holder;
 pub mod lock;
+pub mod metrics;
 pub mod rate;
 pub mod records;
 pub mod reputation;
