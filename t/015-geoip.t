@@ -172,7 +172,26 @@ qr{"captchaify_geoip_db" directive: "\S+/garbage\.mmdb" is not a MaxMind databas
 location /x/ { captchaify_third_parties tor; captchaify_country CN block; }
 --- must_die
 --- error_log
-captchaify: country and AS-number rules need captchaify_geoip_db, or the ipapi source in captchaify_third_parties
+captchaify: country and AS-number rules need a GeoIP database (captchaify_geoip_db), or ip-api asked about each visitor (ipapi in captchaify_third_parties, off by default)
+
+
+
+=== TEST 5b: by default ip-api is off: a rule without a database fails nginx -t rather than match nobody
+--- config
+location /x/ { captchaify_action captcha; captchaify_asn 64500 block; }
+--- must_die
+--- error_log
+captchaify: country and AS-number rules need a GeoIP database (captchaify_geoip_db), or ip-api asked about each visitor (ipapi in captchaify_third_parties, off by default)
+
+
+
+=== TEST 5c: ip-api in another location does not count for a location that does not ask it
+--- config
+location /x/ { captchaify_action captcha; captchaify_country CN block; }
+location /y/ { captchaify_action captcha; captchaify_third_parties tor ipapi; }
+--- must_die
+--- error_log
+captchaify: country and AS-number rules need a GeoIP database
 
 
 

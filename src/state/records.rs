@@ -63,6 +63,9 @@ pub struct Recorded {
     pub count: u32,
     /// The client (or its network) has now used up its attempts.
     pub blocked: bool,
+    /// Not blocked yet, but the next wrong answer blocks (the client's, or its network's,
+    /// last attempt): the page says so.
+    pub last_try: bool,
     /// Whether the table had room to remember the answer (it had, unless it was full of
     /// blocks).
     pub kept: bool,
@@ -104,9 +107,14 @@ impl FailureLimit {
             None => (0, true),
         };
         let network_blocked = self.network_max.is_some_and(|max| network_count >= max);
+        let blocked = count >= self.max || network_blocked;
+        let network_last = self
+            .network_max
+            .is_some_and(|max| network_count.saturating_add(1) >= max);
         Recorded {
             count,
-            blocked: count >= self.max || network_blocked,
+            blocked,
+            last_try: !blocked && client_kept && (count.saturating_add(1) >= self.max || network_last),
             kept: client_kept && network_kept,
         }
     }
@@ -195,12 +203,16 @@ mod tests {
                 Recorded {
                     count: 1,
                     blocked: false,
+                    last_try: false,
                     kept: true
                 }
             );
-            assert!(!limit.record(t, &client, 500).blocked);
+            let second = limit.record(t, &client, 500);
+            assert!(!second.blocked);
+            assert!(second.last_try, "the next wrong answer blocks: the page warns");
             assert!(!limit.is_blocked(t, &client, 600));
-            assert!(limit.record(t, &client, 900).blocked);
+            let third = limit.record(t, &client, 900);
+            assert!(third.blocked && !third.last_try);
             assert!(limit.is_blocked(t, &client, 999));
             assert!(!limit.is_blocked(t, &keys(2), 999), "another client");
             assert!(
@@ -229,10 +241,10 @@ mod tests {
                 network,
             };
             for n in 1..=4 {
-                assert!(
-                    !limit.record(t, &host(n), 0).blocked,
-                    "wrong answer {n} of the network"
-                );
+                let recorded = limit.record(t, &host(n), 0);
+                assert!(!recorded.blocked, "wrong answer {n} of the network");
+                // Each host's first answer, but the network's fourth is its last but one.
+                assert_eq!(recorded.last_try, n == 4, "wrong answer {n} of the network");
             }
             assert!(!limit.is_blocked(t, &host(9), 0));
             let fifth = limit.record(t, &host(5), 0);
@@ -241,6 +253,7 @@ mod tests {
                 Recorded {
                     count: 1,
                     blocked: true,
+                    last_try: false,
                     kept: true
                 },
                 "the network's fifth"
@@ -321,6 +334,7 @@ mod tests {
                 Recorded {
                     count: 0,
                     blocked: false,
+                    last_try: false,
                     kept: false
                 }
             );
