@@ -205,6 +205,25 @@ qr{<p class="message" role="alert">Too many wrong answers to the check\.},
 
 
 
+=== TEST 5b: a fresh captcha (a reload) on the last try warns too; none before any wrong answer
+--- config
+location /p/ { captchaify_action fight; captchaify_third_parties off; }
+--- request eval
+["GET /p/", ::wrong_answers(2), "GET /p/"]
+--- more_headers eval
+$::FORM
+--- error_code eval
+[403, 403, 403, 403]
+--- response_body_like eval
+[
+qr{(?s)\A(?!.*role="alert").*name="challenge" value="c2\.},
+qr{That was not right\. Please try this new one\.</p>},
+$::LAST_TRY,
+qr{(?s)<p class="message" role="alert">Careful: one more wrong answer and this site blocks your connection for a while\.</p>.*name="challenge" value="c2\.},
+]
+
+
+
 === TEST 6: with captchaify_max_failures 2 the first wrong answer is already the last but one; in German too
 --- http_config
 captchaify_max_failures 2;

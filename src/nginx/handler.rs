@@ -13,6 +13,7 @@ use super::{
     LocConf, MainConf, Module,
 };
 use crate::challenge::token::{return_path_for, strip_argument, Budget, Secrets, PRECHECK_NAME};
+use crate::pages::Message;
 use crate::policy::{
     self, BlockReason, ClientFacts, Decision, LocationPolicy, Rates, Refusal, Verdict,
 };
@@ -150,7 +151,7 @@ fn access(r: &mut Request) -> ngx_int_t {
                 lcf,
                 terms,
                 &shown_path,
-                None,
+                facts.last_try.then_some(Message::LastTry),
                 &language,
                 hints,
                 address,

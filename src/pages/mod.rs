@@ -178,6 +178,8 @@ pub enum Message {
     Wrong,
     /// The last answer was wrong, and the next wrong one blocks the client: it is warned.
     WrongLastTry,
+    /// A fresh captcha (a reload) for a client whose next wrong answer blocks it.
+    LastTry,
     /// The answered challenge had expired or was used already.
     Stale,
     /// The client is blocked for failing too many challenges.
@@ -195,9 +197,10 @@ pub enum Message {
 }
 
 impl Message {
-    pub const ALL: [Message; 9] = [
+    pub const ALL: [Message; 10] = [
         Message::Wrong,
         Message::WrongLastTry,
+        Message::LastTry,
         Message::Stale,
         Message::TooManyFailures,
         Message::BlockedNetwork,
@@ -211,6 +214,7 @@ impl Message {
         match self {
             Message::Wrong => "captcha.wrong",
             Message::WrongLastTry => "captcha.last_try",
+            Message::LastTry => "captcha.last_try_notice",
             Message::Stale => "captcha.stale",
             Message::TooManyFailures => "block.failures",
             Message::BlockedNetwork => "block.network",

@@ -420,6 +420,8 @@ pub struct ClientFacts {
     pub url_pass: Option<Hardness>,
     /// The client gave too many wrong answers within the failure window.
     pub failed_too_often: bool,
+    /// The client's next wrong answer blocks it (its last try): its captcha page says so.
+    pub last_try: bool,
     /// The keyed hash of the pass token that verified the client, for per-token rate limits.
     pub pass_key: Option<[u8; 16]>,
     /// What the address-based sources say.
@@ -685,6 +687,7 @@ mod tests {
         cookie_pass: None,
         url_pass: None,
         failed_too_often: false,
+        last_try: false,
         pass_key: None,
         reputation: Reputation {
             tor: false,

@@ -56,6 +56,15 @@ impl Default for FailureLimit {
     }
 }
 
+/// Where a client stands with its wrong answers, as its next page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailureStanding {
+    /// The client, or its network, has used up its attempts.
+    pub blocked: bool,
+    /// Not blocked, with wrong answers on record, and the next one blocks.
+    pub last_try: bool,
+}
+
 /// What counting a wrong answer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
@@ -82,14 +91,37 @@ impl FailureLimit {
         keys: &FailureKeys,
         now: u64,
     ) -> bool {
-        let over = |table: &mut Guard<'_, Failures>, key: &Key, max: u32| {
-            table.get(key, now).is_some_and(|f| f.count >= max)
-        };
-        over(table, &keys.client, self.max)
-            || keys
-                .network
-                .zip(self.network_max)
-                .is_some_and(|(key, max)| over(table, &key, max))
+        self.standing(table, keys, now).blocked
+    }
+
+    /// Where the client stands: blocked, or on its last try (its captcha page warns it).
+    pub fn standing(
+        &self,
+        table: &mut Guard<'_, Failures>,
+        keys: &FailureKeys,
+        now: u64,
+    ) -> FailureStanding {
+        let mut count = |key: &Key| table.get(key, now).map_or(0, |f| f.count);
+        let client = count(&keys.client);
+        let network = keys
+            .network
+            .filter(|_| self.network_max.is_some())
+            .map_or(0, |key| count(&key));
+        self.standing_of(client, network)
+    }
+
+    /// The standing of a client with `count` wrong answers in its window, and `network_count`
+    /// in its network's. The last try is announced only to a client with wrong answers on
+    /// record (with a budget of one, every first try would be the last).
+    fn standing_of(&self, count: u32, network_count: u32) -> FailureStanding {
+        let network_reaches = |n: u32| self.network_max.is_some_and(|max| n >= max);
+        let blocked = count >= self.max || network_reaches(network_count);
+        let next_blocks = count.saturating_add(1) >= self.max
+            || network_reaches(network_count.saturating_add(1));
+        FailureStanding {
+            blocked,
+            last_try: !blocked && (count > 0 || network_count > 0) && next_blocks,
+        }
     }
 
     /// Counts a wrong answer against the client and its network. The window starts at the
@@ -106,15 +138,11 @@ impl FailureLimit {
             Some((key, max)) => self.count(table, &key, max, now),
             None => (0, true),
         };
-        let network_blocked = self.network_max.is_some_and(|max| network_count >= max);
-        let blocked = count >= self.max || network_blocked;
-        let network_last = self
-            .network_max
-            .is_some_and(|max| network_count.saturating_add(1) >= max);
+        let standing = self.standing_of(count, network_count);
         Recorded {
             count,
-            blocked,
-            last_try: !blocked && client_kept && (count.saturating_add(1) >= self.max || network_last),
+            blocked: standing.blocked,
+            last_try: standing.last_try,
             kept: client_kept && network_kept,
         }
     }
@@ -222,6 +250,55 @@ mod tests {
             assert!(
                 !limit.record(t, &client, 1000).blocked,
                 "a new window starts"
+            );
+        });
+    }
+
+    /// The captcha page a client gets by reloading warns it as the one after a wrong answer.
+    #[test]
+    fn the_standing_tells_the_last_try() {
+        let limit = FailureLimit {
+            max: 3,
+            window_ms: 1000,
+            network_max: Some(5),
+        };
+        let (_buffer, table) = test_table::<Failures>(64);
+        table.with(ME, |t| {
+            let network = Some([99; 16]);
+            let host = |n: u8| FailureKeys {
+                client: [n; 16],
+                network,
+            };
+            let fresh = FailureStanding::default();
+            assert_eq!(limit.standing(t, &host(1), 0), fresh);
+            limit.record(t, &host(1), 0);
+            assert_eq!(limit.standing(t, &host(1), 1), fresh);
+            limit.record(t, &host(1), 2);
+            let last = FailureStanding {
+                blocked: false,
+                last_try: true,
+            };
+            assert_eq!(limit.standing(t, &host(1), 3), last);
+            // The network's last but one: a host with no failures of its own is warned too.
+            limit.record(t, &host(2), 4);
+            limit.record(t, &host(3), 5);
+            assert_eq!(limit.standing(t, &host(4), 6), last);
+            limit.record(t, &host(1), 7);
+            assert!(limit.standing(t, &host(1), 8).blocked);
+            assert!(limit.standing(t, &host(4), 8).blocked, "the network's fifth");
+            assert_eq!(limit.standing(t, &host(1), 1000), fresh, "the window is over");
+        });
+        // A budget of one: no failure on record, no warning; the first wrong answer blocks.
+        let one = FailureLimit {
+            max: 1,
+            window_ms: 1000,
+            network_max: None,
+        };
+        let (_buffer, table) = test_table::<Failures>(64);
+        table.with(ME, |t| {
+            assert_eq!(
+                one.standing(t, &keys(1), 0),
+                FailureStanding::default()
             );
         });
     }
