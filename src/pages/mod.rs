@@ -170,8 +170,9 @@ fn minify_css(css: &str) -> String {
     out
 }
 
-/// A notice shown above a page's content (`{{{message_block}}}`, or `{{message}}` alone), so
-/// that an operator's own templates show it too without a placeholder of their own.
+/// A notice shown above a page's content, where the template puts `{{{message_block}}}` (or
+/// `{{message}}`): an operator's template with either shows new notices without a change,
+/// and one with neither still works, without them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message {
     /// The last answer was wrong.
