@@ -23,15 +23,11 @@ sub wrong_answers {
 our $CAPTCHA = qr{<form[^>]+action="/\.captchaify/verify};
 our $LAST_TRY = qr{<p class="message" role="alert">That was not right\. Please try this new one carefully: one more wrong answer and this site blocks your connection for a while\.</p>};
 
-# Forty requests on one connection from 127.0.0.1, each with the X-Forwarded-For value
-# $forwarded->($n) (one request to the test runner: the log is checked after the last).
-sub forty {
+# Forty requests on one connection from 127.0.0.1 (pipelined: one request to the runner, whose
+# log checks come after the last), with the X-Forwarded-For value $forwarded->($n).
+sub forty_headers {
     my $forwarded = shift;
-    join '', map {
-        "GET /p/a.txt HTTP/1.1\r\nHost: localhost\r\nUser-Agent: $FIREFOX\r\n"
-        . "X-Forwarded-For: " . $forwarded->($_) . "\r\n"
-        . "Connection: " . ($_ == 40 ? "close" : "keep-alive") . "\r\n\r\n"
-    } 1 .. 40;
+    [map { "User-Agent: $FIREFOX\nX-Forwarded-For: " . $forwarded->($_) } 1 .. 40];
 }
 
 repeat_each(1);
@@ -279,9 +275,12 @@ location /p/ { captchaify_action captcha; }
 --- user_files
 >>> p/a.txt
 content
---- raw_request eval
-::forty(sub { "203.0.113.$_[0]" })
---- error_code: 200
+--- pipelined_requests eval
+[("GET /p/a.txt") x 40]
+--- more_headers eval
+::forty_headers(sub { "203.0.113.$_[0]" })
+--- error_code eval
+[(200) x 40]
 --- grep_error_log eval
 qr/captchaify: \S+ sent requests with \d+ or more different X-Forwarded-For headers/
 --- grep_error_log_out eval
@@ -300,9 +299,12 @@ location /p/ { captchaify_action captcha; }
 --- user_files
 >>> p/a.txt
 content
---- raw_request eval
-::forty(sub { "203.0.113.$_[0]" })
---- error_code: 200
+--- pipelined_requests eval
+[("GET /p/a.txt") x 40]
+--- more_headers eval
+::forty_headers(sub { "203.0.113.$_[0]" })
+--- error_code eval
+[(200) x 40]
 --- no_error_log
 different X-Forwarded-For headers
 
@@ -315,8 +317,11 @@ location /p/ { captchaify_action captcha; }
 --- user_files
 >>> p/a.txt
 content
---- raw_request eval
-::forty(sub { "203.0.113.7" })
---- error_code: 200
+--- pipelined_requests eval
+[("GET /p/a.txt") x 40]
+--- more_headers eval
+::forty_headers(sub { "203.0.113.7" })
+--- error_code eval
+[(200) x 40]
 --- no_error_log
 different X-Forwarded-For headers

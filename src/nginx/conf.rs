@@ -462,8 +462,8 @@ pub(crate) fn merge(cf: *mut ngx_conf_t, outer: &LocConf, conf: &mut LocConf) {
     }
     if conf.loc.policy.needs_facts() {
         mcf.sources_in_use.0 |= conf.loc.policy.third_parties.0;
-        mcf.geo_rules_without_ipapi |= conf.loc.geo_rules.is_some()
-            && !conf.loc.policy.third_parties.has(Source::IpApi);
+        mcf.geo_rules_without_ipapi |=
+            conf.loc.geo_rules.is_some() && !conf.loc.policy.third_parties.has(Source::IpApi);
     }
 }
 

@@ -515,13 +515,20 @@ fn log_outcome(r: &Request, policy: &LocationPolicy, decision: &Decision) {
         (Verdict::Pass, _) => return,
         (Verdict::Block, _) => (
             "block",
-            decision.block_reason.unwrap_or(BlockReason::Everyone).as_str(),
+            decision
+                .block_reason
+                .unwrap_or(BlockReason::Everyone)
+                .as_str(),
         ),
         (Verdict::Challenge, Some(_)) => ("challenge", "CrowdSec captcha"),
         (Verdict::Challenge, None) => ("challenge", ""),
         (Verdict::RateLimited, _) => ("rate-limit", ""),
     };
-    let (open, close) = if reason.is_empty() { ("", "") } else { (" (", ")") };
+    let (open, close) = if reason.is_empty() {
+        ("", "")
+    } else {
+        (" (", ")")
+    };
     if outcome.dry_run {
         ngx_log_error!(
             NGX_LOG_WARN,

@@ -224,7 +224,11 @@ impl BlockReason {
     /// Why [`decide`] blocks a client, in the order it looks at the causes (see `verdict`):
     /// CrowdSec's ban, the failures, a country or AS-number rule, CrowdSec's captcha where
     /// none is offered, then the client's suspicion.
-    fn of(facts: &ClientFacts, suspicion: Option<Suspicion>, remediation: Option<Remediation>) -> BlockReason {
+    fn of(
+        facts: &ClientFacts,
+        suspicion: Option<Suspicion>,
+        remediation: Option<Remediation>,
+    ) -> BlockReason {
         match (remediation, suspicion) {
             (Some(Remediation::Ban), _) => BlockReason::CrowdSec(Remediation::Ban),
             (_, Some(Suspicion::FailedChallenges)) => BlockReason::TooManyFailures,

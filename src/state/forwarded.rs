@@ -165,7 +165,10 @@ mod tests {
         for round in 0..100 {
             for n in 0..ForwardedSketch::DISTINCT - 1 {
                 let value = format!("192.0.2.{n}");
-                assert!(!sketch.observe(ip("2001:db8::1"), value.as_bytes()), "{round}");
+                assert!(
+                    !sketch.observe(ip("2001:db8::1"), value.as_bytes()),
+                    "{round}"
+                );
             }
         }
     }

@@ -116,8 +116,8 @@ impl FailureLimit {
     fn standing_of(&self, count: u32, network_count: u32) -> FailureStanding {
         let network_reaches = |n: u32| self.network_max.is_some_and(|max| n >= max);
         let blocked = count >= self.max || network_reaches(network_count);
-        let next_blocks = count.saturating_add(1) >= self.max
-            || network_reaches(network_count.saturating_add(1));
+        let next_blocks =
+            count.saturating_add(1) >= self.max || network_reaches(network_count.saturating_add(1));
         FailureStanding {
             blocked,
             last_try: !blocked && (count > 0 || network_count > 0) && next_blocks,
@@ -237,7 +237,10 @@ mod tests {
             );
             let second = limit.record(t, &client, 500);
             assert!(!second.blocked);
-            assert!(second.last_try, "the next wrong answer blocks: the page warns");
+            assert!(
+                second.last_try,
+                "the next wrong answer blocks: the page warns"
+            );
             assert!(!limit.is_blocked(t, &client, 600));
             let third = limit.record(t, &client, 900);
             assert!(third.blocked && !third.last_try);
@@ -285,8 +288,15 @@ mod tests {
             assert_eq!(limit.standing(t, &host(4), 6), last);
             limit.record(t, &host(1), 7);
             assert!(limit.standing(t, &host(1), 8).blocked);
-            assert!(limit.standing(t, &host(4), 8).blocked, "the network's fifth");
-            assert_eq!(limit.standing(t, &host(1), 1000), fresh, "the window is over");
+            assert!(
+                limit.standing(t, &host(4), 8).blocked,
+                "the network's fifth"
+            );
+            assert_eq!(
+                limit.standing(t, &host(1), 1000),
+                fresh,
+                "the window is over"
+            );
         });
         // A budget of one: no failure on record, no warning; the first wrong answer blocks.
         let one = FailureLimit {
@@ -296,10 +306,7 @@ mod tests {
         };
         let (_buffer, table) = test_table::<Failures>(64);
         table.with(ME, |t| {
-            assert_eq!(
-                one.standing(t, &keys(1), 0),
-                FailureStanding::default()
-            );
+            assert_eq!(one.standing(t, &keys(1), 0), FailureStanding::default());
         });
     }
 
