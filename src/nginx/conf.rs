@@ -79,6 +79,8 @@ pub(crate) struct MainConf {
     pub crowdsec_asked: bool,
     /// Some level has country or AS-number rules (which need a GeoIP database or ip-api).
     pub geo_rules_in_use: bool,
+    /// Some acting location has such rules and does not ask ip-api (so needs the database).
+    pub geo_rules_without_ipapi: bool,
     /// Some acting location shows picture captchas with templates that lack picture.html.
     pub picture_pages_missing: bool,
 }
@@ -105,6 +107,7 @@ impl Default for MainConf {
             written: Vec::new(),
             crowdsec_asked: false,
             geo_rules_in_use: false,
+            geo_rules_without_ipapi: false,
             picture_pages_missing: false,
         }
     }
@@ -468,6 +471,8 @@ pub(crate) fn merge(cf: *mut ngx_conf_t, outer: &LocConf, conf: &mut LocConf) {
     }
     if conf.loc.policy.needs_facts() {
         mcf.sources_in_use.0 |= conf.loc.policy.third_parties.0;
+        mcf.geo_rules_without_ipapi |=
+            conf.loc.geo_rules.is_some() && !conf.loc.policy.third_parties.has(Source::IpApi);
     }
 }
 
@@ -512,12 +517,17 @@ pub(crate) fn finish(cf: *mut ngx_conf_t, mcf: &MainConf) -> Result<(), ()> {
              templates/picture.html into the directory)"
         );
     }
-    if mcf.geo_rules_in_use && mcf.geo.is_none() && !mcf.sources_in_use.has(Source::IpApi) {
+    // Without either, a rule would match nobody: on an offline server it would do nothing,
+    // silently. ip-api counts only where a location turns it on (it is off by default).
+    let unanswerable = mcf.geo_rules_without_ipapi
+        || (mcf.geo_rules_in_use && !mcf.sources_in_use.has(Source::IpApi));
+    if unanswerable && mcf.geo.is_none() {
         ngx_conf_log_error!(
             NGX_LOG_EMERG,
             cf,
-            "captchaify: country and AS-number rules need captchaify_geoip_db, or the ipapi \
-             source in captchaify_third_parties"
+            "captchaify: country and AS-number rules need a GeoIP database \
+             (captchaify_geoip_db), or ip-api asked about each visitor (ipapi in \
+             captchaify_third_parties, off by default)"
         );
         return Err(());
     }

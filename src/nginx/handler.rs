@@ -13,8 +13,9 @@ use super::{
     zone, LocConf, MainConf, Module,
 };
 use crate::challenge::token::{return_path_for, strip_argument, Budget, Secrets, PRECHECK_NAME};
+use crate::pages::Message;
 use crate::policy::{
-    self, ClientFacts, LocationPolicy, Outcome, Rates, Refusal, Remediation, Verdict,
+    self, BlockReason, ClientFacts, Decision, LocationPolicy, Rates, Refusal, Verdict,
 };
 use crate::request::OwnPath;
 use crate::state::rate::{
@@ -84,6 +85,7 @@ fn access(r: &mut Request) -> ngx_int_t {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
     let address = state.address;
+    super::forwarded::notice(r, address);
     let (facts, rates) = match policy.needs_facts() {
         true => facts_and_rates(r, mcf, lcf, state, &policy),
         false => (ClientFacts::default(), Rates::default()),
@@ -94,7 +96,7 @@ fn access(r: &mut Request) -> ngx_int_t {
     state.outcome = Some(outcome);
     state.action = Some(policy.action);
     if !already_logged {
-        log_outcome(r, &policy, outcome, decision.crowdsec);
+        log_outcome(r, &policy, &decision);
         metrics::count_request(r, mcf, lcf, outcome);
     }
 
@@ -114,7 +116,10 @@ fn access(r: &mut Request) -> ngx_int_t {
     let return_path = return_path_for(requested);
     let language = language::choose(r, lcf, &return_path);
     let rc = match refusal {
-        Refusal::Block => response::write_block(r, lcf, &shown_path, decision.suspicion, &language),
+        Refusal::Block => {
+            let reason = decision.block_reason.unwrap_or(BlockReason::Everyone);
+            response::write_block(r, lcf, &shown_path, reason, &language)
+        }
         Refusal::Challenge => {
             // A crawler sees what the page is about (once the fetcher has read it).
             let hints = (facts.crawler && lcf.loc.crawler_hints)
@@ -151,7 +156,7 @@ fn access(r: &mut Request) -> ngx_int_t {
                 lcf,
                 terms,
                 &shown_path,
-                None,
+                facts.last_try.then_some(Message::LastTry),
                 &language,
                 hints,
                 address,
@@ -506,35 +511,49 @@ fn verdict_for(
         .verdict
 }
 
-fn log_outcome(
-    r: &Request,
-    policy: &LocationPolicy,
-    outcome: Outcome,
-    crowdsec: Option<Remediation>,
-) {
-    let what = match (outcome.verdict, crowdsec) {
+/// Logs a refusal (or, in dry run, what would have been one): the verdict, the rule that
+/// blocked (`block (deny list) (action "captcha")`) or CrowdSec's part in a challenge, and
+/// the location's action.
+fn log_outcome(r: &Request, policy: &LocationPolicy, decision: &Decision) {
+    let outcome = decision.outcome;
+    let (verdict, reason) = match (outcome.verdict, decision.crowdsec) {
         (Verdict::Pass, _) => return,
-        (Verdict::Block, Some(Remediation::Ban)) => "block (CrowdSec ban)",
-        (Verdict::Block, Some(Remediation::Captcha)) => "block (CrowdSec captcha)",
-        (Verdict::Block, None) => "block",
-        (Verdict::Challenge, Some(_)) => "challenge (CrowdSec captcha)",
-        (Verdict::Challenge, None) => "challenge",
-        (Verdict::RateLimited, _) => "rate-limit",
+        (Verdict::Block, _) => (
+            "block",
+            decision
+                .block_reason
+                .unwrap_or(BlockReason::Everyone)
+                .as_str(),
+        ),
+        (Verdict::Challenge, Some(_)) => ("challenge", "CrowdSec captcha"),
+        (Verdict::Challenge, None) => ("challenge", ""),
+        (Verdict::RateLimited, _) => ("rate-limit", ""),
+    };
+    let (open, close) = if reason.is_empty() {
+        ("", "")
+    } else {
+        (" (", ")")
     };
     if outcome.dry_run {
         ngx_log_error!(
             NGX_LOG_WARN,
             r.log(),
-            "captchaify: dry run, would {} the client (action \"{}\")",
-            what,
+            "captchaify: dry run, would {}{}{}{} the client (action \"{}\")",
+            verdict,
+            open,
+            reason,
+            close,
             policy.action
         );
     } else {
         ngx_log_error!(
             NGX_LOG_INFO,
             r.log(),
-            "captchaify: {} (action \"{}\")",
-            what,
+            "captchaify: {}{}{}{} (action \"{}\")",
+            verdict,
+            open,
+            reason,
+            close,
             policy.action
         );
     }

@@ -10,6 +10,7 @@ mod conf;
 mod crawlers;
 mod crowdsec;
 mod directives;
+mod forwarded;
 mod handler;
 mod hints;
 mod language;

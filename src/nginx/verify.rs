@@ -18,7 +18,7 @@ use crate::challenge::token::{
     check_challenge, with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME,
 };
 use crate::pages::Message;
-use crate::policy::Suspicion;
+use crate::policy::BlockReason;
 use crate::state::metrics::ChallengeEvent;
 
 /// Access-phase entry for the verify path: start reading the form.
@@ -152,7 +152,7 @@ fn judge_answer(r: &mut Request) -> Answered {
             r,
             lcf,
             &terms.return_path,
-            Some(Suspicion::FailedChallenges),
+            BlockReason::TooManyFailures,
             &language,
         )
         .into();
@@ -236,12 +236,17 @@ fn judge_answer(r: &mut Request) -> Answered {
                     r,
                     lcf,
                     &terms.return_path,
-                    Some(Suspicion::FailedChallenges),
+                    BlockReason::TooManyFailures,
                     &language,
                 )
                 .into();
             }
-            rechallenge(r, mcf, lcf, &terms, Message::Wrong, address)
+            // The last try before a block says so.
+            let message = match recorded.last_try {
+                true => Message::WrongLastTry,
+                false => Message::Wrong,
+            };
+            rechallenge(r, mcf, lcf, &terms, message, address)
         }
         Judgement::Stale { terms } => {
             if expired {
