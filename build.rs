@@ -42,7 +42,7 @@ fn main() {
 /// Lists `templates/i18n/*.txt` for `src/pages/i18n.rs`: every file there is a built-in
 /// language, so adding a language is adding a file. English, the reference, comes first.
 fn builtin_catalogs() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/i18n");
+    let dir = manifest_dir().join("templates/i18n");
     println!("cargo::rerun-if-changed={}", dir.display());
     let mut tags: Vec<String> = std::fs::read_dir(&dir)
         .expect("templates/i18n")
@@ -72,7 +72,7 @@ fn builtin_catalogs() {
 /// compiles them in: `(motif folder, file name, bytes)`, sorted, with the set's own files
 /// (`confusable.txt`) under an empty motif. Only `names.txt` and PNG files are taken.
 fn builtin_pictures() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pictures");
+    let root = manifest_dir().join("pictures");
     println!("cargo::rerun-if-changed={}", root.display());
     let mut out = String::new();
     for (set, constant) in [("emoji", "EMOJI"), ("animals", "ANIMALS")] {
@@ -123,4 +123,11 @@ fn builtin_pictures() {
     }
     let target = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("pictures.rs");
     std::fs::write(target, out).expect("OUT_DIR is writable");
+}
+
+/// The package's folder, as cargo says it for this run. Not `env!`, which would bake in the
+/// folder the build script was first compiled in: a target directory copied to another
+/// checkout would then keep reading the first checkout's templates and pictures.
+fn manifest_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"))
 }

@@ -85,3 +85,15 @@ python_venv() {
     fi
     echo "$dir/bin/python"
 }
+
+# apt_download PACKAGE: downloads PACKAGE's .deb into the current folder (its maintainer
+# scripts never run), refreshing the package lists once if apt does not know it.
+apt_download() {
+    local opts=()
+    # As root, apt downloads as _apt, which cannot write here (a warning, then it falls back).
+    [ "$(id -u)" -ne 0 ] || opts=(-o APT::Sandbox::User=root)
+    apt-get download -q "${opts[@]}" "$1" >&2 && return 0
+    say "apt-get download failed; refreshing the package lists"
+    as_root apt-get update -q >&2
+    apt-get download -q "${opts[@]}" "$1" >&2
+}

@@ -8,6 +8,7 @@ pub mod challenge;
 pub mod conf;
 pub mod crawler;
 pub mod crowdsec;
+pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod process;

@@ -83,7 +83,7 @@ X-Content-Type-Options: nosniff
 Content-Security-Policy: default-src 'none'; style-src 'nonce-[A-Za-z0-9+/]{22}'; .*frame-ancestors 'none'
 --- response_body_like: (?s)\A<!DOCTYPE html>.*<h1 class="danger">Access denied</h1>.*</html>\n\z
 --- error_log
-captchaify: block (action "block")
+captchaify: block (crawler user agent) (action "block")
 
 
 

@@ -35,7 +35,7 @@ X-Status: BLOCK_DRY_RUN
 --- response_body
 hello
 --- error_log
-captchaify: dry run, would block the client (action "block")
+captchaify: dry run, would block (crawler user agent) the client (action "block")
 
 
 

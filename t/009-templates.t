@@ -15,7 +15,7 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: a custom block page is used, escaped placeholders and all
+=== TEST 1: a custom block page is used, escaped placeholders and all, the reason in its message block
 --- config
 location /p/ { captchaify_action block; captchaify_template_dir html/tpl; }
 --- user_files
@@ -29,7 +29,7 @@ User-Agent: curl/8.5.0
 --- response_headers
 Cache-Control: no-store
 --- response_body
-<p>Custom block for /p/&lt;b&gt;x&lt;/b&gt; </p>
+<p>Custom block for /p/&lt;b&gt;x&lt;/b&gt; <p class="message" role="alert">Your browser identifies itself as an automated program, or does not identify itself, and this page is not served to programs.</p></p>
 
 
 

@@ -97,6 +97,29 @@ qr/captchaify: GeoIP: GeoLite2-Country \(built [^)]+\) \+ GeoLite2-ASN \(built [
 
 
 
+=== TEST 1b: the block page tells a client blocked by a country rule why; the log line names the rule
+--- http_config eval
+"captchaify_geoip_db $::GEO_DB $::ASN_DB;"
+--- config
+set_real_ip_from 127.0.0.1;
+real_ip_header X-Forwarded-For;
+captchaify_third_parties off;
+location /f/ { captchaify_action fight; captchaify_country CN block; }
+--- user_files
+>>> f/a.txt
+content
+--- request
+GET /f/a.txt
+--- more_headers eval
+"User-Agent: $::FIREFOX\nX-Forwarded-For: 192.0.2.5\nAccept-Language: fr"
+--- error_code: 403
+--- response_body_like eval
+qr{(?s)<h1 class="danger">Accès refusé</h1>.*<p class="message" role="alert">Votre connexion provient d’un pays ou d’un réseau que ce site ne dessert pas\.</p>}
+--- error_log
+captchaify: block (country or AS-number rule) (action "fight")
+
+
+
 === TEST 2: an AS-number rule fights a network under captcha; the strictest of country and AS rules wins
 --- http_config eval
 "captchaify_geoip_db $::GEO_DB $::ASN_DB;"
@@ -172,7 +195,26 @@ qr{"captchaify_geoip_db" directive: "\S+/garbage\.mmdb" is not a MaxMind databas
 location /x/ { captchaify_third_parties tor; captchaify_country CN block; }
 --- must_die
 --- error_log
-captchaify: country and AS-number rules need captchaify_geoip_db, or the ipapi source in captchaify_third_parties
+captchaify: country and AS-number rules need a GeoIP database (captchaify_geoip_db), or ip-api asked about each visitor (ipapi in captchaify_third_parties, off by default)
+
+
+
+=== TEST 5b: by default ip-api is off: a rule without a database fails nginx -t rather than match nobody
+--- config
+location /x/ { captchaify_action captcha; captchaify_asn 64500 block; }
+--- must_die
+--- error_log
+captchaify: country and AS-number rules need a GeoIP database (captchaify_geoip_db), or ip-api asked about each visitor (ipapi in captchaify_third_parties, off by default)
+
+
+
+=== TEST 5c: ip-api in another location does not count for a location that does not ask it
+--- config
+location /x/ { captchaify_action captcha; captchaify_country CN block; }
+location /y/ { captchaify_action captcha; captchaify_third_parties tor ipapi; }
+--- must_die
+--- error_log
+captchaify: country and AS-number rules need a GeoIP database
 
 
 

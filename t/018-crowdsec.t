@@ -51,6 +51,8 @@ our $LIVE = 9;                    # live decisions: the count of the first pull
 
 our $CAPTCHA_PAGE = qr{<form[^>]+action="/\.captchaify/verify};
 our $BLOCKED = qr{(?s)<h1 class="danger">Access denied</h1>};
+# The block page of a CrowdSec decision says so.
+our $BANNED = qr{(?s)<h1 class="danger">Access denied</h1>.*<p class="message" role="alert">Your address was recently reported for abuse to a shared blocklist \(CrowdSec\) that this site uses\.</p>};
 our $CONTENT = qr/\Acontent\n\z/;
 sub as { my ($address) = @_; "User-Agent: $FIREFOX\nX-Forwarded-For: $address" }
 sub answer_form { my ($token, $answer) = @_; "POST /.captchaify/verify\nchallenge=$token&answer=$answer" }
@@ -185,9 +187,10 @@ content
 --- response_headers eval
 ["X-Status: BLOCK", "X-Status: BLOCK", "X-Status: BLOCK", "X-Status: PASS", "X-Status: PASS", "X-Status: CHALLENGE"]
 --- response_body_like eval
-[$::BLOCKED, $::BLOCKED, $::BLOCKED, $::CONTENT, $::CONTENT, $::CAPTCHA_PAGE]
+[($::BANNED) x 3, $::CONTENT, $::CONTENT, $::CAPTCHA_PAGE]
 --- error_log eval
-qr{\[notice\] .*captchaify: crowdsec: $::LIVE decisions in force from http://127\.0\.0\.1:8102/? \(full pull: \d+ bytes in \d+ ms, written in \d+ ms\)}
+[qr{\[notice\] .*captchaify: crowdsec: $::LIVE decisions in force from http://127\.0\.0\.1:8102/? \(full pull: \d+ bytes in \d+ ms, written in \d+ ms\)},
+ 'captchaify: block (CrowdSec ban) (action "captcha")']
 
 
 

@@ -80,6 +80,8 @@ pub(crate) struct MainConf {
     pub crowdsec_asked: bool,
     /// Some level has country or AS-number rules (which need a GeoIP database or ip-api).
     pub geo_rules_in_use: bool,
+    /// Some acting location has such rules and does not ask ip-api (so needs the database).
+    pub geo_rules_without_ipapi: bool,
     /// Some acting location shows picture captchas with templates that lack picture.html.
     pub picture_pages_missing: bool,
 }
@@ -106,6 +108,7 @@ impl Default for MainConf {
             written: Vec::new(),
             crowdsec_asked: false,
             geo_rules_in_use: false,
+            geo_rules_without_ipapi: false,
             picture_pages_missing: false,
         }
     }
@@ -236,6 +239,8 @@ pub(crate) struct Settings {
     pub crowdsec: Option<bool>,
     pub secure_cookies: Option<SecureCookies>,
     pub precheck: Option<policy::Precheck>,
+    /// `captchaify_metrics_name`: the location's label in the metrics.
+    pub metrics_name: Option<String>,
 }
 
 impl Settings {
@@ -275,6 +280,7 @@ impl Settings {
         or(&mut self.crowdsec, &outer.crowdsec);
         or(&mut self.secure_cookies, &outer.secure_cookies);
         or(&mut self.precheck, &outer.precheck);
+        or(&mut self.metrics_name, &outer.metrics_name);
     }
 
     /// The settings in force, every default applied.
@@ -329,6 +335,7 @@ impl Settings {
             crawler_hints: self.crawler_hints.unwrap_or(true),
             secure_cookies: self.secure_cookies.unwrap_or(SecureCookies::Auto),
             precheck: self.precheck.unwrap_or_default(),
+            metrics_name: self.metrics_name.clone(),
         }
     }
 }
@@ -378,6 +385,8 @@ pub(crate) struct Location {
     pub secure_cookies: SecureCookies,
     /// Whether a client due a captcha first gets the pre-check.
     pub precheck: policy::Precheck,
+    /// Its label in the metrics; `None` for its server's name and its own.
+    pub metrics_name: Option<String>,
 }
 
 impl Location {
@@ -420,6 +429,9 @@ pub(crate) struct LocConf {
     /// This worker's requests to the location not yet added to the shared load (never
     /// inherited either).
     pub local_load: std::cell::Cell<crate::state::rate::LocalLoad>,
+    /// Where this location's requests are counted in the metrics, found on first use in each
+    /// worker (never inherited).
+    pub metrics_slot: OnceCell<Option<crate::state::metrics::LocationIndex>>,
 }
 
 impl LocConf {
@@ -482,6 +494,8 @@ pub(crate) fn merge(cf: *mut ngx_conf_t, outer: &LocConf, conf: &mut LocConf) {
     }
     if conf.loc.policy.needs_facts() {
         mcf.sources_in_use.0 |= conf.loc.policy.third_parties.0;
+        mcf.geo_rules_without_ipapi |=
+            conf.loc.geo_rules.is_some() && !conf.loc.policy.third_parties.has(Source::IpApi);
     }
 }
 
@@ -526,12 +540,17 @@ pub(crate) fn finish(cf: *mut ngx_conf_t, mcf: &MainConf) -> Result<(), ()> {
              templates/picture.html into the directory)"
         );
     }
-    if mcf.geo_rules_in_use && mcf.geo.is_none() && !mcf.sources_in_use.has(Source::IpApi) {
+    // Without either, a rule would match nobody: on an offline server it would do nothing,
+    // silently. ip-api counts only where a location turns it on (it is off by default).
+    let unanswerable = mcf.geo_rules_without_ipapi
+        || (mcf.geo_rules_in_use && !mcf.sources_in_use.has(Source::IpApi));
+    if unanswerable && mcf.geo.is_none() {
         ngx_conf_log_error!(
             NGX_LOG_EMERG,
             cf,
-            "captchaify: country and AS-number rules need captchaify_geoip_db, or the ipapi \
-             source in captchaify_third_parties"
+            "captchaify: country and AS-number rules need a GeoIP database \
+             (captchaify_geoip_db), or ip-api asked about each visitor (ipapi in \
+             captchaify_third_parties, off by default)"
         );
         return Err(());
     }

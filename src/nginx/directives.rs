@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_str_t, NGX_CONF_1MORE, NGX_CONF_TAKE1, NGX_CONF_TAKE12,
-    NGX_CONF_TAKE123, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
+    ngx_command_t, ngx_conf_t, ngx_str_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1,
+    NGX_CONF_TAKE12, NGX_CONF_TAKE123, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
+    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::{ngx_conf_log_error, ngx_string};
 
@@ -158,6 +158,24 @@ variable_directive!(
     kind
 );
 location_directive!(set_dry_run, "captchaify_dry_run", parse_flag, dry_run);
+location_directive!(
+    set_metrics_name,
+    "captchaify_metrics_name",
+    parse_metrics_name,
+    metrics_name
+);
+
+/// A location's label in the metrics: printable, and short enough to be kept whole.
+fn parse_metrics_name(value: &str) -> Result<String, String> {
+    let longest = crate::state::metrics::NAME_BYTES;
+    if value.is_empty() || value.len() > longest || value.chars().any(char::is_control) {
+        return Err(format!(
+            "invalid name \"{}\", expected 1 to {longest} bytes without control characters",
+            value.escape_default()
+        ));
+    }
+    Ok(value.to_string())
+}
 location_directive!(
     set_block_crawler,
     "captchaify_block_crawler",
@@ -905,7 +923,7 @@ const fn main_command(
     }
 }
 
-pub(crate) static mut COMMANDS: [ngx_command_t; 35] = [
+pub(crate) static mut COMMANDS: [ngx_command_t; 37] = [
     location_command(ngx_string!("captchaify_action"), set_action),
     location_command(ngx_string!("captchaify_hardness"), set_hardness),
     location_command(ngx_string!("captchaify_captcha_type"), set_captcha_type),
@@ -984,6 +1002,15 @@ pub(crate) static mut COMMANDS: [ngx_command_t; 35] = [
         set_crowdsec_machine,
     ),
     main_command(ngx_string!("captchaify_zone"), NGX_CONF_TAKE1, set_zone),
+    ngx_command_t {
+        name: ngx_string!("captchaify_metrics"),
+        type_: (NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS) as _,
+        set: Some(super::metrics::set_metrics),
+        conf: NGX_HTTP_LOC_CONF_OFFSET as _,
+        offset: 0,
+        post: ptr::null_mut(),
+    },
+    location_command(ngx_string!("captchaify_metrics_name"), set_metrics_name),
     main_command(
         ngx_string!("captchaify_secret_file"),
         NGX_CONF_TAKE12,

@@ -9,14 +9,16 @@ use ngx::http::{
 use ngx::ngx_log_error;
 
 use super::{
-    audio, client, hints, language, precheck, request_state, response, setting, unwind, verify,
-    zone, LocConf, MainConf, Module,
+    audio, client, hints, language, metrics, precheck, request_state, response, setting, unwind,
+    verify, zone, LocConf, MainConf, Module,
 };
 use crate::challenge::token::{return_path_for, strip_argument, Budget, Secrets, PRECHECK_NAME};
+use crate::pages::Message;
 use crate::policy::{
-    self, ClientFacts, LocationPolicy, Outcome, Rates, Refusal, Remediation, Verdict,
+    self, BlockReason, ClientFacts, Decision, LocationPolicy, Rates, Refusal, Verdict,
 };
 use crate::request::OwnPath;
+use crate::state::metrics::PrecheckEvent;
 use crate::state::rate::{
     admit, client_identity, observe_loads, Admission, LoadChange, LoadReport, Rate,
 };
@@ -84,6 +86,7 @@ fn access(r: &mut Request) -> ngx_int_t {
         return NGX_HTTP_INTERNAL_SERVER_ERROR as _;
     };
     let address = state.address;
+    super::forwarded::notice(r, address);
     let (facts, rates) = match policy.needs_facts() {
         true => facts_and_rates(r, mcf, lcf, state, &policy),
         false => (ClientFacts::default(), Rates::default()),
@@ -94,7 +97,8 @@ fn access(r: &mut Request) -> ngx_int_t {
     state.outcome = Some(outcome);
     state.action = Some(policy.action);
     if !already_logged {
-        log_outcome(r, &policy, outcome, decision.crowdsec);
+        log_outcome(r, &policy, &decision);
+        metrics::count_request(r, mcf, lcf, outcome);
     }
 
     let Some(refusal) = outcome.enforced() else {
@@ -113,16 +117,19 @@ fn access(r: &mut Request) -> ngx_int_t {
     let return_path = return_path_for(requested);
     let language = language::choose(r, lcf, &return_path);
     let rc = match refusal {
-        Refusal::Block => response::write_block(r, lcf, &shown_path, decision.suspicion, &language),
+        Refusal::Block => {
+            let reason = decision.block_reason.unwrap_or(BlockReason::Everyone);
+            response::write_block(r, lcf, &shown_path, reason, &language)
+        }
         Refusal::Challenge => {
             // A crawler sees what the page is about (once the fetcher has read it).
             let hints = (facts.crawler && lcf.loc.crawler_hints)
                 .then(|| hints::for_request(r, mcf))
                 .flatten();
             // No image for a client that has not shown it comes back with its cookie.
-            if lcf.loc.precheck.applies(outcome.under_attack)
-                && !precheck::passed(r, mcf, &return_path, address)
-            {
+            let precheck = lcf.loc.precheck.applies(outcome.under_attack);
+            if precheck && !precheck::passed(r, mcf, &return_path, address) {
+                metrics::count_precheck(mcf, PrecheckEvent::Sent);
                 let rc = precheck::send(
                     r,
                     mcf,
@@ -133,6 +140,9 @@ fn access(r: &mut Request) -> ngx_int_t {
                     address,
                 );
                 return response::finish(r, rc);
+            }
+            if precheck {
+                metrics::count_precheck(mcf, PrecheckEvent::Passed);
             }
             let terms = response::challenge_terms_at(
                 r,
@@ -153,7 +163,7 @@ fn access(r: &mut Request) -> ngx_int_t {
                 lcf,
                 terms,
                 &shown_path,
-                None,
+                facts.last_try.then_some(Message::LastTry),
                 &language,
                 hints,
                 address,
@@ -508,35 +518,49 @@ fn verdict_for(
         .verdict
 }
 
-fn log_outcome(
-    r: &Request,
-    policy: &LocationPolicy,
-    outcome: Outcome,
-    crowdsec: Option<Remediation>,
-) {
-    let what = match (outcome.verdict, crowdsec) {
+/// Logs a refusal (or, in dry run, what would have been one): the verdict, the rule that
+/// blocked (`block (deny list) (action "captcha")`) or CrowdSec's part in a challenge, and
+/// the location's action.
+fn log_outcome(r: &Request, policy: &LocationPolicy, decision: &Decision) {
+    let outcome = decision.outcome;
+    let (verdict, reason) = match (outcome.verdict, decision.crowdsec) {
         (Verdict::Pass, _) => return,
-        (Verdict::Block, Some(Remediation::Ban)) => "block (CrowdSec ban)",
-        (Verdict::Block, Some(Remediation::Captcha)) => "block (CrowdSec captcha)",
-        (Verdict::Block, None) => "block",
-        (Verdict::Challenge, Some(_)) => "challenge (CrowdSec captcha)",
-        (Verdict::Challenge, None) => "challenge",
-        (Verdict::RateLimited, _) => "rate-limit",
+        (Verdict::Block, _) => (
+            "block",
+            decision
+                .block_reason
+                .unwrap_or(BlockReason::Everyone)
+                .as_str(),
+        ),
+        (Verdict::Challenge, Some(_)) => ("challenge", "CrowdSec captcha"),
+        (Verdict::Challenge, None) => ("challenge", ""),
+        (Verdict::RateLimited, _) => ("rate-limit", ""),
+    };
+    let (open, close) = if reason.is_empty() {
+        ("", "")
+    } else {
+        (" (", ")")
     };
     if outcome.dry_run {
         ngx_log_error!(
             NGX_LOG_WARN,
             r.log(),
-            "captchaify: dry run, would {} the client (action \"{}\")",
-            what,
+            "captchaify: dry run, would {}{}{}{} the client (action \"{}\")",
+            verdict,
+            open,
+            reason,
+            close,
             policy.action
         );
     } else {
         ngx_log_error!(
             NGX_LOG_INFO,
             r.log(),
-            "captchaify: {} (action \"{}\")",
-            what,
+            "captchaify: {}{}{}{} (action \"{}\")",
+            verdict,
+            open,
+            reason,
+            close,
             policy.action
         );
     }

@@ -299,19 +299,21 @@ fn gather_facts(
     }
     let failures = mcf.zone_state().and_then(|zone| zone.failures.as_ref());
     // The table's length is an atomic read: an empty table needs neither a key nor the lock.
-    let failed_too_often = failures
+    let standing = failures
         .filter(|table| table.stats().len > 0)
-        .is_some_and(|table| {
+        .map(|table| {
             let keys = failure_keys(mcf, address, lcf.loc.ipv6_prefix);
             table.with(client::holder(), |t| {
-                mcf.failure_limit.is_blocked(t, &keys, now.millis)
+                mcf.failure_limit.standing(t, &keys, now.millis)
             })
-        });
+        })
+        .unwrap_or_default();
     let facts = ClientFacts {
         crawler,
         cookie_pass,
         url_pass,
-        failed_too_often,
+        failed_too_often: standing.blocked,
+        last_try: standing.last_try,
         pass_key,
         reputation: gather_reputation(mcf, address, wanted),
         standing: Standing::default(),

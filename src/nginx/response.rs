@@ -15,7 +15,8 @@ use super::{client, LocConf, MainConf};
 use crate::challenge::compose::{Composed, Order};
 use crate::challenge::token::{ChallengeTerms, ClientBinding, Secrets};
 use crate::pages::{Message, Page, PageContext, PageKind, PageSet, Piece, LANGUAGE_NAME};
-use crate::policy::Suspicion;
+use crate::policy::BlockReason;
+use crate::state::metrics::ChallengeEvent;
 
 /// The module-owned path the captcha form posts to.
 pub(crate) const VERIFY_PATH: &str = crate::request::OwnPath::Verify.path();
@@ -252,21 +253,17 @@ unsafe fn push_header(
     }
 }
 
-/// Sends the block page; `suspicion` decides what it tells the client about why.
+/// Sends the block page, telling the client why in its language (`reason`).
 pub(crate) fn write_block(
     r: &mut Request,
     lcf: &LocConf,
     shown_path: &str,
-    suspicion: Option<Suspicion>,
+    reason: BlockReason,
     language: &PageLanguage,
 ) -> ngx_int_t {
-    let message = match suspicion {
-        Some(Suspicion::FailedChallenges) => Some(Message::TooManyFailures),
-        _ => None,
-    };
     let context = PageContext {
         path: shown_path,
-        message,
+        message: Some(Message::for_block(reason)),
         language: language.index,
         language_href: &language.chooser_href,
         ..PageContext::default()
@@ -426,6 +423,8 @@ pub(crate) fn send_challenge(
     address: std::net::IpAddr,
 ) -> Drawing {
     let binding = ClientBinding::new(address, client::user_agent(r));
+    let (kind, hardness) = (terms.kind, terms.hardness.get());
+    super::metrics::count_challenge(mcf, kind, hardness, ChallengeEvent::Issued);
     let Some(order) =
         ChallengeOrder::new(r, mcf, lcf, terms, binding, shown_path, message, language)
     else {

@@ -12,13 +12,16 @@ use ngx::ngx_log_error;
 
 use super::language;
 use super::response::Drawing;
-use super::{client, handler, request_state, response, unwind, zone, LocConf, MainConf, Module};
+use super::{
+    client, handler, metrics, request_state, response, unwind, zone, LocConf, MainConf, Module,
+};
 use crate::challenge::flow::{judge, Form, Judgement, MAX_FORM_BYTES};
 use crate::challenge::token::{
     check_challenge, with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME,
 };
 use crate::pages::Message;
-use crate::policy::Suspicion;
+use crate::policy::BlockReason;
+use crate::state::metrics::ChallengeEvent;
 
 /// Access-phase entry for the verify path: start reading the form.
 pub(crate) fn start(r: &mut Request) -> ngx_int_t {
@@ -151,7 +154,7 @@ fn judge_answer(r: &mut Request) -> Answered {
             r,
             lcf,
             &terms.return_path,
-            Some(Suspicion::FailedChallenges),
+            BlockReason::TooManyFailures,
             &language,
         )
         .into();
@@ -177,6 +180,11 @@ fn judge_answer(r: &mut Request) -> Answered {
         }
         outcome
     };
+    let (kind, hardness) = (challenge.terms.kind, challenge.terms.hardness.get());
+    let expired = challenge.expired(now.secs);
+    let issued_at = challenge
+        .expires
+        .saturating_sub(response::CHALLENGE_TTL_SECS);
     match judge(secrets, challenge, &form, binding, now.secs, spend, pass_id) {
         Judgement::Solved {
             pass,
@@ -185,6 +193,8 @@ fn judge_answer(r: &mut Request) -> Answered {
             return_path,
         } => {
             ngx_log_error!(NGX_LOG_INFO, r.log(), "captchaify: captcha solved");
+            metrics::count_challenge(mcf, kind, hardness, ChallengeEvent::Solved);
+            metrics::observe_solve(mcf, kind, now.secs.saturating_sub(issued_at));
             match delivery {
                 Delivery::Cookie => {
                     let secure = if client::secure_cookies(r, lcf) {
@@ -204,6 +214,7 @@ fn judge_answer(r: &mut Request) -> Answered {
             }
         }
         Judgement::Wrong { terms } => {
+            metrics::count_challenge(mcf, kind, hardness, ChallengeEvent::Failed);
             let recorded = failures.with(client::holder(), |t| {
                 mcf.failure_limit.record(t, &failure_keys, now.millis)
             });
@@ -227,14 +238,24 @@ fn judge_answer(r: &mut Request) -> Answered {
                     r,
                     lcf,
                     &terms.return_path,
-                    Some(Suspicion::FailedChallenges),
+                    BlockReason::TooManyFailures,
                     &language,
                 )
                 .into();
             }
-            rechallenge(r, mcf, lcf, &terms, Message::Wrong, address)
+            // The last try before a block says so.
+            let message = match recorded.last_try {
+                true => Message::WrongLastTry,
+                false => Message::Wrong,
+            };
+            rechallenge(r, mcf, lcf, &terms, message, address)
         }
-        Judgement::Stale { terms } => stale(r, lcf, &terms),
+        Judgement::Stale { terms } => {
+            if expired {
+                metrics::count_challenge(mcf, kind, hardness, ChallengeEvent::Expired);
+            }
+            stale(r, lcf, &terms)
+        }
     }
 }
 

@@ -28,6 +28,7 @@ use crate::conf::ZoneSpec;
 use crate::crawler::verified::CrawlerCheck;
 use crate::crowdsec::store::{DecisionRecord, StoreStatus};
 use crate::reputation::Source;
+use crate::state::metrics::Metrics;
 use crate::state::rate::{LocationLoad, RateBucket};
 use crate::state::records::{EventCount, Failures, Mark};
 use crate::state::reputation::{
@@ -289,6 +290,8 @@ struct ZoneHeader {
     tor: FeedStatus,
     /// When ip-api and StopForumSpam were last asked.
     sends: [SendLog; 2],
+    /// What `captchaify_metrics` shows: counters of every worker, kept across reloads.
+    metrics: Metrics,
 }
 
 /// This configuration's handles on the main zone, kept in the configuration pool.
@@ -330,6 +333,12 @@ impl ZoneState {
         };
         // SAFETY: as for `secret`; the log is atomics only.
         unsafe { self.header.as_ref().and_then(|h| h.sends.get(index)) }
+    }
+
+    /// The counters `captchaify_metrics` shows.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        // SAFETY: as for `secret`; the counters are atomics only.
+        unsafe { self.header.as_ref().map(|h| &h.metrics) }
     }
 
     /// The state of the Tor exit list.
@@ -375,7 +384,7 @@ pub(crate) unsafe fn state<'a>(shm_zone: *mut ngx_shm_zone_t) -> Option<&'a Zone
 impl Layout for ZoneState {
     type Header = ZoneHeader;
     const MAGIC: u64 = u64::from_be_bytes(*b"cptchfy\0");
-    const LAYOUT_VERSION: u32 = 9;
+    const LAYOUT_VERSION: u32 = 10;
     const INIT: &'static str = "the zone's init";
     const OTHER_LAYOUT: &'static str = "or give the zone another name or size";
 
@@ -466,6 +475,7 @@ impl Layout for ZoneState {
             hint_jobs,
             tor: FeedStatus::default(),
             sends: Default::default(),
+            metrics: Metrics::default(),
         })
     }
 
@@ -546,7 +556,7 @@ impl Layout for ZoneState {
 // CrowdSec's decisions zone.
 
 /// The decisions zone's name (one per nginx instance).
-const CROWDSEC_ZONE: &str = "captchaify_crowdsec";
+pub(crate) const CROWDSEC_ZONE: &str = "captchaify_crowdsec";
 
 /// The first thing in the decisions zone.
 #[repr(C)]

@@ -170,23 +170,72 @@ fn minify_css(css: &str) -> String {
     out
 }
 
-/// A notice shown above a page's content.
+/// A notice shown above a page's content, where the template puts `{{{message_block}}}` (or
+/// `{{message}}`): an operator's template with either shows new notices without a change,
+/// and one with neither still works, without them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message {
     /// The last answer was wrong.
     Wrong,
+    /// The last answer was wrong, and the next wrong one blocks the client: it is warned.
+    WrongLastTry,
+    /// A fresh captcha (a reload) for a client whose next wrong answer blocks it.
+    LastTry,
     /// The answered challenge had expired or was used already.
     Stale,
     /// The client is blocked for failing too many challenges.
     TooManyFailures,
+    /// Blocked by a country or AS-number rule.
+    BlockedNetwork,
+    /// Blocked because its address is on a list (deny list, reputation source).
+    BlockedAddressList,
+    /// Blocked by a CrowdSec decision.
+    BlockedCrowdSec,
+    /// Blocked because the client looks like a program (crawler user agent, fake crawler).
+    BlockedSuspiciousClient,
+    /// Blocked with no rule about the client: the location blocks everyone.
+    BlockedEveryone,
 }
 
 impl Message {
+    pub const ALL: [Message; 10] = [
+        Message::Wrong,
+        Message::WrongLastTry,
+        Message::LastTry,
+        Message::Stale,
+        Message::TooManyFailures,
+        Message::BlockedNetwork,
+        Message::BlockedAddressList,
+        Message::BlockedCrowdSec,
+        Message::BlockedSuspiciousClient,
+        Message::BlockedEveryone,
+    ];
+
     fn key(self) -> &'static str {
         match self {
             Message::Wrong => "captcha.wrong",
+            Message::WrongLastTry => "captcha.last_try",
+            Message::LastTry => "captcha.last_try_notice",
             Message::Stale => "captcha.stale",
             Message::TooManyFailures => "block.failures",
+            Message::BlockedNetwork => "block.network",
+            Message::BlockedAddressList => "block.address_list",
+            Message::BlockedCrowdSec => "block.crowdsec",
+            Message::BlockedSuspiciousClient => "block.suspicious",
+            Message::BlockedEveryone => "block.everyone",
+        }
+    }
+
+    /// What the block page tells a client blocked for `reason`.
+    pub const fn for_block(reason: crate::policy::BlockReason) -> Message {
+        use crate::policy::BlockReason;
+        match reason {
+            BlockReason::Network => Message::BlockedNetwork,
+            BlockReason::AddressList(_) => Message::BlockedAddressList,
+            BlockReason::CrowdSec(_) => Message::BlockedCrowdSec,
+            BlockReason::TooManyFailures => Message::TooManyFailures,
+            BlockReason::SuspiciousClient(_) => Message::BlockedSuspiciousClient,
+            BlockReason::Everyone => Message::BlockedEveryone,
         }
     }
 }
@@ -384,7 +433,8 @@ impl Slot {
 struct Stamps(Vec<std::sync::OnceLock<Option<Stamp>>>);
 
 impl Stamps {
-    const MESSAGES: usize = 4;
+    /// No message, or one of them.
+    const MESSAGES: usize = Message::ALL.len() + 1;
 
     fn new(languages: usize) -> Stamps {
         Stamps(
@@ -1578,12 +1628,7 @@ mod tests {
         let paths = ["/", "/a?b=<script>\"&'x", "/\u{202e}ü?q=%41", "/{path}"];
         for kind in [PageKind::Block, PageKind::RateLimited] {
             for language in 0..pages.languages().all().len() {
-                for message in [
-                    None,
-                    Some(Message::Wrong),
-                    Some(Message::Stale),
-                    Some(Message::TooManyFailures),
-                ] {
+                for message in [None].into_iter().chain(Message::ALL.map(Some)) {
                     for (i, path) in paths.iter().enumerate() {
                         let href = format!("/.captchaify/language?return={}", percent_encode(path));
                         let context = PageContext {

@@ -188,6 +188,71 @@ impl Suspicion {
     }
 }
 
+/// Why a client got the block page, as the page tells the visitor (in their language) and
+/// the log line names it. Coarser than [`Suspicion`] on purpose: a visitor learns what kind
+/// of rule stopped them and what they can do, not which list of which provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockReason {
+    /// A country or AS-number rule of the location blocks the client's network.
+    Network,
+    /// The address is on an address list: the location's deny list or a reputation source
+    /// (Tor exits, ip-api's proxies and hosting, StopForumSpam).
+    AddressList(Suspicion),
+    /// A CrowdSec decision on the address (a ban anywhere, a captcha where none is offered).
+    CrowdSec(Remediation),
+    /// Too many wrong answers within the failure window.
+    TooManyFailures,
+    /// The client itself looks like a program (a crawler user agent, a fake search-engine
+    /// crawler) at a location whose action is `block`.
+    SuspiciousClient(Suspicion),
+    /// No rule about this client: the location blocks whoever reaches it this way.
+    Everyone,
+}
+
+impl BlockReason {
+    /// The reason as the log line names it (see [`Suspicion::as_str`] for the lists and
+    /// the client).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BlockReason::Network => "country or AS-number rule",
+            BlockReason::AddressList(s) | BlockReason::SuspiciousClient(s) => s.as_str(),
+            BlockReason::CrowdSec(Remediation::Ban) => "CrowdSec ban",
+            BlockReason::CrowdSec(Remediation::Captcha) => "CrowdSec captcha",
+            BlockReason::TooManyFailures => Suspicion::FailedChallenges.as_str(),
+            BlockReason::Everyone => "location blocks everyone",
+        }
+    }
+
+    /// Why [`decide`] blocks a client, in the order it looks at the causes (see `verdict`):
+    /// CrowdSec's ban, the failures, a country or AS-number rule, CrowdSec's captcha where
+    /// none is offered, then the client's suspicion.
+    fn of(
+        facts: &ClientFacts,
+        suspicion: Option<Suspicion>,
+        remediation: Option<Remediation>,
+    ) -> BlockReason {
+        match (remediation, suspicion) {
+            (Some(Remediation::Ban), _) => BlockReason::CrowdSec(Remediation::Ban),
+            (_, Some(Suspicion::FailedChallenges)) => BlockReason::TooManyFailures,
+            _ if facts.standing.rule == Some(Action::Block) => BlockReason::Network,
+            (Some(Remediation::Captcha), _) => BlockReason::CrowdSec(Remediation::Captcha),
+            (
+                None,
+                Some(
+                    s @ (Suspicion::DenyList
+                    | Suspicion::TorExit
+                    | Suspicion::ProxyOrHosting
+                    | Suspicion::Spammer),
+                ),
+            ) => BlockReason::AddressList(s),
+            (None, Some(s @ (Suspicion::FakeCrawler | Suspicion::CrawlerUserAgent))) => {
+                BlockReason::SuspiciousClient(s)
+            }
+            (None, Some(Suspicion::LookupPending) | None) => BlockReason::Everyone,
+        }
+    }
+}
+
 /// The third-party sources a location listens to (`captchaify_third_parties`): a set of
 /// [`Source`]s, as their bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +262,11 @@ impl ThirdParties {
     pub const ALL: ThirdParties =
         ThirdParties(Source::Tor.bit() | Source::IpApi.bit() | Source::StopForumSpam.bit());
     pub const NONE: ThirdParties = ThirdParties(0);
+    /// The default: only the sources that are downloaded whole and so learn nothing about
+    /// the visitors (the Tor exit list). ip-api and StopForumSpam are asked about each new
+    /// visitor's address, which an operator turns on knowingly (`captchaify_third_parties tor
+    /// ipapi stopforumspam`).
+    pub const PRIVATE: ThirdParties = ThirdParties(Source::Tor.bit());
 
     pub const fn of(sources: &[Source]) -> ThirdParties {
         let (mut bits, mut i) = (0, 0);
@@ -236,7 +306,7 @@ impl ThirdParties {
 
 impl Default for ThirdParties {
     fn default() -> Self {
-        Self::ALL
+        Self::PRIVATE
     }
 }
 
@@ -356,6 +426,8 @@ pub struct ClientFacts {
     pub url_pass: Option<Hardness>,
     /// The client gave too many wrong answers within the failure window.
     pub failed_too_often: bool,
+    /// The client's next wrong answer blocks it (its last try): its captcha page says so.
+    pub last_try: bool,
     /// The keyed hash of the pass token that verified the client, for per-token rate limits.
     pub pass_key: Option<[u8; 16]>,
     /// What the address-based sources say.
@@ -517,6 +589,9 @@ pub struct Decision {
     pub suspicion: Option<Suspicion>,
     /// The CrowdSec decision that counted here, for the log line.
     pub crowdsec: Option<Remediation>,
+    /// Why the client is blocked, when the verdict is a block (dry run or not): for the
+    /// block page and the log line.
+    pub block_reason: Option<BlockReason>,
     /// `Retry-After` seconds of a rate-limited client.
     pub retry_after: Option<u64>,
 }
@@ -543,6 +618,8 @@ pub fn evaluate(
             (verdict(&policy, facts, suspicion, crowdsec), suspicion)
         }
     };
+    let block_reason =
+        (verdict == Verdict::Block).then(|| BlockReason::of(facts, suspicion, crowdsec));
     Decision {
         outcome: Outcome {
             verdict,
@@ -551,6 +628,7 @@ pub fn evaluate(
         },
         suspicion,
         crowdsec,
+        block_reason,
         retry_after: rates.retry_after,
     }
 }
@@ -615,6 +693,7 @@ mod tests {
         cookie_pass: None,
         url_pass: None,
         failed_too_often: false,
+        last_try: false,
         pass_key: None,
         reputation: Reputation {
             tor: false,
@@ -1069,6 +1148,103 @@ mod tests {
         assert!(ThirdParties::parse(&["tor", "off"]).is_err());
         assert!(ThirdParties::parse(&["spamhaus"]).is_err());
         assert!(ThirdParties::parse(&[]).is_err());
+    }
+
+    /// The default asks nobody about a visitor: the Tor list is downloaded whole.
+    #[test]
+    fn the_default_sources_send_no_visitor_data() {
+        let default = ThirdParties::default();
+        assert_eq!(default, ThirdParties::of(&[Source::Tor]));
+        for source in Source::ALL {
+            assert_eq!(
+                default.has(source),
+                !Source::PER_ADDRESS.contains(&source),
+                "{source:?} in the default"
+            );
+        }
+    }
+
+    /// Every way to the block page names its cause, the one `decide` acted on.
+    #[test]
+    fn a_block_says_why() {
+        use BlockReason as R;
+        let with = |f: fn(&mut ClientFacts)| {
+            let mut facts = HUMAN;
+            f(&mut facts);
+            facts
+        };
+        let table: [(Action, ClientFacts, Option<BlockReason>); 12] = [
+            (Action::Block, HUMAN, None),
+            (
+                Action::Block,
+                BOT,
+                Some(R::SuspiciousClient(Suspicion::CrawlerUserAgent)),
+            ),
+            (
+                Action::Captcha,
+                with(|f| f.standing.rule = Some(Action::Block)),
+                Some(R::Network),
+            ),
+            (
+                Action::Block,
+                with(|f| f.standing.denied = true),
+                Some(R::AddressList(Suspicion::DenyList)),
+            ),
+            (
+                Action::Block,
+                with(|f| f.reputation.tor = true),
+                Some(R::AddressList(Suspicion::TorExit)),
+            ),
+            (
+                Action::Block,
+                with(|f| f.reputation.spammer = true),
+                Some(R::AddressList(Suspicion::Spammer)),
+            ),
+            (
+                Action::Captcha,
+                with(|f| f.crowdsec = Some(Remediation::Ban)),
+                Some(R::CrowdSec(Remediation::Ban)),
+            ),
+            (
+                Action::Block,
+                with(|f| f.crowdsec = Some(Remediation::Captcha)),
+                Some(R::CrowdSec(Remediation::Captcha)),
+            ),
+            (
+                Action::Fight,
+                with(|f| f.failed_too_often = true),
+                Some(R::TooManyFailures),
+            ),
+            // The failures come before the rule, the ban before both.
+            (
+                Action::Captcha,
+                with(|f| {
+                    f.failed_too_often = true;
+                    f.standing.rule = Some(Action::Block);
+                }),
+                Some(R::TooManyFailures),
+            ),
+            (
+                Action::Captcha,
+                with(|f| {
+                    f.failed_too_often = true;
+                    f.crowdsec = Some(Remediation::Ban);
+                }),
+                Some(R::CrowdSec(Remediation::Ban)),
+            ),
+            (Action::Captcha, BOT, None),
+        ];
+        for (action, facts, reason) in table {
+            let d = evaluate(&policy(action, true), &facts, Rates::default(), false);
+            assert_eq!(d.block_reason, reason, "{action} {facts:?}");
+            assert_eq!(d.outcome.verdict == Verdict::Block, reason.is_some());
+            // Dry run names it too, for the log line.
+            let dry = evaluate(&policy(action, true), &facts, Rates::default(), true);
+            assert_eq!(dry.block_reason, reason);
+        }
+        assert_eq!(R::Network.as_str(), "country or AS-number rule");
+        assert_eq!(R::AddressList(Suspicion::DenyList).as_str(), "deny list");
+        assert_eq!(R::CrowdSec(Remediation::Ban).as_str(), "CrowdSec ban");
     }
 
     #[test]

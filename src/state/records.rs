@@ -56,6 +56,15 @@ impl Default for FailureLimit {
     }
 }
 
+/// Where a client stands with its wrong answers, as its next page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailureStanding {
+    /// The client, or its network, has used up its attempts.
+    pub blocked: bool,
+    /// Not blocked, with wrong answers on record, and the next one blocks.
+    pub last_try: bool,
+}
+
 /// What counting a wrong answer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
@@ -63,6 +72,9 @@ pub struct Recorded {
     pub count: u32,
     /// The client (or its network) has now used up its attempts.
     pub blocked: bool,
+    /// Not blocked yet, but the next wrong answer blocks (the client's, or its network's,
+    /// last attempt): the page says so.
+    pub last_try: bool,
     /// Whether the table had room to remember the answer (it had, unless it was full of
     /// blocks).
     pub kept: bool,
@@ -79,14 +91,37 @@ impl FailureLimit {
         keys: &FailureKeys,
         now: u64,
     ) -> bool {
-        let over = |table: &mut Guard<'_, Failures>, key: &Key, max: u32| {
-            table.get(key, now).is_some_and(|f| f.count >= max)
-        };
-        over(table, &keys.client, self.max)
-            || keys
-                .network
-                .zip(self.network_max)
-                .is_some_and(|(key, max)| over(table, &key, max))
+        self.standing(table, keys, now).blocked
+    }
+
+    /// Where the client stands: blocked, or on its last try (its captcha page warns it).
+    pub fn standing(
+        &self,
+        table: &mut Guard<'_, Failures>,
+        keys: &FailureKeys,
+        now: u64,
+    ) -> FailureStanding {
+        let mut count = |key: &Key| table.get(key, now).map_or(0, |f| f.count);
+        let client = count(&keys.client);
+        let network = keys
+            .network
+            .filter(|_| self.network_max.is_some())
+            .map_or(0, |key| count(&key));
+        self.standing_of(client, network)
+    }
+
+    /// The standing of a client with `count` wrong answers in its window, and `network_count`
+    /// in its network's. The last try is announced only to a client with wrong answers on
+    /// record (with a budget of one, every first try would be the last).
+    fn standing_of(&self, count: u32, network_count: u32) -> FailureStanding {
+        let network_reaches = |n: u32| self.network_max.is_some_and(|max| n >= max);
+        let blocked = count >= self.max || network_reaches(network_count);
+        let next_blocks =
+            count.saturating_add(1) >= self.max || network_reaches(network_count.saturating_add(1));
+        FailureStanding {
+            blocked,
+            last_try: !blocked && (count > 0 || network_count > 0) && next_blocks,
+        }
     }
 
     /// Counts a wrong answer against the client and its network. The window starts at the
@@ -103,10 +138,11 @@ impl FailureLimit {
             Some((key, max)) => self.count(table, &key, max, now),
             None => (0, true),
         };
-        let network_blocked = self.network_max.is_some_and(|max| network_count >= max);
+        let standing = self.standing_of(count, network_count);
         Recorded {
             count,
-            blocked: count >= self.max || network_blocked,
+            blocked: standing.blocked,
+            last_try: standing.last_try,
             kept: client_kept && network_kept,
         }
     }
@@ -195,12 +231,19 @@ mod tests {
                 Recorded {
                     count: 1,
                     blocked: false,
+                    last_try: false,
                     kept: true
                 }
             );
-            assert!(!limit.record(t, &client, 500).blocked);
+            let second = limit.record(t, &client, 500);
+            assert!(!second.blocked);
+            assert!(
+                second.last_try,
+                "the next wrong answer blocks: the page warns"
+            );
             assert!(!limit.is_blocked(t, &client, 600));
-            assert!(limit.record(t, &client, 900).blocked);
+            let third = limit.record(t, &client, 900);
+            assert!(third.blocked && !third.last_try);
             assert!(limit.is_blocked(t, &client, 999));
             assert!(!limit.is_blocked(t, &keys(2), 999), "another client");
             assert!(
@@ -211,6 +254,59 @@ mod tests {
                 !limit.record(t, &client, 1000).blocked,
                 "a new window starts"
             );
+        });
+    }
+
+    /// The captcha page a client gets by reloading warns it as the one after a wrong answer.
+    #[test]
+    fn the_standing_tells_the_last_try() {
+        let limit = FailureLimit {
+            max: 3,
+            window_ms: 1000,
+            network_max: Some(5),
+        };
+        let (_buffer, table) = test_table::<Failures>(64);
+        table.with(ME, |t| {
+            let network = Some([99; 16]);
+            let host = |n: u8| FailureKeys {
+                client: [n; 16],
+                network,
+            };
+            let fresh = FailureStanding::default();
+            assert_eq!(limit.standing(t, &host(1), 0), fresh);
+            limit.record(t, &host(1), 0);
+            assert_eq!(limit.standing(t, &host(1), 1), fresh);
+            limit.record(t, &host(1), 2);
+            let last = FailureStanding {
+                blocked: false,
+                last_try: true,
+            };
+            assert_eq!(limit.standing(t, &host(1), 3), last);
+            // The network's last but one: a host with no failures of its own is warned too.
+            limit.record(t, &host(2), 4);
+            limit.record(t, &host(3), 5);
+            assert_eq!(limit.standing(t, &host(4), 6), last);
+            limit.record(t, &host(1), 7);
+            assert!(limit.standing(t, &host(1), 8).blocked);
+            assert!(
+                limit.standing(t, &host(4), 8).blocked,
+                "the network's fifth"
+            );
+            assert_eq!(
+                limit.standing(t, &host(1), 1000),
+                fresh,
+                "the window is over"
+            );
+        });
+        // A budget of one: no failure on record, no warning; the first wrong answer blocks.
+        let one = FailureLimit {
+            max: 1,
+            window_ms: 1000,
+            network_max: None,
+        };
+        let (_buffer, table) = test_table::<Failures>(64);
+        table.with(ME, |t| {
+            assert_eq!(one.standing(t, &keys(1), 0), FailureStanding::default());
         });
     }
 
@@ -229,10 +325,10 @@ mod tests {
                 network,
             };
             for n in 1..=4 {
-                assert!(
-                    !limit.record(t, &host(n), 0).blocked,
-                    "wrong answer {n} of the network"
-                );
+                let recorded = limit.record(t, &host(n), 0);
+                assert!(!recorded.blocked, "wrong answer {n} of the network");
+                // Each host's first answer, but the network's fourth is its last but one.
+                assert_eq!(recorded.last_try, n == 4, "wrong answer {n} of the network");
             }
             assert!(!limit.is_blocked(t, &host(9), 0));
             let fifth = limit.record(t, &host(5), 0);
@@ -241,6 +337,7 @@ mod tests {
                 Recorded {
                     count: 1,
                     blocked: true,
+                    last_try: false,
                     kept: true
                 },
                 "the network's fifth"
@@ -321,6 +418,7 @@ mod tests {
                 Recorded {
                     count: 0,
                     blocked: false,
+                    last_try: false,
                     kept: false
                 }
             );

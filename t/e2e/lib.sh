@@ -57,6 +57,9 @@ E2E_PORTS="
     text-browser   1989      1989
     feeds          1990      1990
     faults         1993      1993
+    package        3200      3200
+    metrics        1995      1995
+    prometheus     1996      1996
     crowdsec-a     2090      2092
     crowdsec-b     2091      2093
     crowdsec-lapi  8103      8104

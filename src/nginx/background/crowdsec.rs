@@ -350,6 +350,9 @@ fn receive(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: R
                             failures
                         );
                     }
+                    if let Some(metrics) = crate::nginx::metrics::of(mcf) {
+                        metrics.count_crowdsec_alerts(signals.len() as u64);
+                    }
                     let list: Vec<String> = signals
                         .iter()
                         .take(5)

@@ -607,6 +607,10 @@ fn apply(running: &mut Running, mcf: &MainConf, log: *mut ngx_log_t, report: Rep
                             failures
                         );
                     }
+                    if let Some(metrics) = zone.metrics() {
+                        let index = usize::from(source == Source::StopForumSpam);
+                        metrics.count_lookup_answers(index, 1, now);
+                    }
                     let answer = if suspicious {
                         Answer::Suspicious
                     } else {
