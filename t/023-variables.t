@@ -152,7 +152,7 @@ GET /p/a.txt
 $::BLOCK_PAGE
 --- error_log eval
 [qr/\[warn\] .*captchaify: "captchaify_action" is "Let" from its variable, expected let, block, fight or captcha; using "block"/,
- qr/captchaify: block \(action "block"\)/]
+ qr/captchaify: block \(crawler user agent\) \(action "block"\)/]
 
 
 
@@ -317,7 +317,7 @@ GET /p/a.txt
 "User-Agent: $::CURL"
 --- error_code: 200
 --- error_log
-captchaify: dry run, would block the client (action "block")
+captchaify: dry run, would block (crawler user agent) the client (action "block")
 
 
 
@@ -333,7 +333,7 @@ GET /outer/
 --- response_body_like eval
 $::BLOCK_PAGE
 --- error_log
-captchaify: block (action "block")
+captchaify: block (crawler user agent) (action "block")
 
 
 
