@@ -105,12 +105,7 @@ impl Exposition<'_> {
         for (location, counts) in &counters.locations {
             for verdict in RequestVerdict::ALL {
                 let labels = [("location", location.as_str()), ("verdict", verdict.name())];
-                sample(
-                    &mut out,
-                    "captchaify_requests_total",
-                    &labels,
-                    counts[verdict as usize],
-                );
+                sample(&mut out, "captchaify_requests_total", &labels, counts[verdict as usize]);
             }
         }
 
@@ -145,30 +140,13 @@ impl Exposition<'_> {
             let mut cumulative = 0;
             for (i, count) in times.buckets.iter().enumerate() {
                 cumulative += count;
-                let bound = SOLVE_BUCKETS
-                    .get(i)
-                    .map_or("+Inf".to_string(), u64::to_string);
+                let bound = SOLVE_BUCKETS.get(i).map_or("+Inf".to_string(), u64::to_string);
                 let labels = [("kind", kind.name()), ("le", bound.as_str())];
-                sample(
-                    &mut out,
-                    "captchaify_challenge_solve_seconds_bucket",
-                    &labels,
-                    cumulative,
-                );
+                sample(&mut out, "captchaify_challenge_solve_seconds_bucket", &labels, cumulative);
             }
             let labels = [("kind", kind.name())];
-            sample(
-                &mut out,
-                "captchaify_challenge_solve_seconds_sum",
-                &labels,
-                times.sum,
-            );
-            sample(
-                &mut out,
-                "captchaify_challenge_solve_seconds_count",
-                &labels,
-                cumulative,
-            );
+            sample(&mut out, "captchaify_challenge_solve_seconds_sum", &labels, times.sum);
+            sample(&mut out, "captchaify_challenge_solve_seconds_count", &labels, cumulative);
         }
 
         family(
@@ -177,24 +155,14 @@ impl Exposition<'_> {
             "counter",
             "Pre-check pages sent (the cookie a client must keep before any captcha is drawn).",
         );
-        sample(
-            &mut out,
-            "captchaify_precheck_sent_total",
-            &[],
-            counters.precheck_sent,
-        );
+        sample(&mut out, "captchaify_precheck_sent_total", &[], counters.precheck_sent);
         family(
             &mut out,
             "captchaify_precheck_passed_total",
             "counter",
             "Clients that came back with the pre-check's cookie and went on to the captcha.",
         );
-        sample(
-            &mut out,
-            "captchaify_precheck_passed_total",
-            &[],
-            counters.precheck_passed,
-        );
+        sample(&mut out, "captchaify_precheck_passed_total", &[], counters.precheck_passed);
 
         self.render_tables(&mut out);
         self.render_sources(&mut out);
@@ -205,12 +173,7 @@ impl Exposition<'_> {
             "counter",
             "Alerts the CrowdSec Local API accepted from this server.",
         );
-        sample(
-            &mut out,
-            "captchaify_crowdsec_alerts_sent_total",
-            &[],
-            counters.crowdsec_alerts,
-        );
+        sample(&mut out, "captchaify_crowdsec_alerts_sent_total", &[], counters.crowdsec_alerts);
         if let Some(crowdsec) = self.crowdsec {
             family(
                 &mut out,
@@ -218,12 +181,7 @@ impl Exposition<'_> {
                 "gauge",
                 "CrowdSec decisions held (in force or expiring).",
             );
-            sample(
-                &mut out,
-                "captchaify_crowdsec_decisions",
-                &[],
-                crowdsec.decisions,
-            );
+            sample(&mut out, "captchaify_crowdsec_decisions", &[], crowdsec.decisions);
             family(
                 &mut out,
                 "captchaify_crowdsec_last_pull_timestamp_seconds",
@@ -242,12 +200,9 @@ impl Exposition<'_> {
 
     fn render_tables(&self, out: &mut String) {
         let families: [(&str, &str, &str, fn(&Stats) -> u64); 4] = [
-            (
-                "captchaify_table_capacity",
-                "gauge",
-                "Entries a shared table can hold.",
-                |s| s.capacity as u64,
-            ),
+            ("captchaify_table_capacity", "gauge", "Entries a shared table can hold.", |s| {
+                s.capacity as u64
+            }),
             (
                 "captchaify_table_entries",
                 "gauge",
@@ -284,12 +239,7 @@ impl Exposition<'_> {
             "Addresses a reputation source's list holds (tor), or its answers kept (ipapi, stopforumspam together).",
         );
         for source in &self.sources {
-            sample(
-                out,
-                "captchaify_reputation_entries",
-                &[("source", source.source)],
-                source.entries,
-            );
+            sample(out, "captchaify_reputation_entries", &[("source", source.source)], source.entries);
         }
         family(
             out,
@@ -388,10 +338,7 @@ mod tests {
             "captchaify_crowdsec_decisions 7",
             "captchaify_crowdsec_last_pull_timestamp_seconds 1800000100",
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
     }
 

@@ -18,10 +18,10 @@ use crate::policy::{
     self, BlockReason, ClientFacts, Decision, LocationPolicy, Rates, Refusal, Verdict,
 };
 use crate::request::OwnPath;
-use crate::state::metrics::PrecheckEvent;
 use crate::state::rate::{
     admit, client_identity, observe_loads, Admission, LoadChange, LoadReport, Rate,
 };
+use crate::state::metrics::PrecheckEvent;
 use crate::state::table::Key;
 use std::net::IpAddr;
 

@@ -66,12 +66,7 @@ fn location_label(r: &Request, lcf: &LocConf) -> String {
     }
 }
 
-pub(crate) fn count_challenge(
-    mcf: &MainConf,
-    kind: ChallengeKind,
-    hardness: u8,
-    event: ChallengeEvent,
-) {
+pub(crate) fn count_challenge(mcf: &MainConf, kind: ChallengeKind, hardness: u8, event: ChallengeEvent) {
     if let Some(metrics) = of(mcf) {
         metrics.count_challenge(kind as usize, hardness, event);
     }
@@ -141,11 +136,7 @@ fn serve(r: &mut Request) -> ngx_int_t {
         return response::write_status(r, 500);
     };
     let Some(text) = exposition(mcf) else {
-        ngx_log_error!(
-            NGX_LOG_WARN,
-            r.log(),
-            "captchaify: metrics asked before the zone is ready"
-        );
+        ngx_log_error!(NGX_LOG_WARN, r.log(), "captchaify: metrics asked before the zone is ready");
         return response::write_status(r, 500);
     };
     let headers = [("Content-Security-Policy", "default-src 'none'")];
@@ -160,11 +151,7 @@ fn serve(r: &mut Request) -> ngx_int_t {
 }
 
 /// A table's gauge, labelled by the name of its field in the zone's state.
-fn table<V: Record>(
-    zone: &str,
-    name: &'static str,
-    table: Option<&Table<V>>,
-) -> Option<TableGauge> {
+fn table<V: Record>(zone: &str, name: &'static str, table: Option<&Table<V>>) -> Option<TableGauge> {
     table.map(|t| TableGauge {
         zone: zone.to_string(),
         table: name,
@@ -218,20 +205,13 @@ fn exposition(mcf: &MainConf) -> Option<String> {
         let listed = tor.generation.load(Relaxed) != 0;
         sources.push(SourceGauge {
             source: Source::Tor.name(),
-            entries: if listed {
-                u64::from(tor.count.load(Relaxed))
-            } else {
-                0
-            },
+            entries: if listed { u64::from(tor.count.load(Relaxed)) } else { 0 },
             refreshed_at: tor.fetched_at.load(Relaxed),
             answers: None,
         });
     }
     let kept = state.lookups.as_ref().map_or(0, |t| t.stats().len as u64);
-    for (index, source) in [Source::IpApi, Source::StopForumSpam]
-        .into_iter()
-        .enumerate()
-    {
+    for (index, source) in [Source::IpApi, Source::StopForumSpam].into_iter().enumerate() {
         let (answers, answered_at) = counters.lookups[index];
         sources.push(SourceGauge {
             source: source.name(),

@@ -12,9 +12,7 @@ use ngx::ngx_log_error;
 
 use super::language;
 use super::response::Drawing;
-use super::{
-    client, handler, metrics, request_state, response, unwind, zone, LocConf, MainConf, Module,
-};
+use super::{client, handler, metrics, request_state, response, unwind, zone, LocConf, MainConf, Module};
 use crate::challenge::flow::{judge, Form, Judgement, MAX_FORM_BYTES};
 use crate::challenge::token::{
     check_challenge, with_pass_argument, ChallengeTerms, ClientBinding, Delivery, PASS_NAME,

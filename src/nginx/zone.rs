@@ -28,12 +28,12 @@ use crate::conf::ZoneSpec;
 use crate::crawler::verified::CrawlerCheck;
 use crate::crowdsec::store::{DecisionRecord, StoreStatus};
 use crate::reputation::Source;
-use crate::state::metrics::Metrics;
 use crate::state::rate::{LocationLoad, RateBucket};
 use crate::state::records::{EventCount, Failures, Mark};
 use crate::state::reputation::{
     FeedStatus, HintJob, HintsRecord, Listed, Lookup, Pending, SendLog,
 };
+use crate::state::metrics::Metrics;
 use crate::state::spent::SpentSet;
 use crate::state::table::{Record, Table};
 

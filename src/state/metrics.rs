@@ -310,8 +310,7 @@ impl Metrics {
                 continue;
             }
             let name = slot.name();
-            let counts: [u64; 5] =
-                core::array::from_fn(|i| slot.verdicts[i].load(Ordering::Relaxed));
+            let counts: [u64; 5] = core::array::from_fn(|i| slot.verdicts[i].load(Ordering::Relaxed));
             match locations.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, sum)) => sum.iter_mut().zip(counts).for_each(|(s, c)| *s += c),
                 None => locations.push((name, counts)),
@@ -337,7 +336,8 @@ impl Metrics {
                 }
             }),
             precheck_sent: self.precheck[PrecheckEvent::Sent as usize].load(Ordering::Relaxed),
-            precheck_passed: self.precheck[PrecheckEvent::Passed as usize].load(Ordering::Relaxed),
+            precheck_passed: self.precheck[PrecheckEvent::Passed as usize]
+                .load(Ordering::Relaxed),
             crowdsec_alerts: self.crowdsec_alerts.load(Ordering::Relaxed),
             lookups: core::array::from_fn(|s| {
                 (
