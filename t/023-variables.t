@@ -1,6 +1,7 @@
 # Rules through nginx variables: captchaify_action, captchaify_hardness and
 # captchaify_captcha_type take a variable (map, geo, a header, ...), read per request; a bad
-# value is logged and replaced by the strictest valid one (block, 3, text), never by let.
+# value is logged and replaced by the strictest (block for suspicious clients and the captcha
+# for everyone else without a pass; hardness 3; text), never by let.
 use lib 't/lib';
 use Captchaify;
 use Test::Nginx::Socket 'no_plan';
@@ -156,19 +157,20 @@ $::BLOCK_PAGE
 
 
 
-=== TEST 8: under the action block a person still passes: the invalid value changed nothing else
+=== TEST 8: a bad action blocks the suspicious and challenges everyone else without a pass: a person gets the captcha, a person with a pass gets in
 --- config
 location /p/ { captchaify_action $http_x_action; }
 --- user_files
 >>> p/a.txt
 protected
---- request
-GET /p/a.txt
+--- request eval
+["GET /p/a.txt", "GET /p/a.txt"]
 --- more_headers eval
-"User-Agent: $::FIREFOX\nX-Action: allow"
---- error_code: 200
---- response_body
-protected
+["User-Agent: $::FIREFOX\nX-Action: allow", "User-Agent: $::FIREFOX\nX-Action: allow\nCookie: captchaify=" . Captchaify::pass_token(address => $::LOCAL, ua => $::FIREFOX, hardness => 2)]
+--- error_code eval
+[403, 200]
+--- response_body_like eval
+[::text_page(2), qr/\Aprotected\n\z/]
 --- error_log eval
 qr/\[warn\] .*captchaify: "captchaify_action" is "allow" from its variable[^\n]*using "block"/
 
@@ -229,7 +231,7 @@ the end
 --- request
 GET /p/
 --- more_headers eval
-"User-Agent: $::FIREFOX\nX-Action: again"
+"User-Agent: $::FIREFOX\nX-Action: again\nCookie: captchaify=" . Captchaify::pass_token(address => $::LOCAL, ua => $::FIREFOX, hardness => 2)
 --- error_code: 200
 --- response_body
 the end

@@ -303,6 +303,7 @@ impl Settings {
                 pending_is_suspicious: self.lookup_pending_captcha.unwrap_or(false),
                 verified_crawlers: self.verified_crawlers.unwrap_or(false),
                 crowdsec: self.crowdsec.unwrap_or(true),
+                challenge_unverified: false,
             },
             kind: self
                 .kind

@@ -142,7 +142,12 @@ pub(crate) fn policy(r: &Request, loc: &Location) -> LocationPolicy {
 fn read_policy(r: &Request, loc: &Location) -> LocationPolicy {
     let mut policy = loc.policy;
     if let Some(value) = loc.variables.action {
-        policy.action = read::<Action>(r, value);
+        // A bad value is `block` for suspicious clients and the captcha for everyone else
+        // without a pass: neither the one nor the other gets in unchecked.
+        (policy.action, policy.challenge_unverified) = match read_checked::<Action>(r, value) {
+            Ok(action) => (action, false),
+            Err(strictest) => (strictest, true),
+        };
     }
     if let Some(value) = loc.variables.hardness {
         policy.hardness = read::<Hardness>(r, value);
@@ -168,14 +173,14 @@ pub(crate) fn kind(r: &Request, loc: &Location) -> ChallengeKind {
 
 /// Reads a variable's value as the setting; a bad one becomes the strictest, with a warning.
 fn read<T: PerRequest + Limited>(r: &Request, value: ComplexValue) -> T {
+    read_checked(r, value).unwrap_or_else(|strictest| strictest)
+}
+
+/// [`read`], saying whether the value was bad (`Err`, with the strictest in its place, and
+/// the warning logged).
+fn read_checked<T: PerRequest + Limited>(r: &Request, value: ComplexValue) -> Result<T, T> {
     let text = value.evaluate(r).unwrap_or_default();
-    match variable::read::<T>(text) {
-        Ok(value) => value,
-        Err(used) => {
-            warn(r, text, used);
-            used
-        }
-    }
+    variable::read::<T>(text).inspect_err(|&used| warn(r, text, used))
 }
 
 /// Logs a bad value at `warn`, as often as its directive's [`WarnLimit`] lets it.

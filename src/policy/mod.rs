@@ -406,6 +406,10 @@ pub struct LocationPolicy {
     /// CrowdSec's decisions apply here (`captchaify_crowdsec`, on wherever a Local API is
     /// configured).
     pub crowdsec: bool,
+    /// Every client without a pass gets at least the captcha, as under attack: what a bad
+    /// value of `captchaify_action $var` makes of `block` (see [`variable`]), so that neither
+    /// a suspicious client (blocked) nor an unsuspicious one (challenged) gets in unchecked.
+    pub challenge_unverified: bool,
 }
 
 impl LocationPolicy {
@@ -561,7 +565,9 @@ fn verdict(
             }
         }
         Action::Block if suspicion.is_some() => Verdict::Block,
-        _ if policy.under_attack && !facts.verified(policy) => Verdict::Challenge,
+        _ if (policy.under_attack || policy.challenge_unverified) && !facts.verified(policy) => {
+            Verdict::Challenge
+        }
         Action::Block => Verdict::Pass,
         Action::Fight | Action::Captcha if facts.verified(policy) => Verdict::Pass,
         Action::Fight => Verdict::Challenge,
@@ -734,7 +740,24 @@ mod tests {
             pending_is_suspicious: false,
             verified_crawlers: false,
             crowdsec: true,
+            challenge_unverified: false,
         }
+    }
+
+    /// What a bad value of `captchaify_action $var` becomes: `block` for suspicious clients,
+    /// the captcha for everyone else without a pass; nobody unchecked gets in.
+    #[test]
+    fn the_strictest_fallback_blocks_the_suspicious_and_challenges_the_rest() {
+        let strictest = LocationPolicy {
+            challenge_unverified: true,
+            ..policy(Action::Block, true)
+        };
+        assert_eq!(decide(&strictest, &BOT), Verdict::Block);
+        assert_eq!(decide(&strictest, &VERIFIED_BOT), Verdict::Block);
+        assert_eq!(decide(&strictest, &HUMAN), Verdict::Challenge);
+        assert_eq!(decide(&strictest, &VERIFIED_HUMAN), Verdict::Pass);
+        // Plain `block` lets the unsuspicious client through: the difference.
+        assert_eq!(decide(&policy(Action::Block, true), &HUMAN), Verdict::Pass);
     }
 
     /// The one decision both handlers take: the rate limits first, then the policy, under

@@ -31,9 +31,10 @@ pub trait PerRequest: Copy {
     fn name(self) -> &'static str;
 }
 
-/// `block`: suspicious clients get the block page and nobody is offered a captcha; the
-/// policy's most final answer (`fight` challenges more clients, but lets each one through
-/// that solves its captcha, bots that solve them included). Never `let`.
+/// `block`, and with it the captcha for every client without a pass
+/// ([`super::LocationPolicy::challenge_unverified`], set where a bad value was read): the
+/// suspicious ones get the block page, as under `block`, and everyone else the captcha, as
+/// under `fight`, so that neither gets in unchecked. Never `let`.
 impl PerRequest for Action {
     const DIRECTIVE: &'static str = "captchaify_action";
     const EXPECTED: &'static str = "let, block, fight or captcha";
