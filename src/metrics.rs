@@ -160,7 +160,7 @@ impl Exposition<'_> {
             &mut out,
             "captchaify_precheck_passed_total",
             "counter",
-            "Clients that came back with the pre-check's cookie and went on to the captcha.",
+            "Requests that came back with the pre-check's proof and went on to the captcha.",
         );
         sample(&mut out, "captchaify_precheck_passed_total", &[], counters.precheck_passed);
 

@@ -141,3 +141,31 @@ location / { captchaify_action fight; captchaify_metrics_name ""; }
 --- must_die
 --- error_log eval
 qr/\[emerg\].*"captchaify_metrics_name" directive: invalid name "", expected 1 to 96 bytes without control characters in \S+nginx\.conf:\d+/
+
+
+
+=== TEST 9: a content handler written after captchaify_metrics would replace it: nginx -t says so
+--- config
+location = /metrics { captchaify_metrics; proxy_pass http://127.0.0.1:1; }
+--- must_die
+--- error_log eval
+qr/\[emerg\].*"captchaify_metrics" directive in \S+nginx\.conf:\d+: another content handler in its location replaced it/
+
+
+
+=== TEST 10: the metrics location is not decided by an action it inherits: Prometheus gets the counters, not a captcha
+--- config
+captchaify_action fight;
+location /p/ { }
+location = /metrics { captchaify_metrics; }
+--- user_files
+>>> p/a
+a
+--- request eval
+["GET /p/a", "GET /metrics"]
+--- more_headers
+User-Agent: Prometheus/2.42.0
+--- error_code eval
+[403, 200]
+--- response_body_like eval
+[qr/captcha/, qr/(?m)(?=[\s\S]*^captchaify_requests_total\{location="localhost \/p\/",verdict="challenged"\} 1$)(?![\s\S]*location="localhost \/metrics")/]

@@ -433,6 +433,9 @@ pub(crate) struct LocConf {
     /// Where this location's requests are counted in the metrics, found on first use in each
     /// worker (never inherited).
     pub metrics_slot: OnceCell<Option<crate::state::metrics::LocationIndex>>,
+    /// Where `captchaify_metrics` is written in this location (`file:line`): the location
+    /// serves the metrics, and the module decides none of its requests (never inherited).
+    pub serves_metrics: Option<String>,
 }
 
 impl LocConf {

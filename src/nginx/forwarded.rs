@@ -32,10 +32,11 @@ pub(crate) fn notice(r: &Request, address: IpAddr) {
             NGX_LOG_WARN,
             r.log(),
             "captchaify: {} sent requests with {} or more different X-Forwarded-For headers: \
-             if it is a proxy or load balancer of yours, tell nginx with \"set_real_ip_from \
+             if it is a proxy or load balancer you run, tell nginx with \"set_real_ip_from \
              {};\" and \"real_ip_header X-Forwarded-For;\" (the realip module), or all its \
              visitors share one rate limit and one failure count, and a few wrong answers \
-             block them all (warned once per worker)",
+             block them all; if it is not yours, do not: any client can send this header, and \
+             an address trusted with it can claim to be any client (warned once per worker)",
             address,
             ForwardedSketch::DISTINCT,
             address

@@ -72,7 +72,9 @@ fn access(r: &mut Request) -> ngx_int_t {
         }
         None => {}
     }
-    if !lcf.loc.acts {
+    // The metrics location answers Prometheus (allow and deny guard it), whatever action it
+    // inherits.
+    if !lcf.loc.acts || lcf.serves_metrics.is_some() {
         return Status::NGX_DECLINED.into();
     }
     // The module's own fetch of a page's crawler hints (signed, short-lived, this URI only).

@@ -89,7 +89,7 @@ pub(crate) fn count_precheck(mcf: &MainConf, event: PrecheckEvent) {
 pub(crate) unsafe extern "C" fn set_metrics(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
-    _conf: *mut c_void,
+    conf: *mut c_void,
 ) -> *mut c_char {
     unwind::guarded(
         "a directive",
@@ -109,6 +109,13 @@ pub(crate) unsafe extern "C" fn set_metrics(
                 return ngx::core::NGX_CONF_ERROR;
             }
             clcf.handler = Some(metrics_handler);
+            // SAFETY: nginx passes this module's location configuration for
+            // NGX_HTTP_LOC_CONF_OFFSET, and the file being read, whose name is a valid string.
+            unsafe {
+                let file = (*cf).conf_file;
+                let name = String::from_utf8_lossy((*file).file.name.as_bytes()).into_owned();
+                (*conf.cast::<LocConf>()).serves_metrics = Some(format!("{name}:{}", (*file).line));
+            }
             // The counters live in the zone, which a module used at all has.
             if let Some(mcf) = Module::main_conf_mut(cf_ref) {
                 mcf.used = true;
@@ -116,6 +123,15 @@ pub(crate) unsafe extern "C" fn set_metrics(
             ngx::core::NGX_CONF_OK
         },
     )
+}
+
+/// Whether the location that says `captchaify_metrics` still has it as its content handler
+/// once the configuration is read: a content directive after it (`proxy_pass`, `return` is
+/// not one) would have replaced it silently.
+pub(crate) fn still_serves(cf: *mut ngx_conf_t) -> bool {
+    // SAFETY: called while nginx merges a location, whose core configuration `cf` reaches.
+    NgxHttpCoreModule::location_conf(unsafe { &*cf })
+        .is_some_and(|clcf| clcf.handler.map(|h| h as usize) == Some(metrics_handler as usize))
 }
 
 unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {

@@ -136,6 +136,18 @@ unsafe extern "C" fn merge_loc_conf(
             // create_loc_conf.
             let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
             conf::merge(cf, prev, conf);
+            if let Some(place) = conf.serves_metrics.as_deref() {
+                if !metrics::still_serves(cf) {
+                    ngx::ngx_conf_log_error!(
+                        ngx::ffi::NGX_LOG_EMERG,
+                        cf,
+                        "\"captchaify_metrics\" directive in {}: another content handler in \
+                         its location replaced it",
+                        place
+                    );
+                    return ngx::core::NGX_CONF_ERROR;
+                }
+            }
             ngx::core::NGX_CONF_OK
         },
     )

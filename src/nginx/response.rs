@@ -424,12 +424,12 @@ pub(crate) fn send_challenge(
 ) -> Drawing {
     let binding = ClientBinding::new(address, client::user_agent(r));
     let (kind, hardness) = (terms.kind, terms.hardness.get());
-    super::metrics::count_challenge(mcf, kind, hardness, ChallengeEvent::Issued);
     let Some(order) =
         ChallengeOrder::new(r, mcf, lcf, terms, binding, shown_path, message, language)
     else {
         return Drawing::Sent(write_status(r, 500));
     };
+    super::metrics::count_challenge(mcf, kind, hardness, ChallengeEvent::Issued);
     match super::offload::post(mcf.thread_pool, r, order.with_hints(hints)) {
         Ok(()) => Drawing::Posted,
         Err(Some(order)) => Drawing::Sent(write_challenge_page(r, order.draw())),

@@ -106,21 +106,23 @@ impl FailureLimit {
         let network = keys
             .network
             .filter(|_| self.network_max.is_some())
-            .map_or(0, |key| count(&key));
+            .map(|key| count(&key));
         self.standing_of(client, network)
     }
 
     /// The standing of a client with `count` wrong answers in its window, and `network_count`
-    /// in its network's. The last try is announced only to a client with wrong answers on
-    /// record (with a budget of one, every first try would be the last).
-    fn standing_of(&self, count: u32, network_count: u32) -> FailureStanding {
-        let network_reaches = |n: u32| self.network_max.is_some_and(|max| n >= max);
+    /// in its network's (`None` for a client counted without a network: IPv4, or the network
+    /// budget off). The last try is announced only to a client with wrong answers on record
+    /// (with a budget of one, every first try would be the last).
+    fn standing_of(&self, count: u32, network_count: Option<u32>) -> FailureStanding {
+        let network_reaches =
+            |n: Option<u32>| n.zip(self.network_max).is_some_and(|(n, max)| n >= max);
         let blocked = count >= self.max || network_reaches(network_count);
-        let next_blocks =
-            count.saturating_add(1) >= self.max || network_reaches(network_count.saturating_add(1));
+        let next_blocks = count.saturating_add(1) >= self.max
+            || network_reaches(network_count.map(|n| n.saturating_add(1)));
         FailureStanding {
             blocked,
-            last_try: !blocked && (count > 0 || network_count > 0) && next_blocks,
+            last_try: !blocked && (count > 0 || network_count.unwrap_or(0) > 0) && next_blocks,
         }
     }
 
@@ -135,8 +137,11 @@ impl FailureLimit {
     ) -> Recorded {
         let (count, client_kept) = self.count(table, &keys.client, self.max, now);
         let (network_count, network_kept) = match keys.network.zip(self.network_max) {
-            Some((key, max)) => self.count(table, &key, max, now),
-            None => (0, true),
+            Some((key, max)) => {
+                let (count, kept) = self.count(table, &key, max, now);
+                (Some(count), kept)
+            }
+            None => (None, true),
         };
         let standing = self.standing_of(count, network_count);
         Recorded {
@@ -254,6 +259,28 @@ mod tests {
                 !limit.record(t, &client, 1000).blocked,
                 "a new window starts"
             );
+        });
+    }
+
+    /// A client counted without a network (IPv4) is not warned by a network budget of one,
+    /// which it has no network to reach.
+    #[test]
+    fn a_client_without_a_network_is_not_warned_by_the_network_budget() {
+        let limit = FailureLimit {
+            max: 3,
+            window_ms: 1000,
+            network_max: Some(1),
+        };
+        let (_buffer, table) = test_table::<Failures>(64);
+        table.with(ME, |t| {
+            let ipv4 = FailureKeys {
+                client: [7; 16],
+                network: None,
+            };
+            let first = limit.record(t, &ipv4, 0);
+            assert!(!first.blocked && !first.last_try, "{first:?}");
+            assert!(!limit.standing(t, &ipv4, 1).last_try);
+            assert!(limit.record(t, &ipv4, 2).last_try, "its own second of three");
         });
     }
 
