@@ -129,9 +129,10 @@ pub(crate) unsafe extern "C" fn set_metrics(
 /// once the configuration is read: a content directive after it (`proxy_pass`, `return` is
 /// not one) would have replaced it silently.
 pub(crate) fn still_serves(cf: *mut ngx_conf_t) -> bool {
+    let ours: unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t = metrics_handler;
     // SAFETY: called while nginx merges a location, whose core configuration `cf` reaches.
     NgxHttpCoreModule::location_conf(unsafe { &*cf })
-        .is_some_and(|clcf| clcf.handler.map(|h| h as usize) == Some(metrics_handler as usize))
+        .is_some_and(|clcf| clcf.handler.map(|h| h as usize) == Some(ours as usize))
 }
 
 unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
