@@ -110,8 +110,9 @@ impl LockWord {
         (word != UNLOCKED).then(|| pid_of(word))
     }
 
-    /// Stores a holder's word as a process would that took the lock and died: for tests.
-    #[cfg(test)]
+    /// Stores a holder's word as a process would that took the lock and died: for tests and
+    /// the fuzz harness.
+    #[cfg(any(test, feature = "fuzz-harness"))]
     pub fn set_raw(&self, word: u64) {
         self.0.store(word, Ordering::Release);
     }
