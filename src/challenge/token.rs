@@ -158,7 +158,7 @@ impl Secrets {
             .collect::<Vec<_>>()
             .split_first()
             .and_then(|(e, rest)| {
-                let expires: u64 = core::str::from_utf8(e).ok()?.parse().ok()?;
+                let expires = parse_u64(e).ok()?;
                 match rest {
                     [tag] => Some((expires, decode_exact::<32>(tag).ok()?)),
                     _ => None,
@@ -645,8 +645,15 @@ fn decode_exact<const N: usize>(field: &[u8]) -> Result<[u8; N], Rejection> {
     bytes.try_into().map_err(|_| Rejection::Malformed)
 }
 
+/// A number as we write it: decimal digits, no sign, no leading zero. Only that form, so that
+/// no token can be written two ways (a MAC over the number's value, as the pre-check's and
+/// the hints token's are, would otherwise accept `+5`, `05` and `5` alike).
 fn parse_u64(field: &[u8]) -> Result<u64, Rejection> {
-    if field.is_empty() || field.len() > 20 || !field.iter().all(u8::is_ascii_digit) {
+    if field.is_empty()
+        || field.len() > 20
+        || !field.iter().all(u8::is_ascii_digit)
+        || (field.len() > 1 && field[0] == b'0')
+    {
         return Err(Rejection::Malformed);
     }
     std::str::from_utf8(field)
@@ -863,6 +870,22 @@ mod tests {
         // Signed before a rotation, still good after it.
         let rotated = Secrets::new(vec![8; 32], Some(vec![7; 32])).unwrap();
         assert!(rotated.check_hints_token(token.as_bytes(), b"example.org", b"/a?b=1", 999));
+        // One way to write a token: the expiry with a sign or a leading zero is another token
+        // (found by the fuzz target `hints_token`).
+        for respelt in [format!("+{token}"), format!("0{token}")] {
+            assert!(!secrets.check_hints_token(respelt.as_bytes(), b"example.org", b"/a?b=1", 999));
+        }
+    }
+
+    #[test]
+    fn a_precheck_proof_has_one_spelling() {
+        let s = secrets();
+        let client = ClientBinding::new("192.0.2.1".parse().unwrap(), b"UA");
+        let token = issue_precheck(&s, client, "/a", 1000);
+        assert!(check_precheck(&s, token.as_bytes(), client, "/a", 999));
+        for respelt in [token.replacen("p1.", "p1.0", 1), token.replacen("p1.", "p1.+", 1)] {
+            assert!(!check_precheck(&s, respelt.as_bytes(), client, "/a", 999), "{respelt}");
+        }
     }
 
     #[test]
