@@ -167,6 +167,14 @@ impl GeoDb {
         Ok(GeoDb { files })
     }
 
+    /// One database from its bytes, as [`GeoDb::open`] checks a file; `name` stands for its
+    /// path in errors.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<GeoDb, GeoError> {
+        Ok(GeoDb {
+            files: vec![GeoFile::load(name, bytes)?],
+        })
+    }
+
     /// The first country and the first AS number the files give for `addr`. An IPv4-mapped
     /// IPv6 address (`::ffff:a.b.c.d`) is looked up as the IPv4 address.
     pub fn lookup(&self, addr: IpAddr) -> GeoInfo {
