@@ -466,14 +466,17 @@ unsafe impl Record for HintJob {
 }
 
 impl HintJob {
-    /// `None` when the host or URI is too long to keep.
+    /// `None` when the host or URI is too long to keep, or when there is no host: a request
+    /// without `Host` (HTTP/1.0 or 0.9) cannot be asked again as it was. The fetch's token is
+    /// bound to the host, and a fetch without one would reach nginx under the server's
+    /// address instead, so its token would never match (a doomed fetch and a warning).
     pub fn new(
         server: std::net::SocketAddr,
         tls: bool,
         host: &[u8],
         uri: &[u8],
     ) -> Option<HintJob> {
-        if host.len() > HINT_HOST_MAX || uri.len() > HINT_URI_MAX {
+        if host.is_empty() || host.len() > HINT_HOST_MAX || uri.len() > HINT_URI_MAX {
             return None;
         }
         let mut job = HintJob {
@@ -526,6 +529,8 @@ mod hint_tests {
         assert_eq!(HintJob::new(v6, true, b"h", b"/").unwrap().server(), v6);
         assert!(HintJob::new(server, false, &[b'a'; 256], b"/").is_none());
         assert!(HintJob::new(server, false, b"h", &[b'/'; 1025]).is_none());
+        // No Host, no job: the fetch could not be asked under the host its token names.
+        assert!(HintJob::new(server, false, b"", b"/").is_none());
         // Lengths scribbled over are clamped, never read past the arrays.
         let mut broken = job;
         broken.host_len = u16::MAX;
