@@ -58,6 +58,7 @@ E2E_PORTS="
     feeds          1990      1990
     faults         1993      1993
     package        3200      3200
+    hostile        3300      3301
     metrics        1995      1995
     prometheus     1996      1996
     crowdsec-a     2090      2092
