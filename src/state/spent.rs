@@ -29,6 +29,7 @@ use core::mem::{align_of, size_of};
 use core::ptr::{addr_of, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::crash_point;
 use super::holder::{pid_of, Holder};
 use super::lock::{report_takeover, LockWord};
 use super::table::TableError;
@@ -247,6 +248,7 @@ impl SpentSet {
                 if old & mask == 0 {
                     fresh = true;
                     word.store(old | mask, Ordering::Relaxed);
+                    crash_point();
                 }
             }
             if fresh {
@@ -345,10 +347,13 @@ impl SpentSet {
             return None;
         }
         slot.store(CLEARING, Ordering::Relaxed);
+        crash_point();
         for index in 0..self.per_filter {
             self.word(filter, index).store(0, Ordering::Relaxed);
+            crash_point();
         }
         self.header().spent[filter].store(0, Ordering::Relaxed);
+        crash_point();
         slot.store(wanted, Ordering::Relaxed);
         Some(filter)
     }
@@ -365,10 +370,128 @@ fn positions(nonce: &[u8; 16], bits: usize) -> impl Iterator<Item = usize> {
         .map(move |probe| (h1.wrapping_add(probe.wrapping_mul(h2)) % bits) as usize)
 }
 
+/// The spent set against a model, with holders dying with the lock and killed between two
+/// writes: the unit tests' and the fuzz target `spent`'s.
+#[cfg(any(test, feature = "fuzz-harness"))]
+pub mod harness {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::state::harness::{killed_during, process, Input, Rng, Source, DEAD_PIDS, PID};
+
+    /// What a run did, which a long enough run must have done.
+    pub(crate) struct Run {
+        pub(crate) kills: u64,
+        pub(crate) recycled: u64,
+    }
+
+    /// Random spends and checks of nonces across five windows moving forward (so that filters
+    /// are recycled),
+    /// other processes attaching, holders dying with the lock and holders killed in the middle
+    /// of a spend or of a clearing. The rules: a nonce spent (answered `Fresh`) is `Replayed`
+    /// and `is_spent` for as long as its filter holds its window, whatever else happened; a
+    /// nonce of a window its filter has left behind is never fresh; a filter claimed for a new
+    /// window is empty, so its first nonce is fresh; the filters' windows are the model's.
+    pub(crate) fn run(source: &mut impl Source) -> Run {
+        // 4 kB: a designed load of about 60 per window, so that false replays happen too.
+        let mut region = vec![0xA5A5_A5A5_A5A5_A5A5u64; 4096 / 8];
+        let len = region.len() * 8;
+        // SAFETY: the region outlives every handle, which stay in this function.
+        let mut set = unsafe { SpentSet::init(region.as_mut_ptr().cast(), len) }.unwrap();
+        let mut keys = Rng(source.next());
+        let pool: Vec<[u8; 16]> = (0..48).map(|_| keys.key()).collect();
+        // Each filter's window plus one, or CLEARING; what has been spent, by window.
+        let mut windows = [0u64; FILTERS];
+        let mut spent: HashSet<([u8; 16], u64)> = HashSet::new();
+        let base = 1_800_000_000 / WINDOW_SECS * WINDOW_SECS;
+        let mut run = Run { kills: 0, recycled: 0 };
+        // Time goes on: the windows in use move forward now and then.
+        let mut epoch = 0;
+        while !source.exhausted() {
+            if source.below(32) == 0 {
+                epoch += 1;
+            }
+            let nonce = pool[source.below(pool.len() as u64) as usize];
+            let expires =
+                base + (epoch + source.below(5)) * WINDOW_SECS + source.below(WINDOW_SECS);
+            let window = expires / WINDOW_SECS;
+            let filter = (window % FILTERS as u64) as usize;
+            let kill_after = match source.below(12) {
+                0 => 1 + source.below(40) as u32,
+                _ => 0,
+            };
+            match source.below(10) {
+                0..=5 => {
+                    let held = windows[filter];
+                    let mut got = None;
+                    if killed_during(kill_after, || got = Some(set.spend(PID, &nonce, expires))) {
+                        run.kills += 1;
+                        set.header().lock.set_raw(process(DEAD_PIDS + 3).word());
+                        // The spend may have claimed (part-cleared) the filter and set some
+                        // of the nonce's bits: the filter's window is what it now says, and
+                        // the nonce is not known to be spent.
+                        windows[filter] = set.header().windows[filter].load(Ordering::Relaxed);
+                        if windows[filter] != held {
+                            spent.retain(|&(_, w)| (w % FILTERS as u64) as usize != filter);
+                        }
+                        continue;
+                    }
+                    let got = got.expect("finished");
+                    if held != CLEARING && held > window + 1 {
+                        assert_eq!(got, Spend::Replayed, "a nonce of a window left behind");
+                    } else if held == window + 1 {
+                        if spent.contains(&(nonce, window)) {
+                            assert_eq!(got, Spend::Replayed, "a spent nonce taken for fresh");
+                        }
+                    } else {
+                        assert_eq!(got, Spend::Fresh, "the first nonce of a claimed filter");
+                        run.recycled += 1;
+                        spent.retain(|&(_, w)| (w % FILTERS as u64) as usize != filter);
+                        windows[filter] = window + 1;
+                    }
+                    if got == Spend::Fresh {
+                        spent.insert((nonce, window));
+                    }
+                }
+                6..=7 => {
+                    let got = set.is_spent(PID, &nonce, expires);
+                    if windows[filter] != window + 1 {
+                        assert!(!got, "spent in a filter that holds another window");
+                    } else if spent.contains(&(nonce, window)) {
+                        assert!(got, "a spent nonce forgotten");
+                    }
+                }
+                8 => set.header().lock.set_raw(process(DEAD_PIDS + 9).word()),
+                _ => {
+                    // SAFETY: as for `init`.
+                    set = unsafe { SpentSet::attach(region.as_mut_ptr().cast(), len) }.unwrap();
+                }
+            }
+            for (f, &w) in windows.iter().enumerate() {
+                assert_eq!(set.header().windows[f].load(Ordering::Relaxed), w, "filter {f}");
+            }
+        }
+        run
+    }
+
+    /// The fuzz target `spent`.
+    pub fn fuzz(data: &[u8]) {
+        run(&mut Input(data));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::state::holder::Life;
+
+    #[test]
+    fn behaves_like_the_model() {
+        for seed in 1..=20 {
+            let run = harness::run(&mut crate::state::harness::Rng(seed).take(20_000));
+            assert!(run.kills > 0 && run.recycled > 0, "seed {seed}");
+        }
+    }
 
     const ME: Holder = Holder::immortal(1);
 

@@ -87,6 +87,7 @@ use thiserror::Error;
 
 use super::holder::pid_of;
 pub use super::holder::Holder;
+use super::crash_point;
 use super::lock::{report_takeover, LockWord};
 
 /// A table key: a keyed hash of whatever identifies the entry (see the module docs).
@@ -1276,15 +1277,6 @@ impl<V: Record> Guard<'_, V> {
         }
         self.counters.len.store(0, Ordering::Relaxed);
     }
-}
-
-/// Where a holder killed in the middle of an operation may stop: between two writes that the
-/// repair must cope with being cut apart. Nothing in the module; the unit tests and the fuzz
-/// target stop a holder here ([`harness::killed_during`]).
-#[inline(always)]
-fn crash_point() {
-    #[cfg(any(test, feature = "fuzz-harness"))]
-    harness::at_crash_point();
 }
 
 #[cfg(any(test, feature = "fuzz-harness"))]
