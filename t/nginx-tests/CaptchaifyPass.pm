@@ -25,9 +25,9 @@ use lib 'lib';
 require Test::Nginx;
 
 # add_cookie(REQUEST): REQUEST with the pass after the request line of each request in it: a
-# request line at the start, then, past its headers and its Content-Length bytes of body, the
-# next pipelined one, and so on. It stops at anything else (a chunked body, garbage, a
-# request line without a version).
+# request line at the start, then, past its headers and its body (Content-Length bytes, or
+# chunks up to the last and its trailers), the next pipelined one, and so on. It stops at
+# anything else (garbage, a body cut short, a request line without a version).
 sub add_cookie {
     my ($request) = @_;
     return $request unless defined $request;
@@ -40,6 +40,28 @@ sub add_cookie {
         my $headers = $1;
         $out .= $headers;
         $pos = pos($request);
+        if ($headers =~ /^Transfer-Encoding:\s*chunked\s*$/mi) {
+            # Chunks, the last (size 0), trailers and their blank line.
+            my $last;
+            while ($request =~ m{\G(([0-9a-fA-F]+)[^\r\n]*\r?\n)}gc) {
+                my ($size_line, $size) = ($1, hex $2);
+                $out .= $size_line;
+                $pos = pos($request);
+                if ($size == 0) {
+                    $request =~ m{\G((?:[^\r\n]+\r?\n)*\r?\n)}gc or last;
+                    $out .= $1;
+                    $pos = pos($request);
+                    $last = 1;
+                    last;
+                }
+                last unless $request =~ m{\G(.{$size}\r?\n)}gcs;
+                $out .= $1;
+                $pos = pos($request);
+            }
+            last unless $last;
+            pos($request) = $pos;
+            next;
+        }
         last if $headers =~ /^Transfer-Encoding:/mi;
         my ($length) = $headers =~ /^Content-Length:\s*(\d+)\s*$/mi;
         $length //= 0;
