@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Seeds each fuzz target's corpus from the test suites: the header values, request lines
-and bodies of t/*.t, and the string literals of the unit tests in the source files that the
-target parses for.
+and bodies of t/*.t and of the hostile corpus (t/hostile/), and the string literals of the
+unit tests in the source files that the target parses for.
 
     python3 fuzz/seeds.py OUTDIR     writes OUTDIR/<target>/<sha1 of the seed>
 
@@ -110,9 +110,36 @@ def from_suites():
     return seeds
 
 
+def from_hostile_corpus(seeds):
+    """The hostile requests of t/hostile/: their URIs, query strings, the headers the module
+    parses, and their bodies."""
+    for path in sorted((ROOT / "t" / "hostile").glob("*.http")):
+        raw = path.read_bytes()
+        lines = raw.split(b"\n")
+        while lines and lines[0].startswith(b"#"):
+            lines.pop(0)
+        request = b"\n".join(lines)
+        head, _, body = request.partition(b"\r\n\r\n")
+        head_lines = head.split(b"\r\n")
+        parts = head_lines[0].split(b" ")
+        if len(parts) >= 2:
+            uri = parts[1]
+            seeds.setdefault("return_path", []).append(uri)
+            if b"?" in uri:
+                seeds.setdefault("request", []).append(b"\0" + uri.split(b"?", 1)[1])
+        for line in head_lines[1:]:
+            name, sep, value = line.partition(b":")
+            target = HEADERS.get(name.strip().lower().decode("latin-1"))
+            if sep and target:
+                seeds.setdefault(target, []).append(value.strip())
+        if body:
+            seeds.setdefault("form", []).append(body)
+
+
 def main():
     out = pathlib.Path(sys.argv[1])
     seeds = from_suites()
+    from_hostile_corpus(seeds)
     for target, files in SOURCES.items():
         for path in files:
             seeds.setdefault(target, []).extend(literals(path))
