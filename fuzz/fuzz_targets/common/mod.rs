@@ -17,6 +17,13 @@ pub fn other_secrets() -> Secrets {
     Secrets::new(vec![0x33; 32], None).expect("32 bytes")
 }
 
+/// The secret that checks tokens made of the input's bytes: it never signs anything in the
+/// targets. (The targets' own comparisons show libFuzzer genuine tokens of `secrets()`, which it
+/// then replays, rightly accepted; under this one nothing can be.)
+pub fn unissued_secrets() -> Secrets {
+    Secrets::new(vec![0x77; 48], Some(vec![0x78; 32])).expect("32 bytes or more")
+}
+
 pub fn address(u: &mut Unstructured<'_>) -> Result<IpAddr> {
     Ok(if u.arbitrary::<bool>()? {
         IpAddr::from(u.arbitrary::<[u8; 4]>()?)
