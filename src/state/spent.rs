@@ -416,8 +416,9 @@ pub mod harness {
                 base + (epoch + source.below(5)) * WINDOW_SECS + source.below(WINDOW_SECS);
             let window = expires / WINDOW_SECS;
             let filter = (window % FILTERS as u64) as usize;
+            // Any crash point a spend can pass: a filter's clearing passes one per word.
             let kill_after = match source.below(12) {
-                0 => 1 + source.below(40) as u32,
+                0 => 1 + source.below(set.per_filter as u64 + u64::from(PROBES) + 3) as u32,
                 _ => 0,
             };
             match source.below(10) {

@@ -232,8 +232,9 @@ impl Model {
 
 /// After a holder was killed in the middle of an operation on `op_key`: the next holder
 /// takes the lock over and repairs the table, which must then hold exactly what the model
-/// held, except for the entry under operation (whole, in its old or new form, or absent)
-/// and, for an operation that inserts, the one entry it was evicting. The model then takes
+/// held, except for the entry under operation (absent, or present in any mix of its old and
+/// new expiry and value: an overwrite is two writes) and, for an operation that inserts, the
+/// one entry it was evicting. The model then takes
 /// the table's contents and order, and the run goes on.
 fn reconcile(model: &mut Model, table: &Table<Hits>, op_key: &Key, inserting: bool, op: u64) {
     die_holding_lock(table, DEAD_PIDS + 5);
@@ -302,9 +303,10 @@ pub(super) fn model_run(capacity: usize, ops: u64, source: &mut impl Source) -> 
         // Lifetimes long enough that the live entries overflow the table now and then.
         let expires_at = now + source.below(capacity as u64 * 6);
         let value = source.next();
-        // One operation in sixteen has its holder killed at one of its first crash points.
+        // One operation in sixteen has its holder killed at one of its crash points, those of
+        // a repair (a few per slot) included.
         let kill_after = match source.below(16) {
-            0 => 1 + source.below(24) as u32,
+            0 => 1 + source.below(capacity as u64 * 3) as u32,
             _ => 0,
         };
         // The table's side of an operation, `None` when its holder was killed.
