@@ -1936,24 +1936,7 @@ mod tests {
                 for (n, k) in keys.iter().enumerate() {
                     t.insert(k, 0, NEVER, Hits { count: n as u64 });
                 }
-                for _ in 0..1 + rng.below(6) {
-                    let junk = match rng.below(4) {
-                        0 => NIL,
-                        1 => rng.below(capacity as u64 + 2) as u32,
-                        2 => rng.next() as u32,
-                        _ => rng.below(capacity as u64) as u32,
-                    };
-                    let slot = &mut t.slots[rng.below(capacity as u64) as usize];
-                    match rng.below(7) {
-                        0 => slot.lru_prev = junk,
-                        1 => slot.lru_next = junk,
-                        2 => slot.chain_next = junk,
-                        3 => t.buckets[rng.below(capacity as u64) as usize] = junk,
-                        4 => t.links.lru_head = junk,
-                        5 => t.links.lru_tail = junk,
-                        _ => t.links.free_head = junk,
-                    }
-                }
+                scribble_links(t, &mut rng);
             });
             // Whatever the operations below notice, a rebuild follows at the latest on the
             // next lock; the final forced one covers damage nobody stepped on.

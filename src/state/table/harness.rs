@@ -485,6 +485,31 @@ pub(super) struct ModelRun {
 
 /// Lists scribbled over, or the whole region after the identity, then operations: the table
 /// must neither panic nor hang, and must be consistent once the next holder has repaired it.
+/// Writes junk into one to six of the table's links: a slot's neighbours or chain, a bucket,
+/// the heads and tail of its lists. The junk is a null link, an index just past the end, any
+/// 32 bits, or a valid index that points at the wrong slot.
+pub(super) fn scribble_links<V: Record>(t: &mut Guard<'_, V>, source: &mut impl Source) {
+    let capacity = t.slots.len() as u64;
+    for _ in 0..1 + source.below(6) {
+        let junk = match source.below(4) {
+            0 => NIL,
+            1 => source.below(capacity + 2) as u32,
+            2 => source.next() as u32,
+            _ => source.below(capacity) as u32,
+        };
+        let slot = &mut t.slots[source.below(capacity) as usize];
+        match source.below(7) {
+            0 => slot.lru_prev = junk,
+            1 => slot.lru_next = junk,
+            2 => slot.chain_next = junk,
+            3 => t.buckets[source.below(capacity) as usize] = junk,
+            4 => t.links.lru_head = junk,
+            5 => t.links.lru_tail = junk,
+            _ => t.links.free_head = junk,
+        }
+    }
+}
+
 pub(super) fn scribble_run(capacity: usize, source: &mut impl Source) {
     let mut region = Region::for_capacity::<Hits>(capacity);
     let table = region.init::<Hits>();
@@ -496,26 +521,7 @@ pub(super) fn scribble_run(capacity: usize, source: &mut impl Source) {
         }
     });
     if source.below(2) == 0 {
-        table.with(PID, |t| {
-            for _ in 0..1 + source.below(6) {
-                let junk = match source.below(4) {
-                    0 => NIL,
-                    1 => source.below(capacity as u64 + 2) as u32,
-                    2 => source.next() as u32,
-                    _ => source.below(capacity as u64) as u32,
-                };
-                let slot = &mut t.slots[source.below(capacity as u64) as usize];
-                match source.below(7) {
-                    0 => slot.lru_prev = junk,
-                    1 => slot.lru_next = junk,
-                    2 => slot.chain_next = junk,
-                    3 => t.buckets[source.below(capacity as u64) as usize] = junk,
-                    4 => t.links.lru_head = junk,
-                    5 => t.links.lru_tail = junk,
-                    _ => t.links.free_head = junk,
-                }
-            }
-        });
+        table.with(PID, |t| scribble_links(t, source));
     } else {
         let bytes = &mut region.bytes()[size_of::<Identity>()..];
         for _ in 0..1 + source.below(64) {
@@ -538,6 +544,7 @@ pub(super) fn scribble_run(capacity: usize, source: &mut impl Source) {
     }
     die_holding_lock(&table, DEAD_PIDS + 1);
     check(&table);
+    assert!(table.with(PID, |t| t.len()) <= capacity);
 }
 
 /// The fuzz target `table`: the fuzzer's bytes choose a capacity and then either a model run
