@@ -483,8 +483,6 @@ pub(super) struct ModelRun {
     pub(super) kills: u64,
 }
 
-/// Lists scribbled over, or the whole region after the identity, then operations: the table
-/// must neither panic nor hang, and must be consistent once the next holder has repaired it.
 /// Writes junk into one to six of the table's links: a slot's neighbours or chain, a bucket,
 /// the heads and tail of its lists. The junk is a null link, an index just past the end, any
 /// 32 bits, or a valid index that points at the wrong slot.
@@ -510,6 +508,8 @@ pub(super) fn scribble_links<V: Record>(t: &mut Guard<'_, V>, source: &mut impl 
     }
 }
 
+/// Lists scribbled over, or the whole region after the identity, then operations: the table
+/// must neither panic nor hang, and must be consistent once the next holder has repaired it.
 pub(super) fn scribble_run(capacity: usize, source: &mut impl Source) {
     let mut region = Region::for_capacity::<Hits>(capacity);
     let table = region.init::<Hits>();
