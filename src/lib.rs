@@ -16,6 +16,11 @@ pub mod reputation;
 pub mod request;
 pub mod state;
 
+// The fuzz harness kills table holders on purpose at crash points (src/state/harness.rs):
+// never in a module. `scripts/test` also looks for its symbols in the built modules.
+#[cfg(all(feature = "fuzz-harness", feature = "module"))]
+compile_error!("the fuzz-harness feature is for the fuzz targets only, never with `module`");
+
 // The glue references nginx symbols that only exist inside an nginx process, so the unit
 // test binary (an executable) and the tools leave it out.
 #[cfg(all(feature = "module", not(test)))]

@@ -34,6 +34,10 @@ pub enum FetchError {
     Feed(#[from] FeedError),
     #[error("the {0} is not UTF-8")]
     NotUtf8(&'static str),
+    /// A crawler-hints job without a host, which `HintJob::new` never makes, read back from
+    /// a shared region that was written over: its fetch could never pass.
+    #[error("the job has no host")]
+    NoHost,
 }
 
 /// An agent for one source: every exchange ends within `timeout_secs`, and any status is
@@ -203,9 +207,12 @@ pub fn page_hints(
 ) -> Result<Option<Hints>, FetchError> {
     let uri = core::str::from_utf8(job.uri()).map_err(|_| FetchError::NotUtf8("URI"))?;
     let host = core::str::from_utf8(job.host()).map_err(|_| FetchError::NotUtf8("host"))?;
+    if host.is_empty() {
+        return Err(FetchError::NoHost);
+    }
     let scheme = if job.tls() { "https" } else { "http" };
     let url = format!("{scheme}://{}{uri}", job.server());
-    // The host the token is bound to (a job always has one: `HintJob::new`).
+    // The host the token is bound to.
     let mut response = agent
         .get(&url)
         .header(token.0, token.1)
@@ -569,5 +576,14 @@ mod tests {
         let not_utf8 = HintJob::new("127.0.0.1:1".parse().unwrap(), false, b"h", b"/\xff").unwrap();
         let error = page_hints(&agent, &not_utf8, ("X-Captchaify-Hints", "t")).unwrap_err();
         assert_eq!(error.to_string(), "the URI is not UTF-8");
+        // A job as a scribbled shared region may hold it: no host, and no fetch made.
+        // SAFETY: a `Record`, plain bytes valid for every bit pattern.
+        let no_host: HintJob = unsafe { core::mem::zeroed() };
+        assert!(no_host.host().is_empty());
+        assert!(matches!(
+            page_hints(&agent, &no_host, ("X-Captchaify-Hints", "t")),
+            Err(FetchError::NoHost)
+        ));
+        assert_eq!(server.requests().len(), 2);
     }
 }

@@ -327,14 +327,14 @@ pub(super) fn model_run(capacity: usize, ops: u64, source: &mut impl Source) -> 
                     false,
                     table.with(PID, |t| {
                         t.get(&k, now).map(|v| {
-                            v.count += 1;
+                            v.count = v.count.wrapping_add(1);
                             v.count
                         })
                     })
                 );
                 let want = model.live(&k, now).map(|at| {
                     let entry = model.touch(at);
-                    entry.1 += 1;
+                    entry.1 = entry.1.wrapping_add(1);
                     entry.1
                 });
                 assert_eq!(got, want, "get, op {op}");
@@ -345,19 +345,20 @@ pub(super) fn model_run(capacity: usize, ops: u64, source: &mut impl Source) -> 
                     table.with(PID, |t| {
                         let (v, inserted) =
                             t.get_or_insert_with(&k, now, expires_at, || Hits { count: value });
-                        v.count += 1;
+                        // Counts are any u64 the input gives (overflow checks are on).
+                        v.count = v.count.wrapping_add(1);
                         (v.count, inserted)
                     })
                 );
                 let want = match model.live(&k, now) {
                     Some(at) => {
                         let entry = model.touch(at);
-                        entry.1 += 1;
+                        entry.1 = entry.1.wrapping_add(1);
                         (entry.1, false)
                     }
                     None => {
-                        model.place(&k, now, expires_at, value + 1);
-                        (value + 1, true)
+                        model.place(&k, now, expires_at, value.wrapping_add(1));
+                        (value.wrapping_add(1), true)
                     }
                 };
                 assert_eq!(got, want, "get_or_insert_with, op {op}");
