@@ -3,7 +3,7 @@
 # suite really has the module loaded and in force, with the same globals as every file of the
 # run (TEST_NGINX_GLOBALS, TEST_NGINX_GLOBALS_HTTP). Without it, a run "the same as bare
 # nginx" could be one in which the module was never there. Run from the suite's folder (for
-# its lib/): `cd ../shared/nginx-tests && perl ../../wt-x/t/nginx-tests/captchaify-loaded.t`.
+# its lib/): `cd ../shared/nginx-tests && perl /path/to/captchaify/t/nginx-tests/captchaify-loaded.t`.
 # Skips itself when the globals load no captchaify module (the bare runs).
 
 use warnings;

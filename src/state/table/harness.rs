@@ -402,9 +402,11 @@ pub(super) fn model_run(capacity: usize, ops: u64, source: &mut impl Source) -> 
                 assert_eq!(got.map(|h| h.count), want, "insert, op {op}");
             }
             85..=89 => {
-                // Stores when the value seen (or the fresh one) is even.
+                // Stores when the value seen (or the fresh one) is even: inserts (and may
+                // evict) only a fresh even one.
+                let inserts = model.live(&k, now).is_none() && value % 2 == 0;
                 let got = attempt!(
-                    true,
+                    inserts,
                     table.with(PID, |t| {
                         t.update(&k, now, |seen| {
                             let next = seen.map_or(value, |h| h.count.wrapping_add(1));
