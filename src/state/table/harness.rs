@@ -403,10 +403,11 @@ pub(super) fn model_run(capacity: usize, ops: u64, source: &mut impl Source) -> 
             }
             85..=89 => {
                 // Stores when the value seen (or the fresh one) is even: inserts (and may
-                // evict) only a fresh even one.
-                let inserts = model.live(&k, now).is_none() && value % 2 == 0;
+                // evict) only a fresh even one. (A killed attempt reconciles and moves on, so
+                // `live` still holds when the model's answer is worked out below.)
+                let live = model.live(&k, now);
                 let got = attempt!(
-                    inserts,
+                    live.is_none() && value % 2 == 0,
                     table.with(PID, |t| {
                         t.update(&k, now, |seen| {
                             let next = seen.map_or(value, |h| h.count.wrapping_add(1));
@@ -416,7 +417,7 @@ pub(super) fn model_run(capacity: usize, ops: u64, source: &mut impl Source) -> 
                         })
                     })
                 );
-                let want = match model.live(&k, now) {
+                let want = match live {
                     Some(at) => {
                         let entry = model.touch(at);
                         let seen = entry.1;
